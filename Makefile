@@ -1,0 +1,40 @@
+# The two commands of the quick start: `make demo` and `make test`.
+# Each creates .venv when missing and installs what it needs (Python 3.11 and make are enough).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgec-installed
+EXTRAS := onnx,openvino,device,report,test
+
+.PHONY: demo test test-unit test-toolchain bench toolchains clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+# Cross toolchain and emulator for the generated-C backend and the QEMU boards (Debian packages).
+toolchains:
+	@command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
+	  && test -e /usr/lib/arm-none-eabi/newlib/libc.a \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm >/dev/null; }
+
+demo: $(STAMP)
+	$(BIN)/edgec compile edgec/examples/digits_cnn.keras --target cortex-m4 \
+	  --calibration calibration/digits/calibration.npz --eval calibration/digits/eval.npz \
+	  -o build/demo --summary
+
+test: $(STAMP) toolchains
+	$(BIN)/python -m pytest -q tests
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: $(STAMP) toolchains
+	$(BIN)/python tools/bench.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,151 @@
+"""Target profiles: TOML values in ``targets/``, resolved through ``extends``, checked strictly.
+
+A profile is data. Every key it may hold is listed in :data:`SCHEMA`; an unknown key is a
+configuration error, so that a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .resources import data_dir
+
+# key -> type, or a nested table. A profile may omit any key; `resolve` fills defaults from `extends`.
+SCHEMA: dict[str, Any] = {
+    "id": str,
+    "description": str,
+    "extends": str,
+    "abstract": bool,  # a base profile that only others extend; hidden from `edgec targets`
+    "format": str,  # tflm | litert | openvino | onnx | c
+    "cpu": {"core": str, "arch": str, "clock_mhz": int, "fpu": bool, "dsp": bool, "mve": bool},
+    "memory": {
+        "flash_bytes": int,
+        "ram_bytes": int,
+        # Kept free for the application, the runtime's code and its stack; not available to the model.
+        "flash_reserved_bytes": int,
+        "ram_reserved_bytes": int,
+        # Added to the arena measured on the 64-bit host before it is reserved on the device.
+        "arena_margin_fraction": float,
+        "arena_margin_bytes": int,
+    },
+    "quantization": {
+        "scheme": str,  # int8 | fp16 | fp32
+        "per_channel": bool,
+        "io_dtype": str,  # int8 | uint8 | float32
+    },
+    "operators": {"allowed": list},
+    "verification": {
+        "runtime": str,
+        "cross_check": list,
+        "min_top1_agreement": float,
+        "max_top1_drop": float,
+        "min_cosine": float,
+        "max_samples": int,
+    },
+    "device": {"qemu_machine": str, "board": str, "device_string": str, "harness": str},
+}
+
+_META_KEYS = {"extends", "abstract"}
+
+
+def _targets_dir(directory: Path | None) -> Path:
+    return directory if directory is not None else data_dir("targets")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML: {e}", stage="targets") from None
+
+
+def _check(table: dict, schema: dict, where: str) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise InputError(f"{where}: unknown key '{key}' (known: {known})", stage="targets")
+        kind = schema[key]
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise InputError(f"{where}: '{key}' must be a table", stage="targets")
+            _check(value, kind, f"{where}.{key}")
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InputError(f"{where}: '{key}' must be {kind.__name__}, got {value!r}", stage="targets")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def available(directory: Path | None = None) -> list[str]:
+    """Ids of all profiles in the targets folder, abstract ones included, sorted."""
+    return sorted(p.stem for p in _targets_dir(directory).glob("*.toml"))
+
+
+def resolve(target_id: str, directory: Path | None = None, _seen: tuple = ()) -> dict[str, Any]:
+    """Load profile ``target_id``, apply its ``extends`` chain, validate, and return it.
+
+    Raises :class:`InputError` for an unknown id, an unknown key, a wrong type or an ``extends`` loop.
+    """
+    folder = _targets_dir(directory)
+    path = folder / f"{target_id}.toml"
+    if not path.is_file():
+        names = ", ".join(t for t in available(directory) if not _is_abstract(t, folder))
+        raise InputError(f"unknown target '{target_id}' (available: {names})", stage="targets")
+    if target_id in _seen:
+        raise InputError(f"'extends' loop: {' -> '.join(_seen + (target_id,))}", stage="targets")
+    raw = _read(path)
+    _check(raw, SCHEMA, f"{path.name}")
+    if raw.get("id", target_id) != target_id:
+        raise InputError(f"{path.name}: id '{raw['id']}' does not match the file name", stage="targets")
+    profile: dict[str, Any] = {}
+    if "extends" in raw:
+        profile = resolve(raw["extends"], directory, _seen + (target_id,))
+        profile.pop("abstract", None)
+    profile = _merge(profile, raw)
+    profile["id"] = target_id
+    profile.pop("extends", None)
+    if not profile.get("abstract"):
+        _require_complete(profile, path.name)
+    return profile
+
+
+def _is_abstract(target_id: str, folder: Path) -> bool:
+    return bool(_read(folder / f"{target_id}.toml").get("abstract", False))
+
+
+def _require_complete(profile: dict, where: str) -> None:
+    for key in ("description", "format"):
+        if key not in profile:
+            raise InputError(f"{where}: missing '{key}' (after extends)", stage="targets")
+
+
+def listing(directory: Path | None = None) -> list[dict[str, Any]]:
+    """All concrete (non-abstract) profiles, resolved, in id order."""
+    folder = _targets_dir(directory)
+    return [resolve(t, directory) for t in available(directory) if not _is_abstract(t, folder)]
+
+
+def model_budget(profile: dict) -> tuple[int | None, int | None]:
+    """Flash and RAM left for the model (bytes) after the profile's reserves, or None if unbounded."""
+    mem = profile.get("memory", {})
+    flash = mem.get("flash_bytes")
+    ram = mem.get("ram_bytes")
+    if flash is not None:
+        flash -= mem.get("flash_reserved_bytes", 0)
+    if ram is not None:
+        ram -= mem.get("ram_reserved_bytes", 0)
+    return flash, ram

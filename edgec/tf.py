@@ -1,0 +1,55 @@
+"""The one way into TensorFlow: Keras 2 (``tf_keras``) first, so TF-MOT works.
+
+TF-MOT 0.8 needs Keras 2; TensorFlow 2.21 defaults to Keras 3 unless ``TF_USE_LEGACY_KERAS=1`` is set
+before the first import. Importing TensorFlow anywhere else risks getting Keras 3, so every module
+that needs it calls :func:`tensorflow` / :func:`keras` here, lazily, which keeps ``edgec --help`` fast.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+
+def _quiet_environment() -> None:
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    # TensorFlow's C++ logging goes to fd 2 and drowns edgec's one-line errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums: not reproducible
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+@cache
+def tensorflow():
+    """Return the ``tensorflow`` module, imported with Keras 2 selected."""
+    _quiet_environment()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+@cache
+def keras():
+    """Return ``tf_keras`` (Keras 2), the Keras that TF-MOT and the TFLite converter expect."""
+    tensorflow()
+    import tf_keras
+
+    return tf_keras
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic."""
+    import random
+
+    import numpy as np
+
+    tf = tensorflow()
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    keras().utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except (AttributeError, RuntimeError):  # older TF, or already-initialized context
+        pass

@@ -1,0 +1,159 @@
+"""Read a ``.tflite`` flatbuffer: operators, tensors, buffers, quantization.
+
+Uses the schema bindings that ship with the ``tflite-micro`` package (no TensorFlow import), through
+the flatbuffers object API (``ModelT``). Everything here describes the *final* artifact, so numbers in
+reports come from the bytes that ship, not from the Keras model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from .errors import InputError
+
+
+@cache
+def schema():
+    """The generated flatbuffer schema module for ``.tflite`` files."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
+
+    return schema_py_generated
+
+
+@cache
+def _builtin_names() -> dict[int, str]:
+    ops = schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+@cache
+def _type_names() -> dict[int, str]:
+    types = schema().TensorType
+    return {v: k for k, v in vars(types).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+_NUMPY_TYPES = {
+    "FLOAT32": np.float32, "FLOAT16": np.float16, "INT32": np.int32, "UINT8": np.uint8,
+    "INT64": np.int64, "INT16": np.int16, "INT8": np.int8, "BOOL": np.bool_, "UINT32": np.uint32,
+    "FLOAT64": np.float64, "UINT16": np.uint16,
+}
+
+
+@dataclass
+class Tensor:
+    """One tensor of the main subgraph, with its constant data when it has any."""
+
+    index: int
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    buffer: int
+    data: np.ndarray | None
+    scales: np.ndarray | None = None
+    zero_points: np.ndarray | None = None
+    quantized_dimension: int = 0
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class Operator:
+    """One operator: its builtin (or custom) name, input/output tensor indices, options object."""
+
+    index: int
+    name: str
+    inputs: list[int]
+    outputs: list[int]
+    options: object | None
+
+
+@dataclass
+class TFLiteModel:
+    """A parsed ``.tflite`` model (first subgraph)."""
+
+    raw: bytes
+    model: object  # schema.ModelT
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+    subgraphs: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def op_names(self) -> list[str]:
+        """Distinct operator names, in order of first use."""
+        seen: dict[str, None] = {}
+        for op in self.operators:
+            seen.setdefault(op.name, None)
+        return list(seen)
+
+    def op_counts(self) -> dict[str, int]:
+        """How many times each operator occurs, sorted by name."""
+        counts: dict[str, int] = {}
+        for op in self.operators:
+            counts[op.name] = counts.get(op.name, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _op_name(model, opcode_index: int) -> str:
+    code = model.operatorCodes[opcode_index]
+    # Since schema v3a, builtinCode holds the op; deprecatedBuiltinCode is kept for old files.
+    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+    if builtin == schema().BuiltinOperator.CUSTOM:
+        name = code.customCode
+        return name.decode() if isinstance(name, bytes) else str(name)
+    return _builtin_names().get(builtin, f"BUILTIN_{builtin}")
+
+
+def _tensor(model, index: int, t) -> Tensor:
+    type_name = _type_names().get(t.type, str(t.type))
+    shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
+    data = None
+    buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+    if buf is not None and buf.data is not None and len(buf.data) and type_name in _NUMPY_TYPES:
+        arr = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), _NUMPY_TYPES[type_name])
+        data = arr.reshape(shape) if int(np.prod(shape)) == arr.size else arr
+    elif buf is not None and getattr(buf, "offset", 0) and buf.size:
+        raise InputError("buffers stored outside the flatbuffer (>2 GB models) are not supported",
+                         stage="load")
+    q = t.quantization
+    scales = zps = None
+    qdim = 0
+    if q is not None and q.scale is not None and len(q.scale):
+        scales = np.asarray(q.scale, np.float32)
+        zps = np.asarray(q.zeroPoint, np.int64) if q.zeroPoint is not None else np.zeros_like(scales)
+        qdim = int(q.quantizedDimension)
+    name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+    return Tensor(index, name, type_name, shape, int(t.buffer), data, scales, zps, qdim)
+
+
+def parse(raw: bytes) -> TFLiteModel:
+    """Parse ``.tflite`` bytes; a file that is not a TFLite flatbuffer is an :class:`InputError`."""
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise InputError("not a TFLite flatbuffer (no 'TFL3' identifier)", stage="load")
+    try:
+        model = schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    except Exception as e:  # flatbuffers raises assorted errors on truncated data
+        raise InputError(f"corrupt TFLite flatbuffer: {type(e).__name__}: {e}", stage="load") from None
+    if not model.subgraphs:
+        raise InputError("TFLite model has no subgraph", stage="load")
+    graph = model.subgraphs[0]
+    tensors = [_tensor(model, i, t) for i, t in enumerate(graph.tensors or [])]
+    operators = [
+        Operator(i, _op_name(model, op.opcodeIndex), [int(x) for x in (op.inputs if op.inputs is not None else [])],
+                 [int(x) for x in (op.outputs if op.outputs is not None else [])], op.builtinOptions)
+        for i, op in enumerate(graph.operators or [])
+    ]
+    return TFLiteModel(raw=raw, model=model, tensors=tensors, operators=operators,
+                       inputs=[int(i) for i in graph.inputs], outputs=[int(i) for i in graph.outputs],
+                       subgraphs=len(model.subgraphs))
+
+
+def constant_bytes(model: TFLiteModel) -> int:
+    """Bytes of constant tensor data (weights, biases, tables) in the flatbuffer."""
+    return sum(t.data.nbytes for t in model.tensors if t.data is not None)
