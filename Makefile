@@ -25,7 +25,7 @@ toolchains:
 demo: $(STAMP)
 	$(BIN)/edgec compile edgec/examples/digits_cnn.keras --target cortex-m4 \
 	  --calibration calibration/digits/calibration.npz --eval calibration/digits/eval.npz \
-	  -o build/demo --summary
+	  -o build/demo
 
 test: $(STAMP) toolchains
 	$(BIN)/python -m pytest -q tests

@@ -7,6 +7,7 @@ that needs it calls :func:`tensorflow` / :func:`keras` here, lazily, which keeps
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cache
 
@@ -14,16 +15,30 @@ from functools import cache
 def _quiet_environment() -> None:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     # TensorFlow's C++ logging goes to fd 2 and drowns edgec's one-line errors.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums: not reproducible
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # no accelerator: skip the CUDA probe and its error
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @cache
 def tensorflow():
     """Return the ``tensorflow`` module, imported with Keras 2 selected."""
     _quiet_environment()
-    import tensorflow as tf
+    with _stderr_silenced():  # absl prints a banner to fd 2 at import, before any log level applies
+        import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     return tf

@@ -1,0 +1,67 @@
+"""The ``edgec`` command line. Errors become one line on stderr and the exit code of DESIGN.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .errors import EdgecError
+
+log = logging.getLogger("edgec")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgec", description="Compile a trained Keras or ONNX model into "
+                                "verified artifacts for microcontrollers, phones and edge CPUs.")
+    p.add_argument("--version", action="version", version=f"edgec {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile a model for one or more targets")
+    c.add_argument("model", help=".keras, .h5, SavedModel folder or .onnx")
+    c.add_argument("--target", "-t", action="append", required=True, metavar="ID",
+                   help="target profile id (repeatable); see `edgec targets`")
+    c.add_argument("--calibration", metavar="DATA",
+                   help=".npz/.npy/.csv, an image folder, or 'random' (accuracy then not measured)")
+    c.add_argument("--eval", metavar="DATA", help="held-out evaluation set (default: split from calibration)")
+    c.add_argument("-o", "--out", default="build", help="output folder (default: build)")
+    c.add_argument("--trust-model", action="store_true",
+                   help="allow Lambda layers and custom objects (runs code from the model file)")
+    c.add_argument("--keep-float", action="append", metavar="LAYER", default=None,
+                   help="keep this layer out of int8 (repeatable; needs float kernels on the target)")
+
+    t = sub.add_parser("targets", help="list target profiles, or show one resolved")
+    t.add_argument("id", nargs="?")
+
+    i = sub.add_parser("inspect", help="show a model's signature and operators")
+    i.add_argument("model")
+    i.add_argument("--target", "-t", action="append", metavar="ID")
+    i.add_argument("--trust-model", action="store_true")
+
+    v = sub.add_parser("verify", help="re-run verification of a build on an evaluation set")
+    v.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
+    v.add_argument("--eval", metavar="DATA", help="evaluation set (default: the build's own)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``edgec`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s")
+    from . import commands
+
+    try:
+        return commands.COMMANDS[args.command](args)
+    except EdgecError as e:
+        print(f"edgec: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("edgec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

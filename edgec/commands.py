@@ -1,0 +1,149 @@
+"""What each ``edgec`` subcommand does; the CLI maps names to these functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from . import targets
+from .errors import EdgecError, GateError, InputError
+
+# Off a terminal (CI logs, pipes) rich assumes 80 columns and wraps every cell; give tables room.
+console = Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _kb(n) -> str:
+    return "—" if n is None else f"{n / 1024:,.1f} KiB" if n < 100 * 1024 else f"{n / 1024:,.0f} KiB"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def summary_table(reports: dict) -> Table:
+    """The short table `make demo` prints: sizes, arena, accuracy float vs int8."""
+    table = Table(title="edgec compile")
+    for col in ("target", "float .tflite", "artifact", "flash", "gzip", "arena", "float top-1",
+                "artifact top-1", "agreement", "verified"):
+        table.add_column(col, justify="right" if col != "target" else "left")
+    for tid, r in reports.items():
+        size, mem, ver = r["size"], r["memory"], r["verification"]
+        table.add_row(tid, _kb(size["float_tflite_bytes"]), _kb(size["artifact_bytes"]), _kb(size["flash_bytes"]),
+                      _kb(size["gzip_bytes"]), _kb(mem.get("arena_bytes")), _pct(ver.get("reference_top1")),
+                      _pct(ver.get("artifact_top1")), _pct(ver.get("top1_agreement")),
+                      f"{ver['runtime']}: " + ("passed" if ver["passed"] else "FAILED"))
+    return table
+
+
+def cmd_compile(args) -> int:
+    """``edgec compile``: run the pipeline, print the summary, exit 1 on a failed gate."""
+    from .pipeline import compile as run
+
+    settings = {"keep_float": args.keep_float} if args.keep_float else {}
+    try:
+        reports = run(args.model, args.target, calibration=args.calibration, eval=args.eval, out=args.out,
+                      trust_model=args.trust_model, recipe=settings)
+    except GateError as e:
+        _print_existing(args)
+        raise e
+    console.print(summary_table(reports))
+    console.print(f"artifacts in {Path(args.out).resolve()}/<target>/ (report.json, report.html, manifest.json)")
+    return 0
+
+
+def _print_existing(args) -> None:
+    reports = {}
+    for tid in args.target:
+        path = Path(args.out) / tid / "report.json"
+        if path.is_file():
+            reports[tid] = json.loads(path.read_text())
+    if reports:
+        console.print(summary_table(reports))
+
+
+def cmd_targets(args) -> int:
+    """``edgec targets [ID]``: a table of profiles, or one profile resolved (as JSON)."""
+    if args.id:
+        console.print_json(json.dumps(targets.resolve(args.id), sort_keys=True))
+        return 0
+    table = Table(title="edgec targets")
+    for col in ("id", "format", "cpu", "MHz", "flash", "RAM", "description"):
+        table.add_column(col)
+    for p in targets.listing():
+        mem, cpu = p.get("memory", {}), p.get("cpu", {})
+        table.add_row(p["id"], p["format"], cpu.get("core", "—"), str(cpu.get("clock_mhz", "—")),
+                      _kb(mem.get("flash_bytes")), _kb(mem.get("ram_bytes")), p["description"])
+    console.print(table)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    """``edgec inspect MODEL [--target ID]``: signature, size, and operators per target."""
+    from .load import load
+    from .quantize import float_tflite
+    from .tflite_model import parse
+
+    loaded = load(args.model, trust_model=args.trust_model)
+    ops = parse(float_tflite(loaded.keras_model)).op_counts()
+    console.print(f"model {loaded.source} ({loaded.kind}), {loaded.keras_model.count_params():,} parameters")
+    for kind, sig in (("input", loaded.inputs), ("output", loaded.outputs)):
+        for name, (shape, dtype) in sig.items():
+            console.print(f"  {kind} {name}: {list(shape)} {dtype}")
+    console.print("operators (TFLite): " + ", ".join(f"{k}×{v}" for k, v in ops.items()))
+    for tid in args.target or []:
+        profile = targets.resolve(tid)
+        allowed = profile.get("operators", {}).get("allowed")
+        if allowed is None:
+            console.print(f"  {tid}: no operator list in the profile")
+            continue
+        missing = [op for op in ops if op not in allowed and op != "DEQUANTIZE"]
+        console.print(f"  {tid}: " + ("all operators available" if not missing
+                                      else "cannot run " + ", ".join(missing)))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    """``edgec verify OUT/ID [--eval DATA]``: re-run verification; writes ``verify.json``."""
+    from .calibration_load import open_dataset, split
+    from .load import load
+    from .report import write_json
+    from .verify import verify
+
+    folder = Path(args.build)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError(f"{folder}: not an edgec build folder (no manifest.json)", stage="verify")
+    recipe = json.loads(manifest_path.read_text())["recipe"]
+    profile = targets.resolve(recipe["target"])
+    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
+    if args.eval:
+        data = open_dataset(args.eval, loaded.inputs)
+    elif recipe.get("eval"):
+        data = open_dataset(recipe["eval"], loaded.inputs)
+    else:
+        data = split(open_dataset(recipe["calibration"], loaded.inputs))[1]
+    artifact = folder / _ARTIFACT.get(profile["format"], "model.tflite")
+    result = verify(artifact, loaded.keras_model, data, profile)
+    write_json(folder / "verify.json", {"device": "host", "bit_exact": None, **result})
+    console.print(f"{folder}: {result['runtime']} on {result['samples']} samples: agreement "
+                  f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
+                  f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}")
+    if not result["passed"]:
+        raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
+    return 0
+
+
+_ARTIFACT = {"tflm": "model.tflite", "litert": "model.tflite", "openvino": "model.xml", "onnx": "model.onnx"}
+
+COMMANDS = {
+    "compile": cmd_compile,
+    "targets": cmd_targets,
+    "inspect": cmd_inspect,
+    "verify": cmd_verify,
+}
+
+__all__ = ["COMMANDS", "EdgecError"]

@@ -1,0 +1,296 @@
+"""Per-layer int8 error of a TFLite build, and keeping the worst layers in float.
+
+TFLite's ``QuantizationDebugger`` builds a debug model in which every quantized op is followed by a
+``NumericVerify`` op that runs the float op on the same (dequantized) inputs, so each layer's error
+is its own and not the sum of everything upstream. From it we read, per layer:
+
+- ``rmse`` and ``rmse_over_scale``: TF's own metric (RMSE in units of the output's quantization
+  step; about 0.29 is pure rounding, well above 0.7 means the layer is suspicious).
+- ``noise_to_signal``: RMSE of each output channel divided by that channel's RMS, averaged over the
+  channels that carry signal. This is the one we rank by. A per-tensor int8 scale stretched by one
+  outlier channel rounds every other channel to zero; ``rmse_over_scale`` stays near 0.29 for such
+  a layer (the error is "just rounding", at a huge step) while ``noise_to_signal`` goes above 1.
+
+Keeping a layer in float means its output tensor is never quantized: the layer *and* the ops that
+consume its output are left out of int8 (``denylisted_nodes`` of ``mlir_quantize``, addressed by
+output tensor name). Leaving out only the producer would still re-quantize the tensor at the
+consumer with the same outlier-stretched scale and fix nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError, ToolchainError
+
+log = logging.getLogger(__name__)
+
+DEBUG_SAMPLES = 64
+_RMSE_SCALE_SUSPICIOUS = 0.7
+
+
+def _noise_to_signal(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int):
+    """Mean over channels (last axis) of RMSE / RMS, skipping channels with no signal."""
+    f = np.asarray(float_values, np.float64)
+    q = (np.asarray(quantized).astype(np.float64) - zero_point) * scale
+    if f.shape != q.shape or f.size == 0:
+        return float("nan")
+    channels = f.shape[-1] if f.ndim else 1
+    f, q = f.reshape(-1, channels), q.reshape(-1, channels)
+    rms = np.sqrt(np.mean(f**2, axis=0))
+    err = np.sqrt(np.mean((q - f) ** 2, axis=0))
+    live = rms > 1e-6 * max(float(rms.max()), 1e-30)
+    if not live.any():
+        return 0.0
+    return float(np.mean(err[live] / rms[live]))
+
+
+def layer_name(tensor_name: str) -> str:
+    """The Keras layer a TFLite tensor came from: ``model/conv2d/Relu;...`` -> ``conv2d``."""
+    first = tensor_name.split(";")[0]
+    parts = first.split("/")
+    return parts[1] if len(parts) >= 3 else first
+
+
+@dataclass
+class LayerAnalysis:
+    """What the debugger found, worst layer first, plus what is needed to re-quantize."""
+
+    layers: list[dict]
+    debugger: object = field(repr=False)
+    consumers: dict[str, list[str]] = field(repr=False, default_factory=dict)
+
+    def worst(self, n: int = 5) -> list[dict]:
+        """The ``n`` layers with the largest noise-to-signal ratio."""
+        return self.layers[:n]
+
+    def to_json(self, n: int = 10) -> dict:
+        """The report.json section: the metric used, and the worst ``n`` layers."""
+        return {"tool": "tf.lite.experimental.QuantizationDebugger", "ranked_by": "noise_to_signal",
+                "layers": self.layers[:n],
+                "suspicious": [x["layer"] for x in self.layers
+                               if x["rmse_over_scale"] > _RMSE_SCALE_SUSPICIOUS
+                               or x["noise_to_signal"] > 0.5]}
+
+
+def _as_list(keras_model, samples: dict[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    names = [t.name.split(":")[0] for t in keras_model.inputs]
+    if isinstance(samples, np.ndarray):
+        if len(names) != 1:
+            raise InputError(f"the model has {len(names)} inputs; give a dict of arrays", stage="layer-error")
+        return [samples.astype(np.float32)]
+    layer_names = [getattr(x, "_keras_history", None) for x in keras_model.inputs]
+    out = []
+    for i, name in enumerate(names):
+        hist = layer_names[i]
+        key = name if name in samples else (hist.layer.name if hist and hist.layer.name in samples else None)
+        if key is None and len(samples) == 1 == len(names):
+            key = next(iter(samples))
+        if key is None:
+            raise InputError(f"no samples for model input '{name}' (have: {', '.join(samples)})",
+                             stage="layer-error")
+        out.append(np.asarray(samples[key], np.float32))
+    return out
+
+
+def _converter(keras_model, calibration: list[np.ndarray], *, per_channel: bool, count: int):
+    from .tf import tensorflow
+
+    tf = tensorflow()
+
+    def representative():
+        for i in range(count):
+            yield [x[i:i + 1] for x in calibration]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    conv._experimental_disable_per_channel = not per_channel  # the converter's only switch for it
+    return conv
+
+
+def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, samples: int = DEBUG_SAMPLES,
+            per_channel: bool = True) -> LayerAnalysis:
+    """Run TFLite's QuantizationDebugger on ``keras_model`` and rank its layers by int8 error.
+
+    ``calibration`` holds float samples (batch first), one array per model input; the first
+    ``samples`` of them calibrate and debug. Returns the layers worst first.
+    """
+    from .tf import tensorflow
+
+    tf = tensorflow()
+    arrays = _as_list(keras_model, calibration)
+    count = min(samples, len(arrays[0]))
+    if count == 0:
+        raise InputError("no calibration samples for the per-layer analysis", stage="layer-error")
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        fully_quantize=True, layer_direct_compare_metrics={"noise_to_signal": _noise_to_signal})
+    try:
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=_converter(keras_model, arrays, per_channel=per_channel, count=count),
+            debug_dataset=lambda: ([x[i:i + 1] for x in arrays] for i in range(count)),
+            debug_options=options)
+        debugger.run()
+    except (ValueError, RuntimeError) as e:
+        raise ToolchainError(f"QuantizationDebugger failed: {e}", stage="layer-error") from None
+    layers = _read_statistics(debugger)
+    return LayerAnalysis(layers, debugger, _consumers(debugger.get_nondebug_quantized_model()))
+
+
+def _read_statistics(debugger) -> list[dict]:
+    from .tflite_model import parse
+
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    # The debug model renames quantized tensors "<name>1"; the dump strips one trailing digit,
+    # which also mangles graph outputs ("...:0" -> "...:"). Use the non-debug model's own names.
+    tensors = parse(debugger.quant_model).tensors
+    plain = {t.name for t in parse(debugger.get_nondebug_quantized_model()).tensors}
+    layers = []
+    for row in csv.DictReader(io.StringIO(dump.getvalue())):
+        name = tensors[int(row["tensor_idx"])].name
+        if name not in plain and name[:-1] in plain:
+            name = name[:-1]
+        scale = float(row["scale"])
+        rmse = float(np.sqrt(float(row["mean_squared_error"])))
+        layers.append({
+            "layer": layer_name(name), "tensor": name, "op": row["op_name"],
+            "rmse": rmse, "scale": scale, "rmse_over_scale": rmse / scale if scale else float("nan"),
+            "range": 255.0 * scale, "max_abs_error": float(row["max_abs_error"]),
+            "noise_to_signal": float(row["noise_to_signal"]),
+        })
+    layers.sort(key=lambda x: (-np.nan_to_num(x["noise_to_signal"], nan=-1.0), x["tensor"]))
+    return layers
+
+
+def _consumers(quantized: bytes) -> dict[str, list[str]]:
+    """Output tensor name -> output tensor names of the ops that read it."""
+    from .tflite_model import parse
+
+    model = parse(quantized)
+    names = {t.index: t.name for t in model.tensors}
+    readers: dict[str, list[str]] = {}
+    for op in model.operators:
+        for i in op.inputs:
+            if i >= 0 and i in names:
+                readers.setdefault(names[i], []).extend(names[o] for o in op.outputs)
+    return readers
+
+
+def resolve_layers(analysis: LayerAnalysis, requested: Sequence[str]) -> list[str]:
+    """Map ``--keep-float`` names (Keras layer names or TFLite tensor names) to tensor names."""
+    out = []
+    for name in requested:
+        hits = [x["tensor"] for x in analysis.layers if name in (x["tensor"], x["layer"])]
+        if not hits:
+            known = ", ".join(sorted({x["layer"] for x in analysis.layers}))
+            raise InputError(f"--keep-float: no quantized layer named '{name}' (layers: {known})",
+                             stage="layer-error")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def quantize_keeping_float(analysis: LayerAnalysis, keep: Sequence[str]) -> bytes:
+    """The int8 model with the layers ``keep`` (tensor names) and their readers left in float."""
+    from .tf import tensorflow
+
+    tf = tensorflow()
+    deny: list[str] = []
+    for tensor in keep:
+        for name in [tensor, *analysis.consumers.get(tensor, [])]:
+            if name not in deny:
+                deny.append(name)
+    analysis.debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        fully_quantize=True, denylisted_nodes=deny or None)
+    return analysis.debugger.get_nondebug_quantized_model()
+
+
+def litert_predict(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Run ``model`` in LiteRT sample by sample; float in, float (dequantized) out."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model, num_threads=1)
+    it.allocate_tensors()
+    ins, outs = it.get_input_details(), it.get_output_details()
+    results: list[list[np.ndarray]] = [[] for _ in outs]
+    for n in range(len(inputs[0])):
+        for detail, x in zip(ins, inputs):
+            v = x[n:n + 1]
+            if detail["dtype"] in (np.int8, np.uint8):
+                scale, zp = detail["quantization"]
+                info = np.iinfo(detail["dtype"])
+                v = np.clip(np.round(v / scale + zp), info.min, info.max)
+            it.set_tensor(detail["index"], v.astype(detail["dtype"]))
+        it.invoke()
+        for k, detail in enumerate(outs):
+            y = it.get_tensor(detail["index"]).astype(np.float32)
+            if detail["dtype"] in (np.int8, np.uint8):
+                scale, zp = detail["quantization"]
+                y = (y - zp) * scale
+            results[k].append(y[0])
+    return [np.stack(r) for r in results]
+
+
+def _top1(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels))
+
+
+def _latency_ms(model: bytes, inputs: list[np.ndarray], runs: int = 50) -> float:
+    from .bench import litert_p50_ms
+
+    return litert_p50_ms(model, [x[:1] for x in inputs], runs=runs)
+
+
+def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray | None = None, *,
+                      max_drop: float | None = None, keep_float: Sequence[str] = (), max_layers: int = 8,
+                      analysis: LayerAnalysis | None = None,
+                      progress: Callable[[str], None] | None = None) -> tuple[bytes, dict]:
+    """Keep layers in float until the int8 top-1 drop on ``evaluation`` is at most ``max_drop``.
+
+    Starts from ``keep_float`` (``--keep-float``), then adds the worst remaining layer one at a time
+    (at most ``max_layers``). Without labels, top-1 is agreement with the float Keras model. Returns
+    the final model bytes and a report section: each step's kept layers, top-1, size and latency.
+    """
+    analysis = analysis or analyze(keras_model, calibration)
+    inputs = _as_list(keras_model, evaluation)
+    reference = np.asarray(keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
+    if labels is None:
+        labels = reference.reshape(len(reference), -1).argmax(1)
+    float_top1 = _top1(reference, np.asarray(labels))
+    requested = resolve_layers(analysis, keep_float)
+    candidates = [x["tensor"] for x in analysis.layers if x["tensor"] not in requested]
+    kept: list[str] = []
+    steps = []
+    while True:
+        model = quantize_keeping_float(analysis, kept)
+        top1 = _top1(litert_predict(model, inputs)[0], np.asarray(labels))
+        steps.append({"kept_float": [layer_name(t) for t in kept], "kept_tensors": list(kept),
+                      "top1": top1, "drop": float_top1 - top1, "bytes": len(model),
+                      "p50_ms": _latency_ms(model, inputs)})
+        log.info("layer-error: kept %s in float: top-1 %.4f (drop %.4f)", steps[-1]["kept_float"], top1,
+                 float_top1 - top1)
+        if progress:
+            progress(f"kept {len(kept)} layer(s) in float: top-1 {top1:.4f}")
+        if requested and not kept:  # step 0 is all-int8, the baseline of the cost; then --keep-float
+            kept = list(requested)
+            continue
+        done = max_drop is None or float_top1 - top1 <= max_drop
+        if done or not candidates or len(kept) - len(requested) >= max_layers:
+            break
+        kept.append(candidates.pop(0))
+    first, last = steps[0], steps[-1]
+    section = {"reference_top1": float_top1, "max_accuracy_drop": max_drop, "steps": steps,
+               "kept_float": last["kept_float"], "met": max_drop is None or last["drop"] <= max_drop,
+               "cost": {"bytes": last["bytes"] - first["bytes"],
+                        "p50_ms": last["p50_ms"] - first["p50_ms"]}}
+    return model, section

@@ -1,0 +1,17 @@
+"""The phone / edge-Linux artifact: ``model.tflite`` for LiteRT (int8 as quantized)."""
+
+from __future__ import annotations
+
+from .errors import ToolchainError
+
+
+def export(build) -> None:
+    """Write ``model.tflite`` (the int8 model) for LiteRT."""
+    if build.int8_tflite is None:
+        raise ToolchainError("no int8 model to export", stage="export", target=build.target["id"])
+    path = build.out / "model.tflite"
+    path.write_bytes(build.int8_tflite)
+    build.artifact = path
+    build.final_tflite = build.int8_tflite
+    build.report["size"]["artifact_bytes"] = len(build.int8_tflite)
+    build.report["size"]["flash_bytes"] = len(build.int8_tflite)

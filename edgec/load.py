@@ -1,0 +1,176 @@
+"""Front end: load a trained model safely and record its signature.
+
+Keras models (``.keras``, ``.h5``, SavedModel folders) are read through ``tf_keras`` (Keras 2).
+Before anything is deserialized, the saved configuration is scanned: ``Lambda`` layers (which carry
+Python code) and classes that are not built-in Keras layers are refused unless ``trust_model`` is
+set, because loading them would run or need code from the model file. ONNX models go through
+:mod:`edgec.load_onnx`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+STAGE = "load"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the pipeline: a float ``tf_keras.Model`` plus where it came from."""
+
+    keras_model: Any
+    source: str
+    kind: str  # keras | h5 | savedmodel | onnx
+    inputs: dict[str, tuple[tuple[int, ...], str]]
+    outputs: dict[str, tuple[tuple[int, ...], str]]
+    onnx_model: Any = None  # the original ONNX model, when the source was ONNX
+    notes: list[str] = field(default_factory=list)
+
+
+def kind_of(path: Path) -> str:
+    """Classify a model path by its form; an unknown form is an :class:`InputError`."""
+    if not path.exists():
+        raise InputError(f"model '{path}' not found", stage=STAGE)
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "savedmodel"
+        raise InputError(f"{path}: a folder but not a SavedModel (no saved_model.pb)", stage=STAGE)
+    suffix = path.suffix.lower()
+    kinds = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".onnx": "onnx"}
+    if suffix not in kinds:
+        raise InputError(f"{path}: unsupported model format '{suffix}' (use .keras, .h5, a SavedModel "
+                         "folder or .onnx)", stage=STAGE)
+    return kinds[suffix]
+
+
+def load(path: str | Path, *, trust_model: bool = False) -> LoadedModel:
+    """Load a Keras or ONNX model file, refusing unsafe content unless ``trust_model``."""
+    path = Path(path)
+    kind = kind_of(path)
+    if kind == "onnx":
+        from . import load_onnx
+
+        return load_onnx.load(path, trust_model=trust_model)
+    config = _saved_config(path, kind)
+    if config is not None:
+        _check_layers(config, path, trust_model)
+    model = _load_keras(path, kind, trust_model)
+    if config is None:  # SavedModel: the config is only reachable after loading
+        _check_layers(json.loads(model.to_json()), path, trust_model)
+    return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
+                       _signature(model.output_names, model.outputs))
+
+
+def _saved_config(path: Path, kind: str) -> dict | None:
+    if kind == "keras":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = set(z.namelist())
+                if "config.json" not in names:
+                    raise InputError(f"{path}: not a Keras archive (no config.json)", stage=STAGE)
+                meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
+                config = json.loads(z.read("config.json"))
+        except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: corrupt or truncated .keras file ({type(e).__name__}: {e})",
+                             stage=STAGE) from None
+        version = str(meta.get("keras_version", ""))
+        if version.startswith("3"):
+            log.info("%s was saved by Keras %s; trying tf_keras", path, version)
+        return config
+    if kind == "h5":
+        return _h5_config(path)
+    return None
+
+
+def _h5_config(path: Path) -> dict:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+            if raw is None:
+                raise InputError(f"{path}: HDF5 file holds weights only (no model_config); save the whole "
+                                 "model", stage=STAGE)
+            return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: corrupt or truncated HDF5 file ({e})", stage=STAGE) from None
+
+
+def _layer_classes(config: Any) -> list[tuple[str, str]]:
+    """(class_name, layer name) of every layer in a (possibly nested) Keras config."""
+    found = []
+    if isinstance(config, dict):
+        if "class_name" in config and isinstance(config.get("config"), dict):
+            found.append((config["class_name"], str(config["config"].get("name", "?"))))
+        for value in config.values():
+            found.extend(_layer_classes(value))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(_layer_classes(value))
+    return found
+
+
+def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
+    if trust_model:
+        return
+    from .tf import keras
+
+    k = keras()
+    builtin = set(dir(k.layers)) | set(dir(k.initializers)) | set(dir(k.regularizers)) | set(
+        dir(k.constraints)) | set(dir(k.activations)) | {"Functional", "Sequential", "Model", "TensorShape",
+                                                        "__tuple__", "__tensor__", "DTypePolicy", "Policy"}
+    for cls, name in _layer_classes(config):
+        if cls == "Lambda":
+            raise InputError(f"{path}: layer '{name}' is a Lambda layer, which runs Python code stored in "
+                             "the model; refused (pass --trust-model if you trust this file)", stage=STAGE)
+        if cls not in builtin:
+            raise InputError(f"{path}: layer '{name}' uses custom class '{cls}', not a built-in Keras layer; "
+                             "refused (pass --trust-model to load it with its code importable)", stage=STAGE)
+
+
+def _load_keras(path: Path, kind: str, trust_model: bool):
+    from .tf import keras
+
+    k = keras()
+    try:
+        if kind == "keras":
+            return k.models.load_model(path, compile=False, safe_mode=not trust_model)
+        return k.models.load_model(path, compile=False)
+    except InputError:
+        raise
+    except Exception as e:  # tf_keras raises many types for unreadable or Keras 3-only files
+        raise InputError(_load_failure(path, kind, e), stage=STAGE) from None
+
+
+def _load_failure(path: Path, kind: str, error: Exception) -> str:
+    text = " ".join(str(error).split())[:300]
+    if kind == "keras" and _keras_version(path).startswith("3"):
+        return (f"{path}: saved by Keras {_keras_version(path)} and tf_keras (Keras 2) cannot read it "
+                f"({text}); re-save it from tf_keras, or export it to a SavedModel or ONNX")
+    return f"{path}: cannot load the model ({type(error).__name__}: {text})"
+
+
+def _keras_version(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return str(json.loads(z.read("metadata.json")).get("keras_version", ""))
+    except (KeyError, zipfile.BadZipFile, OSError, json.JSONDecodeError):
+        return ""
+
+
+def _signature(names, tensors) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape without batch, dtype) for Keras input/output tensors."""
+    out = {}
+    for name, t in zip(names, tensors):
+        shape = tuple(-1 if d is None else int(d) for d in t.shape[1:])
+        out[name] = (shape, t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype))
+    return out

@@ -1,0 +1,240 @@
+"""Lower an ONNX graph to a ``tf_keras`` functional model, NCHW -> NHWC, and check it against ORT.
+
+The lowered model lets ONNX models take the whole Keras pipeline (pruning, clustering, the TFLite
+converter's INT8, TFLite Micro). Layout is handled by tracking, for every ONNX value, a permutation
+``perm`` with ``keras_tensor == np.transpose(onnx_value, perm)``. Convolutions and pools want NHWC,
+i.e. ``perm == (0, 2, 3, 1)`` on a 4-D NCHW value; element-wise ops keep whatever layout they get;
+an ONNX ``Transpose`` only changes ``perm`` (no Keras op at all, so the Transpose pairs that tf2onnx
+puts around every convolution vanish); ops whose meaning depends on memory order (Reshape, Flatten,
+Squeeze, Unsqueeze) first bring their input back to the ONNX layout. Graph inputs and outputs keep
+the ONNX layout, so calibration data for the ONNX model feeds the Keras model unchanged.
+
+Real Keras layers (Conv2D, DepthwiseConv2D, Dense, BatchNormalization, pools, ...) are used wherever
+one exists, so that TF-MOT can prune and cluster them; the rest are TensorFlow ops (``TFOpLambda``).
+The operator table is :data:`SUPPORTED_OPS`; anything else is an :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, ToolchainError
+
+log = logging.getLogger(__name__)
+
+STAGE = "lower"
+NHWC = (0, 2, 3, 1)
+SUPPORTED_OPS = (
+    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose",
+    "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
+    "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Relu", "Reshape", "Resize", "Sigmoid", "Softmax",
+    "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+)
+CHECK_TOLERANCE = 1e-4  # max abs error / output range
+
+
+class Value:
+    """A lowered ONNX value: a Keras tensor in layout ``perm`` of the ONNX value, or a constant."""
+
+    def __init__(self, tensor: Any = None, perm: tuple[int, ...] | None = None, const: Any = None):
+        self.tensor, self.perm, self.const = tensor, perm, const
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not None
+
+
+class Lowering:
+    """State of one lowering: ONNX shapes, lowered values, and the Keras modules."""
+
+    def __init__(self, model: Any):
+        from onnx import numpy_helper
+
+        from .tf import keras, tensorflow
+
+        self.tf, self.keras = tensorflow(), keras()
+        self.model = model
+        self.values: dict[str, Value] = {
+            t.name: Value(const=numpy_helper.to_array(t)) for t in model.graph.initializer}
+        self.shapes = _shapes(model)
+        self.consumers: dict[str, list[Any]] = {}
+        for node in model.graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        self.skip: set[int] = set()  # ids of nodes already folded into an earlier layer
+        self.used_names: set[str] = set()
+
+    def name(self, node: Any, suffix: str = "") -> str:
+        """A unique, Keras-safe layer name derived from the ONNX node name."""
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", (node.name or node.op_type) + suffix).strip("_.") or "op"
+        if not base[0].isalpha():
+            base = "n_" + base
+        name, i = base, 1
+        while name in self.used_names:
+            name, i = f"{base}_{i}", i + 1
+        self.used_names.add(name)
+        return name
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name in self.values and self.values[name].is_const:
+            return tuple(self.values[name].const.shape)
+        if name not in self.shapes:
+            raise InputError(f"value '{name}' has no inferred shape; export the model with static shapes",
+                             stage=STAGE)
+        return self.shapes[name]
+
+    def const(self, node: Any, index: int, *, what: str = "input") -> np.ndarray:
+        """Input ``index`` of ``node`` as a constant, or an InputError saying it must be one."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        value = self.values.get(node.input[index])
+        if value is None or not value.is_const:
+            raise InputError(f"node '{node.name}' ({node.op_type}): {what} {index} must be a constant "
+                             "(initializer) for the lowering; fold constants or export with static "
+                             "weights", stage=STAGE)
+        return value.const
+
+    def layout(self, name: str, perm: tuple[int, ...]) -> Any:
+        """The Keras tensor of ONNX value ``name`` in layout ``perm`` (adds a Permute if needed)."""
+        value = self.values[name]
+        if value.is_const:
+            raise InputError(f"value '{name}' is a constant where a tensor is expected", stage=STAGE)
+        if tuple(value.perm) == tuple(perm):
+            return value.tensor
+        rel = [list(value.perm).index(p) for p in perm]
+        out = self.keras.layers.Permute(tuple(rel[1:]), name=self.name_for(name, "_permute"))(value.tensor)
+        self.values[name] = Value(out, tuple(perm))  # later users of this layout share the Permute
+        return out
+
+    def name_for(self, value_name: str, suffix: str) -> str:
+        class _Named:
+            name, op_type = value_name, ""
+        return self.name(_Named, suffix)
+
+    def onnx_layout(self, name: str) -> Any:
+        return self.layout(name, tuple(range(len(self.shape(name)))))
+
+    def set(self, name: str, tensor: Any, perm: tuple[int, ...]) -> None:
+        self.values[name] = Value(tensor, tuple(perm))
+
+
+def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for v in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        t = v.type.tensor_type
+        if t.HasField("shape"):
+            out[v.name] = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+    return out
+
+
+def attrs(node: Any) -> dict[str, Any]:
+    """The node's attributes as Python values."""
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def lower(model: Any, *, name: str = "lowered_onnx") -> Any:
+    """Lower an ONNX model (read by :func:`edgec.load_onnx.read`) to a float ``tf_keras.Model``.
+
+    Raises :class:`InputError` naming the node and op for an operator outside :data:`SUPPORTED_OPS`
+    or an attribute combination the lowering does not cover.
+    """
+    from . import onnx_lower_ops
+
+    _refuse_unsupported(model)
+    state = Lowering(model)
+    keras = state.keras
+    inputs = []
+    for v in model.graph.input:
+        if v.name in state.values:
+            continue
+        shape = state.shape(v.name)
+        tensor = keras.Input(shape=shape[1:], name=state.name_for(v.name, ""), dtype="float32")
+        inputs.append(tensor)
+        state.set(v.name, tensor, tuple(range(len(shape))))
+    for index, node in enumerate(model.graph.node):
+        if index in state.skip:
+            continue
+        handler = onnx_lower_ops.HANDLERS[node.op_type]
+        try:
+            handler(state, node, index)
+        except InputError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise InputError(f"node '{node.name}' ({node.op_type}): cannot lower: {str(e).splitlines()[0]}",
+                             stage=STAGE) from None
+    outputs = []
+    for v in model.graph.output:
+        if state.values[v.name].is_const:
+            raise InputError(f"output '{v.name}' is a constant; nothing to compile", stage=STAGE)
+        outputs.append(state.onnx_layout(v.name))
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _refuse_unsupported(model: Any) -> None:
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED_OPS:
+            op = f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+            raise InputError(f"node '{node.name}': operator {op} is not supported by the ONNX lowering "
+                             f"(supported: {', '.join(SUPPORTED_OPS)})", stage=STAGE)
+
+
+def random_inputs(model: Any, *, samples: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal float32 inputs for every graph input, batch first (fixed seed)."""
+    from .load_onnx import signature
+
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal((samples, *shape)).astype(np.float32)
+            for name, (shape, _) in signature(model.graph.input, model).items()}
+
+
+def run_onnx(model: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run an ONNX model in ONNX Runtime (CPU), one sample at a time (the batch may be fixed to 1)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    count = len(next(iter(inputs.values())))
+    outs: list[list[np.ndarray]] = [[] for _ in session.get_outputs()]
+    for n in range(count):
+        feed = {k: v[n:n + 1] for k, v in inputs.items()}
+        for i, y in enumerate(session.run(None, feed)):
+            outs[i].append(y)
+    return [np.concatenate(o) for o in outs]
+
+
+def check(model: Any, keras_model: Any, inputs: dict[str, np.ndarray] | None = None, *,
+          samples: int = 4, seed: int = 0, tolerance: float = CHECK_TOLERANCE) -> dict[str, float]:
+    """Compare the lowered Keras model with ONNX Runtime on random (and given) inputs.
+
+    The error of each output is ``max|keras - ort| / range(ort)``; above ``tolerance`` raises
+    :class:`ToolchainError`. Returns ``{"samples": n, "max_rel_err": e}``.
+    """
+    feeds = [random_inputs(model, samples=samples, seed=seed)]
+    if inputs is not None:
+        feeds.append({k: np.asarray(v, np.float32) for k, v in inputs.items()})
+    worst, total = 0.0, 0
+    for feed in feeds:
+        reference = run_onnx(model, feed)
+        ordered = [feed[v.name] for v in model.graph.input if v.name in feed]
+        lowered = keras_model(ordered if len(ordered) > 1 else ordered[0], training=False)
+        lowered = lowered if isinstance(lowered, (list, tuple)) else [lowered]
+        for ref, got, out in zip(reference, lowered, model.graph.output):
+            got = np.asarray(got)
+            scale = float(ref.max() - ref.min()) or max(float(np.abs(ref).max()), 1.0)
+            err = float(np.abs(got.reshape(ref.shape) - ref).max()) / scale
+            worst = max(worst, err)
+            if err > tolerance:
+                raise ToolchainError(f"lowered Keras model differs from ONNX Runtime on output '{out.name}':"
+                                     f" max abs error {err:.2e} of the output range (limit {tolerance:g})",
+                                     stage=STAGE)
+        total += len(next(iter(feed.values())))
+    log.info("lowering check: %d samples, max error %.2e of the output range", total, worst)
+    return {"samples": total, "max_rel_err": worst}

@@ -1,0 +1,153 @@
+"""The driver: load -> optimize -> quantize -> export[target] -> verify -> report, top to bottom.
+
+Reading :func:`compile` tells the whole story. Stages are plain functions in modules named after the
+stage; this module only sequences them, times them and decides what is written where.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+from . import __version__, quantize, targets
+from .build import Build, atomic_folder
+from .calibration_load import open_dataset, split
+from .errors import GateError, InputError
+from .export import EXPORTERS
+from .load import load
+from .report import render_html, write_json, write_manifest
+from .tflite_model import macs, parse
+from .verify import verify
+
+log = logging.getLogger(__name__)
+
+TFLITE_FORMATS = {"tflm", "litert", "c"}
+
+
+def compile(model, targets_: list[str], *, calibration: str | None, eval: str | None = None,  # noqa: A002
+            out: str | Path = "build", trust_model: bool = False, recipe: dict | None = None) -> dict:
+    """Compile ``model`` for each target into ``out/<target>/``; return ``{target: report}``.
+
+    Raises :class:`InputError` (exit 2) before any work for bad inputs, :class:`GateError` (exit 1)
+    after writing the folders when a verification threshold or a budget is not met.
+    """
+    profiles = [targets.resolve(t) for t in targets_]
+    if not profiles:
+        raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
+    settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
+                "trust_model": trust_model, **(recipe or {})}
+    loaded = load(model, trust_model=trust_model)
+    calib, held_out = _datasets(calibration, eval, loaded.inputs, profiles)
+    keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
+    float_tflite = quantize.float_tflite(keras_model)
+    reports, failures = {}, []
+    for profile in profiles:
+        report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
+                                 float_tflite, optimize_stages, Path(out))
+        reports[profile["id"]] = report
+        failures += [f"{profile['id']}: {f}" for f in report["failures"]]
+    if failures:
+        raise GateError("; ".join(failures), stage="gate")
+    return reports
+
+
+def _datasets(calibration, eval_, inputs, profiles):
+    needs_int8 = any(p.get("quantization", {}).get("scheme", "int8") == "int8" for p in profiles)
+    if calibration is None:
+        if needs_int8:
+            raise InputError("int8 quantization needs calibration data: pass --calibration DATA with "
+                             "representative samples (or --calibration random to accept unmeasured accuracy)",
+                             stage="calibration")
+        calibration = "random"
+    calib = open_dataset(calibration, inputs)
+    if eval_ is not None:
+        return calib, open_dataset(eval_, inputs)
+    if calib.random:
+        return calib, calib
+    return split(calib)
+
+
+def _optimize(keras_model, settings: dict, calib):
+    """Fusion and compression, when the recipe asks for any (see :mod:`edgec.optimize`)."""
+    return keras_model, []
+
+
+def _compile_target(profile, loaded, keras_model, calib, held_out, settings, float_tflite,
+                    optimize_stages, out: Path) -> dict:
+    fmt = profile["format"]
+    if fmt not in EXPORTERS:
+        raise InputError(f"format '{fmt}' has no exporter (known: {', '.join(EXPORTERS)})",
+                         stage="export", target=profile["id"])
+    with atomic_folder(out / profile["id"]) as folder:
+        work = folder / "intermediate"
+        work.mkdir()
+        build = Build(target=profile, keras_model=keras_model, calibration=calib, evaluation=held_out,
+                      out=folder, work=work, settings=settings, report=_new_report(profile, loaded, keras_model),
+                      float_tflite=float_tflite)
+        build.report["stages"] = list(optimize_stages)
+        build.report["size"]["float_tflite_bytes"] = len(float_tflite)
+        (work / "model_float.tflite").write_bytes(float_tflite)
+        if fmt in TFLITE_FORMATS:
+            _quantize(build)
+        with build.stage("export"):
+            try:
+                EXPORTERS[fmt](build)
+            except GateError as e:  # over budget: keep the artifacts and the report, fail at the end
+                build.failures.append(str(e))
+        _finish_sizes(build)
+        with build.stage("verify"):
+            build.report["verification"] = verify(build.artifact, keras_model, held_out, profile)
+        build.report["failures"] = build.failures + [
+            f"verification: {f}" for f in build.report["verification"]["failures"]]
+        _write_reports(build, loaded)
+    return build.report
+
+
+def _quantize(build: Build) -> None:
+    quant = build.target.get("quantization", {})
+    with build.stage("quantize", scheme=quant.get("scheme", "int8"), calibration_samples=len(build.calibration)):
+        build.int8_tflite = quantize.int8_tflite(
+            build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
+            per_channel=quant.get("per_channel", True), keep_float=build.settings.get("keep_float"))
+    (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
+    build.report["model"]["macs"] = macs(parse(build.int8_tflite))
+
+
+def _new_report(profile, loaded, keras_model) -> dict:
+    return {
+        "target": profile["id"],
+        "format": profile["format"],
+        "edgec_version": __version__,
+        "model": {"source": loaded.source, "kind": loaded.kind, "params": int(keras_model.count_params()),
+                  "macs": None, "inputs": _sig(loaded.inputs), "outputs": _sig(loaded.outputs)},
+        "stages": [],
+        "size": {"float_tflite_bytes": None, "artifact_bytes": None, "flash_bytes": None, "gzip_bytes": None},
+        "memory": {"arena_bytes": None, "flash_budget_bytes": None, "ram_budget_bytes": None},
+        "compression": {"layers": []},
+    }
+
+
+def _sig(spec: dict) -> list[dict]:
+    return [{"name": n, "shape": list(s), "dtype": d} for n, (s, d) in spec.items()]
+
+
+def _finish_sizes(build: Build) -> None:
+    if build.artifact is not None and build.artifact.is_file():
+        data = build.artifact.read_bytes()
+        build.report["size"]["gzip_bytes"] = len(gzip.compress(data, compresslevel=9, mtime=0))
+        if build.report["size"]["artifact_bytes"] is None:
+            build.report["size"]["artifact_bytes"] = len(data)
+
+
+def _write_reports(build: Build, loaded) -> None:
+    write_json(build.out / "report.json", build.report)
+    (build.out / "report.html").write_text(render_html(build.report))
+    settings = build.settings
+    write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
+                   inputs={"model": loaded.source, "calibration": _path_or_none(settings.get("calibration")),
+                           "eval": _path_or_none(settings.get("eval"))})
+
+
+def _path_or_none(value):
+    return None if value in (None, "random") else value

@@ -1,0 +1,111 @@
+"""INT8 post-training quantization through the TFLite converter (and the float reference .tflite).
+
+Full-integer quantization with per-channel weights, fed by edgec's calibration samples; int8 input and
+output when the target asks for it (microcontrollers). An operator the converter cannot quantize is an
+error naming the op and, where the converter says it, the layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+
+from .calibration import Dataset
+from .errors import InputError, ToolchainError
+from .tf import tensorflow
+
+log = logging.getLogger(__name__)
+
+STAGE = "quantize"
+CALIBRATION_BATCH = 1  # the converter calibrates one sample per step
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Capture fd 2: the converter reports unquantizable ops from C++, not as Python exceptions."""
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        box: list[str] = []
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            box.append(tmp.read().decode(errors="replace"))
+
+
+def float_tflite(model) -> bytes:
+    """Convert the float Keras model to a float32 ``.tflite`` (the size baseline and reference)."""
+    tf = tensorflow()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    return _convert(converter, "float32")
+
+
+def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_channel: bool = True,
+                keep_float: list[str] | None = None) -> bytes:
+    """Full-integer INT8 ``.tflite`` of ``model`` calibrated on ``calibration``.
+
+    ``io_dtype`` is ``"int8"``, ``"uint8"`` or ``"float32"`` (float I/O with quantize/dequantize ops).
+    ``keep_float`` names layers to leave in float (needs a target that allows float kernels).
+    """
+    tf = tensorflow()
+    if calibration.random:
+        log.warning("calibrating on random samples: int8 ranges will not match real data")
+    names = list(calibration.inputs)
+
+    def representative():
+        for batch in calibration.batches(CALIBRATION_BATCH):
+            yield [batch[n] for n in names]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    if keep_float:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+    else:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_disable_per_channel = not per_channel
+    dtypes = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
+    if io_dtype not in dtypes:
+        raise InputError(f"unknown io_dtype '{io_dtype}' (use int8, uint8 or float32)", stage=STAGE)
+    converter.inference_input_type = dtypes[io_dtype]
+    converter.inference_output_type = dtypes[io_dtype]
+    if keep_float:
+        debug = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
+        return _convert_debug(converter, model, representative, debug)
+    return _convert(converter, "int8")
+
+
+def _convert(converter, what: str) -> bytes:
+    with _captured_stderr() as err:
+        try:
+            result = converter.convert()
+        except Exception as e:  # the converter wraps MLIR failures in several exception types
+            message = _explain(str(e) + "\n" + "".join(err))
+            raise ToolchainError(f"TFLite converter failed ({what}): {message}", stage=STAGE) from None
+    return bytes(result)
+
+
+def _convert_debug(converter, model, representative, debug) -> bytes:
+    tf = tensorflow()
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                          debug_dataset=representative,
+                                                          debug_options=debug)
+    return bytes(debugger.get_debug_quantized_model())
+
+
+def _explain(text: str) -> str:
+    """One line from the converter's output: the op and location that could not be quantized."""
+    for pattern in (r"'(tfl\.[\w.]+)' op[^\n]*", r"error: ([^\n]+)", r"ConverterError: ([^\n]+)"):
+        m = re.search(pattern, text)
+        if m:
+            loc = re.search(r'loc\((?:fused\[)?"([^"]+)"', text)
+            where = f" at layer '{loc.group(1)}'" if loc else ""
+            return " ".join(m.group(0).split())[:300] + where
+    return " ".join(text.split())[-300:]

@@ -1,0 +1,108 @@
+"""Run an artifact in its real runtime: float samples in, float (dequantized) outputs out.
+
+``RUNTIMES`` maps a runtime name to ``predict(artifact, inputs) -> list[np.ndarray]``. Each takes
+float inputs (batch first, keyed by input name), quantizes them itself when the artifact has integer
+inputs, and returns dequantized float outputs, so verification compares like with like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ToolchainError
+from .tflite_model import parse
+
+
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float -> the input's dtype with its scale and zero point (TFLite's round-half-away rule)."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    scale, zero = _qparams(detail)
+    info = np.iinfo(dtype)
+    q = np.round(x / scale) + zero
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
+    """The output's integer values -> float with its scale and zero point."""
+    if np.dtype(detail["dtype"]).kind == "f":
+        return y.astype(np.float32)
+    scale, zero = _qparams(detail)
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def _qparams(detail: dict) -> tuple[float, int]:
+    q = detail.get("quantization_parameters") or {}
+    scales = q.get("scales")
+    if scales is not None and len(scales):
+        return float(scales[0]), int(q["zero_points"][0])
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if not scale:
+        raise ToolchainError(f"integer tensor '{detail.get('name')}' has no quantization parameters")
+    return float(scale), int(zero)
+
+
+def _ordered(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Inputs in the artifact's order: by name when the names match, else by position."""
+    if all(n in inputs for n in names):
+        return [inputs[n] for n in names]
+    return list(inputs.values())
+
+
+def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run every sample through the TFLite Micro interpreter (reference kernels), one at a time."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    raw = Path(artifact).read_bytes()
+    model = parse(raw)
+    interp = runtime.Interpreter.from_bytes(raw)
+    in_details = [interp.get_input_details(i) for i in range(len(model.inputs))]
+    out_details = [interp.get_output_details(i) for i in range(len(model.outputs))]
+    names = [model.tensors[i].name for i in model.inputs]
+    arrays = _ordered(inputs, names)
+    outs: list[list[np.ndarray]] = [[] for _ in out_details]
+    for n in range(len(arrays[0])):
+        for i, (x, d) in enumerate(zip(arrays, in_details)):
+            interp.set_input(quantize_input(x[n:n + 1], d).reshape(d["shape"]), i)
+        interp.invoke()
+        for i, d in enumerate(out_details):
+            outs[i].append(dequantize_output(np.array(interp.get_output(i)), d))
+    return [np.concatenate(o) for o in outs]
+
+
+def predict_litert(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads: int = 1,
+                   reference_kernels: bool = False) -> list[np.ndarray]:
+    """Run every sample through LiteRT (``ai_edge_litert``): XNNPACK as deployed on phones, or
+    TFLite's reference kernels (``reference_kernels``), which TFLite Micro must match bit for bit."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+    interp = Interpreter(model_content=Path(artifact).read_bytes(), num_threads=num_threads,
+                         experimental_op_resolver_type=resolver)
+    interp.allocate_tensors()
+    in_details = interp.get_input_details()
+    out_details = interp.get_output_details()
+    arrays = _ordered(inputs, [d["name"] for d in in_details])
+    outs: list[list[np.ndarray]] = [[] for _ in out_details]
+    for n in range(len(arrays[0])):
+        for x, d in zip(arrays, in_details):
+            interp.set_tensor(d["index"], quantize_input(x[n:n + 1], d).reshape(d["shape"]))
+        interp.invoke()
+        for i, d in enumerate(out_details):
+            outs[i].append(dequantize_output(interp.get_tensor(d["index"]), d))
+    return [np.concatenate(o) for o in outs]
+
+
+def predict_litert_reference(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """LiteRT with its reference kernels: the cross-check that TFLite Micro should equal exactly."""
+    return predict_litert(artifact, inputs, reference_kernels=True)
+
+
+RUNTIMES = {
+    "tflm": predict_tflm,
+    "litert": predict_litert,
+    "litert-reference": predict_litert_reference,
+}

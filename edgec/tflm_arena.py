@@ -1,0 +1,56 @@
+"""Measure a model's TFLite Micro arena by running it in the TFLite Micro interpreter.
+
+The Python interpreter of the ``tflite-micro`` package records every allocation and prints them with
+``print_allocations()`` to file descriptor 2 (C++ stdio, not Python's ``sys.stderr``), so fd 2 is
+redirected to a temporary file around the call and the text parsed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from .errors import ToolchainError
+from .tflite_model import parse
+
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
+
+
+def _capture_fd2(fn) -> str:
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        return tmp.read().decode(errors="replace")
+
+
+def measure_arena(tflite: bytes) -> dict:
+    """Run one inference (zeros) and return ``{"arena_bytes", "head_bytes", "tail_bytes", "log"}``."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    try:
+        interp = runtime.Interpreter.from_bytes(tflite)
+        for i in range(len(parse(tflite).inputs)):
+            detail = interp.get_input_details(i)
+            interp.set_input(np.zeros(detail["shape"], detail["dtype"]), i)
+        interp.invoke()
+    except (RuntimeError, ValueError) as e:
+        raise ToolchainError(f"TFLite Micro interpreter failed: {e}", stage="export") from None
+    text = _capture_fd2(interp.print_allocations)
+    total = _TOTAL.search(text)
+    if not total:
+        raise ToolchainError("TFLite Micro printed no arena total", stage="export")
+    head, tail = _HEAD.search(text), _TAIL.search(text)
+    return {"arena_bytes": int(total.group(1)), "head_bytes": int(head.group(1)) if head else None,
+            "tail_bytes": int(tail.group(1)) if tail else None, "log": text}
+

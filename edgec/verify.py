@@ -1,0 +1,115 @@
+"""Verification: run the artifact in its real runtime on held-out samples, compare with float.
+
+Metrics (after dequantization): top-1 accuracy of the float reference and of the artifact when labels
+exist, top-1 agreement between them, max absolute error and cosine similarity. Thresholds come from
+the target profile; a breach is a :class:`GateError` naming the metric (exit 1).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import Dataset
+from .errors import GateError, InputError
+from .runtimes import RUNTIMES
+
+log = logging.getLogger(__name__)
+
+STAGE = "verify"
+
+
+def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Float Keras outputs for stacked samples, as a list (one array per model output)."""
+    names = list(keras_model.input_names)
+    feed = [samples[n] for n in names] if all(n in samples for n in names) else list(samples.values())
+    out = keras_model(feed if len(feed) > 1 else feed[0], training=False)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return [np.asarray(o, np.float32) for o in out]
+
+
+def _top1(y: np.ndarray) -> np.ndarray:
+    return y.reshape(len(y), -1).argmax(axis=1)
+
+
+def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.ndarray | None) -> dict:
+    """The verification metrics for artifact outputs against the float reference."""
+    ref, art = reference[0], artifact[0]
+    if ref.shape != art.shape:
+        raise GateError(f"artifact output shape {art.shape} differs from the float model's {ref.shape}",
+                        stage=STAGE)
+    diffs = [float(np.max(np.abs(r - a))) if r.size else 0.0 for r, a in zip(reference, artifact)]
+    r2, a2 = ref.reshape(len(ref), -1).astype(np.float64), art.reshape(len(art), -1).astype(np.float64)
+    norms = np.linalg.norm(r2, axis=1) * np.linalg.norm(a2, axis=1)
+    cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
+    metrics = {
+        "samples": int(len(ref)),
+        "top1_agreement": float(np.mean(_top1(ref) == _top1(art))),
+        "max_abs_err": max(diffs),
+        "cosine": float(np.mean(cos)),
+        "cosine_min": float(np.min(cos)),
+        "reference_top1": None,
+        "artifact_top1": None,
+    }
+    if labels is not None:
+        metrics["reference_top1"] = float(np.mean(_top1(ref) == labels))
+        metrics["artifact_top1"] = float(np.mean(_top1(art) == labels))
+    return metrics
+
+
+def gate(metrics: dict, thresholds: dict) -> list[str]:
+    """Names and values of every threshold the metrics breach (empty list: passed)."""
+    failures = []
+    agree = thresholds.get("min_top1_agreement")
+    if agree is not None and metrics["top1_agreement"] < agree:
+        failures.append(f"top1_agreement {metrics['top1_agreement']:.4f} < {agree}")
+    cos = thresholds.get("min_cosine")
+    if cos is not None and metrics["cosine"] < cos:
+        failures.append(f"cosine {metrics['cosine']:.4f} < {cos}")
+    drop = thresholds.get("max_top1_drop")
+    if drop is not None and metrics.get("artifact_top1") is not None:
+        lost = metrics["reference_top1"] - metrics["artifact_top1"]
+        if lost > drop:
+            failures.append(f"top-1 drop {lost:.4f} ({metrics['reference_top1']:.4f} -> "
+                            f"{metrics['artifact_top1']:.4f}) > {drop}")
+    return failures
+
+
+def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, runtime: str | None = None
+           ) -> dict:
+    """Run ``artifact`` on ``evaluation`` in the target's runtime and cross-check runtimes.
+
+    Returns the ``verification`` section of ``report.json`` (with ``passed`` and ``failures``); does not
+    raise on a breach, so the caller can write the report first.
+    """
+    settings = profile.get("verification", {})
+    runtime = runtime or settings.get("runtime", "tflm")
+    if runtime not in RUNTIMES:
+        raise InputError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})", stage=STAGE)
+    data = evaluation
+    limit = settings.get("max_samples")
+    if limit and len(data) > limit:
+        data = data.subset(range(limit))
+    samples = data.arrays()
+    reference = reference_outputs(keras_model, samples)
+    outputs = RUNTIMES[runtime](artifact, samples)
+    labels = None if evaluation.random else data.labels
+    metrics = {"runtime": runtime, **compare(reference, outputs, labels)}
+    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, outputs)
+                              for name in settings.get("cross_check", []) if name != runtime}
+    if evaluation.random:
+        metrics["accuracy_note"] = "not measured: random samples (--calibration random)"
+    failures = gate(metrics, settings)
+    metrics["failures"] = failures
+    metrics["passed"] = not failures
+    return metrics
+
+
+def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray]) -> dict:
+    """Run the same artifact in another runtime: bit-exact, or by how much it differs."""
+    other = RUNTIMES[name](artifact, samples)
+    diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(outputs, other))
+    agree = float(np.mean(_top1(outputs[0]) == _top1(other[0])))
+    return {"bit_exact": diff == 0.0, "max_abs_diff": diff, "top1_agreement": agree}
