@@ -20,8 +20,6 @@ A ``manifest.json`` in the data's folder, if present, may give ``labels`` (the k
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,6 +78,11 @@ class Dataset:
         """Yield one validated sample at a time (float32 arrays without the batch axis)."""
         for i in self._indices:
             yield self._checked(i, self._sample(i))
+
+    def validate(self) -> None:
+        """Read every sample once (streamed) so shape, dtype, NaN and inf problems surface up front."""
+        for _ in self.samples():
+            pass
 
     def batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         """Yield dicts of stacked float32 arrays, at most ``batch_size`` samples each."""

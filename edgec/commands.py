@@ -24,18 +24,26 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _status(report: dict) -> str:
+    failures = report.get("failures", [])
+    if not failures:
+        return f"verified ({report['verification']['runtime']})"
+    kinds = sorted({"over budget" if "budget" in f else "verification failed" for f in failures})
+    return "FAILED: " + ", ".join(kinds)
+
+
 def summary_table(reports: dict) -> Table:
     """The short table `make demo` prints: sizes, arena, accuracy float vs int8."""
     table = Table(title="edgec compile")
     for col in ("target", "float .tflite", "artifact", "flash", "gzip", "arena", "float top-1",
-                "artifact top-1", "agreement", "verified"):
+                "artifact top-1", "agreement", "status"):
         table.add_column(col, justify="right" if col != "target" else "left")
     for tid, r in reports.items():
         size, mem, ver = r["size"], r["memory"], r["verification"]
         table.add_row(tid, _kb(size["float_tflite_bytes"]), _kb(size["artifact_bytes"]), _kb(size["flash_bytes"]),
                       _kb(size["gzip_bytes"]), _kb(mem.get("arena_bytes")), _pct(ver.get("reference_top1")),
                       _pct(ver.get("artifact_top1")), _pct(ver.get("top1_agreement")),
-                      f"{ver['runtime']}: " + ("passed" if ver["passed"] else "FAILED"))
+                      _status(r))
     return table
 
 

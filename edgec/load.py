@@ -129,6 +129,8 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
         dir(k.constraints)) | set(dir(k.activations)) | {"Functional", "Sequential", "Model", "TensorShape",
                                                         "__tuple__", "__tensor__", "DTypePolicy", "Policy"}
     for cls, name in _layer_classes(config):
+        if cls.startswith("__"):  # Keras 3 serializes tensors and tuples as "__keras_tensor__" etc.
+            continue
         if cls == "Lambda":
             raise InputError(f"{path}: layer '{name}' is a Lambda layer, which runs Python code stored in "
                              "the model; refused (pass --trust-model if you trust this file)", stage=STAGE)
@@ -152,7 +154,7 @@ def _load_keras(path: Path, kind: str, trust_model: bool):
 
 
 def _load_failure(path: Path, kind: str, error: Exception) -> str:
-    text = " ".join(str(error).split())[:300]
+    text = " ".join(str(error).split("Full object config")[0].split())[:200]
     if kind == "keras" and _keras_version(path).startswith("3"):
         return (f"{path}: saved by Keras {_keras_version(path)} and tf_keras (Keras 2) cannot read it "
                 f"({text}); re-save it from tf_keras, or export it to a SavedModel or ONNX")

@@ -46,9 +46,9 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
                                  float_tflite, optimize_stages, Path(out))
         reports[profile["id"]] = report
-        failures += [f"{profile['id']}: {f}" for f in report["failures"]]
+        failures += report["failures"]
     if failures:
-        raise GateError("; ".join(failures), stage="gate")
+        raise GateError("; ".join(failures))
     return reports
 
 
@@ -61,8 +61,11 @@ def _datasets(calibration, eval_, inputs, profiles):
                              stage="calibration")
         calibration = "random"
     calib = open_dataset(calibration, inputs)
+    calib.validate()
     if eval_ is not None:
-        return calib, open_dataset(eval_, inputs)
+        held_out = open_dataset(eval_, inputs)
+        held_out.validate()
+        return calib, held_out
     if calib.random:
         return calib, calib
     return split(calib)
@@ -99,7 +102,7 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         with build.stage("verify"):
             build.report["verification"] = verify(build.artifact, keras_model, held_out, profile)
         build.report["failures"] = build.failures + [
-            f"verification: {f}" for f in build.report["verification"]["failures"]]
+            f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
         _write_reports(build, loaded)
     return build.report
 

@@ -14,7 +14,7 @@ import re
 import tempfile
 
 from .calibration import Dataset
-from .errors import InputError, ToolchainError
+from .errors import EdgecError, InputError, ToolchainError
 from .tf import tensorflow
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,44 @@ def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_chan
     if keep_float:
         debug = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
         return _convert_debug(converter, model, representative, debug)
-    return _convert(converter, "int8")
+    result = _convert(converter, "int8")
+    check_fully_quantized(result)
+    return result
+
+
+def check_fully_quantized(tflite: bytes) -> None:
+    """Refuse a model in which an operator stayed in float.
+
+    With only int8 builtins allowed the converter still leaves an op that has no int8 kernel (e.g.
+    CONV_3D) in float between DEQUANTIZE and QUANTIZE, silently; microcontroller targets cannot run it.
+    """
+    from .tflite_model import parse
+
+    model = parse(tflite)
+    for op in model.operators:
+        if op.name in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        tensors = [model.tensors[i] for i in op.inputs + op.outputs if i >= 0]
+        if any(t.type == "FLOAT32" for t in tensors):
+            layer = _layer_of(model.tensors[op.outputs[0]].name)
+            raise InputError(f"operator {op.name} (layer '{layer}') has no int8 kernel and would stay in "
+                             "float; replace that layer, or keep it in float on a target with float kernels "
+                             "(--keep-float)", stage=STAGE)
+
+
+def _layer_of(tensor_name: str) -> str:
+    """The Keras layer in a converter tensor name like ``model/conv3d_layer/Conv3D;...``."""
+    first = tensor_name.split(";")[0]
+    parts = first.split("/")
+    return parts[1] if len(parts) > 2 else first
 
 
 def _convert(converter, what: str) -> bytes:
     with _captured_stderr() as err:
         try:
             result = converter.convert()
+        except EdgecError:  # raised by our representative dataset, inside the converter
+            raise
         except Exception as e:  # the converter wraps MLIR failures in several exception types
             message = _explain(str(e) + "\n" + "".join(err))
             raise ToolchainError(f"TFLite converter failed ({what}): {message}", stage=STAGE) from None

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ToolchainError
 from .tflite_model import parse
+from .tflm_arena import HOST_ARENA_BYTES
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -58,7 +59,7 @@ def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarr
 
     raw = Path(artifact).read_bytes()
     model = parse(raw)
-    interp = runtime.Interpreter.from_bytes(raw)
+    interp = runtime.Interpreter.from_bytes(raw, arena_size=HOST_ARENA_BYTES)
     in_details = [interp.get_input_details(i) for i in range(len(model.inputs))]
     out_details = [interp.get_output_details(i) for i in range(len(model.outputs))]
     names = [model.tensors[i].name for i in model.inputs]

@@ -35,9 +35,9 @@ _RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "PADV2": "PadV2", "DECODE
 
 def resolver_method(op: str) -> str:
     """``CONV_2D`` -> ``AddConv2D``: the MicroMutableOpResolver call that registers ``op``."""
-    # Parts with digits keep their case: CONV_2D -> Conv2D, L2_NORMALIZATION -> L2Normalization.
+    # Parts that start with a digit keep their case: CONV_2D -> Conv2D; RELU6 -> Relu6.
     name = _RESOLVER_EXCEPTIONS.get(op) or "".join(
-        p if any(c.isdigit() for c in p) else p.capitalize() for p in op.split("_"))
+        p if p[0].isdigit() else p.capitalize() for p in op.split("_"))
     return f"Add{name}"
 
 

@@ -16,6 +16,9 @@ import numpy as np
 from .errors import ToolchainError
 from .tflite_model import parse
 
+# The interpreter's default arena fits small models only; measuring needs room for any model.
+HOST_ARENA_BYTES = 256 << 20
+
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 _HEAD = re.compile(r"Arena allocation head (\d+) bytes")
 _TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
@@ -39,7 +42,7 @@ def measure_arena(tflite: bytes) -> dict:
     from tflite_micro.python.tflite_micro import runtime
 
     try:
-        interp = runtime.Interpreter.from_bytes(tflite)
+        interp = runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
         for i in range(len(parse(tflite).inputs)):
             detail = interp.get_input_details(i)
             interp.set_input(np.zeros(detail["shape"], detail["dtype"]), i)

@@ -1,0 +1,26 @@
+"""Shared fixtures: paths of the bundled example and a CLI runner that returns (code, stderr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
+DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
+DIGITS_EVAL = ROOT / "calibration" / "digits" / "eval.npz"
+MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``edgec`` in-process; return (exit code, stdout, stderr)."""
+    from edgec.cli import main
+
+    def run(*argv: str):
+        code = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,0 +1,185 @@
+"""Every bad input `edgec compile` refuses: one clear line, the right exit code, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+
+pytestmark = pytest.mark.toolchain
+
+
+def _compile(run_cli, model, out, *extra, target="cortex-m4", calibration=DIGITS_CALIBRATION):
+    args = ["compile", model, "--target", target, "-o", out, *extra]
+    if calibration is not None:
+        args += ["--calibration", calibration]
+    return run_cli(*args)
+
+
+def _assert_refused(result, code, *words, out=None):
+    status, _, err = result
+    assert status == code, err
+    line = err.strip()
+    assert line.startswith("edgec: error:") and "\n" not in line and "Traceback" not in line, err
+    for word in words:
+        assert word in line, line
+    if out is not None:
+        assert not any(p.name == "cortex-m4" for p in out.iterdir()) if out.exists() else True
+
+
+def _keras():
+    from edgec.tf import keras
+
+    return keras()
+
+
+def _tiny(k, *middle):
+    inp = k.Input((4,), name="x")
+    x = inp
+    for layer in middle:
+        x = layer(x)
+    return k.Model(inp, k.layers.Dense(3, name="head")(x))
+
+
+# --- point 3: the Keras front end -------------------------------------------------------------------
+
+def test_truncated_keras_file_is_refused(run_cli, tmp_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(DIGITS_MODEL.read_bytes()[:5000])
+    _assert_refused(_compile(run_cli, bad, tmp_path / "out"), 2, "corrupt or truncated .keras", out=tmp_path / "out")
+
+
+def test_truncated_h5_file_is_refused(run_cli, tmp_path):
+    k = _keras()
+    path = tmp_path / "m.h5"
+    _tiny(k).save(path)
+    path.write_bytes(path.read_bytes()[:3000])
+    _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "corrupt or truncated HDF5")
+
+
+def test_lambda_layer_is_refused_unless_trusted(run_cli, tmp_path):
+    k = _keras()
+    path = tmp_path / "lambda.keras"
+    _tiny(k, k.layers.Lambda(lambda t: t * 2.0, name="double")).save(path)
+    _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "'double' is a Lambda layer", "--trust-model")
+    from edgec.load import load
+
+    assert load(path, trust_model=True).keras_model.get_layer("double") is not None
+
+
+def test_custom_object_in_h5_is_refused_before_loading(run_cli, tmp_path):
+    k = _keras()
+
+    class Scale(k.layers.Layer):
+        def call(self, x):
+            return x * 3.0
+
+    path = tmp_path / "custom.h5"
+    _tiny(k, Scale(name="scale")).save(path)
+    _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "custom class 'Scale'", "--trust-model")
+
+
+def test_keras3_only_model_gets_a_clear_message(run_cli, tmp_path):
+    path = tmp_path / "k3.keras"
+    script = ("import keras; i = keras.Input((4,), name='x'); "
+              f"keras.Model(i, keras.layers.Dense(2)(i)).save({str(path)!r})")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True)
+    assert json.loads(__import__("zipfile").ZipFile(path).read("metadata.json"))["keras_version"].startswith("3")
+    _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "saved by Keras 3", "tf_keras")
+
+
+def test_folder_that_is_not_a_savedmodel_and_unknown_suffix(run_cli, tmp_path):
+    _assert_refused(_compile(run_cli, tmp_path, tmp_path / "out"), 2, "not a SavedModel")
+    (tmp_path / "m.pt").write_bytes(b"x")
+    _assert_refused(_compile(run_cli, tmp_path / "m.pt", tmp_path / "out"), 2, "unsupported model format '.pt'")
+
+
+def test_signature_is_recorded_for_savedmodel_and_h5():
+    from edgec.load import load
+    from tests.conftest import MLPERF
+
+    kws = load(MLPERF / "kws_ref_model")
+    assert kws.kind == "savedmodel" and list(kws.inputs.values())[0][0] == (49, 10, 1)
+    resnet = load(MLPERF / "pretrainedResnet.h5")
+    assert list(resnet.outputs.values())[0][0] == (10,)
+
+
+# --- point 4: calibration data ----------------------------------------------------------------------
+
+def test_int8_without_calibration_is_refused(run_cli, tmp_path):
+    _assert_refused(_compile(run_cli, DIGITS_MODEL, tmp_path, calibration=None), 2,
+                    "needs calibration data", "--calibration random")
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda x: x[:, :4], ["sample 0, input 'image'", "does not match"]),
+    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 700, np.nan, x), ["sample 10, input 'image' contains NaN"]),
+    (lambda x: np.full(x.shape, "a"), ["dtype <U1 is not numeric"]),
+])
+def test_bad_calibration_data_names_file_sample_and_input(run_cli, tmp_path, mutate, words):
+    x = np.load(DIGITS_CALIBRATION)["image"][:20]
+    path = tmp_path / "bad.npz"
+    np.savez(path, image=mutate(x))
+    _assert_refused(_compile(run_cli, DIGITS_MODEL, tmp_path / "out", calibration=path), 2, "bad.npz", *words,
+                    out=tmp_path / "out")
+
+
+def test_random_calibration_marks_accuracy_as_not_measured(run_cli, tmp_path):
+    code, _, err = _compile(run_cli, DIGITS_MODEL, tmp_path, calibration="random")
+    report = json.loads((tmp_path / "cortex-m4" / "report.json").read_text())["verification"]
+    assert report["reference_top1"] is None and report["artifact_top1"] is None
+    assert "not measured" in report["accuracy_note"]
+    assert code in (0, 1), err
+
+
+# --- point 6: targets -------------------------------------------------------------------------------
+
+def test_unknown_target_is_refused_before_any_work(run_cli, tmp_path):
+    _assert_refused(_compile(run_cli, DIGITS_MODEL, tmp_path, target="cortex-m9"), 2, "unknown target 'cortex-m9'")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- point 5 and 7: quantization and budgets --------------------------------------------------------
+
+def test_operator_without_int8_kernel_is_named_with_its_layer(run_cli, tmp_path):
+    k = _keras()
+    inp = k.Input((4, 4, 4, 1), name="vol")
+    x = k.layers.Conv3D(2, 2, name="volume_conv")(inp)
+    model = k.Model(inp, k.layers.Dense(3)(k.layers.Flatten()(x)))
+    path = tmp_path / "conv3d.keras"
+    model.save(path)
+    _assert_refused(_compile(run_cli, path, tmp_path / "out", calibration="random"), 2,
+                    "CONV_3D", "'volume_conv'", "no int8 kernel")
+
+
+def test_model_over_flash_budget_fails_with_numbers_and_advice(run_cli, tmp_path):
+    k = _keras()
+    inp = k.Input((1024,), name="x")
+    model = k.Model(inp, k.layers.Dense(1000, name="huge")(inp))
+    path = tmp_path / "big.keras"
+    model.save(path)
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=np.random.default_rng(0).random((8, 1024), dtype=np.float32))
+    code, _, err = _compile(run_cli, path, tmp_path / "out", calibration=calib)
+    assert code == 1
+    assert "flash: model needs" in err and "B over the 917504 B available" in err and "--prune" in err
+    report = json.loads((tmp_path / "out" / "cortex-m4" / "report.json").read_text())
+    assert report["size"]["flash_bytes"] > report["memory"]["flash_budget_bytes"]
+
+
+def test_model_over_ram_budget_fails_naming_the_arena(run_cli, tmp_path):
+    k = _keras()
+    inp = k.Input((128, 128, 3), name="img")
+    x = k.layers.Conv2D(16, 3, padding="same")(inp)
+    model = k.Model(inp, k.layers.Dense(2)(k.layers.GlobalAveragePooling2D()(x)))
+    path = tmp_path / "wide.keras"
+    model.save(path)
+    code, _, err = _compile(run_cli, path, tmp_path / "out", calibration="random")
+    assert code == 1 and "RAM: arena needs" in err and "over the 245760 B available" in err
