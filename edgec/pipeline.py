@@ -16,6 +16,7 @@ from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
 from .load import load
+from .progress import status
 from .report import render_html, write_json, write_manifest
 from .tflite_model import macs, parse
 from .verify import verify
@@ -37,10 +38,13 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
-    loaded = load(model, trust_model=trust_model)
-    calib, held_out = _datasets(calibration, eval, loaded.inputs, profiles)
+    with status(f"loading {model}"):
+        loaded = load(model, trust_model=trust_model)
+    with status("checking calibration and evaluation samples"):
+        calib, held_out = _datasets(calibration, eval, loaded.inputs, profiles)
     keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
-    float_tflite = quantize.float_tflite(keras_model)
+    with status("converting the float reference"):
+        float_tflite = quantize.float_tflite(keras_model)
     reports, failures = {}, []
     for profile in profiles:
         report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
@@ -92,14 +96,15 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         build.report["size"]["float_tflite_bytes"] = len(float_tflite)
         (work / "model_float.tflite").write_bytes(float_tflite)
         if fmt in TFLITE_FORMATS:
-            _quantize(build)
-        with build.stage("export"):
+            with status(f"{profile['id']}: int8 post-training quantization"):
+                _quantize(build)
+        with build.stage("export"), status(f"{profile['id']}: exporting {fmt}"):
             try:
                 EXPORTERS[fmt](build)
             except GateError as e:  # over budget: keep the artifacts and the report, fail at the end
                 build.failures.append(str(e))
         _finish_sizes(build)
-        with build.stage("verify"):
+        with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
             build.report["verification"] = verify(build.artifact, keras_model, held_out, profile)
         build.report["failures"] = build.failures + [
             f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
