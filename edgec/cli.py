@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", default="build", help="output folder (default: build)")
     c.add_argument("--trust-model", action="store_true",
                    help="allow Lambda layers and custom objects (runs code from the model file)")
+    c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"],
+                   help="activation range estimation for ONNX Runtime INT8 (default: the target's)")
     c.add_argument("--keep-float", action="append", metavar="LAYER", default=None,
                    help="keep this layer out of int8 (repeatable; needs float kernels on the target)")
 

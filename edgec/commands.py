@@ -51,7 +51,11 @@ def cmd_compile(args) -> int:
     """``edgec compile``: run the pipeline, print the summary, exit 1 on a failed gate."""
     from .pipeline import compile as run
 
-    settings = {"keep_float": args.keep_float} if args.keep_float else {}
+    settings = {}
+    if args.keep_float:
+        settings["keep_float"] = args.keep_float
+    if args.calibration_method:
+        settings["calibration_method"] = args.calibration_method
     try:
         reports = run(args.model, args.target, calibration=args.calibration, eval=args.eval, out=args.out,
                       trust_model=args.trust_model, recipe=settings)
@@ -90,27 +94,20 @@ def cmd_targets(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    """``edgec inspect MODEL [--target ID]``: signature, size, and operators per target."""
+    """``edgec inspect MODEL [--target ID]``: signature, and which operators each target can run."""
+    import tempfile
+
+    from .inspect_ops import inspect, render
     from .load import load
-    from .quantize import float_tflite
-    from .tflite_model import parse
 
     loaded = load(args.model, trust_model=args.trust_model)
-    ops = parse(float_tflite(loaded.keras_model)).op_counts()
     console.print(f"model {loaded.source} ({loaded.kind}), {loaded.keras_model.count_params():,} parameters")
     for kind, sig in (("input", loaded.inputs), ("output", loaded.outputs)):
         for name, (shape, dtype) in sig.items():
             console.print(f"  {kind} {name}: {list(shape)} {dtype}")
-    console.print("operators (TFLite): " + ", ".join(f"{k}×{v}" for k, v in ops.items()))
-    for tid in args.target or []:
-        profile = targets.resolve(tid)
-        allowed = profile.get("operators", {}).get("allowed")
-        if allowed is None:
-            console.print(f"  {tid}: no operator list in the profile")
-            continue
-        missing = [op for op in ops if op not in allowed and op != "DEQUANTIZE"]
-        console.print(f"  {tid}: " + ("all operators available" if not missing
-                                      else "cannot run " + ", ".join(missing)))
+    with tempfile.TemporaryDirectory() as tmp:
+        result = inspect(args.model, args.target or [], work=Path(tmp))
+    console.print(render(result), highlight=False, markup=False)
     return 0
 
 

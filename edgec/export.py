@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from . import litert, tflm
+from . import export_onnx, export_openvino, litert, tflm
 
 EXPORTERS = {
     "tflm": tflm.export,
     "litert": litert.export,
+    "openvino": export_openvino.export,
+    "onnx": export_onnx.export,
 }

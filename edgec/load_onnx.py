@@ -80,7 +80,8 @@ def check_external_data(model: Any, folder: Path) -> None:
         if not location:
             raise InputError(f"{where} is empty", stage=STAGE)
         rel = Path(location)
-        if rel.is_absolute() or location.startswith(("/", "\\")) or (len(location) > 1 and location[1] == ":"):
+        drive = len(location) > 1 and location[1] == ":"  # C:\... is absolute on Windows
+        if rel.is_absolute() or location.startswith(("/", "\\")) or drive:
             raise InputError(f"{where} is an absolute path; external data must sit in the model's "
                              "folder (relative path)", stage=STAGE)
         if ".." in rel.parts or ".." in location.replace("\\", "/").split("/"):

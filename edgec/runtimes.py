@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtimes_onnx
 from .errors import ToolchainError
 from .tflite_model import parse
 from .tflm_arena import HOST_ARENA_BYTES
@@ -106,4 +107,6 @@ RUNTIMES = {
     "tflm": predict_tflm,
     "litert": predict_litert,
     "litert-reference": predict_litert_reference,
+    "onnxruntime": runtimes_onnx.predict_onnxruntime,
+    "openvino": runtimes_onnx.predict_openvino,
 }

@@ -36,6 +36,7 @@ SCHEMA: dict[str, Any] = {
         "scheme": str,  # int8 | fp16 | fp32
         "per_channel": bool,
         "io_dtype": str,  # int8 | uint8 | float32
+        "calibration_method": str,  # minmax | entropy | percentile (ONNX Runtime quantize_static)
     },
     "operators": {"allowed": list},
     "verification": {
@@ -46,7 +47,12 @@ SCHEMA: dict[str, Any] = {
         "min_cosine": float,
         "max_samples": int,
     },
-    "device": {"qemu_machine": str, "board": str, "device_string": str, "harness": str},
+    "device": {
+        "qemu_machine": str, "board": str, "device_string": str, "harness": str,
+        # Device harness (edgec/harness.py): inference threads, the Android GPU delegate's fp16
+        # variant, ONNX Runtime execution providers in order, a TensorRT trtexec script (Jetson).
+        "threads": int, "gpu_delegate": bool, "providers": list, "trtexec": bool,
+    },
 }
 
 _META_KEYS = {"extends", "abstract"}

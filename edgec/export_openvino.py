@@ -1,0 +1,123 @@
+"""OpenVINO exporter: IR (``model.xml``/``model.bin``) in FP32, FP16-compressed or INT8 (NNCF).
+
+The Keras model reaches OpenVINO through the same fused ONNX graph the ONNX exporter makes
+(``openvino.convert_model`` on the ONNX file), so both Intel paths start from identical operators.
+``quantization.scheme`` picks the precision: ``fp32``; ``fp16`` (weights stored as FP16 by
+``save_model(compress_to_fp16=True)``; the CPU plugin still computes in FP32/BF16); ``int8``
+(``nncf.quantize`` post-training, fed the same calibration samples as every other toolchain, weights
+per channel, then saved without FP16 compression so the FakeQuantize ranges stay exact).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, ToolchainError
+
+log = logging.getLogger(__name__)
+
+STAGE = "export-openvino"
+SCHEMES = ("fp32", "fp16", "int8")
+CALIBRATION_SAMPLES = 300  # NNCF's default subset size
+
+
+def onnx_to_openvino(onnx_path: Path) -> Any:
+    """Convert an ONNX file to an ``openvino.Model``."""
+    import openvino as ov
+
+    try:
+        return ov.convert_model(str(onnx_path))
+    except (RuntimeError, ValueError) as e:  # OpConversionFailure is a RuntimeError
+        raise ToolchainError(f"openvino.convert_model failed on {onnx_path}: {str(e).splitlines()[0]}",
+                             stage=STAGE) from None
+
+
+def quantize(ov_model: Any, samples: Any, *, limit: int = CALIBRATION_SAMPLES, preset: str = "performance"
+             ) -> Any:
+    """INT8 post-training quantization with ``nncf.quantize`` on edgec samples (one per batch).
+
+    ``preset`` "performance" gives symmetric activations (fastest on Intel CPUs); "mixed" asymmetric.
+    """
+    import nncf
+
+    from .export_onnx import feeds
+    from .runtimes_onnx import fit_layout
+
+    names = [p.get_any_name() for p in ov_model.inputs]
+    shapes = [[d.get_length() if d.is_static else -1 for d in p.get_partial_shape()] for p in ov_model.inputs]
+    arrays = feeds(samples, names, limit=limit)
+    arrays = {n: fit_layout(arrays[n], s, n) for n, s in zip(names, shapes)}
+    count = len(next(iter(arrays.values())))
+    items = [tuple(arrays[n][i:i + 1] for n in names) for i in range(count)]
+    dataset = nncf.Dataset(items, lambda item: item[0] if len(item) == 1 else list(item))
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
+    try:
+        return nncf.quantize(ov_model, dataset, preset=presets[preset], subset_size=count)
+    except (RuntimeError, ValueError, nncf.ValidationError) as e:
+        raise ToolchainError(f"nncf.quantize failed: {str(e).splitlines()[0]}", stage=STAGE) from None
+
+
+def save(ov_model: Any, folder: Path, *, compress_to_fp16: bool) -> Path:
+    """``openvino.save_model`` to ``folder/model.xml`` (+ ``model.bin``); returns the xml path."""
+    import openvino as ov
+
+    folder.mkdir(parents=True, exist_ok=True)
+    xml = folder / "model.xml"
+    ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
+    return xml
+
+
+def export(build: Any) -> None:
+    """Exporter for ``format = "openvino"``: writes ``model.xml``/``model.bin`` at the scheme's precision."""
+    import onnx
+
+    from .export_onnx import float_onnx, sample_count
+
+    q = build.target.get("quantization", {})
+    scheme = q.get("scheme", "int8")
+    if scheme not in SCHEMES:
+        raise InputError(f"quantization scheme '{scheme}' is not available for OpenVINO "
+                         f"({', '.join(SCHEMES)})", stage=STAGE, target=build.target.get("id"))
+    build.work.mkdir(parents=True, exist_ok=True)
+    model, counts = float_onnx(build)
+    onnx_path = build.work / "model_float.onnx"
+    onnx.save(model, str(onnx_path))
+    ov_model = onnx_to_openvino(onnx_path)
+    info: dict[str, Any] = {"scheme": scheme, "fusion": counts,
+                            "device": build.target.get("device", {}).get("device_string", "CPU")}
+    if scheme == "int8":
+        ov_model = quantize(ov_model, build.calibration)
+        info.update(calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES),
+                    quantizer="nncf.quantize", preset="performance")
+    xml = save(ov_model, build.out, compress_to_fp16=scheme == "fp16")
+    weights = xml.with_suffix(".bin")
+    build.artifact = xml
+    raw = xml.read_bytes() + weights.read_bytes()
+    build.report.setdefault("size", {}).update(
+        artifact_bytes=len(raw), xml_bytes=xml.stat().st_size, bin_bytes=weights.stat().st_size,
+        float_onnx_bytes=onnx_path.stat().st_size, gzip_bytes=len(gzip.compress(raw, mtime=0)))
+    build.report["openvino"] = info
+    log.info("wrote %s (+ .bin, %d bytes, %s)", xml, len(raw), scheme)
+
+
+def fake_quantize_count(xml: Path) -> int:
+    """Number of FakeQuantize operations in an IR (0 for a float IR): evidence of INT8."""
+    import openvino as ov
+
+    return sum(1 for op in ov.Core().read_model(str(xml)).get_ops() if op.get_type_name() == "FakeQuantize")
+
+
+def weight_dtypes(xml: Path) -> dict[str, int]:
+    """Element types of the IR's Constant ops -> count (f16 after FP16 compression)."""
+    import openvino as ov
+
+    out: dict[str, int] = {}
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_type_name() == "Constant":
+            key = op.get_output_element_type(0).get_type_name()
+            out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+

@@ -1,0 +1,181 @@
+"""``edgec inspect MODEL --target ID``: which of a model's operators each target can run, and why not.
+
+The answer comes from the toolchain each target uses, not from a hand-kept list where one exists:
+
+- ``onnx`` targets: ONNX Runtime's own kernel registry for the CPU execution provider (op, domain and
+  the model's opset must fall in a registered kernel's version range).
+- ``openvino`` targets: OpenVINO's ONNX front end converts the model partially; operators it cannot
+  convert remain ``ONNXFrameworkNode``s. The converted model is then queried on the CPU plugin (GPU
+  and NPU plugins are not present on a build machine; their support is not claimed).
+- TFLite targets (``tflm``, ``litert``, ``c``): an ONNX operator must be in the lowering's set
+  (:data:`edgec.onnx_lower.SUPPORTED_OPS`) and the TFLite builtins it becomes
+  (:data:`TFLITE_BUILTINS`) must be in the profile's ``operators.allowed`` (LiteRT: any builtin).
+
+Keras models are converted to ONNX with tf2onnx first, so every target is judged on the same graph.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+STAGE = "inspect"
+# ONNX operator -> the TFLite builtins the lowering + TFLite converter turn it into (one of each tuple
+# entry; an empty tuple means it is folded away: BN into the convolution, Transpose into the layout).
+TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Add": (("ADD",),), "AveragePool": (("AVERAGE_POOL_2D",),), "BatchNormalization": (),
+    "Clip": (("RELU6", "RELU", "MINIMUM"),), "Concat": (("CONCATENATION",),), "Constant": (),
+    "Conv": (("CONV_2D", "DEPTHWISE_CONV_2D"),), "ConvTranspose": (("TRANSPOSE_CONV",),),
+    "Div": (("MUL",),), "Dropout": (), "Flatten": (("RESHAPE",),), "Gemm": (("FULLY_CONNECTED",),),
+    "GlobalAveragePool": (("MEAN",),), "HardSigmoid": (("MUL",), ("ADD",), ("RELU6", "MINIMUM")),
+    "HardSwish": (("HARD_SWISH",),), "Identity": (), "LeakyRelu": (("LEAKY_RELU",),),
+    "MatMul": (("FULLY_CONNECTED",),), "MaxPool": (("MAX_POOL_2D",),), "Mul": (("MUL",),),
+    "Pad": (("PAD", "PADV2"),), "Relu": (("RELU",),), "Reshape": (("RESHAPE",),),
+    "Resize": (("RESIZE_NEAREST_NEIGHBOR",),), "Sigmoid": (("LOGISTIC",),), "Softmax": (("SOFTMAX",),),
+    "Split": (("SPLIT", "SPLIT_V"),), "Squeeze": (("RESHAPE",),), "Sub": (("SUB",),),
+    "Tanh": (("TANH",),), "Transpose": (), "Unsqueeze": (("RESHAPE",),),
+}
+
+
+def onnx_model_of(path: str | Path) -> Any:
+    """The ONNX graph inspected for ``path``: read safely, or converted from Keras with tf2onnx."""
+    from .load import kind_of
+
+    path = Path(path)
+    if kind_of(path) == "onnx":
+        from .load_onnx import read
+
+        return read(path)
+    from .export_onnx import keras_to_onnx
+    from .load import load
+
+    return keras_to_onnx(load(path).keras_model)
+
+
+def _nodes(model: Any) -> list[tuple[str, str, str]]:
+    return [(n.name or n.output[0], n.op_type, n.domain or "") for n in model.graph.node]
+
+
+def _opset(model: Any, domain: str) -> int:
+    for entry in model.opset_import:
+        if (entry.domain or "") in ((domain,) if domain else ("", "ai.onnx")):
+            return int(entry.version)
+    return 0
+
+
+def onnxruntime_support(model: Any) -> dict[str, str | None]:
+    """ONNX op type -> None if ORT's CPU provider has a kernel for it at the model's opset, else why."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    kernels = collections.defaultdict(list)
+    for k in ort_c.get_all_opkernel_def():
+        if k.provider == "CPUExecutionProvider":
+            kernels[(k.op_name, k.domain or "")].append(k.version_range)
+    out: dict[str, str | None] = {}
+    for _, op, domain in _nodes(model):
+        version = _opset(model, domain)
+        ranges = kernels.get((op, domain), [])
+        ok = any(low <= version <= high for low, high in ranges)
+        out[op] = None if ok else (f"no CPU kernel for opset {version}" if ranges else "no CPU kernel")
+    return out
+
+
+def openvino_support(model: Any, work: Path) -> dict[str, str | None]:
+    """ONNX op type -> None if OpenVINO's ONNX front end converts it and the CPU plugin runs it."""
+    import onnx
+    import openvino as ov
+    from openvino.frontend import FrontEndManager
+
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "inspect.onnx"
+    onnx.save(model, str(path))
+    frontend = FrontEndManager().load_by_framework("onnx")
+    converted = frontend.convert_partially(frontend.load(str(path)))
+    by_name = {}
+    for name, op, _ in _nodes(model):
+        by_name[name] = op
+    for node in model.graph.node:
+        for output in node.output:
+            by_name[output] = node.op_type
+    out: dict[str, str | None] = {op: None for _, op, _ in _nodes(model)}
+    framework = [o for o in converted.get_ops() if "FrameworkNode" in o.get_type_name()]
+    for op in framework:
+        name = op.get_friendly_name()
+        out[by_name.get(name, name)] = "OpenVINO's ONNX front end cannot convert it"
+    if not framework:
+        supported = ov.Core().query_model(converted, "CPU")
+        for op in converted.get_ops():
+            name = op.get_friendly_name()
+            if name not in supported and op.get_type_name() not in ("Parameter", "Result", "Constant"):
+                out[by_name.get(name, op.get_type_name())] = "CPU plugin cannot run it"
+    return out
+
+
+def tflite_support(model: Any, allowed: list[str] | None) -> dict[str, str | None]:
+    """ONNX op type -> None if the lowering covers it and its TFLite builtins are ``allowed``."""
+    from .onnx_lower import SUPPORTED_OPS
+
+    out: dict[str, str | None] = {}
+    for _, op, domain in _nodes(model):
+        if domain not in ("", "ai.onnx") or op not in SUPPORTED_OPS:
+            out[op] = "not in the ONNX lowering's operator set"
+            continue
+        missing = [alts for alts in TFLITE_BUILTINS[op]
+                   if allowed is not None and not set(alts) & set(allowed)]
+        out[op] = None if not missing else "needs " + ", ".join("/".join(a) for a in missing) + \
+            " (not in the profile's operators.allowed)"
+    return out
+
+
+def inspect(model_path: str | Path, target_ids: list[str], *, work: Path) -> dict[str, Any]:
+    """Per target: the model's operators it can run and the ones it cannot, with the reason.
+
+    Returns ``{"model", "operators": {op: count}, "targets": {id: {"format", "checked_by",
+    "supported": [...], "unsupported": {op: reason}, "ok": bool}}}``.
+    """
+    from . import targets
+
+    model = onnx_model_of(model_path)
+    counts = dict(sorted(collections.Counter(op for _, op, _ in _nodes(model)).items()))
+    result: dict[str, Any] = {"model": str(model_path), "operators": counts, "targets": {}}
+    for target_id in target_ids:
+        profile = targets.resolve(target_id)
+        fmt = profile.get("format")
+        if fmt == "onnx":
+            verdicts, by = onnxruntime_support(model), "onnxruntime CPU kernel registry"
+        elif fmt == "openvino":
+            verdicts, by = openvino_support(model, Path(work)), "OpenVINO ONNX front end + CPU plugin query"
+        elif fmt in ("tflm", "litert", "c"):
+            allowed = profile.get("operators", {}).get("allowed") if fmt != "litert" else None
+            verdicts, by = tflite_support(model, allowed), "edgec ONNX lowering + operators.allowed"
+        else:
+            raise InputError(f"target '{target_id}': format '{fmt}' has no operator check", stage=STAGE)
+        unsupported = {op: why for op, why in sorted(verdicts.items()) if why}
+        result["targets"][target_id] = {
+            "format": fmt, "checked_by": by,
+            "supported": sorted(op for op, why in verdicts.items() if not why),
+            "unsupported": unsupported, "ok": not unsupported}
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """A plain-text table of :func:`inspect`'s result for the terminal."""
+    ops = list(result["operators"])
+    ids = list(result["targets"])
+    width = max([len(o) for o in ops] + [8])
+    lines = [f"{result['model']}: {sum(result['operators'].values())} nodes, {len(ops)} operator types",
+             "operator".ljust(width) + "  count  " + "  ".join(ids)]
+    for op in ops:
+        cells = ["yes".ljust(len(t)) if op not in result["targets"][t]["unsupported"] else "NO".ljust(len(t))
+                 for t in ids]
+        lines.append(op.ljust(width) + f"  {result['operators'][op]:5d}  " + "  ".join(cells))
+    for t in ids:
+        for op, why in result["targets"][t]["unsupported"].items():
+            lines.append(f"{t}: {op}: {why}")
+    return "\n".join(lines)

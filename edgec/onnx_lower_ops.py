@@ -1,0 +1,300 @@
+"""Compute operators for :mod:`edgec.onnx_lower`, one function each: ``handler(state, node, index)``.
+
+Each handler reads its inputs from ``state.values`` (Keras tensor + layout ``perm``, or a constant),
+adds Keras layers, and stores its outputs with their layout. ``HANDLERS`` is the closed table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .onnx_lower import NHWC, Lowering, Value, attrs
+from .onnx_lower_shape import (_axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize,
+                               split, transpose)
+
+
+def _spatial_padding(node: Any, state: Lowering, in_hw, kernel, strides, dilations) -> tuple[str, Any]:
+    """'same', 'valid' or ('valid', explicit ((top, bottom), (left, right))) for a 2-D window op."""
+    a = attrs(node)
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "VALID":
+        return "valid", None
+    same = []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        same.append((total // 2, total - total // 2))
+    if auto == "SAME_UPPER":
+        return "same", None
+    if auto == "SAME_LOWER":
+        raise _refuse(node, "auto_pad SAME_LOWER is not supported; export with explicit pads")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    explicit = ((pads[0], pads[2]), (pads[1], pads[3]))
+    if explicit == ((0, 0), (0, 0)):
+        return "valid", None
+    if all(tuple(p) == s for p, s in zip(explicit, same)):
+        return "same", None
+    return "valid", explicit
+
+
+def _window_2d(state: Lowering, node: Any) -> tuple[Any, dict]:
+    """Input tensor in NHWC plus the window parameters of a 2-D Conv/Pool node."""
+    shape = state.shape(node.input[0])
+    if len(shape) != 4:
+        raise _refuse(node, f"only 2-D (4-D NCHW) inputs are supported, got rank {len(shape)}")
+    a = attrs(node)
+    kernel = tuple(a.get("kernel_shape") or state.shape(node.input[1])[2:])
+    strides = tuple(a.get("strides", (1, 1)))
+    dilations = tuple(a.get("dilations", (1, 1)))
+    padding, explicit = _spatial_padding(node, state, shape[2:], kernel, strides, dilations)
+    x = state.layout(node.input[0], NHWC)
+    return x, {"kernel": kernel, "strides": strides, "dilations": dilations, "padding": padding,
+               "explicit": explicit}
+
+
+def _pad_explicit(state: Lowering, node: Any, x: Any, explicit) -> Any:
+    if explicit is None:
+        return x
+    return state.keras.layers.ZeroPadding2D(explicit, name=state.name(node, "_pad"))(x)
+
+
+def conv(state: Lowering, node: Any, index: int) -> None:
+    """Conv (2-D): Conv2D, DepthwiseConv2D (group == channels) or grouped Conv2D."""
+    layers = state.keras.layers
+    x, w = _window_2d(state, node)
+    weight = state.const(node, 1, what="weight")
+    bias = state.const(node, 2, what="bias")
+    group = attrs(node).get("group", 1)
+    c_out, c_in_g = weight.shape[:2]
+    c_in = c_in_g * group
+    x = _pad_explicit(state, node, x, w["explicit"])
+    common = dict(strides=w["strides"], padding=w["padding"], dilation_rate=w["dilations"],
+                  use_bias=bias is not None, name=state.name(node))
+    if group > 1 and group == c_in and c_in_g == 1:
+        mult = c_out // c_in
+        layer = layers.DepthwiseConv2D(w["kernel"], depth_multiplier=mult, **common)
+        kernel = weight.reshape(c_in, mult, *w["kernel"]).transpose(2, 3, 0, 1)
+    else:
+        layer = layers.Conv2D(c_out, w["kernel"], groups=group, **common)
+        kernel = weight.transpose(2, 3, 1, 0)
+    y = layer(x)
+    layer.set_weights([kernel] + ([bias] if bias is not None else []))
+    state.set(node.output[0], y, NHWC)
+
+
+def conv_transpose(state: Lowering, node: Any, index: int) -> None:
+    """ConvTranspose (2-D, group 1): Conv2DTranspose 'valid', then cropping of the ONNX pads."""
+    layers = state.keras.layers
+    a = attrs(node)
+    weight = state.const(node, 1, what="weight")
+    bias = state.const(node, 2, what="bias")
+    if a.get("group", 1) != 1 or any(a.get("output_padding", [0])) or "output_shape" in a:
+        raise _refuse(node, "only group=1 without output_padding/output_shape is supported")
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise _refuse(node, "auto_pad is not supported; export with explicit pads")
+    if len(state.shape(node.input[0])) != 4:
+        raise _refuse(node, "only 2-D (4-D NCHW) inputs are supported")
+    x = state.layout(node.input[0], NHWC)
+    kernel = tuple(weight.shape[2:])
+    layer = layers.Conv2DTranspose(weight.shape[1], kernel, strides=tuple(a.get("strides", (1, 1))),
+                                   dilation_rate=tuple(a.get("dilations", (1, 1))), padding="valid",
+                                   use_bias=bias is not None, name=state.name(node))
+    y = layer(x)
+    layer.set_weights([weight.transpose(2, 3, 1, 0)] + ([bias] if bias is not None else []))
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if any(pads):
+        y = layers.Cropping2D(((pads[0], pads[2]), (pads[1], pads[3])), name=state.name(node, "_crop"))(y)
+    state.set(node.output[0], y, NHWC)
+
+
+def _dense(state: Lowering, node: Any, index: int, x: Any, kernel: np.ndarray, bias) -> None:
+    layer = state.keras.layers.Dense(kernel.shape[1], use_bias=bias is not None, name=state.name(node))
+    y = layer(x)
+    layer.set_weights([kernel.astype(np.float32)] + ([np.broadcast_to(bias, (kernel.shape[1],))
+                                                      .astype(np.float32)] if bias is not None else []))
+    return y
+
+
+def gemm(state: Lowering, node: Any, index: int) -> None:
+    """Gemm with constant B (and C): Dense."""
+    a = attrs(node)
+    if a.get("transA", 0) or len(state.shape(node.input[0])) != 2:
+        raise _refuse(node, "only a 2-D A without transA is supported")
+    weight = state.const(node, 1, what="B") * a.get("alpha", 1.0)
+    if a.get("transB", 0):
+        weight = weight.T
+    bias = state.const(node, 2, what="C")
+    if bias is not None:
+        bias = bias * a.get("beta", 1.0)
+    y = _dense(state, node, index, state.onnx_layout(node.input[0]), weight, bias)
+    state.set(node.output[0], y, (0, 1))
+
+
+def matmul(state: Lowering, node: Any, index: int) -> None:
+    """MatMul by a constant 2-D matrix: Dense; a following Add of a constant vector becomes its bias."""
+    weight = state.const(node, 1, what="B")
+    if weight.ndim != 2:
+        raise _refuse(node, "only a constant 2-D right-hand matrix is supported")
+    bias, out = None, node.output[0]
+    users = state.consumers.get(out, [])
+    graph_outputs = [o.name for o in state.model.graph.output]
+    if len(users) == 1 and users[0].op_type == "Add" and out not in graph_outputs:
+        add = users[0]
+        other = [n for n in add.input if n != out]
+        value = state.values.get(other[0]) if len(other) == 1 else None
+        if value is not None and value.is_const and value.const.size == weight.shape[1]:
+            bias = value.const.reshape(-1)
+            state.skip.add(list(state.model.graph.node).index(add))
+            out = add.output[0]
+    x = state.onnx_layout(node.input[0])
+    y = _dense(state, node, index, x, weight, bias)
+    state.set(out, y, tuple(range(len(state.shape(node.input[0])))))
+
+
+def batch_norm(state: Lowering, node: Any, index: int) -> None:
+    """BatchNormalization (inference): a Keras BatchNormalization on the channel axis."""
+    scale, shift, mean, var = (state.const(node, i) for i in range(1, 5))
+    axis = _axis(state, node.input[0], 1)
+    layer = state.keras.layers.BatchNormalization(axis=axis, epsilon=attrs(node).get("epsilon", 1e-5),
+                                                  name=state.name(node))
+    value = state.values[node.input[0]]
+    y = layer(value.tensor, training=False)
+    layer.set_weights([scale, shift, mean, var])
+    state.set(node.output[0], y, value.perm)
+
+
+def _unary(make):
+    def handler(state: Lowering, node: Any, index: int) -> None:
+        value = state.values[node.input[0]]
+        y = make(state, node)(value.tensor)
+        state.set(node.output[0], y, value.perm)
+    handler.__doc__ = "Element-wise op: keeps the input's layout."
+    return handler
+
+
+def _clip_layer(state: Lowering, node: Any):
+    a = attrs(node)
+    low = state.const(node, 1) if len(node.input) > 1 and node.input[1] else a.get("min")
+    high = state.const(node, 2) if len(node.input) > 2 and node.input[2] else a.get("max")
+    low = None if low is None else float(low)
+    high = None if high is None else float(high)
+    if low == 0.0:
+        return state.keras.layers.ReLU(max_value=high, name=state.name(node))
+    tf = state.tf
+    lo = -np.inf if low is None else low
+    hi = np.inf if high is None else high
+    return lambda x: tf.clip_by_value(x, lo, hi, name=state.name(node))
+
+
+def _hard_sigmoid(state: Lowering, node: Any):
+    a = attrs(node)
+    alpha, beta = a.get("alpha", 0.2), a.get("beta", 0.5)
+    tf = state.tf
+    return lambda x: tf.clip_by_value(x * alpha + beta, 0.0, 1.0, name=state.name(node))
+
+
+def _hard_swish(state: Lowering, node: Any):
+    tf = state.tf
+    # x * relu6(x + 3) / 6: the pattern the TFLite converter fuses into HARD_SWISH.
+    return lambda x: tf.math.multiply(x, tf.nn.relu6(x + 3.0) * (1.0 / 6.0), name=state.name(node))
+
+
+def _activation(kind: str):
+    return lambda state, node: state.keras.layers.Activation(kind, name=state.name(node))
+
+
+def _binary(op: str):
+    def handler(state: Lowering, node: Any, index: int) -> None:
+        a, b = (state.values[n] for n in node.input[:2])
+        tf, layers = state.tf, state.keras.layers
+        if op == "Div":
+            if not b.is_const:
+                raise _refuse(node, "Div is supported only by a constant divisor")
+            op_, b = "Mul", Value(const=(1.0 / b.const.astype(np.float64)).astype(np.float32))
+        else:
+            op_ = op
+        if a.is_const and b.is_const:
+            raise _refuse(node, "both operands are constants; fold constants first")
+        if a.is_const or b.is_const:
+            x, c = (b, a.const) if a.is_const else (a, b.const)
+            rank = len(state.shape(node.output[0]))
+            if np.ndim(c) > len(x.perm):
+                raise _refuse(node, "a constant of higher rank than the tensor operand is not supported")
+            c = np.asarray(c, np.float32).reshape((1,) * (rank - np.ndim(c)) + np.shape(c))
+            c = np.transpose(c, x.perm)
+            fn = {"Add": tf.math.add, "Mul": tf.math.multiply, "Sub": tf.math.subtract}[op_]
+            args = (c, x.tensor) if a.is_const else (x.tensor, c)
+            y = fn(*args, name=state.name(node))
+            state.set(node.output[0], y, x.perm)
+            return
+        ra, rb = len(state.shape(node.input[0])), len(state.shape(node.input[1]))
+        perm = a.perm if ra == rb else tuple(range(ra))
+        xa = state.layout(node.input[0], perm)
+        xb = state.layout(node.input[1], perm if ra == rb else tuple(range(rb)))
+        same = state.shape(node.input[0]) == state.shape(node.input[1])
+        if same:
+            layer = {"Add": layers.Add, "Sub": layers.Subtract, "Mul": layers.Multiply}[op_]
+            y = layer(name=state.name(node))([xa, xb])
+        else:
+            fn = {"Add": tf.math.add, "Mul": tf.math.multiply, "Sub": tf.math.subtract}[op_]
+            y = fn(xa, xb, name=state.name(node))
+        state.set(node.output[0], y, perm if ra == rb else tuple(range(len(state.shape(node.output[0])))))
+    handler.__doc__ = f"{op}: element-wise, Keras merge layer when shapes agree, else a broadcasting op."
+    return handler
+
+
+def _pool(kind: str):
+    def handler(state: Lowering, node: Any, index: int) -> None:
+        layers = state.keras.layers
+        a = attrs(node)
+        if a.get("ceil_mode", 0):
+            raise _refuse(node, "ceil_mode=1 is not supported")
+        x, w = _window_2d(state, node)
+        if any(d != 1 for d in w["dilations"]):
+            raise _refuse(node, "dilated pooling is not supported")
+        if w["explicit"] is not None:
+            raise _refuse(node, "only 'same' or 'valid' pads are supported for pooling")
+        if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
+            raise _refuse(node, "count_include_pad=1 with padding is not supported")
+        layer = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
+        y = layer(w["kernel"], strides=w["strides"], padding=w["padding"], name=state.name(node))(x)
+        state.set(node.output[0], y, NHWC)
+    handler.__doc__ = f"{kind} pooling (2-D): a Keras pooling layer on NHWC."
+    return handler
+
+
+def global_avg_pool(state: Lowering, node: Any, index: int) -> None:
+    """GlobalAveragePool: GlobalAveragePooling2D(keepdims=True) on NHWC."""
+    if len(state.shape(node.input[0])) != 4:
+        raise _refuse(node, "only 4-D inputs are supported")
+    x = state.layout(node.input[0], NHWC)
+    y = state.keras.layers.GlobalAveragePooling2D(keepdims=True, name=state.name(node))(x)
+    state.set(node.output[0], y, NHWC)
+
+
+def softmax(state: Lowering, node: Any, index: int) -> None:
+    """Softmax over one axis (opset 13 semantics)."""
+    axis = _axis(state, node.input[0], attrs(node).get("axis", -1))
+    value = state.values[node.input[0]]
+    y = state.keras.layers.Softmax(axis=axis, name=state.name(node))(value.tensor)
+    state.set(node.output[0], y, value.perm)
+
+
+def _leaky(state: Lowering, node: Any):
+    return state.keras.layers.LeakyReLU(alpha=attrs(node).get("alpha", 0.01), name=state.name(node))
+
+
+HANDLERS = {
+    "Add": _binary("Add"), "Sub": _binary("Sub"), "Mul": _binary("Mul"), "Div": _binary("Div"),
+    "AveragePool": _pool("avg"), "MaxPool": _pool("max"), "BatchNormalization": batch_norm,
+    "Clip": _unary(_clip_layer), "Concat": concat, "Constant": constant, "Conv": conv,
+    "ConvTranspose": conv_transpose, "Dropout": passthrough, "Identity": passthrough,
+    "Flatten": reshape_like, "Reshape": reshape_like, "Squeeze": reshape_like, "Unsqueeze": reshape_like,
+    "Gemm": gemm, "MatMul": matmul, "GlobalAveragePool": global_avg_pool,
+    "HardSigmoid": _unary(_hard_sigmoid), "HardSwish": _unary(_hard_swish),
+    "LeakyRelu": _unary(_leaky), "Relu": _unary(lambda s, n: s.keras.layers.ReLU(name=s.name(n))),
+    "Sigmoid": _unary(_activation("sigmoid")), "Tanh": _unary(_activation("tanh")),
+    "Pad": pad, "Resize": resize, "Softmax": softmax, "Split": split, "Transpose": transpose,
+}

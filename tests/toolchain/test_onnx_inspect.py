@@ -1,0 +1,51 @@
+"""`edgec inspect`: per target, which operators of a model run, judged by each target's toolchain."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgec import inspect_ops
+
+pytestmark = pytest.mark.toolchain
+
+
+def _model(tmp_path, extra_op: str = "Erf", domain: str = ""):
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node(extra_op, ["r"], ["y"], name="odd", domain=domain)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [w])
+    imports = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=imports), str(path))
+    return path
+
+
+def test_erf_runs_in_onnx_runtime_and_openvino_but_not_on_a_microcontroller(tmp_path):
+    result = inspect_ops.inspect(_model(tmp_path), ["onnx-cpu", "intel-cpu", "cortex-m4"], work=tmp_path / "w")
+    assert result["operators"] == {"Conv": 1, "Erf": 1, "Relu": 1}
+    assert result["targets"]["onnx-cpu"]["ok"] and result["targets"]["intel-cpu"]["ok"]
+    m4 = result["targets"]["cortex-m4"]
+    assert m4["supported"] == ["Conv", "Relu"] and not m4["ok"]
+    assert "lowering" in m4["unsupported"]["Erf"]
+    table = inspect_ops.render(result)
+    assert "Erf" in table and "NO" in table and "cortex-m4: Erf:" in table
+
+
+def test_custom_domain_operator_is_unsupported_everywhere(tmp_path):
+    result = inspect_ops.inspect(_model(tmp_path, "Mystery", "com.example"), ["onnx-cpu", "intel-cpu"],
+                                 work=tmp_path / "w")
+    for target in ("onnx-cpu", "intel-cpu"):
+        assert list(result["targets"][target]["unsupported"]) == ["Mystery"], result["targets"][target]
+        assert result["targets"][target]["supported"] == ["Conv", "Relu"]
+
+
+def test_tflite_builtins_missing_from_the_profile_are_named(tmp_path):
+    model = onnx.load(str(_model(tmp_path, "Sigmoid")))
+    verdicts = inspect_ops.tflite_support(model, ["CONV_2D", "RELU"])
+    assert verdicts["Conv"] is None and verdicts["Relu"] is None
+    assert "LOGISTIC" in verdicts["Sigmoid"] and "operators.allowed" in verdicts["Sigmoid"]

@@ -1,0 +1,174 @@
+"""ONNX -> tf_keras lowering: every documented operator matches ONNX Runtime, NCHW becomes NHWC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgec import load_onnx, onnx_lower
+from edgec.errors import ToolchainError
+
+pytestmark = pytest.mark.toolchain
+
+RNG = np.random.default_rng(0)
+
+
+def _w(name: str, *shape: int, scale: float = 0.3) -> onnx.TensorProto:
+    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def _positive(name: str, *shape: int) -> onnx.TensorProto:
+    return numpy_helper.from_array(RNG.uniform(0.5, 1.5, shape).astype(np.float32), name)
+
+
+def _ints(name: str, values) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+def _read(tmp_path, nodes, inputs, outputs, initializers, name="m"):
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return load_onnx.read(path)
+
+
+def _value(name, *shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+
+
+def _cnn_nodes():
+    """A CNN in NCHW: conv/bn/activations/pools/depthwise/dense."""
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", "w1", "b1"], ["c1"], name="conv_same", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        n("BatchNormalization", ["c1", "s", "sh", "mu", "var"], ["bn"], name="bn", epsilon=1e-3),
+        n("Relu", ["bn"], ["r1"], name="relu"),
+        n("MaxPool", ["r1"], ["p1"], name="maxpool", kernel_shape=[2, 2], strides=[2, 2]),
+        n("Conv", ["p1", "wd"], ["c2"], name="depthwise", group=8, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("Clip", ["c2", "zero", "six"], ["r6"], name="relu6"),
+        n("Conv", ["r6", "w3", "b3"], ["c3"], name="conv_asym", pads=[0, 1, 1, 0], strides=[2, 2],
+          kernel_shape=[2, 2]),
+        n("HardSwish", ["c3"], ["hs"], name="hswish"),
+        n("AveragePool", ["hs"], ["ap"], name="avgpool", kernel_shape=[2, 2], strides=[1, 1],
+          pads=[0, 0, 1, 1]),
+        n("LeakyRelu", ["ap"], ["lr"], name="leaky", alpha=0.1),
+        n("GlobalAveragePool", ["lr"], ["gap"], name="gap"),
+        n("Flatten", ["gap"], ["flat"], name="flatten"),
+        n("Gemm", ["flat", "wg", "bg"], ["g"], name="gemm", transB=1),
+        n("Sigmoid", ["g"], ["sg"], name="sigmoid"),
+        n("MatMul", ["sg", "wm"], ["mm"], name="matmul"),
+        n("Add", ["mm", "bm"], ["logits"], name="bias"),
+        n("Softmax", ["logits"], ["y"], name="softmax", axis=-1),
+    ]
+    inits = [_w("w1", 8, 3, 3, 3), _w("b1", 8), _positive("s", 8), _w("sh", 8), _w("mu", 8),
+             _positive("var", 8), _w("wd", 8, 1, 3, 3), numpy_helper.from_array(np.float32(0), "zero"),
+             numpy_helper.from_array(np.float32(6), "six"), _w("w3", 12, 8, 2, 2), _w("b3", 12),
+             _w("wg", 16, 12), _w("bg", 16), _w("wm", 16, 5), _w("bm", 5)]
+    return nodes, inits
+
+
+def test_cnn_with_conv_bn_pools_and_dense_matches_onnx_runtime(tmp_path):
+    nodes, inits = _cnn_nodes()
+    model = _read(tmp_path, nodes, [_value("x", 1, 3, 12, 12)], [_value("y", 1, 5)], inits)
+    keras_model = onnx_lower.lower(model)
+    layers = {type(l).__name__ for l in keras_model.layers}
+    assert {"Conv2D", "DepthwiseConv2D", "BatchNormalization", "MaxPooling2D", "AveragePooling2D",
+            "GlobalAveragePooling2D", "Dense", "Softmax"} <= layers
+    # NCHW input kept for the user, one Permute to NHWC before the first convolution, none after.
+    assert sum(type(l).__name__ == "Permute" for l in keras_model.layers) == 1
+    result = onnx_lower.check(model, keras_model, {"x": RNG.uniform(0, 1, (8, 3, 12, 12)).astype(np.float32)})
+    assert result["samples"] == 12 and result["max_rel_err"] <= 1e-4
+
+
+def test_elementwise_shape_and_resize_ops_match_onnx_runtime(tmp_path):
+    n = helper.make_node
+    nodes = [
+        n("Transpose", ["x"], ["t"], name="to_nchw", perm=[0, 3, 1, 2]),
+        n("ConvTranspose", ["t", "wt", "bt"], ["up"], name="deconv", strides=[2, 2], kernel_shape=[4, 4],
+          pads=[1, 1, 0, 0]),
+        n("Resize", ["t", "", "scales"], ["rs"], name="resize", mode="nearest"),
+        n("Pad", ["rs", "pads"], ["rsp"], name="pad"),
+        n("Tanh", ["rsp"], ["th"], name="tanh"),
+        n("Concat", ["up", "th"], ["cat"], name="concat", axis=1),
+        n("Split", ["cat", "split"], ["s1", "s2"], name="split", axis=1),
+        n("Sub", ["s1", "c"], ["d1"], name="sub_const"),
+        n("Div", ["d1", "two"], ["d2"], name="div_const"),
+        n("Mul", ["d2", "s2"], ["m1"], name="mul"),
+        n("HardSigmoid", ["m1"], ["hsig"], name="hsig", alpha=0.25, beta=0.4),
+        n("Add", ["hsig", "m1"], ["a1"], name="add"),
+        n("Transpose", ["a1"], ["nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]),
+        n("Reshape", ["nhwc", "shape"], ["rshp"], name="reshape"),
+        n("Unsqueeze", ["rshp", "ax"], ["uq"], name="unsqueeze"),
+        n("Squeeze", ["uq", "ax"], ["y"], name="squeeze"),
+    ]
+    inits = [_w("wt", 4, 2, 4, 4), _w("bt", 2), numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32),
+             "scales"), _ints("pads", [0, 0, 1, 0, 0, 0, 0, 1]), _ints("split", [3, 3]),
+             _w("c", 1, 3, 1, 1), numpy_helper.from_array(np.float32(2.0), "two"),
+             _ints("shape", [1, -1]), _ints("ax", [1])]
+    model = _read(tmp_path, nodes, [_value("x", 1, 5, 5, 4)], [_value("y", 1, 11 * 11 * 3)], inits)
+    keras_model = onnx_lower.lower(model)
+    assert onnx_lower.check(model, keras_model)["max_rel_err"] <= 1e-4
+
+
+def test_wrong_lowering_is_caught_by_the_check(tmp_path):
+    nodes, inits = _cnn_nodes()
+    model = _read(tmp_path, nodes, [_value("x", 1, 3, 12, 12)], [_value("y", 1, 5)], inits)
+    keras_model = onnx_lower.lower(model)
+    dense = keras_model.get_layer("gemm")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias + 1.0])
+    with pytest.raises(ToolchainError, match="differs from ONNX Runtime on output 'y'"):
+        onnx_lower.check(model, keras_model)
+
+
+def test_tf2onnx_keras_model_lowers_without_transposes(tmp_path):
+    from edgec.export_onnx import keras_to_onnx
+    from edgec.tf import keras, seed_everything
+
+    seed_everything(0)
+    k = keras()
+    inp = k.Input((10, 10, 3), name="img")
+    x = k.layers.Conv2D(6, 3, padding="same", activation="relu")(inp)
+    x = k.layers.BatchNormalization()(x)
+    y = k.layers.SeparableConv2D(8, 3, strides=2, padding="same")(x)
+    z = k.layers.Conv2D(8, 1)(k.layers.AveragePooling2D(2)(x))
+    x = k.layers.Add()([y, z])
+    x = k.layers.UpSampling2D(2)(x)
+    x = k.layers.Concatenate()([x, inp])
+    x = k.layers.GlobalAveragePooling2D()(x)
+    out = k.layers.Dense(4, activation="softmax")(x)
+    source = k.Model(inp, out)
+    onnx.save(keras_to_onnx(source), str(tmp_path / "k.onnx"))
+    model = load_onnx.read(tmp_path / "k.onnx")
+    lowered = onnx_lower.lower(model)
+    # tf2onnx wraps every conv in Transpose pairs; the lowering absorbs them all (NHWC in, NHWC through).
+    assert not any(type(l).__name__ == "Permute" for l in lowered.layers)
+    sample = RNG.uniform(0, 1, (4, 10, 10, 3)).astype(np.float32)
+    assert onnx_lower.check(model, lowered, {"img": sample})["max_rel_err"] <= 1e-4
+    np.testing.assert_allclose(lowered.predict(sample, verbose=0), source.predict(sample, verbose=0),
+                               atol=1e-5)
+
+
+def test_lowered_tf2onnx_model_converts_to_a_clean_int8_tflite_graph(tmp_path):
+    from edgec.export_onnx import keras_to_onnx
+    from edgec.tf import keras, tensorflow
+    from edgec.tflite_model import parse
+
+    tf = tensorflow()
+    source = keras().models.load_model(Path(__file__).resolve().parents[2] / "edgec/examples/digits_cnn.keras")
+    onnx.save(keras_to_onnx(source), str(tmp_path / "digits.onnx"))
+    lowered = onnx_lower.lower(load_onnx.read(tmp_path / "digits.onnx"))
+    images = RNG.uniform(0, 1, (32, 8, 8, 1)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(lowered)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[None]] for x in images)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    ops = [op.name for op in parse(converter.convert()).operators]
+    # NHWC throughout: no TRANSPOSE, one RESHAPE (the flatten), no run-time shape arithmetic.
+    assert ops == ["CONV_2D", "CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "RESHAPE", "FULLY_CONNECTED",
+                   "FULLY_CONNECTED", "SOFTMAX"], ops
