@@ -41,9 +41,11 @@ class _Session:
     inputs: list[tuple[tuple[int, ...], np.dtype]]
 
     def feed(self, arrays: list[np.ndarray]) -> None:
+        """Set the inputs once; ``run()`` then times only the inference."""
         self.arrays = arrays
 
     def run(self) -> None:
+        """One inference on the fed inputs."""
         raise NotImplementedError
 
 
@@ -103,8 +105,17 @@ class _ORT(_Session):
         self.inputs = [(tuple(d if isinstance(d, int) else 1 for d in i.shape), np.dtype(kinds[i.type]))
                        for i in self.sess.get_inputs()]
 
+    def feed(self, arrays: list[np.ndarray]) -> None:
+        # Bind inputs once (IOBinding): sess.run() would re-wrap every numpy input on each call,
+        # a per-call overhead as large as a small model's whole inference.
+        self.binding = self.sess.io_binding()
+        for name, x in zip(self.names, arrays):
+            self.binding.bind_cpu_input(name, x)
+        for out in self.sess.get_outputs():
+            self.binding.bind_output(out.name, "cpu")
+
     def run(self) -> None:
-        self.sess.run(None, dict(zip(self.names, self.arrays)))
+        self.sess.run_with_iobinding(self.binding)
 
 
 class _OpenVINO(_Session):
@@ -116,14 +127,24 @@ class _OpenVINO(_Session):
         for p in model.inputs:
             if p.get_partial_shape().is_dynamic:
                 model.reshape({p: [d.get_length() if d.is_static else 1 for d in p.get_partial_shape()]})
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        # f32: on CPUs with AMX/AVX512-BF16 the CPU plugin would otherwise run the "float"
+        # reference in bf16, and the comparison would no longer be float vs int8.
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "f32"}
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.inputs = [(tuple(p.get_shape()), np.dtype(p.get_element_type().to_dtype()))
                        for p in self.compiled.inputs]
 
+    def feed(self, arrays: list[np.ndarray]) -> None:
+        import openvino as ov
+
+        self.arrays = arrays  # the shared tensors point into these arrays: keep them alive
+        for i, x in enumerate(arrays):
+            self.request.set_input_tensor(i, ov.Tensor(x, shared_memory=True))
+
     def run(self) -> None:
-        self.request.infer(self.arrays)
+        self.request.infer()  # inputs already set, no per-call conversion from numpy
 
 
 _MODULES = {"litert": "ai_edge_litert.interpreter", "tflm": "tflite_micro.python.tflite_micro.runtime",
@@ -155,8 +176,8 @@ def _load(path: Path, runtime: str, threads: int) -> _Session:
 def _stats(times_s: list[float]) -> dict:
     ms = np.asarray(times_s) * 1e3
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"p50_ms": round(float(p50), 4), "p90_ms": round(float(p90), 4), "p99_ms": round(float(p99), 4),
-            "mean_ms": round(float(ms.mean()), 4), "min_ms": round(float(ms.min()), 4),
+    return {"p50_ms": round(float(p50), 6), "p90_ms": round(float(p90), 6), "p99_ms": round(float(p99), 6),
+            "mean_ms": round(float(ms.mean()), 6), "min_ms": round(float(ms.min()), 6),
             "throughput_per_s": round(1e3 / float(p50), 2), "runs": len(ms)}
 
 
@@ -188,16 +209,48 @@ def peak_memory_bytes(path: Path, runtime: str, *, threads: int = 1) -> int | No
     return int(done.stdout.strip().splitlines()[-1])
 
 
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's resident high-water mark (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def _memory_probe(runtime: str, path: str, threads: int) -> int:
     import importlib
 
     if runtime in _MODULES:  # import the runtime first so its own code is not counted
         importlib.import_module(_MODULES[runtime])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Import leaves a high-water mark above the steady state; reset it so that a small model's
+    # load-and-run peak is not hidden under it. Fall back to getrusage where /proc is not writable.
+    if _reset_peak() and _status_kib("VmRSS") is not None:
+        before, peak = _status_kib("VmRSS"), lambda: _status_kib("VmHWM")
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # noqa: E731
     session = _load(Path(path), runtime, threads)
     for _ in range(5):
         session.run()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # Linux: KiB
+    return max(0, peak() - before) * 1024  # KiB
+
+
+def _model_bytes(path: Path) -> int:
+    """File size; for OpenVINO IR the .xml plus its .bin weights."""
+    weights = path.with_suffix(".bin")
+    extra = weights.stat().st_size if path.suffix == ".xml" and weights.is_file() else 0
+    return path.stat().st_size + extra
 
 
 def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, warmup: int = WARMUP,
@@ -217,15 +270,46 @@ def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, wa
                     "host": {"machine": platform.machine(), "processor": platform.processor() or None,
                              "cpu_count": os.cpu_count()}}
     for key, path, t in (("artifact", artifact, times[0]), ("reference", reference, times[1])):
-        result[key] = {"path": path.name, "bytes": path.stat().st_size, **_stats(t),
+        result[key] = {"path": path.name, "bytes": _model_bytes(path), **_stats(t),
                        "peak_memory_bytes": peak_memory_bytes(path, runtime, threads=threads) if memory
                        else None}
-    result["speedup"] = round(result["reference"]["p50_ms"] / result["artifact"]["p50_ms"], 3)
+    result["speedup"] = round(result["reference"]["p50_ms"] / result["artifact"]["p50_ms"], 4)
     target = Path(out) if out is not None else artifact.parent / "bench.json"
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     tmp.replace(target)
     return result
+
+
+# format -> (artifact, float reference, runtime). The float references are what the pipeline keeps
+# in intermediate/; OpenVINO reads the float ONNX directly, so both run in the same CPU plugin.
+BUILD_FILES = {
+    "tflm": ("model.tflite", "intermediate/model_float.tflite", "tflm"),
+    "litert": ("model.tflite", "intermediate/model_float.tflite", "litert"),
+    "onnx": ("model.onnx", "intermediate/model_float.onnx", "onnxruntime"),
+    "openvino": ("model.xml", "intermediate/model_float.onnx", "openvino"),
+}
+
+
+def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, warmup: int = WARMUP,
+                threads: int = 1) -> dict:
+    """``edgec bench OUT/ID``: bench a build folder's artifact against its float reference.
+
+    The format comes from the folder's ``report.json``; ``runtime`` overrides the format's own (e.g.
+    ``litert`` for a TFLite Micro build). Writes ``folder/bench.json``.
+    """
+    folder = Path(folder)
+    try:
+        fmt = json.loads((folder / "report.json").read_text())["format"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{folder} is not an edgec build folder (no report.json with a format)",
+                         stage="bench") from None
+    if fmt not in BUILD_FILES:
+        raise InputError(f"format '{fmt}' has no host runtime to bench (formats: {', '.join(BUILD_FILES)})",
+                         stage="bench")
+    artifact, reference, own = BUILD_FILES[fmt]
+    return bench(folder / artifact, folder / reference, runtime or own, runs=runs, warmup=warmup,
+                 threads=threads, out=folder / "bench.json")
 
 
 def litert_p50_ms(model: bytes, inputs: list[np.ndarray] | None = None, *, runs: int = 50,

@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="activation range estimation for ONNX Runtime INT8 (default: the target's)")
     c.add_argument("--keep-float", action="append", metavar="LAYER", default=None,
                    help="keep this layer out of int8 (repeatable; needs float kernels on the target)")
+    c.add_argument("--max-accuracy-drop", type=float, metavar="X",
+                   help="keep the worst int8 layers in float, one by one, until top-1 drops by at most X")
+    c.add_argument("--layer-error", action="store_true",
+                   help="always report per-layer int8 error (it is reported anyway when verification fails)")
 
     t = sub.add_parser("targets", help="list target profiles, or show one resolved")
     t.add_argument("id", nargs="?")
@@ -45,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="re-run verification of a build on an evaluation set")
     v.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
     v.add_argument("--eval", metavar="DATA", help="evaluation set (default: the build's own)")
+    v.add_argument("--outputs", metavar="FILE",
+                   help="outputs captured on a device by the harness (npz, see edgec/device_outputs.py)")
+
+    b = sub.add_parser("bench", help="host latency of the artifact and its float reference, same run")
+    b.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
+    b.add_argument("--runtime", help="runtime to time in (default: the format's own)")
+    b.add_argument("--runs", type=int, default=200)
+    b.add_argument("--warmup", type=int, default=20)
+    b.add_argument("--threads", type=int, default=1)
     return p
 
 

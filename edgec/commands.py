@@ -56,6 +56,10 @@ def cmd_compile(args) -> int:
         settings["keep_float"] = args.keep_float
     if args.calibration_method:
         settings["calibration_method"] = args.calibration_method
+    if args.max_accuracy_drop is not None:
+        settings["max_accuracy_drop"] = args.max_accuracy_drop
+    if args.layer_error:
+        settings["layer_error"] = True
     try:
         reports = run(args.model, args.target, calibration=args.calibration, eval=args.eval, out=args.out,
                       trust_model=args.trust_model, recipe=settings)
@@ -112,11 +116,10 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    """``edgec verify OUT/ID [--eval DATA]``: re-run verification; writes ``verify.json``."""
-    from .calibration_load import open_dataset, split
+    """``edgec verify OUT/ID [--eval DATA | --outputs FILE]``: re-run verification; writes ``verify.json``."""
     from .load import load
     from .report import write_json
-    from .verify import verify
+    from .verify import verify, verify_captured
 
     folder = Path(args.build)
     manifest_path = folder / "manifest.json"
@@ -125,30 +128,53 @@ def cmd_verify(args) -> int:
     recipe = json.loads(manifest_path.read_text())["recipe"]
     profile = targets.resolve(recipe["target"])
     loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
-    if args.eval:
-        data = open_dataset(args.eval, loaded.inputs)
-    elif recipe.get("eval"):
-        data = open_dataset(recipe["eval"], loaded.inputs)
+    data = _evaluation(args.eval, recipe, loaded.inputs)
+    artifact = folder / ARTIFACT_FILES.get(profile["format"], "model.tflite")
+    if args.outputs:
+        result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
+                                 explicit_eval=bool(args.eval))
     else:
-        data = split(open_dataset(recipe["calibration"], loaded.inputs))[1]
-    artifact = folder / _ARTIFACT.get(profile["format"], "model.tflite")
-    result = verify(artifact, loaded.keras_model, data, profile)
-    write_json(folder / "verify.json", {"device": "host", "bit_exact": None, **result})
-    console.print(f"{folder}: {result['runtime']} on {result['samples']} samples: agreement "
+        result = {"device": "host", "bit_exact": None, **verify(artifact, loaded.keras_model, data, profile)}
+    write_json(folder / "verify.json", result)
+    console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
-                  f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}")
+                  f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}, "
+                  f"bit-exact with the host: {result['bit_exact']}")
     if not result["passed"]:
         raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
     return 0
 
 
-_ARTIFACT = {"tflm": "model.tflite", "litert": "model.tflite", "openvino": "model.xml", "onnx": "model.onnx"}
+def _evaluation(explicit, recipe: dict, inputs):
+    """The evaluation set: --eval, else the build's own (its --eval, or its seeded split)."""
+    from .calibration_load import open_dataset, split
+
+    if explicit:
+        return open_dataset(explicit, inputs)
+    if recipe.get("eval"):
+        return open_dataset(recipe["eval"], inputs)
+    calib = open_dataset(recipe["calibration"], inputs)
+    return calib if calib.random else split(calib)[1]
+
+
+def cmd_bench(args) -> int:
+    """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
+    from .bench import bench_build, table
+
+    result = bench_build(Path(args.build), runtime=args.runtime, runs=args.runs, warmup=args.warmup,
+                         threads=args.threads)
+    console.print(table(result), highlight=False, markup=False)
+    return 0
+
+
+ARTIFACT_FILES = {"tflm": "model.tflite", "litert": "model.tflite", "openvino": "model.xml", "onnx": "model.onnx"}
 
 COMMANDS = {
     "compile": cmd_compile,
     "targets": cmd_targets,
     "inspect": cmd_inspect,
     "verify": cmd_verify,
+    "bench": cmd_bench,
 }
 
 __all__ = ["COMMANDS", "EdgecError"]

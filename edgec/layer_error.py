@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,8 +37,9 @@ _RMSE_SCALE_SUSPICIOUS = 0.7
 
 def _noise_to_signal(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int):
     """Mean over channels (last axis) of RMSE / RMS, skipping channels with no signal."""
-    f = np.asarray(float_values, np.float64)
-    q = (np.asarray(quantized).astype(np.float64) - zero_point) * scale
+    with np.errstate(invalid="ignore", over="ignore"):
+        f = np.nan_to_num(np.asarray(float_values, np.float64))
+        q = (np.asarray(quantized).astype(np.float64) - zero_point) * scale
     if f.shape != q.shape or f.size == 0:
         return float("nan")
     channels = f.shape[-1] if f.ndim else 1
@@ -66,6 +66,7 @@ class LayerAnalysis:
     layers: list[dict]
     debugger: object = field(repr=False)
     consumers: dict[str, list[str]] = field(repr=False, default_factory=dict)
+    io_int8: bool = True
 
     def worst(self, n: int = 5) -> list[dict]:
         """The ``n`` layers with the largest noise-to-signal ratio."""
@@ -81,26 +82,20 @@ class LayerAnalysis:
 
 
 def _as_list(keras_model, samples: dict[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
-    names = [t.name.split(":")[0] for t in keras_model.inputs]
+    """Samples in the model's input order: by input name, or the one array of a one-input model."""
+    names = list(keras_model.input_names)
     if isinstance(samples, np.ndarray):
-        if len(names) != 1:
-            raise InputError(f"the model has {len(names)} inputs; give a dict of arrays", stage="layer-error")
-        return [samples.astype(np.float32)]
-    layer_names = [getattr(x, "_keras_history", None) for x in keras_model.inputs]
-    out = []
-    for i, name in enumerate(names):
-        hist = layer_names[i]
-        key = name if name in samples else (hist.layer.name if hist and hist.layer.name in samples else None)
-        if key is None and len(samples) == 1 == len(names):
-            key = next(iter(samples))
-        if key is None:
-            raise InputError(f"no samples for model input '{name}' (have: {', '.join(samples)})",
-                             stage="layer-error")
-        out.append(np.asarray(samples[key], np.float32))
-    return out
+        samples = {names[0]: samples} if len(names) == 1 else {}
+    if len(names) == 1 and len(samples) == 1:
+        return [np.asarray(next(iter(samples.values())), np.float32)]
+    missing = [n for n in names if n not in samples]
+    if missing:
+        raise InputError(f"no samples for model input(s) {', '.join(missing)} (have: {', '.join(samples)})",
+                         stage="layer-error")
+    return [np.asarray(samples[n], np.float32) for n in names]
 
 
-def _converter(keras_model, calibration: list[np.ndarray], *, per_channel: bool, count: int):
+def _converter(keras_model, calibration: list[np.ndarray], *, per_channel: bool, count: int, io_int8: bool):
     from .tf import tensorflow
 
     tf = tensorflow()
@@ -113,18 +108,20 @@ def _converter(keras_model, calibration: list[np.ndarray], *, per_channel: bool,
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    if io_int8:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
     conv._experimental_disable_per_channel = not per_channel  # the converter's only switch for it
     return conv
 
 
 def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, samples: int = DEBUG_SAMPLES,
-            per_channel: bool = True) -> LayerAnalysis:
+            per_channel: bool = True, io_int8: bool = True) -> LayerAnalysis:
     """Run TFLite's QuantizationDebugger on ``keras_model`` and rank its layers by int8 error.
 
     ``calibration`` holds float samples (batch first), one array per model input; the first
-    ``samples`` of them calibrate and debug. Returns the layers worst first.
+    ``samples`` of them calibrate and debug. ``io_int8`` gives the re-quantized models int8 inputs
+    and outputs (the target's ``quantization.io_dtype``), else float32. Returns the layers worst first.
     """
     from .tf import tensorflow
 
@@ -134,17 +131,17 @@ def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, sam
     if count == 0:
         raise InputError("no calibration samples for the per-layer analysis", stage="layer-error")
     options = tf.lite.experimental.QuantizationDebugOptions(
-        fully_quantize=True, layer_direct_compare_metrics={"noise_to_signal": _noise_to_signal})
+        fully_quantize=io_int8, layer_direct_compare_metrics={"noise_to_signal": _noise_to_signal})
     try:
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=_converter(keras_model, arrays, per_channel=per_channel, count=count),
+            converter=_converter(keras_model, arrays, per_channel=per_channel, count=count, io_int8=io_int8),
             debug_dataset=lambda: ([x[i:i + 1] for x in arrays] for i in range(count)),
             debug_options=options)
         debugger.run()
     except (ValueError, RuntimeError) as e:
         raise ToolchainError(f"QuantizationDebugger failed: {e}", stage="layer-error") from None
     layers = _read_statistics(debugger)
-    return LayerAnalysis(layers, debugger, _consumers(debugger.get_nondebug_quantized_model()))
+    return LayerAnalysis(layers, debugger, _consumers(debugger.get_nondebug_quantized_model()), io_int8)
 
 
 def _read_statistics(debugger) -> list[dict]:
@@ -211,7 +208,7 @@ def quantize_keeping_float(analysis: LayerAnalysis, keep: Sequence[str]) -> byte
             if name not in deny:
                 deny.append(name)
     analysis.debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        fully_quantize=True, denylisted_nodes=deny or None)
+        fully_quantize=analysis.io_int8, denylisted_nodes=deny or None)
     return analysis.debugger.get_nondebug_quantized_model()
 
 

@@ -15,3 +15,10 @@ def export(build) -> None:
     build.final_tflite = build.int8_tflite
     build.report["size"]["artifact_bytes"] = len(build.int8_tflite)
     build.report["size"]["flash_bytes"] = len(build.int8_tflite)
+    if build.target.get("device", {}).get("gpu_delegate"):
+        # GPU delegates compute in fp16: ship the fp16-weight variant beside the int8 model.
+        from .quantize import fp16_tflite
+
+        fp16 = fp16_tflite(build.keras_model)
+        (build.out / "model_fp16.tflite").write_bytes(fp16)
+        build.report["size"]["fp16_bytes"] = len(fp16)

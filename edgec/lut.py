@@ -28,6 +28,7 @@ from .errors import GateError, ToolchainError
 log = logging.getLogger(__name__)
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+HOST_ARENA_BYTES = 64 << 20  # for running any model on the host, not a device budget
 MAX_INDEX_BITS = 7  # the DECODE LUT format's bitwidth field; 8 bits would save nothing for int8
 
 
@@ -79,7 +80,8 @@ def _build(tflite: bytes, chosen: list[dict]) -> bytes:
 def _run(tflite: bytes, samples: list) -> list[np.ndarray]:
     from tflite_micro.python.tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_bytes(tflite)
+    # The default arena fits small models only, and DECODE outputs need arena room too.
+    interp = runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
     outs = []
     n_out = len(tflite_model.parse(tflite).outputs)
     for sample in samples:
@@ -126,7 +128,11 @@ def compress(tflite_bytes: bytes, samples: list) -> tuple[bytes, dict]:
             c["kept"], c["reason"] = False, f"{c['unique_values_max_per_channel']} values per channel need 8 bits"
             continue
         # Measured, one tensor at a time: tables, a DECODE operator and alignment can outweigh the gain.
-        size = len(_build(tflite_bytes, [c]))
+        try:
+            size = len(_build(tflite_bytes, [c]))
+        except ToolchainError as e:  # e.g. a tensor the tool must keep constant: leave it alone
+            c["kept"], c["reason"] = False, str(e)
+            continue
         c["saved_bytes"] = base - size
         c["kept"] = size < base
         if not c["kept"]:

@@ -16,7 +16,9 @@ from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
 from .load import load
+from .harness import write_harness
 from .progress import status
+from .report_plots import plots_from_report
 from .report import render_html, write_json, write_manifest
 from .tflite_model import macs, parse
 from .verify import verify
@@ -119,20 +121,62 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         _finish_sizes(build)
         with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
             build.report["verification"] = verify(build.artifact, keras_model, held_out, profile)
-        build.report["failures"] = build.failures + [
-            f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
+        build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
+        if build.settings.get("layer_error") and build.int8_tflite is not None:
+            _layer_analysis(build)
+        _explain_failure(build)
+        build.report["failures"] = build.failures
+        write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
         _write_reports(build, loaded)
     return build.report
 
 
 def _quantize(build: Build) -> None:
     quant = build.target.get("quantization", {})
+    keep, max_drop = build.settings.get("keep_float"), build.settings.get("max_accuracy_drop")
     with build.stage("quantize", scheme=quant.get("scheme", "int8"), calibration_samples=len(build.calibration)):
-        build.int8_tflite = quantize.int8_tflite(
-            build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
-            per_channel=quant.get("per_channel", True), keep_float=build.settings.get("keep_float"))
+        if keep or max_drop is not None:
+            build.int8_tflite = _quantize_mixed(build, keep or [], max_drop)
+        else:
+            build.int8_tflite = quantize.int8_tflite(
+                build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
+                per_channel=quant.get("per_channel", True))
     (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
     build.report["model"]["macs"] = macs(parse(build.int8_tflite))
+
+
+def _layer_analysis(build: Build):
+    """Per-layer int8 error (TFLite's QuantizationDebugger), cached on the build, into the report."""
+    if build.analysis is None:
+        from .layer_error import analyze
+
+        io_int8 = build.target.get("quantization", {}).get("io_dtype", "int8") == "int8"
+        with status(f"{build.target['id']}: per-layer quantization error"):
+            build.analysis = analyze(build.keras_model, build.calibration.arrays(), io_int8=io_int8)
+        build.report["layer_error"] = build.analysis.to_json()
+    return build.analysis
+
+
+def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> bytes:
+    """``--keep-float`` / ``--max-accuracy-drop``: int8 except the layers that int8 breaks."""
+    from .layer_error import fit_accuracy_drop
+
+    analysis = _layer_analysis(build)
+    held_out = build.evaluation
+    model, section = fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
+                                       None if held_out.random else held_out.labels, max_drop=max_drop,
+                                       keep_float=keep, analysis=analysis)
+    build.report["keep_float"] = section
+    return model
+
+
+def _explain_failure(build: Build) -> None:
+    """When verification fails on a TFLite artifact, name the layers int8 hurts most."""
+    if build.int8_tflite is None or build.report["verification"]["passed"]:
+        return
+    worst = [x["layer"] for x in _layer_analysis(build).worst(3)]
+    build.failures.append(f"[verify / {build.target['id']}] worst int8 layers: {', '.join(worst)}; try "
+                          f"--max-accuracy-drop or --keep-float {worst[0]}")
 
 
 def _new_report(profile, loaded, keras_model) -> dict:
@@ -169,7 +213,10 @@ def _finish_sizes(build: Build) -> None:
 
 def _write_reports(build: Build, loaded) -> None:
     write_json(build.out / "report.json", build.report)
-    (build.out / "report.html").write_text(render_html(build.report))
+    plots = plots_from_report(build.report, build.out / "plots")
+    figures = [f'<h2>{name.replace("_", " ").title()}</h2><img src="plots/{path.name}" alt="{name}">'
+               for name, path in plots.items()]
+    (build.out / "report.html").write_text(render_html(build.report, figures))
     settings = build.settings
     write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
                    inputs={"model": loaded.source, "calibration": _path_or_none(settings.get("calibration")),

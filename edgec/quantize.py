@@ -46,12 +46,21 @@ def float_tflite(model) -> bytes:
     return _convert(converter, "float32")
 
 
-def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_channel: bool = True,
-                keep_float: list[str] | None = None) -> bytes:
+def fp16_tflite(model) -> bytes:
+    """Float16-weight ``.tflite`` (for GPU delegates, which compute in fp16)."""
+    tf = tensorflow()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    return _convert(converter, "float16")
+
+
+def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_channel: bool = True) -> bytes:
     """Full-integer INT8 ``.tflite`` of ``model`` calibrated on ``calibration``.
 
     ``io_dtype`` is ``"int8"``, ``"uint8"`` or ``"float32"`` (float I/O with quantize/dequantize ops).
-    ``keep_float`` names layers to leave in float (needs a target that allows float kernels).
+    Layers kept in float (``--keep-float``, ``--max-accuracy-drop``) go through
+    :mod:`edgec.layer_error` instead.
     """
     tf = tensorflow()
     if calibration.random:
@@ -65,20 +74,13 @@ def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_chan
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
-    if keep_float:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
-    else:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter._experimental_disable_per_channel = not per_channel
     dtypes = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}
     if io_dtype not in dtypes:
         raise InputError(f"unknown io_dtype '{io_dtype}' (use int8, uint8 or float32)", stage=STAGE)
     converter.inference_input_type = dtypes[io_dtype]
     converter.inference_output_type = dtypes[io_dtype]
-    if keep_float:
-        debug = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
-        return _convert_debug(converter, model, representative, debug)
     result = _convert(converter, "int8")
     check_fully_quantized(result)
     return result
@@ -121,14 +123,6 @@ def _convert(converter, what: str) -> bytes:
             message = _explain(str(e) + "\n" + "".join(err))
             raise ToolchainError(f"TFLite converter failed ({what}): {message}", stage=STAGE) from None
     return bytes(result)
-
-
-def _convert_debug(converter, model, representative, debug) -> bytes:
-    tf = tensorflow()
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
-                                                          debug_dataset=representative,
-                                                          debug_options=debug)
-    return bytes(debugger.get_debug_quantized_model())
 
 
 def _explain(text: str) -> str:

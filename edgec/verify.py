@@ -113,3 +113,38 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(outputs, other))
     agree = float(np.mean(_top1(outputs[0]) == _top1(other[0])))
     return {"bit_exact": diff == 0.0, "max_abs_diff": diff, "top1_agreement": agree}
+
+
+def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, evaluation: Dataset,
+                    profile: dict, *, explicit_eval: bool = False) -> dict:
+    """Check outputs captured on a device (``edgec verify --outputs``) against the float model.
+
+    The inputs are the harness's ``inputs.npz`` (or ``--eval``); labels are used when those inputs are
+    the first samples of the build's evaluation set. ``bit_exact`` says whether the device's outputs
+    equal the same artifact run here in the target's runtime.
+    """
+    from .device_outputs import load as load_outputs
+
+    names = list(loaded.inputs)
+    if explicit_eval:
+        samples, labels = evaluation.arrays(), evaluation.labels
+    else:
+        path = folder / "harness" / "inputs.npz"
+        if not path.is_file():
+            raise InputError(f"{folder}: no harness/inputs.npz; pass --eval DATA with the inputs the device ran",
+                             stage=STAGE)
+        with np.load(path, allow_pickle=False) as f:
+            samples = {n: f[n] for n in names}
+        head = evaluation.subset(range(min(len(evaluation), len(samples[names[0]]))))
+        same = all(np.array_equal(head.arrays()[n], samples[n]) for n in names)
+        labels = head.labels if same and not evaluation.random else None
+    captured = load_outputs(outputs_file, output_shapes=[s for s, _ in loaded.outputs.values()],
+                            inputs=[samples[n] for n in names])
+    reference = reference_outputs(loaded.keras_model, samples)
+    runtime = profile.get("verification", {}).get("runtime", "tflm")
+    host = RUNTIMES[runtime](artifact, samples)
+    metrics = {"device": captured.device, "runtime": captured.runtime, **compare(reference, captured.outputs, labels),
+               "bit_exact": all(np.array_equal(a, b) for a, b in zip(captured.outputs, host)),
+               "host_runtime": runtime}
+    failures = gate(metrics, profile.get("verification", {}))
+    return {**metrics, "failures": failures, "passed": not failures}

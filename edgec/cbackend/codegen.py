@@ -1,0 +1,191 @@
+"""Turn a full-integer int8 ``.tflite`` into portable C99: ``model.c``, ``model.h`` and the kernels.
+
+No interpreter and no heap: the operators become a straight sequence of kernel calls on a static
+arena laid out by :mod:`.plan`, with weights and requantization parameters as ``const`` arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..tflite_model import parse
+from . import ops, ops_misc
+from .plan import plan_memory
+
+log = logging.getLogger(__name__)
+
+OPS = {
+    "CONV_2D": ops.conv_2d, "DEPTHWISE_CONV_2D": ops.depthwise_conv_2d,
+    "FULLY_CONNECTED": ops.fully_connected, "AVERAGE_POOL_2D": ops.average_pool_2d,
+    "MAX_POOL_2D": ops.max_pool_2d, "ADD": ops.add, "MUL": ops.mul,
+    "RESHAPE": ops_misc.reshape, "SQUEEZE": ops_misc.reshape, "EXPAND_DIMS": ops_misc.reshape,
+    "SOFTMAX": ops_misc.softmax, "LOGISTIC": ops_misc.logistic, "TANH": ops_misc.tanh,
+    "HARD_SWISH": ops_misc.hard_swish, "QUANTIZE": ops_misc.quantize,
+    "DEQUANTIZE": ops_misc.dequantize, "RELU": ops_misc.relu, "RELU6": ops_misc.relu6,
+    "CONCATENATION": ops_misc.concatenation, "PAD": ops_misc.pad, "PADV2": ops_misc.pad,
+    "MEAN": ops_misc.mean,
+}
+
+KERNEL_FILES = ("edgec_fixedpoint.h", "edgec_kernels.h", "edgec_dot.c", "edgec_kernels.c",
+                "edgec_activations.c")
+_CTYPES = {"INT8": "int8_t", "INT32": "int32_t"}
+
+
+class Emitter:
+    """Collects the constants and kernel calls of ``model.c`` while the operators are visited."""
+
+    def __init__(self, model, plan, prefix: str):
+        self.model, self.plan, self.prefix = model, plan, prefix
+        self.decls: list[str] = []
+        self.body: list[str] = []
+        self.weight_bytes = 0
+        self._consts: dict[int, str] = {}
+        self._count = 0
+
+    def _name(self, kind: str) -> str:
+        self._count += 1
+        return f"{self.prefix}_{kind}{self._count}"
+
+    def array(self, ctype: str, values) -> str:
+        """Emit a ``static const`` array (a small parameter table) and return its name."""
+        name = self._name("p")
+        values = np.asarray(values).reshape(-1)
+        flat = ", ".join(str(int(v)) for v in values)
+        self.decls.append(f"static const {ctype} {name}[] = {{{flat}}};")
+        self.weight_bytes += values.size * (1 if ctype == "int8_t" else 4)
+        return name
+
+    def struct(self, ctype: str, fields) -> str:
+        """Emit a ``static const`` parameter struct initialized from (nested) integer lists."""
+        def init(v):
+            return "{" + ", ".join(init(x) for x in v) + "}" if isinstance(v, (list, tuple)) else str(int(v))
+        name = self._name("p")
+        self.decls.append(f"static const {ctype} {name} = {init(fields)};")
+        return name
+
+    def const(self, index: int) -> str:
+        """The C array holding a constant tensor (weights, biases, constant operands)."""
+        if index not in self._consts:
+            t = self.model.tensors[index]
+            if t.type not in _CTYPES:
+                raise InputError(f"constant tensor '{t.name}' of type {t.type} has no C form; "
+                                 "use the tflm format for this model", stage="export")
+            data = np.asarray(t.data).reshape(-1)
+            name = self._name("w")
+            rows = [", ".join(str(int(v)) for v in data[i:i + 24]) for i in range(0, data.size, 24)]
+            body = ",\n  ".join(rows) if rows else "0"
+            self.decls.append(f"/* {t.name} {list(t.shape)} */\n"
+                              f"static const {_CTYPES[t.type]} {name}[{max(data.size, 1)}] = {{\n  {body}}};")
+            self.weight_bytes += data.nbytes
+            self._consts[index] = name
+        return self._consts[index]
+
+    def ptr(self, index: int) -> str:
+        """A C expression for the address of tensor ``index``."""
+        t = self.model.tensors[index]
+        if t.is_constant:
+            return self.const(index)
+        b = self.plan.buffer(index)
+        if b.where == "input":
+            return "input"
+        if b.where == "output":
+            return "output"
+        return f"({self.prefix}_arena + {b.offset})"
+
+    def call(self, line: str) -> None:
+        """Append one statement to the body of the invoke function."""
+        self.body.append("  " + line)
+
+
+def _validate(model) -> None:
+    if model.subgraphs != 1:
+        raise InputError(f"the C backend takes single-subgraph models, this one has {model.subgraphs}; "
+                         "use the tflm format", stage="export")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InputError(f"the C backend takes one input and one output, got {len(model.inputs)} and "
+                         f"{len(model.outputs)}; use the tflm format", stage="export")
+    for op in model.operators:
+        if op.name not in OPS:
+            raise InputError(f"operator {op.name} (op #{op.index}) has no C kernel; "
+                             "use the tflm format for this model", stage="export")
+    for op in model.operators:
+        if op.name == "DEQUANTIZE":
+            OPS["DEQUANTIZE"](None, op)
+        for i in [*op.inputs[:1], *op.outputs]:
+            t = model.tensors[i]
+            if t.type != "INT8" or t.scales is None:
+                raise InputError(f"operator {op.name} (op #{op.index}): tensor '{t.name}' is {t.type}; "
+                                 "the C backend needs a full-integer int8 model (int8 input and "
+                                 "output too)", stage="export")
+            if any(int(d) < 0 for d in t.shape):
+                raise InputError(f"tensor '{t.name}' has a dynamic shape {t.shape}; fix the batch "
+                                 "size to 1", stage="export")
+
+
+def _header(model, plan, prefix: str, weight_bytes: int, macs: int) -> str:
+    up = prefix.upper()
+    lines = [f"/* Generated by edgec: int8 model as C99, no interpreter, no heap. */",
+             f"#ifndef {up}_MODEL_H", f"#define {up}_MODEL_H", "", "#include <stdint.h>", ""]
+    for kind, index in (("INPUT", model.inputs[0]), ("OUTPUT", model.outputs[0])):
+        t = model.tensors[index]
+        lines += [f"#define {up}_{kind}_BYTES {ops.nelem(t)}",
+                  f"#define {up}_{kind}_RANK {len(t.shape)}",
+                  f"#define {up}_{kind}_SHAPE {{{', '.join(str(int(d)) for d in t.shape)}}}",
+                  f"#define {up}_{kind}_SCALE {float(t.scales[0]):.9g}f",
+                  f"#define {up}_{kind}_ZERO_POINT ({int(t.zero_points[0])})"]
+    lines += [f"#define {up}_ARENA_BYTES {plan.arena_bytes}", f"#define {up}_WEIGHT_BYTES {weight_bytes}",
+              f"#define {up}_MACS {macs}", "",
+              "/* Runs the model: input and output are int8 buffers of the sizes above. Returns 0. */",
+              f"int {prefix}_invoke(const int8_t *input, int8_t *output);", "", f"#endif", ""]
+    return "\n".join(lines)
+
+
+def _source(emitter: Emitter, prefix: str) -> str:
+    up = prefix.upper()
+    arena = (f"/* One static arena; int32 storage keeps it word aligned. */\n"
+             f"static int32_t {prefix}_arena_words[({up}_ARENA_BYTES + 3) / 4 + 1];\n"
+             f"#define {prefix}_arena ((int8_t *){prefix}_arena_words)\n")
+    return "\n".join([
+        "/* Generated by edgec: int8 model as C99, no interpreter, no heap. */",
+        '#include "model.h"', '#include "edgec_kernels.h"', "", arena, *emitter.decls, "",
+        f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{", *emitter.body,
+        "  return 0;", "}", ""])
+
+
+def generate(tflite_bytes: bytes, out_dir: Path, *, prefix: str = "edgec") -> dict:
+    """Write ``model.c``, ``model.h`` and the kernel sources for an int8 model into ``out_dir``.
+
+    Returns ``{"arena_bytes", "weight_bytes", "ops", "macs", "files"}``; ``weight_bytes`` counts all
+    constant arrays (weights, folded biases, multipliers and shifts). An operator or tensor type
+    without a C kernel is an :class:`~edgec.errors.InputError` naming it; nothing is written then.
+    """
+    if not prefix.isidentifier():
+        raise InputError(f"C prefix {prefix!r} is not a C identifier", stage="export")
+    model = parse(tflite_bytes)
+    _validate(model)
+    scratch = {op.index: ops.scratch_bytes(model, op) for op in model.operators}
+    plan = plan_memory(model, {i: n for i, n in scratch.items() if n})
+    emitter = Emitter(model, plan, prefix)
+    macs = 0
+    for op in model.operators:
+        emitter.call(f"/* op {op.index}: {op.name} */")
+        macs += OPS[op.name](emitter, op)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.h").write_text(_header(model, plan, prefix, emitter.weight_bytes, macs))
+    (out_dir / "model.c").write_text(_source(emitter, prefix))
+    runtime = resources.files("edgec.cbackend") / "runtime"
+    for name in KERNEL_FILES:
+        with resources.as_file(runtime / name) as src:
+            shutil.copyfile(src, out_dir / name)
+    log.info("C backend: %d ops, arena %d B, weights %d B, %d MACs", len(model.operators),
+             plan.arena_bytes, emitter.weight_bytes, macs)
+    return {"arena_bytes": plan.arena_bytes, "weight_bytes": emitter.weight_bytes,
+            "ops": [op.name for op in model.operators], "macs": macs,
+            "files": ["model.c", "model.h", *KERNEL_FILES]}

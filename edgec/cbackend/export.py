@@ -1,0 +1,96 @@
+"""The ``c`` target format: exporter and host runtime of edgec's generated C.
+
+``export(build)`` writes ``model.c``/``model.h`` and the kernel sources at the top of the target
+folder and fills the report; ``predict(artifact, inputs)`` runs that folder compiled for the host,
+so verification checks the exact C that ships (the firmware runs the same sources on the device).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ToolchainError
+from .codegen import generate
+from .hostcheck import compile_host, run_host, tflm_arena_bytes
+
+log = logging.getLogger(__name__)
+STAGE = "export"
+
+
+def export(build) -> None:
+    """Generate the C for ``build.int8_tflite`` into ``build.out``; report arena, weights and MACs."""
+    from ..targets import model_budget
+    from ..tflm import check_budget
+
+    target = build.target.get("id")
+    if build.int8_tflite is None:
+        raise ToolchainError("no int8 model to generate C from", stage=STAGE, target=target)
+    try:
+        info = generate(build.int8_tflite, build.out)
+    except InputError as e:
+        raise InputError(str(e).removeprefix(f"[{e.stage}] "), stage=STAGE, target=target) from None
+    (build.work / "model.tflite").parent.mkdir(parents=True, exist_ok=True)
+    (build.work / "model.tflite").write_bytes(build.int8_tflite)
+    build.artifact = build.out / "model.h"
+    tflm_arena = tflm_arena_bytes(build.int8_tflite)
+    flash_budget, ram_budget = model_budget(build.target)
+    build.report["memory"] = {
+        "arena_bytes": info["arena_bytes"],
+        "tflm_arena_bytes": tflm_arena,
+        "arena_vs_tflm": round(info["arena_bytes"] / tflm_arena, 3) if tflm_arena else None,
+        "arena_note": "static plan; the input and output tensors live in the caller's buffers",
+        "flash_budget_bytes": flash_budget,
+        "ram_budget_bytes": ram_budget,
+    }
+    size = build.report.setdefault("size", {})
+    size["artifact_bytes"] = sum((build.out / f).stat().st_size for f in info["files"])
+    size["flash_bytes"] = info["weight_bytes"]
+    size["flash_note"] = "constant data only; the linked code size is measured by the firmware build"
+    build.report["operators"] = sorted(set(info["ops"]))
+    build.report["c_backend"] = {"macs": info["macs"], "weight_bytes": info["weight_bytes"],
+                                 "ops": info["ops"], "files": info["files"]}
+    check_budget(flash_bytes=info["weight_bytes"], ram_bytes=info["arena_bytes"], profile=build.target)
+
+
+def _header_value(header: str, name: str) -> str:
+    match = re.search(rf"#define EDGEC_{name} (.+)", header)
+    if not match:
+        raise InputError(f"model.h does not define EDGEC_{name}: not edgec's generated C", stage="verify")
+    return match.group(1).strip()
+
+
+def _qparams(header: str, kind: str) -> tuple[float, int, tuple[int, ...]]:
+    scale = float(_header_value(header, f"{kind}_SCALE").rstrip("f"))
+    zero = int(_header_value(header, f"{kind}_ZERO_POINT").strip("()"))
+    shape = tuple(int(d) for d in _header_value(header, f"{kind}_SHAPE").strip("{}").split(","))
+    return scale, zero, shape
+
+
+def predict(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run float ``inputs`` (batch first) through the generated C compiled for this host.
+
+    ``artifact`` is the folder of the ``c`` format or a file in it. Inputs are quantized with the
+    model's input scale and zero point and outputs dequantized, like the other runtimes.
+    """
+    from ..runtimes import dequantize_output, quantize_input
+
+    folder = Path(artifact)
+    folder = folder if folder.is_dir() else folder.parent
+    header = (folder / "model.h").read_text()
+    in_scale, in_zero, in_shape = _qparams(header, "INPUT")
+    out_scale, out_zero, out_shape = _qparams(header, "OUTPUT")
+    (x,) = list(inputs.values())[:1]
+    detail = {"dtype": np.int8, "quantization_parameters": {"scales": [in_scale], "zero_points": [in_zero]}}
+    q = quantize_input(np.asarray(x, np.float32), detail).reshape(len(x), *in_shape[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "c"
+        shutil.copytree(folder, work, ignore=shutil.ignore_patterns("host", "intermediate"))
+        y = run_host(compile_host(work), q)
+    detail = {"dtype": np.int8, "quantization_parameters": {"scales": [out_scale], "zero_points": [out_zero]}}
+    return [dequantize_output(y, detail).reshape(len(x), *out_shape[1:])]

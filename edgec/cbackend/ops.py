@@ -1,0 +1,224 @@
+"""C emitters of the linear, pooling and elementwise-binary operators.
+
+Each emitter takes the :class:`~edgec.cbackend.codegen.Emitter` and one operator, writes the
+operator's constants and its kernel call through the emitter, and returns its multiply-accumulate
+count. Parameters mirror what TFLite Micro's ``Prepare`` computes (see :mod:`.fixedpoint`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from .fixedpoint import activation_range, conv_multipliers, fc_multiplier, quantize_multiplier
+
+
+def scale(t) -> float:
+    """The tensor's (first) quantization scale."""
+    return float(t.scales[0])
+
+
+def zp(t) -> int:
+    """The tensor's (first) zero point."""
+    return int(t.zero_points[0])
+
+
+def nelem(t) -> int:
+    """Number of elements of a tensor."""
+    return int(np.prod([max(int(d), 1) for d in t.shape])) if t.shape else 1
+
+
+def _padding(in_size: int, f: int, stride: int, dil: int, out_size: int) -> int:
+    effective = (f - 1) * dil + 1
+    return max((out_size - 1) * stride + effective - in_size, 0) // 2
+
+
+def _act(e, op, out) -> tuple[int, int]:
+    act = int(getattr(op.options, "fusedActivationFunction", 0) or 0)
+    return activation_range(act, scale(out), zp(out), op=op.name)
+
+
+def _folded_bias(e, op, in_offset: int) -> str:
+    """bias + in_offset * sum(weights of the channel), wrapped to int32 like the kernel's sums.
+
+    Conv and fully-connected kernels then multiply raw int8 inputs, which lets the SIMD loops skip
+    the per-element offset; the int32 total is unchanged (integer addition is associative).
+    """
+    filt = e.model.tensors[op.inputs[1]]
+    channels = filt.shape[0]
+    bias = np.zeros(channels, np.int64)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        t = e.model.tensors[op.inputs[2]]
+        if t.type != "INT32" or t.data is None:
+            raise InputError(f"operator {op.name} (op #{op.index}): {t.type} bias has no C kernel; "
+                             "use the tflm format for this model", stage="export")
+        bias = np.asarray(t.data, np.int64).reshape(-1)
+    sums = np.asarray(filt.data, np.int64).reshape(channels, -1).sum(axis=1)
+    folded = (bias + in_offset * sums) & 0xFFFFFFFF
+    return e.array("int32_t", np.where(folded >= 1 << 31, folded - (1 << 32), folded))
+
+
+def _bias(e, op) -> str:
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        t = e.model.tensors[op.inputs[2]]
+        if t.type != "INT32":
+            raise InputError(f"operator {op.name} (op #{op.index}): {t.type} bias has no C kernel; "
+                             "use the tflm format for this model", stage="export")
+        return e.const(op.inputs[2])
+    return "0"
+
+
+def _require_4d(e, op, *tensors) -> None:
+    for t in tensors:
+        if len(t.shape) != 4:
+            raise InputError(f"operator {op.name} (op #{op.index}): expects 4-D tensors, got "
+                             f"{t.shape}; use the tflm format for this model", stage="export")
+
+
+def _conv_like(e, op, depthwise: bool) -> int:
+    inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    _require_4d(e, op, inp, filt, out)
+    o = op.options
+    n, ih, iw, ic = inp.shape
+    _, oh, ow, oc = out.shape
+    fh, fw = filt.shape[1], filt.shape[2]
+    if not depthwise and filt.shape[3] != ic:
+        raise InputError(f"operator CONV_2D (op #{op.index}): grouped convolution has no C kernel; "
+                         "use the tflm format for this model", stage="export")
+    sh, sw = int(o.strideH), int(o.strideW)
+    dh, dw = int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)
+    ph, pw = _padding(ih, fh, sh, dh, oh), _padding(iw, fw, sw, dw, ow)
+    mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), oc)
+    lo, hi = _act(e, op, out)
+    params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
+                                            oc // ic, -zp(inp), zp(out), lo, hi])
+    m = e.array("int32_t", mults)
+    s = e.array("int32_t", shifts)
+    bias = _bias(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
+    args = (f"&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, {m}, {s}, "
+            f"{e.ptr(op.outputs[0])}")
+    if depthwise:
+        e.call(f"edgec_depthwise_s8({args});")
+    else:
+        scratch = f"({e.prefix}_arena + {e.plan.scratch(op.index).offset})" if (fh, fw) != (1, 1) else "0"
+        e.call(f"edgec_conv_s8({args}, {scratch});")
+    return n * oh * ow * oc * fh * fw * (1 if depthwise else ic)
+
+
+def scratch_bytes(model, op) -> int:
+    """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1."""
+    if op.name != "CONV_2D":
+        return 0
+    _, fh, fw, ic = model.tensors[op.inputs[1]].shape
+    return 0 if (fh, fw) == (1, 1) else 2 * fh * fw * ic
+
+
+def conv_2d(e, op) -> int:
+    """CONV_2D, per-channel int8 weights, int32 bias."""
+    return _conv_like(e, op, depthwise=False)
+
+
+def depthwise_conv_2d(e, op) -> int:
+    """DEPTHWISE_CONV_2D (any depth multiplier)."""
+    return _conv_like(e, op, depthwise=True)
+
+
+def fully_connected(e, op) -> int:
+    """FULLY_CONNECTED with per-tensor or per-channel int8 weights."""
+    inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if filt.data is None or len(filt.shape) != 2:
+        raise InputError(f"operator FULLY_CONNECTED (op #{op.index}): needs constant 2-D weights; "
+                         "use the tflm format for this model", stage="export")
+    out_depth, in_depth = filt.shape
+    batches = nelem(inp) // in_depth
+    per_channel = filt.scales.size > 1
+    if per_channel:
+        mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), out_depth)
+    else:
+        mult, shift = fc_multiplier(scale(inp), float(filt.scales[0]), scale(out))
+        mults, shifts = [mult], [shift]
+    if int(np.abs(filt.zero_points).max(initial=0)) != 0:
+        raise InputError(f"operator FULLY_CONNECTED (op #{op.index}): asymmetric weights have no C "
+                         "kernel; use the tflm format for this model", stage="export")
+    lo, hi = _act(e, op, out)
+    params = e.struct("edgec_fc_params", [batches, in_depth, out_depth, int(per_channel),
+                                          -zp(inp), zp(out), lo, hi])
+    m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
+    bias = _folded_bias(e, op, -zp(inp))
+    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, "
+           f"{m}, {s}, {e.ptr(op.outputs[0])});")
+    return batches * out_depth * in_depth
+
+
+def _pool(e, op, kernel: str) -> int:
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    _require_4d(e, op, inp, out)
+    o = op.options
+    n, ih, iw, c = inp.shape
+    _, oh, ow, _ = out.shape
+    fh, fw, sh, sw = int(o.filterHeight), int(o.filterWidth), int(o.strideH), int(o.strideW)
+    lo, hi = _act(e, op, out)
+    params = e.struct("edgec_pool_params", [n, ih, iw, c, oh, ow, fh, fw, sh, sw,
+                                            _padding(ih, fh, sh, 1, oh), _padding(iw, fw, sw, 1, ow),
+                                            lo, hi])
+    e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {e.ptr(op.outputs[0])});")
+    return 0
+
+
+def average_pool_2d(e, op) -> int:
+    """AVERAGE_POOL_2D (same scale in and out, as the converter guarantees)."""
+    return _pool(e, op, "edgec_avgpool_s8")
+
+
+def max_pool_2d(e, op) -> int:
+    """MAX_POOL_2D."""
+    return _pool(e, op, "edgec_maxpool_s8")
+
+
+def _broadcast_strides(shape, out_shape) -> list[int]:
+    shape = [1] * (4 - len(shape)) + [int(d) for d in shape]
+    strides, step = [0] * 4, 1
+    for k in range(3, -1, -1):
+        strides[k] = 0 if shape[k] == 1 and out_shape[k] != 1 else step
+        step *= shape[k]
+    return strides
+
+
+def _binary(e, op, kernel: str, multipliers) -> int:
+    a, b, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if max(len(a.shape), len(b.shape), len(out.shape)) > 4:
+        raise InputError(f"operator {op.name} (op #{op.index}): more than 4 dimensions; "
+                         "use the tflm format for this model", stage="export")
+    out_shape = [1] * (4 - len(out.shape)) + [int(d) for d in out.shape]
+    lo, hi = _act(e, op, out)
+    left_shift, mults = multipliers(a, b, out)
+    params = e.struct("edgec_binary_params", [
+        out_shape, _broadcast_strides(a.shape, out_shape), _broadcast_strides(b.shape, out_shape),
+        -zp(a), -zp(b), zp(out), left_shift, *mults, lo, hi])
+    e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {e.ptr(op.inputs[1])}, "
+           f"{e.ptr(op.outputs[0])});")
+    return 0
+
+
+def _add_multipliers(a, b, out):
+    left_shift = 20
+    twice_max = 2.0 * float(max(np.float32(scale(a)), np.float32(scale(b))))
+    m1 = quantize_multiplier(scale(a) / twice_max)
+    m2 = quantize_multiplier(scale(b) / twice_max)
+    mo = quantize_multiplier(twice_max / ((1 << left_shift) * scale(out)))
+    return left_shift, [*m1, *m2, *mo]
+
+
+def _mul_multipliers(a, b, out):
+    mo = quantize_multiplier(scale(a) * scale(b) / scale(out))
+    return 0, [0, 0, 0, 0, *mo]
+
+
+def add(e, op) -> int:
+    """ADD with broadcasting and fused activation."""
+    return _binary(e, op, "edgec_add_s8", _add_multipliers)
+
+
+def mul(e, op) -> int:
+    """MUL with broadcasting and fused activation."""
+    return _binary(e, op, "edgec_mul_s8", _mul_multipliers)

@@ -1,0 +1,150 @@
+"""Static memory plan: every activation tensor gets a fixed offset in one arena.
+
+Tensors whose operator only reinterprets the shape (RESHAPE, SQUEEZE, EXPAND_DIMS) share their
+input's buffer. The model input is read in place from the caller's buffer and the model output is
+written straight into the caller's buffer, so neither takes arena space. The other buffers are
+placed greedy-by-size (elementwise operators write over an input they are the last to read),
+like TFLite Micro's GreedyMemoryPlanner: biggest first, each at the lowest
+offset that does not overlap a buffer alive at the same time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+# Kernels that read element i (of a same-shaped input) before writing element i: safe in place.
+INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "TANH", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6", "SOFTMAX")
+ALIGN = 8
+
+
+@dataclass
+class Buffer:
+    """One buffer of the plan: the tensors that share it, its size, lifetime and placement."""
+
+    root: int
+    size: int
+    first: int
+    last: int
+    where: str = "arena"  # "arena", "input" or "output"
+    offset: int = 0
+
+
+@dataclass
+class MemoryPlan:
+    """Tensor index -> buffer, and the arena size the placement needs."""
+
+    buffers: dict[int, Buffer]
+    root_of: dict[int, int]
+    arena_bytes: int
+
+    def buffer(self, tensor: int) -> Buffer:
+        """The buffer holding ``tensor``."""
+        return self.buffers[self.root_of[tensor]]
+
+    def scratch(self, op_index: int) -> Buffer:
+        """The scratch buffer of operator ``op_index``."""
+        return self.buffers[-1 - op_index]
+
+
+def _nbytes(tensor) -> int:
+    n = 1
+    for d in tensor.shape:
+        n *= max(int(d), 1)
+    return n
+
+
+def _last_uses(model) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for i, op in enumerate(model.operators):
+        for t in op.inputs:
+            if t >= 0:
+                last[t] = i
+    for t in model.outputs:
+        last[t] = len(model.operators)
+    return last
+
+
+def _roots(model) -> dict[int, int]:
+    """Group tensors that share one buffer: shape-only ops, and elementwise ops run in place."""
+    members = {t.index: [t.index] for t in model.tensors if not t.is_constant}
+    root_of = {t: t for t in members}
+    last = _last_uses(model)
+    model_input = model.inputs[0]
+
+    def join(keep: int, other: int) -> None:
+        keep, other = root_of[keep], root_of[other]
+        for t in members.pop(other):
+            root_of[t] = keep
+            members[keep].append(t)
+
+    for i, op in enumerate(model.operators):
+        out = op.outputs[0] if op.outputs else -1
+        if op.name in ALIAS_OPS and op.inputs[0] in root_of:
+            join(op.inputs[0], out)
+            continue
+        if op.name not in INPLACE_OPS:
+            continue
+        for t in op.inputs:
+            # In place when this op is the last reader of the whole group, the sizes match and
+            # the group is not the caller's (read-only) input.
+            if (t in root_of and _nbytes(model.tensors[t]) == _nbytes(model.tensors[out])
+                    and root_of[t] != root_of[model_input] and root_of[t] != root_of[out]
+                    and max(last.get(m, -1) for m in members[root_of[t]]) == i):
+                join(t, out)
+                break
+    return root_of
+
+
+def plan_memory(model, scratch: dict[int, int] | None = None) -> MemoryPlan:
+    """Build the static plan for the (already validated) int8 model.
+
+    ``scratch`` maps an operator index to the scratch bytes its kernel needs while it runs; those
+    buffers get the key ``-1 - op_index`` in ``buffers``.
+    """
+    root_of = _roots(model)
+    buffers: dict[int, Buffer] = {}
+    for root in set(root_of.values()):
+        buffers[root] = Buffer(root, _nbytes(model.tensors[root]), len(model.operators), -1)
+    for i, op in enumerate(model.operators):
+        for t in op.inputs:
+            if t >= 0 and t in root_of:
+                b = buffers[root_of[t]]
+                b.last = max(b.last, i)
+                b.first = min(b.first, i)
+        for t in op.outputs:
+            b = buffers[root_of[t]]
+            b.first = min(b.first, i)
+            b.last = max(b.last, i)
+    (inp,), (out,) = model.inputs, model.outputs
+    if root_of[inp] == root_of[out]:
+        raise InputError("the model output is its input reshaped: nothing to compute", stage="export")
+    for i, size in (scratch or {}).items():
+        buffers[-1 - i] = Buffer(-1 - i, size, i, i)
+    buffers[root_of[inp]].where = "input"
+    buffers[root_of[out]].where = "output"
+    arena = _place([b for b in buffers.values() if b.where == "arena" and b.last >= 0])
+    return MemoryPlan(buffers, root_of, arena)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _place(todo: list[Buffer]) -> int:
+    placed: list[Buffer] = []
+    end = 0
+    for b in sorted(todo, key=lambda b: (-b.size, b.first, b.root)):
+        live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last),
+                      key=lambda p: p.offset)
+        offset = 0
+        for p in live:
+            if offset + b.size <= p.offset:
+                break
+            offset = max(offset, _align(p.offset + p.size))
+        b.offset = offset
+        placed.append(b)
+        end = max(end, offset + b.size)
+    return _align(end)

@@ -1,0 +1,237 @@
+/* Inner products of edgec's int8 kernels: sum((x[i] + x_offset) * w[i]) over int8 vectors.
+ * Three variants, chosen at compile time, with identical results (only the order of exact int32
+ * additions differs): Helium/MVE (Cortex-M55), DSP SIMD through ACLE intrinsics (Cortex-M4/M7/M33),
+ * and portable C. Build with -DEDGEC_PORTABLE to force the portable C. */
+#include "edgec_kernels.h"
+
+#include <string.h>
+
+#if !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define EDGEC_USE_MVE 1
+#include <arm_mve.h>
+#elif !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define EDGEC_USE_DSP 1
+#include <arm_acle.h>
+#endif
+
+#if defined(EDGEC_USE_MVE)
+/* 16 lanes per beat group; the offset is folded in once as x_offset * sum(w). */
+static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
+  int32_t acc = 0, wsum = 0;
+  while (n > 0) {
+    const mve_pred16_t p = vctp8q((uint32_t)n);
+    const int8x16_t xv = vldrbq_z_s8(x, p);
+    const int8x16_t wv = vldrbq_z_s8(w, p);
+    acc = vmladavaq_p_s8(acc, xv, wv, p);
+    wsum = vaddvaq_p_s8(wsum, wv, p);
+    x += 16;
+    w += 16;
+    n -= 16;
+  }
+  return acc + x_offset * wsum;
+}
+
+static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
+                          int32_t n, int32_t acc[4]) {
+  int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+  while (n > 0) {
+    const mve_pred16_t p = vctp8q((uint32_t)n);
+    const int8x16_t xa = vldrbq_z_s8(x0, p), xb = vldrbq_z_s8(x1, p);
+    const int8x16_t wa = vldrbq_z_s8(w0, p), wb = vldrbq_z_s8(w1, p);
+    a00 = vmladavaq_p_s8(a00, xa, wa, p);
+    a01 = vmladavaq_p_s8(a01, xa, wb, p);
+    a10 = vmladavaq_p_s8(a10, xb, wa, p);
+    a11 = vmladavaq_p_s8(a11, xb, wb, p);
+    x0 += 16; x1 += 16; w0 += 16; w1 += 16;
+    n -= 16;
+  }
+  acc[0] += a00;
+  acc[1] += a01;
+  acc[2] += a10;
+  acc[3] += a11;
+}
+
+#elif defined(EDGEC_USE_DSP)
+/* Rotate right; GCC and Clang turn this into one ROR (arm_acle.h's __ror is not in every GCC). */
+static inline uint32_t ror32(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }
+
+static inline int32_t load4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);  /* unaligned-safe; one LDR on Cortex-M */
+  return v;
+}
+
+/* Two 16x16 MACs per SMLAD; x + offset fits in 16 bits (|x + offset| <= 255). */
+static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
+  const uint32_t off2 = ((uint32_t)(uint16_t)x_offset << 16) | (uint16_t)x_offset;
+  int32_t acc = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int32_t xv = load4(x + i), wv = load4(w + i);
+    acc = __smlad(__sxtab16(off2, xv), __sxtb16(wv), acc);
+    acc = __smlad(__sxtab16(off2, ror32((uint32_t)xv, 8)), __sxtb16(ror32((uint32_t)wv, 8)), acc);
+  }
+  for (; i < n; ++i) acc += ((int32_t)x[i] + x_offset) * (int32_t)w[i];
+  return acc;
+}
+
+/* SXTB16 of the word rotated by 8 (bytes 1 and 3); one instruction, which GCC 12 does not form
+ * from __sxtb16(ror) by itself. */
+static inline int32_t sxtb16_ror8(int32_t v) {
+#if defined(__GNUC__)
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+#else
+  return __sxtb16(ror32((uint32_t)v, 8));
+#endif
+}
+
+/* One word (4 bytes at offset o) of dot2x2: each expanded operand feeds two SMLADs. */
+#define DOT2X2_WORD(o)                                                           \
+  {                                                                              \
+    const int32_t xa = load4(x0 + (o)), xb = load4(x0 + (o) + dx);               \
+    const int32_t xae = __sxtb16(xa), xao = sxtb16_ror8(xa);                     \
+    const int32_t xbe = __sxtb16(xb), xbo = sxtb16_ror8(xb);                     \
+    int32_t wv = load4(w0 + (o));                                                \
+    int32_t we = __sxtb16(wv), wo = sxtb16_ror8(wv);                             \
+    a00 = __smlad(xao, wo, __smlad(xae, we, a00));                               \
+    a10 = __smlad(xbo, wo, __smlad(xbe, we, a10));                               \
+    wv = load4(w0 + (o) + dw);                                                   \
+    we = __sxtb16(wv);                                                           \
+    wo = sxtb16_ror8(wv);                                                        \
+    a01 = __smlad(xao, wo, __smlad(xae, we, a01));                               \
+    a11 = __smlad(xbo, wo, __smlad(xbe, we, a11));                               \
+  }
+
+/* Two pixels times two output channels: each expanded operand feeds two SMLADs. The second pixel
+ * and filter are addressed relative to the first so that all pointers stay in registers. */
+static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
+                          int32_t n, int32_t acc[4]) {
+  const int32_t dx = (int32_t)(x1 - x0), dw = (int32_t)(w1 - w0);
+  const int8_t *const end = x0 + (n & ~3);
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], i;
+  while (x0 != end) {
+    DOT2X2_WORD(0)
+    x0 += 4;
+    w0 += 4;
+  }
+  for (i = 0; i < (n & 3); ++i) {
+    a00 += x0[i] * w0[i];
+    a01 += x0[i] * w0[i + dw];
+    a10 += x0[i + dx] * w0[i];
+    a11 += x0[i + dx] * w0[i + dw];
+  }
+  acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+}
+
+#else
+static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
+  int32_t acc = 0, i;
+  for (i = 0; i < n; ++i) acc += ((int32_t)x[i] + x_offset) * (int32_t)w[i];
+  return acc;
+}
+
+static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
+                          int32_t n, int32_t acc[4]) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    const int32_t xa = x0[i], xb = x1[i];
+    acc[0] += xa * w0[i];
+    acc[1] += xa * w1[i];
+    acc[2] += xb * w0[i];
+    acc[3] += xb * w1[i];
+  }
+}
+#endif
+
+int32_t edgec_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
+  return dot1(x, w, n, x_offset);
+}
+
+void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
+                   int32_t n, int32_t acc[4]) {
+  dot2x2(x0, x1, w0, w1, n, acc);
+}
+
+void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
+                         const int8_t *filt, int32_t k, const int32_t *bias, const int32_t *mult,
+                         const int32_t *shift, int8_t *o0, int8_t *o1) {
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max;
+  int32_t oc = 0;
+  if (x1) {
+    for (; oc + 2 <= p->out_c; oc += 2) {
+      const int8_t *f0 = filt + oc * k;
+      int32_t acc[4];
+      acc[0] = acc[2] = bias[oc];
+      acc[1] = acc[3] = bias[oc + 1];
+      dot2x2(x0, x1, f0, f0 + k, k, acc);
+      o0[oc] = edgec_requant(acc[0], mult[oc], shift[oc], off, lo, hi);
+      o0[oc + 1] = edgec_requant(acc[1], mult[oc + 1], shift[oc + 1], off, lo, hi);
+      o1[oc] = edgec_requant(acc[2], mult[oc], shift[oc], off, lo, hi);
+      o1[oc + 1] = edgec_requant(acc[3], mult[oc + 1], shift[oc + 1], off, lo, hi);
+    }
+  }
+  for (; oc < p->out_c; ++oc) {
+    const int8_t *f0 = filt + oc * k;
+    o0[oc] = edgec_requant(bias[oc] + dot1(x0, f0, k, 0), mult[oc], shift[oc], off, lo, hi);
+    if (x1) o1[oc] = edgec_requant(bias[oc] + dot1(x1, f0, k, 0), mult[oc], shift[oc], off, lo, hi);
+  }
+}
+
+/* Requantize four depthwise accumulators of channels c..c+3. */
+static void dw_store4(const edgec_conv_params *p, const int32_t acc[4], int32_t c, const int32_t *bias,
+                      const int32_t *mult, const int32_t *shift, int8_t *out) {
+  int32_t j;
+  for (j = 0; j < 4; ++j)
+    out[c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
+                               p->out_offset, p->act_min, p->act_max);
+}
+
+#if !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+/* Channels (0, 2) and (1, 3) sit in the halves of two registers: one 16x16 MAC per channel. */
+void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
+                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
+                    const int32_t *mult, const int32_t *shift, int8_t *out) {
+  const uint32_t off2 = ((uint32_t)(uint16_t)p->in_offset << 16) | (uint16_t)p->in_offset;
+  const int32_t w_col = p->out_c;
+  int32_t c, r, k;
+  for (c = 0; c < p->out_c; c += 4) {
+    const int8_t *xr = x + c, *wr = w + c;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, acc[4];
+    for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
+      const int8_t *xp = xr, *wp = wr;
+      for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) {
+        int32_t xv, wv, xe, xo, we, wo;
+        memcpy(&xv, xp, 4);
+        memcpy(&wv, wp, 4);
+        xe = __sxtab16(off2, xv);
+        xo = __sxtab16(off2, (int32_t)(((uint32_t)xv >> 8) | ((uint32_t)xv << 24)));
+        we = __sxtb16(wv);
+        wo = __sxtb16((int32_t)(((uint32_t)wv >> 8) | ((uint32_t)wv << 24)));
+        a0 = __smlabb(xe, we, a0);
+        a2 = __smlatt(xe, we, a2);
+        a1 = __smlabb(xo, wo, a1);
+        a3 = __smlatt(xo, wo, a3);
+      }
+    }
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+    dw_store4(p, acc, c, bias, mult, shift, out);
+  }
+}
+#else
+void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
+                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
+                    const int32_t *mult, const int32_t *shift, int8_t *out) {
+  int32_t c, r, k, j;
+  for (c = 0; c < p->out_c; c += 4) {
+    int32_t acc[4] = {0, 0, 0, 0};
+    for (r = 0; r < rows; ++r)
+      for (k = 0; k < cols; ++k) {
+        const int8_t *xp = x + r * x_row + k * x_col + c, *wp = w + r * w_row + k * p->out_c + c;
+        for (j = 0; j < 4; ++j) acc[j] += ((int32_t)xp[j] + p->in_offset) * (int32_t)wp[j];
+      }
+    dw_store4(p, acc, c, bias, mult, shift, out);
+  }
+}
+#endif

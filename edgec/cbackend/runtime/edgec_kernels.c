@@ -1,0 +1,218 @@
+/* Convolution, fully-connected, pooling and elementwise-binary int8 kernels (see edgec_kernels.h).
+ * The inner products they call (edgec_dot.c) have Cortex-M DSP and MVE variants. */
+#include "edgec_kernels.h"
+
+#include <string.h>
+
+
+#define requant edgec_requant
+
+/* ---------------------------------------------------------------- convolutions */
+
+/* The input window of output pixel q as one vector (im2col), padded with the input zero point:
+ * with the folded bias a padded tap then adds zp * w - zp * w = 0, as the reference skips it. */
+static const int8_t *conv_patch(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q,
+                                int8_t *dst) {
+  const int32_t oy = q / p->out_w, ox = q % p->out_w;
+  const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+  const int8_t zp = (int8_t)(-p->in_offset);
+  int8_t *d = dst;
+  int32_t ky, kx;
+  if (dst == 0)  /* 1x1 without padding: the window is the input pixel itself */
+    return in + ((b * p->in_h + iy0) * p->in_w + ix0) * p->in_c;
+  for (ky = 0; ky < p->f_h; ++ky) {
+    const int32_t iy = iy0 + ky * p->dil_h;
+    const int8_t *row = in + (b * p->in_h + iy) * p->in_w * p->in_c;
+    if (iy < 0 || iy >= p->in_h) {
+      memset(d, zp, (size_t)(p->f_w * p->in_c));
+      d += p->f_w * p->in_c;
+      continue;
+    }
+    for (kx = 0; kx < p->f_w; ++kx, d += p->in_c) {
+      const int32_t ix = ix0 + kx * p->dil_w;
+      if (ix < 0 || ix >= p->in_w)
+        memset(d, zp, (size_t)p->in_c);
+      else
+        memcpy(d, row + ix * p->in_c, (size_t)p->in_c);
+    }
+  }
+  return dst;
+}
+
+/* CONV_2D: output pixels two at a time, output channels two at a time, so that every loaded input
+ * and weight word feeds two multiply-accumulates. `scratch` holds two windows (2 * f_h * f_w * in_c
+ * bytes), or is NULL for 1x1 filters without padding. */
+void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
+                   const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                   int8_t *scratch) {
+  const int32_t k = p->f_h * p->f_w * p->in_c, pixels = p->out_h * p->out_w;
+  int32_t b, q;
+  for (b = 0; b < p->batches; ++b) {
+    for (q = 0; q < pixels; q += 2) {
+      const int pair = q + 1 < pixels;
+      const int8_t *x0 = conv_patch(p, in, b, q, scratch);
+      const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
+      int8_t *o0 = out + (b * pixels + q) * p->out_c;
+      edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, pair ? o0 + p->out_c : 0);
+    }
+  }
+}
+
+/* Generic DEPTHWISE_CONV_2D: any depth multiplier, dilation and channel count. */
+static void depthwise_generic(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
+                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                              int8_t *out) {
+  int32_t b, oy, ox, ic, m, ky, kx;
+  for (b = 0; b < p->batches; ++b)
+    for (oy = 0; oy < p->out_h; ++oy)
+      for (ox = 0; ox < p->out_w; ++ox)
+        for (ic = 0; ic < p->in_c; ++ic)
+          for (m = 0; m < p->depth_mult; ++m) {
+            const int32_t oc = ic * p->depth_mult + m;
+            int32_t acc = 0;
+            for (ky = 0; ky < p->f_h; ++ky) {
+              const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * ky;
+              if (iy < 0 || iy >= p->in_h) continue;
+              for (kx = 0; kx < p->f_w; ++kx) {
+                const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * kx;
+                if (ix < 0 || ix >= p->in_w) continue;
+                acc += ((int32_t)in[((b * p->in_h + iy) * p->in_w + ix) * p->in_c + ic] + p->in_offset) *
+                       (int32_t)filt[(ky * p->f_w + kx) * p->out_c + oc];
+              }
+            }
+            if (bias) acc += bias[oc];
+            out[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
+                requant(acc, mult[oc], shift[oc], p->out_offset, p->act_min, p->act_max);
+          }
+}
+
+static int32_t first_valid(int32_t origin, int32_t dil) {  /* smallest k with origin + k*dil >= 0 */
+  return origin >= 0 ? 0 : (-origin + dil - 1) / dil;
+}
+
+static int32_t end_valid(int32_t origin, int32_t dil, int32_t size, int32_t taps) {
+  int32_t k = size - origin <= 0 ? 0 : (size - origin - 1) / dil + 1;  /* origin + (k-1)*dil < size */
+  return k < taps ? k : taps;
+}
+
+/* DEPTHWISE_CONV_2D. With depth multiplier 1 and a channel count divisible by 4, each output pixel
+ * runs its channels four at a time over its valid taps (edgec_dw_pixel). */
+void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
+                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+  int32_t b, oy, ox;
+  if (p->depth_mult != 1 || (p->in_c & 3)) {
+    depthwise_generic(p, in, filt, bias, mult, shift, out);
+    return;
+  }
+  for (b = 0; b < p->batches; ++b)
+    for (oy = 0; oy < p->out_h; ++oy) {
+      const int32_t iy0 = oy * p->stride_h - p->pad_h;
+      const int32_t ky0 = first_valid(iy0, p->dil_h), ky1 = end_valid(iy0, p->dil_h, p->in_h, p->f_h);
+      for (ox = 0; ox < p->out_w; ++ox) {
+        const int32_t ix0 = ox * p->stride_w - p->pad_w;
+        const int32_t kx0 = first_valid(ix0, p->dil_w), kx1 = end_valid(ix0, p->dil_w, p->in_w, p->f_w);
+        const int8_t *x = in + ((b * p->in_h + iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c;
+        const int8_t *w = filt + (ky0 * p->f_w + kx0) * p->out_c;
+        int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+        edgec_dw_pixel(p, x, p->in_c * p->dil_w, p->in_w * p->in_c * p->dil_h, w, p->f_w * p->out_c,
+                       ky1 > ky0 ? ky1 - ky0 : 0, kx1 > kx0 ? kx1 - kx0 : 0, bias, mult, shift, o);
+      }
+    }
+}
+
+void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
+                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+  int32_t b, o;
+  for (b = 0; b < p->batches; ++b) {
+    const int8_t *x = in + b * p->in_depth;
+    for (o = 0; o < p->out_depth; ++o) {
+      const int32_t q = p->per_channel ? o : 0;
+      int32_t acc = edgec_dot_s8(x, filt + o * p->in_depth, p->in_depth, 0);
+      if (bias) acc += bias[o];
+      *out++ = requant(acc, mult[q], shift[q], p->out_offset, p->act_min, p->act_max);
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+static void pool_window(const edgec_pool_params *p, int32_t oy, int32_t ox, int32_t *y0, int32_t *y1,
+                        int32_t *x0, int32_t *x1, int32_t *iy, int32_t *ix) {
+  *iy = oy * p->stride_h - p->pad_h;
+  *ix = ox * p->stride_w - p->pad_w;
+  *y0 = *iy < 0 ? -*iy : 0;
+  *y1 = p->in_h - *iy < p->f_h ? p->in_h - *iy : p->f_h;
+  *x0 = *ix < 0 ? -*ix : 0;
+  *x1 = p->in_w - *ix < p->f_w ? p->in_w - *ix : p->f_w;
+}
+
+void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, oy, ox, c, fy, fx, y0, y1, x0, x1, iy, ix;
+  for (b = 0; b < p->batches; ++b)
+    for (oy = 0; oy < p->out_h; ++oy)
+      for (ox = 0; ox < p->out_w; ++ox) {
+        pool_window(p, oy, ox, &y0, &y1, &x0, &x1, &iy, &ix);
+        for (c = 0; c < p->channels; ++c) {
+          int32_t acc = 0, count = 0;
+          for (fy = y0; fy < y1; ++fy)
+            for (fx = x0; fx < x1; ++fx) {
+              acc += in[((b * p->in_h + iy + fy) * p->in_w + ix + fx) * p->channels + c];
+              ++count;
+            }
+          if (count == 0) count = 1;  /* the reference rejects empty windows; never generated */
+          acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+          *out++ = (int8_t)edgec_clamp(acc, p->act_min, p->act_max);
+        }
+      }
+}
+
+void edgec_maxpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, oy, ox, c, fy, fx, y0, y1, x0, x1, iy, ix;
+  for (b = 0; b < p->batches; ++b)
+    for (oy = 0; oy < p->out_h; ++oy)
+      for (ox = 0; ox < p->out_w; ++ox) {
+        pool_window(p, oy, ox, &y0, &y1, &x0, &x1, &iy, &ix);
+        for (c = 0; c < p->channels; ++c) {
+          int32_t mx = -128;
+          for (fy = y0; fy < y1; ++fy)
+            for (fx = x0; fx < x1; ++fx) {
+              const int32_t v = in[((b * p->in_h + iy + fy) * p->in_w + ix + fx) * p->channels + c];
+              if (v > mx) mx = v;
+            }
+          *out++ = (int8_t)edgec_clamp(mx, p->act_min, p->act_max);
+        }
+      }
+}
+
+/* ---------------------------------------------------------------- elementwise binary */
+
+static int8_t add_one(const edgec_binary_params *p, int32_t a, int32_t b) {
+  const int32_t s1 = edgec_mbqm((a + p->in1_offset) * (1 << p->left_shift), p->in1_mult, p->in1_shift);
+  const int32_t s2 = edgec_mbqm((b + p->in2_offset) * (1 << p->left_shift), p->in2_mult, p->in2_shift);
+  return requant(s1 + s2, p->out_mult, p->out_shift, p->out_offset, p->act_min, p->act_max);
+}
+
+static int8_t mul_one(const edgec_binary_params *p, int32_t a, int32_t b) {
+  return requant((a + p->in1_offset) * (b + p->in2_offset), p->out_mult, p->out_shift,
+                 p->out_offset, p->act_min, p->act_max);
+}
+
+static void broadcast(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out,
+                      int8_t (*f)(const edgec_binary_params *, int32_t, int32_t)) {
+  int32_t i0, i1, i2, i3;
+  const int32_t *s = p->out_shape, *s1 = p->in1_strides, *s2 = p->in2_strides;
+  for (i0 = 0; i0 < s[0]; ++i0)
+    for (i1 = 0; i1 < s[1]; ++i1)
+      for (i2 = 0; i2 < s[2]; ++i2)
+        for (i3 = 0; i3 < s[3]; ++i3)
+          *out++ = f(p, a[i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3]],
+                     b[i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3]]);
+}
+
+void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  broadcast(p, a, b, out, add_one);
+}
+
+void edgec_mul_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  broadcast(p, a, b, out, mul_one);
+}

@@ -1,0 +1,96 @@
+/* int8 kernels of edgec's generated C. Each kernel reproduces TFLite Micro's reference int8 kernel
+ * bit for bit; the Cortex-M DSP (ACLE SIMD) and MVE variants only reorder exact int32 sums. */
+#ifndef EDGEC_KERNELS_H
+#define EDGEC_KERNELS_H
+
+#include <stdint.h>
+#include "edgec_fixedpoint.h"
+
+/* CONV_2D and DEPTHWISE_CONV_2D (NHWC input, OHWI / 1HWO filters). */
+typedef struct {
+  int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, f_h, f_w;
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, depth_mult;
+  int32_t in_offset, out_offset, act_min, act_max;
+} edgec_conv_params;
+
+/* FULLY_CONNECTED: `per_channel` selects one multiplier per output or one for all. */
+typedef struct {
+  int32_t batches, in_depth, out_depth, per_channel;
+  int32_t in_offset, out_offset, act_min, act_max;
+} edgec_fc_params;
+
+/* AVERAGE_POOL_2D and MAX_POOL_2D. */
+typedef struct {
+  int32_t batches, in_h, in_w, channels, out_h, out_w, f_h, f_w;
+  int32_t stride_h, stride_w, pad_h, pad_w, act_min, act_max;
+} edgec_pool_params;
+
+/* ADD and MUL with 4-D broadcasting: strides are 0 along broadcast dimensions. */
+typedef struct {
+  int32_t out_shape[4], in1_strides[4], in2_strides[4];
+  int32_t in1_offset, in2_offset, out_offset, left_shift;
+  int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
+  int32_t act_min, act_max;
+} edgec_binary_params;
+
+/* Inner product sum((x[i] + x_offset) * w[i]), the hot loop of conv and fully connected. */
+int32_t edgec_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset);
+/* acc[2 * i + j] += sum(xi[k] * wj[k]) for two pixels x0, x1 and two filters w0, w1 (the input
+ * offset is folded into the bias on the host: bias + in_offset * sum(w)). */
+void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
+                   int32_t n, int32_t acc[4]);
+
+/* Every output channel of one or two conv output pixels (x1 may be NULL) from their windows. */
+void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
+                         const int8_t *filt, int32_t k, const int32_t *bias, const int32_t *mult,
+                         const int32_t *shift, int8_t *o0, int8_t *o1);
+/* CONV_2D and FULLY_CONNECTED take a folded bias, bias + in_offset * sum(filter of the channel);
+ * their in_offset only fills padding. `scratch`: 2 * f_h * f_w * in_c bytes for the im2col
+ * windows, or NULL for 1x1 filters. */
+void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
+                   const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                   int8_t *scratch);
+/* One depthwise output pixel (depth multiplier 1, channels % 4 == 0): x and w point at the first
+ * valid tap, taps form a rows x cols grid, x_row/w_row and x_col/out_c bytes apart. */
+void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
+                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
+                    const int32_t *mult, const int32_t *shift, int8_t *out);
+void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
+                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
+                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
+void edgec_maxpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
+void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+void edgec_mul_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+
+/* SOFTMAX over the last dimension (`depth`), output scale 1/256 and zero point -128. */
+void edgec_softmax_s8(const int8_t *in, int8_t *out, int32_t rows, int32_t depth,
+                      int32_t in_mult, int32_t in_left_shift, int32_t diff_min);
+/* LOGISTIC (output 1/256, -128) and TANH (output 1/128, 0). */
+void edgec_logistic_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp,
+                       int32_t radius, int32_t in_mult, int32_t in_shift);
+void edgec_tanh_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp,
+                   int32_t radius, int32_t in_mult, int32_t in_shift);
+void edgec_hard_swish_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp, int32_t out_zp,
+                         int16_t out_mult16, int32_t out_exp, int16_t relu_mult16, int32_t relu_exp);
+/* QUANTIZE int8 -> int8 and RELU: out = clamp(out_zp + (in - in_zp) * mult * 2^shift). */
+void edgec_requantize_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp, int32_t out_zp,
+                         int32_t mult, int32_t shift, int32_t act_min, int32_t act_max);
+/* RELU6 on an unchanged scale: clamp to [lo, hi]. */
+void edgec_clamp_s8(const int8_t *in, int8_t *out, int32_t n, int32_t lo, int32_t hi);
+/* CONCATENATION of equally quantized inputs along one axis. */
+void edgec_concat_s8(const int8_t *const *ins, const int32_t *copy_sizes, int32_t n_inputs,
+                     int32_t outer, int8_t *out);
+/* PAD (4-D) with a constant value. */
+void edgec_pad_s8(const int8_t *in, int8_t *out, const int32_t in_shape[4],
+                  const int32_t before[4], const int32_t after[4], int8_t value);
+/* MEAN over H and W of NHWC with requantization (TFLite Micro's 4-D axes 1 & 2 kernel). */
+void edgec_mean_hw_s8(const int8_t *in, int8_t *out, int32_t batches, int32_t h, int32_t w,
+                      int32_t c, int32_t in_zp, int32_t out_zp, int32_t mult, int32_t shift);
+/* MEAN over the axes flagged in `reduce` of a 4-D tensor (TFLite Micro's integer mean). */
+void edgec_mean_s8(const int8_t *in, int8_t *out, const int32_t in_shape[4], const int32_t reduce[4],
+                   int32_t same_quant, int32_t in_zp, int32_t out_zp, int32_t mult, int32_t shift);
+void edgec_copy_s8(const int8_t *in, int8_t *out, int32_t n);
+
+#endif /* EDGEC_KERNELS_H */

@@ -1,0 +1,22 @@
+"""Firmware for emulated (QEMU) and real Cortex-M boards, and the host side of its serial protocol.
+
+Public entry points:
+
+- :func:`build_firmware` (build.py): generated C + edgec's startup/protocol loop -> linked ELF,
+  with the target's flash/RAM budgets as linker limits.
+- :func:`run_on_device` (run.py): stream inputs to QEMU or a real board, get outputs and counts.
+- :func:`flash` / :func:`flash_command` (flash.py): program a board, or print the exact command.
+"""
+
+from .boards import BOARDS, Board, board, board_for_core
+from .build import FirmwareImage, build_firmware
+from .flash import flash, flash_command
+from .protocol import Device, DeviceError, DeviceInfo, Inference
+from .qemu import QemuSession
+from .run import run_on_device, run_target_on_qemu
+
+__all__ = [
+    "BOARDS", "Board", "board", "board_for_core", "FirmwareImage", "build_firmware", "flash",
+    "flash_command", "Device", "DeviceError", "DeviceInfo", "Inference", "QemuSession",
+    "run_on_device", "run_target_on_qemu",
+]

@@ -1,0 +1,176 @@
+"""Host side of edgec's framed serial protocol (the device side is src/main.c).
+
+Frame, both directions::
+
+    magic ED 9E C0 5A | command u8 | length u32 LE | payload | CRC-32 u32 LE
+
+The CRC (zlib.crc32) covers command, length and payload. Requests: INFO (0x01, no payload)
+and INFER (0x02, payload = the int8 input tensor). A reply carries ``command | 0x80``; its
+payload starts with a status byte (0 = ok). The device answers a frame it cannot read (bad
+CRC, a byte not arriving in time) with command 0xFF and keeps serving.
+
+pyserial's ``serial_for_url`` opens both a real board (``/dev/ttyACM0``) and QEMU's UART on a
+local socket (``socket://127.0.0.1:PORT``) with the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..errors import InputError, ToolchainError
+
+log = logging.getLogger(__name__)
+
+MAGIC = bytes((0xED, 0x9E, 0xC0, 0x5A))
+CMD_INFO = 0x01
+CMD_INFER = 0x02
+CMD_ERROR = 0xFF
+REPLY_BIT = 0x80
+PROTOCOL_VERSION = 1
+
+STATUS = {
+    0: "ok",
+    1: "bad CRC",
+    2: "wrong payload length",
+    3: "unknown command",
+    4: "edgec_invoke failed",
+    5: "frame timed out",
+    6: "device fault",
+}
+ST_BAD_CRC, ST_BAD_LENGTH, ST_UNKNOWN_COMMAND, ST_INVOKE_FAILED, ST_TIMEOUT, ST_FAULT = 1, 2, 3, 4, 5, 6
+
+
+class DeviceError(ToolchainError):
+    """The device answered with an error status, or did not answer in time (exit 3)."""
+
+    def __init__(self, message: str, *, status: int | None = None, detail: int | None = None):
+        self.status = status
+        self.detail = detail
+        super().__init__(message, stage="device")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the firmware reports about the model it runs."""
+
+    protocol_version: int
+    input_bytes: int
+    output_bytes: int
+    arena_bytes: int
+    counter_hz: int
+    max_payload: int
+
+
+class Inference(NamedTuple):
+    """One inference on the device: the output tensor bytes and the counter ticks it took."""
+
+    output: bytes
+    ticks: int
+
+
+def encode_frame(command: int, payload: bytes = b"") -> bytes:
+    """Return the bytes of one frame carrying ``payload`` under ``command``."""
+    body = struct.pack("<BI", command, len(payload)) + payload
+    return MAGIC + body + struct.pack("<I", zlib.crc32(body))
+
+
+class Device:
+    """A connection to edgec firmware over a serial port or a socket URL."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, baudrate: int = 115200):
+        """Open ``url`` (a port such as /dev/ttyACM0, or socket://host:port). ``timeout`` bounds each reply."""
+        import serial  # pyserial, the `device` extra
+
+        self.url = url
+        self.timeout = timeout
+        try:
+            self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.5)
+        except (serial.SerialException, ValueError, OSError) as e:
+            raise InputError(f"cannot open device port {url}: {e}", stage="device") from None
+        self._info: DeviceInfo | None = None
+
+    def close(self) -> None:
+        """Close the port."""
+        self._port.close()
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send_raw(self, data: bytes) -> None:
+        """Write ``data`` as is (tests use it to send corrupted frames)."""
+        self._port.write(data)
+        self._port.flush()
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            if time.monotonic() > deadline:
+                raise DeviceError(f"no complete reply from {self.url} within {self.timeout:.0f} s")
+            buf += self._port.read(n - len(buf))
+        return bytes(buf)
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """Read one frame; return (command, payload). Skips bytes before the magic."""
+        deadline = time.monotonic() + self.timeout
+        window = b""
+        while window != MAGIC:
+            window = (window + self._read_exact(1, deadline))[-4:]
+        head = self._read_exact(5, deadline)
+        command, length = struct.unpack("<BI", head)
+        if length > 1 << 24:
+            raise DeviceError(f"reply from {self.url} claims {length} bytes: the stream is out of step")
+        payload = self._read_exact(length, deadline)
+        (crc,) = struct.unpack("<I", self._read_exact(4, deadline))
+        if crc != zlib.crc32(head + payload):
+            raise DeviceError(f"reply from {self.url} failed its CRC check (serial line noise?)")
+        return command, payload
+
+    def request(self, command: int, payload: bytes = b"") -> bytes:
+        """Send one request and return the reply payload (status first); DeviceError on error status."""
+        self.send_raw(encode_frame(command, payload))
+        reply_cmd, reply = self.read_frame()
+        check_reply(reply_cmd, reply, expected=command | REPLY_BIT)
+        return reply
+
+    def info(self) -> DeviceInfo:
+        """Ask the device for its model's input/output/arena sizes and counter clock."""
+        if self._info is None:
+            body = self.request(CMD_INFO)
+            if len(body) < 24:
+                raise DeviceError(f"INFO reply of {len(body)} bytes is too short")
+            self._info = DeviceInfo(body[1], *struct.unpack("<5I", body[4:24]))
+        return self._info
+
+    def infer(self, data: bytes) -> Inference:
+        """Run one inference on ``data`` (the int8 input tensor bytes); return output and ticks."""
+        body = self.request(CMD_INFER, bytes(data))
+        lo, hi = struct.unpack("<II", body[4:12])
+        return Inference(output=bytes(body[12:]), ticks=lo | (hi << 32))
+
+    def drain(self, settle: float = 0.2) -> None:
+        """Discard anything the device still sends (after an error reply), waiting ``settle`` s."""
+        time.sleep(settle)
+        self._port.reset_input_buffer()
+
+
+def check_reply(command: int, payload: bytes, *, expected: int) -> None:
+    """Raise DeviceError unless ``payload`` is an ok reply to ``expected``."""
+    if not payload:
+        raise DeviceError(f"empty reply (command {command:#04x})")
+    status = payload[0]
+    if status != 0:
+        detail = struct.unpack("<I", payload[4:8])[0] if len(payload) >= 8 else None
+        what = STATUS.get(status, f"status {status}")
+        extra = f" (expected {detail} bytes)" if status == ST_BAD_LENGTH and detail else ""
+        extra = f" (code {detail})" if status in (ST_INVOKE_FAILED, ST_FAULT) else extra
+        raise DeviceError(f"device replied: {what}{extra}", status=status, detail=detail)
+    if command != expected:
+        raise DeviceError(f"device replied to command {command & 0x7F:#04x}, expected {expected & 0x7F:#04x}")

@@ -1,0 +1,89 @@
+"""Stream inputs to edgec firmware on QEMU or a real board and collect outputs and counts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import InputError
+from .build import FirmwareImage
+from .protocol import Device, DeviceError, DeviceInfo, Inference
+from .qemu import ICOUNT_SHIFT, QemuSession
+
+log = logging.getLogger(__name__)
+
+
+def instructions(ticks: int, info: DeviceInfo, *, icount_shift: int = ICOUNT_SHIFT) -> int:
+    """Convert counter ticks under QEMU ``-icount shift=N`` into guest instructions.
+
+    Each instruction advances virtual time by 2**N ns and the counter runs at
+    ``info.counter_hz``, so the result is exact to one counter tick (40 instructions on the
+    25 MHz mps2 boards). On a real board the ticks are core cycles; do not convert them.
+    """
+    return round(ticks * 1_000_000_000 / (info.counter_hz * (1 << icount_shift)))
+
+
+def _check_inputs(inputs: list[bytes], info: DeviceInfo) -> None:
+    for i, data in enumerate(inputs):
+        if len(data) != info.input_bytes:
+            raise InputError(f"input {i} has {len(data)} bytes; the firmware's model takes {info.input_bytes}",
+                             stage="device")
+
+
+def _stream(device: Device, inputs: list[bytes], *, qemu: bool) -> list[Inference]:
+    info = device.info()
+    _check_inputs(inputs, info)
+    results = []
+    for data in inputs:
+        r = device.infer(data)
+        count = instructions(r.ticks, info) if qemu else r.ticks
+        results.append(Inference(output=r.output, ticks=count))
+    return results
+
+
+def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, board: str | None = None,
+                  timeout: float = 60.0) -> list[Inference]:
+    """Run each input on the device and return ``[(output_bytes, count), ...]`` in order.
+
+    ``target`` is a :class:`FirmwareImage` (or an ELF path plus ``board``), run under QEMU for
+    the duration of the call; or a port / pyserial URL (``/dev/ttyACM0``,
+    ``socket://127.0.0.1:5555``) of a board already running the firmware. ``count`` is the
+    instruction count under QEMU (``-icount shift=0``, exact to one timer tick) and the SysTick
+    core-cycle count on a real board. ``timeout`` bounds each reply.
+    """
+    if isinstance(target, FirmwareImage) or (isinstance(target, Path) and target.suffix == ".elf"):
+        elf = target.elf if isinstance(target, FirmwareImage) else target
+        machine = target.board if isinstance(target, FirmwareImage) else board
+        if machine is None:
+            raise InputError("run_on_device: an ELF path needs board=", stage="device")
+        with QemuSession(elf, machine) as session, Device(session.url, timeout=timeout) as device:
+            try:
+                return _stream(device, inputs, qemu=True)
+            except DeviceError as e:
+                if session.exit_code() is not None:
+                    raise DeviceError(f"QEMU stopped (exit code {session.exit_code()}): {session.output()}",
+                                      status=e.status) from None
+                raise
+    with Device(str(target), timeout=timeout) as device:
+        return _stream(device, inputs, qemu=False)
+
+
+def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: Path, device: str | None = None,
+                       timeout: float = 60.0) -> tuple[FirmwareImage, list[Inference]]:
+    """Build the generated C in ``c_dir`` for a resolved target profile and run ``inputs`` under QEMU.
+
+    The board is ``device`` ("qemu-mps2-an386") or the profile's ``device.qemu_machine``; the
+    linker limits are the profile's ``memory.flash_bytes`` and ``memory.ram_bytes``. The
+    firmware is written to ``work``. Returns the image (its footprint) and the results of
+    :func:`run_on_device`.
+    """
+    from .build import build_firmware
+
+    machine = device or target.get("device", {}).get("qemu_machine")
+    if not machine:
+        raise InputError(f"target '{target.get('id')}' names no QEMU machine (device.qemu_machine); "
+                         "pass --device qemu-mps2-an386 or another emulated board", stage="device")
+    memory = target.get("memory", {})
+    image = build_firmware(Path(c_dir), machine, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
+                           out=Path(work))
+    return image, run_on_device(image, inputs, timeout=timeout)

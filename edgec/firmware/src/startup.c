@@ -1,0 +1,85 @@
+/* Vector table and reset code for the Cortex-M cores of QEMU's mps2/mps3 boards.
+ *
+ * One source serves every core: what differs per board (number of external interrupts, the
+ * UART interrupt line) comes in as -D flags from edgec/firmware/boards.py, and what differs
+ * per architecture (FPU/MVE enable, the v8-M stack limit) is chosen from the compiler's
+ * predefined macros. The linker script places .vectors where the board's CPU fetches its
+ * reset vector. */
+#include "edgec_fw.h"
+
+#ifndef EDGEC_NUM_IRQ
+#error "EDGEC_NUM_IRQ must be defined by the build"
+#endif
+
+extern uint32_t __data_load__, __data_start__, __data_end__;
+extern uint32_t __bss_start__, __bss_end__;
+extern uint32_t __stack_base__, __stack_top__;
+
+int main(void);
+void Reset_Handler(void);
+void Default_Handler(void);
+void HardFault_Handler(void);
+void SysTick_Handler(void);
+void UART0RX_Handler(void);
+
+#define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
+#define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
+
+typedef void (*vector_t)(void);
+
+/* Index 0 is the initial stack pointer; 16 system exceptions, then the external IRQs. */
+__attribute__((section(".vectors"), used)) const vector_t edgec_vectors[16 + EDGEC_NUM_IRQ] = {
+    [0] = (vector_t)&__stack_top__,
+    [1] = Reset_Handler,
+    [2] = Default_Handler,  /* NMI */
+    [3] = HardFault_Handler,
+    [4] = HardFault_Handler, /* MemManage */
+    [5] = HardFault_Handler, /* BusFault */
+    [6] = HardFault_Handler, /* UsageFault */
+    [7] = HardFault_Handler, /* SecureFault (v8-M) */
+    [11] = Default_Handler,  /* SVCall */
+    [12] = Default_Handler,  /* DebugMonitor */
+    [14] = Default_Handler,  /* PendSV */
+    [15] = SysTick_Handler,
+    [16 + EDGEC_UART_RX_IRQ] = UART0RX_Handler,
+};
+
+void Reset_Handler(void)
+{
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+    /* A stack overflow then faults instead of silently overwriting the model's arena. */
+    __asm volatile("msr msplim, %0" ::"r"(&__stack_base__));
+#endif
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+    SCB_CPACR |= 0xFu << 20; /* CP10 and CP11: FPU (and MVE) full access */
+    __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
+    uint32_t *src = &__data_load__;
+    for (uint32_t *dst = &__data_start__; dst < &__data_end__;) {
+        *dst++ = *src++;
+    }
+    for (uint32_t *dst = &__bss_start__; dst < &__bss_end__;) {
+        *dst++ = 0u;
+    }
+    main();
+    for (;;) {
+        __asm volatile("wfi");
+    }
+}
+
+void Default_Handler(void)
+{
+    for (;;) {
+        __asm volatile("wfi");
+    }
+}
+
+void HardFault_Handler(void)
+{
+    /* Tell the host instead of going silent, then stop. */
+    reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, SCB_CFSR);
+    __asm volatile("cpsid i");
+    for (;;) {
+        __asm volatile("wfi");
+    }
+}

@@ -1,0 +1,148 @@
+"""The optimize stage: fuse -> low-rank -> prune -> cluster -> fine-tune/distill, in that order.
+
+Fusion runs first so that masks and clusters are applied to the weights that ship. Pruning and
+clustering cannot wrap the same layer at once, so when both are asked for and fine-tuning is on,
+the pruned model is fine-tuned (TF-MOT's schedule moves the masks) and stripped before clustering,
+and clustering then preserves its zeros; without fine-tuning, pruning is one-shot. The final
+recovery step trains whatever wrappers the last compression left (clustering centroids, pruning
+masks) or, with ``qat``, a quantization-aware copy using TF-MOT's collaborative schemes.
+Every stage appends ``{"name": ..., "seconds": ..., details}`` to the returned list.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .errors import InputError
+from .recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+
+def _samples(train_x) -> int:
+    if train_x is None:
+        return 0
+    if isinstance(train_x, dict):
+        return len(next(iter(train_x.values()))) if train_x else 0
+    return len(train_x)
+
+
+class _Stages:
+    """Collects stage reports with their wall-clock time."""
+
+    def __init__(self):
+        self.reports: list[dict] = []
+        self._start = time.monotonic()
+
+    def done(self, name: str, **details) -> None:
+        now = time.monotonic()
+        self.reports.append({"name": name, "seconds": round(now - self._start, 3), **details})
+        self._start = now
+
+
+def _auto_qat(recipe: Recipe) -> str:
+    if recipe.qat != "auto":
+        return recipe.qat
+    if recipe.pruning and recipe.clusters:
+        return "pcqat"
+    return "cluster_preserve" if recipe.clusters else "prune_preserve" if recipe.pruning else "plain"
+
+
+def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stages: _Stages, after: str):
+    from . import finetune
+
+    labels = None if recipe.distill else train_y
+    model, report = finetune.finetune(model, x=train_x, y=labels, teacher=teacher, epochs=recipe.finetune_epochs,
+                                      batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
+                                      temperature=recipe.temperature, seed=recipe.seed, callbacks=callbacks)
+    report.pop("seconds", None)
+    stages.done("finetune", after=after, **report)
+    return model
+
+
+def _prune(model, recipe: Recipe, steps: int, one_shot: bool):
+    from . import prune
+
+    per_epoch = max(1, steps // max(recipe.finetune_epochs, 1))
+    wrapped, names = prune.prune(model, sparsity=recipe.prune or 0.5, structure=recipe.prune_structure,
+                                 schedule=recipe.prune_schedule, layers=recipe.prune_layers,
+                                 keep_first_last=recipe.keep_first_last, end_step=steps, frequency=per_epoch)
+    if names and one_shot:
+        prune.apply_masks(wrapped)  # no training will run the pruning schedule
+    return wrapped, names
+
+
+def _prune_stage(model, recipe: Recipe, steps: int, stages: _Stages, teacher, train_x, train_y):
+    """Prune; returns the model, the callbacks a final fine-tuning still needs, and whether it pruned."""
+    from . import prune
+
+    if not recipe.pruning:
+        return model, [], False
+    # Only ordinary fine-tuning runs the pruning schedule; QAT starts from already-pruned weights.
+    one_shot = not steps or recipe.qat != "none"
+    model, names = _prune(model, recipe, steps, one_shot)
+    structure = recipe.prune_structure if recipe.prune_structure == "2:4" else f"{recipe.prune:g}"
+    stages.done("prune", layers=names, structure=structure, schedule=recipe.prune_schedule, one_shot=one_shot)
+    if names and recipe.clusters and not one_shot:
+        # Clustering cannot wrap a pruning wrapper: recover the pruned model first, then strip it.
+        model = _finetune(model, recipe, teacher, train_x, train_y, prune.callbacks(), stages, after="prune")
+    if recipe.clusters or one_shot:
+        return prune.strip(model), [], bool(names)
+    return model, prune.callbacks(), bool(names)
+
+
+def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None = None) -> tuple[object, list[dict]]:
+    """Run the recipe's compression stages on a float ``tf_keras`` model.
+
+    ``train_x`` (array, or dict by input name) and optional integer ``train_y`` feed recovery
+    fine-tuning; without labels (or with ``recipe.distill``) the float model is the teacher.
+    Returns the compressed float model, wrappers stripped (a QAT model when ``recipe.qat`` is set),
+    and the stage reports.
+    """
+    from . import cluster, finetune, prune
+    from .tf import keras, seed_everything
+
+    recipe.validate()
+    seed_everything(recipe.seed)
+    n = _samples(train_x)
+    if recipe.finetune_epochs and n == 0:
+        raise InputError("fine-tuning needs training samples: pass calibration data or set finetune_epochs = 0",
+                         stage="optimize")
+    steps = recipe.finetune_epochs * -(-n // recipe.batch_size) if n else 0
+    stages = _Stages()
+    if recipe.fuse:
+        from .fuse import fuse
+
+        model, fusions = fuse(model)
+        stages.done("fuse", fusions=fusions)
+    teacher = keras().models.clone_model(model)
+    teacher.set_weights(model.get_weights())
+    compressed = False
+    if recipe.low_rank:
+        from .lowrank import factorize
+
+        model, layers = factorize(model, energy=recipe.low_rank, layers=recipe.low_rank_layers)
+        stages.done("low-rank", energy=recipe.low_rank, layers=layers)
+        compressed = compressed or bool(layers)
+    model, pending, pruned = _prune_stage(model, recipe, steps, stages, teacher, train_x, train_y)
+    compressed = compressed or pruned
+    if recipe.clusters:
+        model, names = cluster.cluster(model, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
+                                       preserve_sparsity=recipe.pruning, layers=recipe.cluster_layers,
+                                       keep_first_last=recipe.keep_first_last)
+        if recipe.qat != "none" or not steps:
+            model = cluster.strip(model)
+        stages.done("cluster", layers=names, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
+                    sparsity_preserved=recipe.pruning)
+        compressed = compressed or bool(names)
+    if steps and recipe.qat != "none":
+        mode = _auto_qat(recipe)
+        model = finetune.quantize_aware(model, mode=mode)
+        stages.done("qat", mode=mode)
+        model = _finetune(model, recipe, teacher, train_x, train_y, [], stages, after="qat")
+    elif steps and compressed:
+        model = _finetune(model, recipe, teacher, train_x, train_y, pending, stages, after="compression")
+    return cluster.strip(prune.strip(model)), stages.reports

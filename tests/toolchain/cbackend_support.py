@@ -1,0 +1,114 @@
+"""Tiny seeded tf_keras models, converted to full-integer int8 ``.tflite``, for the C backend tests.
+
+Together they use every operator the C backend generates. Built in code, no downloads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec.tf import keras, seed_everything, tensorflow
+
+
+def to_int8_tflite(model, *, seed: int = 0, samples: int = 64) -> bytes:
+    """Convert with the real TFLite converter: int8 weights and activations, int8 input and output."""
+    tf = tensorflow()
+    rng = np.random.default_rng(seed)
+    shape = model.input_shape[1:]
+    data = rng.normal(0.0, 1.0, size=(samples, *shape)).astype(np.float32)
+
+    def representative():
+        for i in range(samples):
+            yield [data[i:i + 1]]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def _randomize_bn(model, rng) -> None:
+    # Fresh BatchNorm statistics are identities; random ones give non-trivial per-channel scales.
+    for layer in model.layers:
+        if isinstance(layer, keras().layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.3, b.shape),
+                               rng.normal(0, 0.3, m.shape), rng.uniform(0.5, 2.0, v.shape)])
+
+
+def conv_model():
+    """CONV_2D (same/valid, strides, fused RELU/RELU6), DEPTHWISE_CONV_2D (multiplier 2),
+    pools, FULLY_CONNECTED, RESHAPE, SOFTMAX."""
+    seed_everything(1)
+    L = keras().layers
+    x = inp = L.Input((12, 10, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.Conv2D(8, 3, strides=2, padding="valid", activation="relu6")(x)
+    x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU()(x)
+    x = L.Conv2D(6, 3, padding="same")(x)
+    x = L.MaxPooling2D(2, padding="same")(x)
+    x = L.AveragePooling2D((2, 1), strides=1, padding="same")(x)
+    x = L.Flatten()(x)
+    x = L.Dense(16, activation="relu")(x)
+    out = L.Dense(5, activation="softmax")(x)
+    model = keras().Model(inp, out)
+    _randomize_bn(model, np.random.default_rng(1))
+    return model
+
+
+def merge_model():
+    """ADD, MUL (with broadcast), CONCATENATION, PAD, MEAN, LOGISTIC, TANH, HARD_SWISH, QUANTIZE,
+    standalone RELU and RELU6."""
+    seed_everything(2)
+    L = keras().layers
+    inp = L.Input((6, 6, 4))
+    a = L.Conv2D(4, 1)(inp)
+    b = L.Conv2D(4, 3, padding="same")(inp)
+    s = L.Add()([a, b])
+    m = L.Multiply()([s, L.Conv2D(4, 1, activation="sigmoid")(inp)])
+    g = L.Lambda(lambda t: t * keras().backend.mean(t, axis=(1, 2), keepdims=True))(m)
+    c = L.Concatenate()([g, b, inp])
+    p = L.ReLU(6.0)(L.ZeroPadding2D(((1, 0), (0, 2)))(c))
+    t = L.Activation("tanh")(L.Conv2D(6, 3)(p))
+    h = L.Conv2D(6, 1)(L.ReLU()(L.Reshape((5, 6, 6))(t)))
+    h = L.Lambda(lambda v: v * keras().activations.relu(v + 3.0, max_value=6.0) / 6.0)(h)
+    # Logistic and tanh outputs have fixed, different scales: joining them needs a QUANTIZE.
+    fixed = L.Concatenate()([L.Activation("sigmoid")(h), L.Activation("tanh")(h)])
+    pooled = L.GlobalAveragePooling2D()(fixed)
+    out = L.Dense(4)(pooled)
+    return keras().Model(inp, out)
+
+
+def digits_int8_tflite(model_path, calibration_path, *, samples: int = 200) -> bytes:
+    """The bundled digits example converted to full-integer int8 with its calibration set."""
+    tf = tensorflow()
+    seed_everything(0)
+    model = keras().models.load_model(model_path)
+    images = np.load(calibration_path)["image"].astype(np.float32)
+
+    def representative():
+        for i in range(min(samples, len(images))):
+            yield [images[i:i + 1]]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def quantize_input(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """Quantize float samples with the model input's scale and zero point, as TFLite does."""
+    from edgec.tflite_model import parse
+
+    model = parse(tflite)
+    t = model.tensors[model.inputs[0]]
+    q = np.round(x / np.float32(t.scales[0])) + int(t.zero_points[0])
+    return np.clip(q, -128, 127).astype(np.int8).reshape(len(x), *t.shape[1:])

@@ -1,0 +1,62 @@
+"""Shared helpers of the compression tests: the digits example, the real int8 converter, TFLM runs."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def digits_data() -> dict[str, np.ndarray]:
+    """The bundled digits calibration and held-out sets."""
+    cal = np.load(ROOT / "calibration/digits/calibration.npz")
+    ev = np.load(ROOT / "calibration/digits/eval.npz")
+    return {"cal_x": cal["image"], "cal_y": cal["label"], "eval_x": ev["image"], "eval_y": ev["label"]}
+
+
+def digits_model():
+    """A fresh copy of the bundled digits CNN (tf_keras functional, with batch norms)."""
+    from edgec.tf import keras
+
+    return keras().models.load_model(ROOT / "edgec/examples/digits_cnn.keras", compile=False)
+
+
+def int8_tflite(model, calibration: np.ndarray) -> bytes:
+    """Full-integer .tflite from the real TFLite converter (int8 ops, int8 input and output)."""
+    from edgec.tf import tensorflow
+
+    tf = tensorflow()
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x[None].astype(np.float32)] for x in calibration[:100])
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
+    """Float samples -> int8 samples with the artifact's own input quantization."""
+    from edgec import tflite_model
+
+    m = tflite_model.parse(tflite)
+    t = m.tensors[m.inputs[0]]
+    q = np.round(x / t.scales[0] + t.zero_points[0])
+    return [s[None] for s in np.clip(q, -128, 127).astype(np.int8)]
+
+
+def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """Predicted classes of the int8 artifact, run in the TFLite Micro interpreter."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(tflite)
+    preds = []
+    for sample in quantize_inputs(tflite, x):
+        interp.set_input(sample, 0)
+        interp.invoke()
+        preds.append(int(np.argmax(interp.get_output(0))))
+    return np.array(preds)

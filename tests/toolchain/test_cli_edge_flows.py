@@ -1,0 +1,87 @@
+"""The CLI flows of phones and edge boards: outlier fixed by --max-accuracy-drop, device outputs verified,
+bench in one run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+from tests.toolchain.test_layer_error_outlier import _outlier_model
+
+pytestmark = pytest.mark.toolchain
+
+
+@pytest.fixture(scope="module")
+def outlier_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("outlier")
+    model = _outlier_model()
+    model.save(folder / "outlier.keras")
+    data = np.random.default_rng(0).normal(size=(192, 8)).astype(np.float32)
+    labels = model.predict(data, verbose=0).argmax(1)  # the float model's answers as labels
+    np.savez(folder / "calib.npz", x=data[:64])
+    np.savez(folder / "eval.npz", x=data[64:], label=labels[64:])
+    return folder
+
+
+def test_broken_int8_layer_fails_verification_and_is_named(run_cli, outlier_files, tmp_path):
+    code, _, err = run_cli("compile", outlier_files / "outlier.keras", "-t", "raspberry-pi-4",
+                           "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
+                           "-o", tmp_path)
+    assert code == 1 and "worst int8 layers: mixer" in err and "--max-accuracy-drop" in err
+    report = json.loads((tmp_path / "raspberry-pi-4" / "report.json").read_text())
+    assert report["layer_error"]["layers"][0]["layer"] == "mixer"
+    assert "layer_error" in (tmp_path / "raspberry-pi-4" / "report.html").read_text()
+
+
+def test_max_accuracy_drop_keeps_the_worst_layer_in_float_and_passes(run_cli, outlier_files, tmp_path):
+    code, _, err = run_cli("compile", outlier_files / "outlier.keras", "-t", "raspberry-pi-4",
+                           "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
+                           "--max-accuracy-drop", "0.02", "-o", tmp_path)
+    assert code == 0, err
+    report = json.loads((tmp_path / "raspberry-pi-4" / "report.json").read_text())
+    assert report["keep_float"]["steps"][-1]["kept_float"] == ["mixer"] and report["keep_float"]["met"]
+    ver = report["verification"]
+    assert ver["reference_top1"] - ver["artifact_top1"] <= 0.02
+
+
+@pytest.fixture(scope="module")
+def pi_build(tmp_path_factory):
+    from edgec.pipeline import compile as run
+
+    out = tmp_path_factory.mktemp("pi")
+    run(DIGITS_MODEL, ["raspberry-pi-4"], calibration=str(DIGITS_CALIBRATION), eval=str(DIGITS_EVAL), out=out)
+    return out / "raspberry-pi-4"
+
+
+def test_harness_outputs_pass_edgec_verify_outputs_and_match_the_build(run_cli, pi_build):
+    harness = pi_build / "harness"
+    done = subprocess.run([sys.executable, "run_litert.py", "--inputs", "inputs.npz", "--outputs", "outputs.npz",
+                           "--runs", "10"], cwd=harness, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    code, out, err = run_cli("verify", pi_build, "--outputs", harness / "outputs.npz")
+    assert code == 0, err
+    result = json.loads((pi_build / "verify.json").read_text())
+    assert result["bit_exact"] is True and result["samples"] == 100
+    assert result["artifact_top1"] is not None and result["top1_agreement"] == 1.0
+
+
+def test_outputs_from_other_inputs_are_refused(run_cli, pi_build, tmp_path):
+    from edgec.device_outputs import save
+
+    other = np.zeros((100, 8, 8, 1), np.float32)
+    save(tmp_path / "o.npz", [np.zeros((100, 10), np.float32)], inputs=[other], runtime="x", device="y")
+    code, _, err = run_cli("verify", pi_build, "--outputs", tmp_path / "o.npz")
+    assert code == 2 and "edgec: error:" in err
+
+
+def test_bench_times_artifact_and_reference_in_one_run(run_cli, pi_build):
+    code, out, err = run_cli("bench", pi_build, "--runs", "30", "--warmup", "5")
+    assert code == 0, err
+    bench = json.loads((pi_build / "bench.json").read_text())
+    assert bench["runtime"] == "litert" and bench["artifact"]["p50_ms"] > 0 and bench["reference"]["p50_ms"] > 0
+    assert bench["speedup"] == pytest.approx(bench["reference"]["p50_ms"] / bench["artifact"]["p50_ms"], rel=1e-3)

@@ -1,0 +1,73 @@
+"""The edgec.toml recipe: defaults, strict loading, CLI flags of the same meaning, round trip."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from edgec import recipe
+from edgec.errors import InputError
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    recipe.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_compress_nothing_but_fuse():
+    r = recipe.Recipe().validate()
+    assert r.fuse and not r.pruning and r.clusters == 0 and r.low_rank == 0 and r.finetune_epochs == 0
+
+
+def test_recipe_file_is_loaded_and_flags_override_it(tmp_path):
+    path = tmp_path / "edgec.toml"
+    path.write_text('prune = 0.5\nclusters = 16\nprune_layers = ["fc*"]\ntemperature = 2\n')
+    r = recipe.from_args(_parse(["--clusters", "8", "--distill"]), path)
+    assert (r.prune, r.clusters, r.prune_layers, r.distill, r.temperature) == (0.5, 8, ["fc*"], True, 2)
+
+
+def test_flags_alone_have_the_same_meaning_as_recipe_keys(tmp_path):
+    argv = ["--prune", "0.5", "--prune-structure", "2:4", "--clusters", "16", "--low-rank", "0.95",
+            "--finetune-epochs", "3", "--distill"]
+    from_flags = recipe.from_args(_parse(argv), None)
+    path = tmp_path / "edgec.toml"
+    path.write_text('prune = 0.5\nprune_structure = "2:4"\nclusters = 16\nlow_rank = 0.95\n'
+                    "finetune_epochs = 3\ndistill = true\n")
+    assert from_flags == recipe.load(path)
+
+
+def test_printed_recipe_loads_back_to_the_same_recipe(tmp_path):
+    r = recipe.from_dict({"prune": 0.7, "cluster_layers": ["Dense", "conv2"], "qat": "pcqat", "low_rank": 1})
+    path = tmp_path / "printed.toml"
+    path.write_text(r.to_toml())
+    assert recipe.load(path) == r and "prune = 0.7" in r.to_toml()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("prnue = 0.5\n", "unknown key"),
+    ("prune = 1.5\n", "'prune' = 1.5 is not allowed"),
+    ('prune = "half"\n', "'prune' must be float"),
+    ("clusters = 1\n", "'clusters' = 1"),
+    ('prune_structure = "4:8"\n', "2:4"),
+    ("distill = 1\n", "'distill' must be bool"),
+    ("prune_layers = [1, 2]\n", "'prune_layers' must be list"),
+    ("prune = \n", "not valid TOML"),
+])
+def test_bad_recipe_is_a_one_line_input_error(tmp_path, text, message):
+    path = tmp_path / "edgec.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as err:
+        recipe.load(path)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+
+
+def test_missing_recipe_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        recipe.from_args(_parse([]), tmp_path / "nope.toml")
+
+
+def test_bad_flag_value_is_an_input_error():
+    with pytest.raises(InputError, match="clusters"):
+        recipe.from_args(_parse(["--clusters", "1000"]), None)
