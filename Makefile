@@ -34,7 +34,9 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 bench: $(STAMP) toolchains
-	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench_compile.py
+	$(BIN)/python tools/bench_runtimes.py
+	$(BIN)/python tools/bench_compression.py
 
 clean:
 	rm -rf build .pytest_cache

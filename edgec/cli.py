@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import __version__
+from . import __version__, recipe
 from .errors import EdgecError
 
 log = logging.getLogger("edgec")
@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", default="build", help="output folder (default: build)")
     c.add_argument("--trust-model", action="store_true",
                    help="allow Lambda layers and custom objects (runs code from the model file)")
+    c.add_argument("--recipe", metavar="edgec.toml", help="compression recipe (flags below override it)")
+    recipe.add_arguments(c)
     c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"],
                    help="activation range estimation for ONNX Runtime INT8 (default: the target's)")
     c.add_argument("--keep-float", action="append", metavar="LAYER", default=None,

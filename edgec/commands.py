@@ -50,8 +50,13 @@ def summary_table(reports: dict) -> Table:
 def cmd_compile(args) -> int:
     """``edgec compile``: run the pipeline, print the summary, exit 1 on a failed gate."""
     from .pipeline import compile as run
+    from .recipe import from_args
 
-    settings = {}
+    resolved = from_args(args, args.recipe)
+    if args.print_recipe:
+        print(resolved.to_toml(), end="")
+        return 0
+    settings = resolved.to_dict()
     if args.keep_float:
         settings["keep_float"] = args.keep_float
     if args.calibration_method:

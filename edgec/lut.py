@@ -112,22 +112,14 @@ def check_bit_exact(reference: bytes, compressed: bytes, samples: list) -> int:
     return len(samples)
 
 
-def compress(tflite_bytes: bytes, samples: list) -> tuple[bytes, dict]:
-    """LUT-compress the weights that get smaller and prove the result bit-exact in TFLM.
-
-    ``samples`` are int8 model inputs (one array per sample, or a list of arrays for several inputs).
-    Returns the compressed model (the input unchanged when nothing pays off) and a report with the
-    size before and after and, per candidate tensor, the index width, and whether it was kept.
-    """
-    model = tflite_model.parse(tflite_bytes)
-    base = len(tflite_bytes)
-    cands = candidates(model)
-    kept = []
+def _select(tflite_bytes: bytes, cands: list[dict]) -> list[dict]:
+    """The candidates that, compressed alone, make the file smaller (measured, not estimated)."""
+    base, kept = len(tflite_bytes), []
     for c in cands:
         if c["bits"] > MAX_INDEX_BITS:
             c["kept"], c["reason"] = False, f"{c['unique_values_max_per_channel']} values per channel need 8 bits"
             continue
-        # Measured, one tensor at a time: tables, a DECODE operator and alignment can outweigh the gain.
+        # One tensor at a time: tables, a DECODE operator and alignment can outweigh the gain.
         try:
             size = len(_build(tflite_bytes, [c]))
         except ToolchainError as e:  # e.g. a tensor the tool must keep constant: leave it alone
@@ -135,21 +127,49 @@ def compress(tflite_bytes: bytes, samples: list) -> tuple[bytes, dict]:
             continue
         c["saved_bytes"] = base - size
         c["kept"] = size < base
-        if not c["kept"]:
-            c["reason"] = f"file grows by {size - base} B"
-        else:
+        if c["kept"]:
             kept.append(c)
-    report = {"bytes_before": base, "bytes_after": base, "tensors": cands, "bit_exact_samples": 0}
-    if not kept:
-        log.info("lut: no tensor gets smaller; model left uncompressed")
-        return tflite_bytes, report
-    out = _build(tflite_bytes, kept)
-    if len(out) >= base:
+        else:
+            c["reason"] = f"file grows by {size - base} B"
+    return kept
+
+
+def _arena(tflite: bytes) -> int:
+    from .tflm_arena import measure_arena
+
+    return measure_arena(tflite)["arena_bytes"]
+
+
+def compress(tflite_bytes: bytes, samples: list, *, arena_budget: int | None = None) -> tuple[bytes, dict]:
+    """LUT-compress the weights that get smaller and prove the result bit-exact in TFLM.
+
+    ``samples`` are int8 model inputs (one array per sample, or a list of arrays for several inputs).
+    DECODE writes each decompressed weight into the arena, so flash saved costs RAM: the report gives
+    the measured arena before and after, and with ``arena_budget`` the largest tensors are left
+    uncompressed until the arena fits. Returns the compressed model (the input unchanged when
+    nothing pays off) and a report: sizes before/after and, per candidate, index width and whether kept.
+    """
+    base = len(tflite_bytes)
+    cands = candidates(tflite_model.parse(tflite_bytes))
+    kept = _select(tflite_bytes, cands)
+    arena_before = _arena(tflite_bytes)
+    report = {"bytes_before": base, "bytes_after": base, "arena_bytes_before": arena_before,
+              "arena_bytes_after": arena_before, "tensors": cands, "bit_exact_samples": 0}
+    out = _build(tflite_bytes, kept) if kept else tflite_bytes
+    arena = _arena(out) if kept else arena_before
+    while kept and arena_budget is not None and arena > arena_budget:
+        drop = max(kept, key=lambda c: c["bytes"])
+        kept.remove(drop)
+        drop["kept"], drop["reason"] = False, f"its decoded copy needs arena beyond the {arena_budget} B budget"
+        out = _build(tflite_bytes, kept) if kept else tflite_bytes
+        arena = _arena(out) if kept else arena_before
+    if not kept or len(out) >= base:
         for c in kept:
             c["kept"], c["reason"] = False, "together they do not shrink the file"
+        log.info("lut: nothing gets smaller; model left uncompressed")
         return tflite_bytes, report
-    report["bit_exact_samples"] = check_bit_exact(tflite_bytes, out, samples)
-    report["bytes_after"] = len(out)
-    log.info("lut: %d of %d weight tensors compressed, %d -> %d bytes, bit-exact on %d samples",
-             len(kept), len(cands), base, len(out), report["bit_exact_samples"])
+    report.update(bit_exact_samples=check_bit_exact(tflite_bytes, out, samples), bytes_after=len(out),
+                  arena_bytes_after=arena)
+    log.info("lut: %d of %d weight tensors compressed, %d -> %d bytes (arena %d -> %d), bit-exact on %d samples",
+             len(kept), len(cands), base, len(out), arena_before, arena, report["bit_exact_samples"])
     return out, report

@@ -145,4 +145,5 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
         model = _finetune(model, recipe, teacher, train_x, train_y, [], stages, after="qat")
     elif steps and compressed:
         model = _finetune(model, recipe, teacher, train_x, train_y, pending, stages, after="compression")
+    log.info("optimize: %s", " -> ".join(s["name"] for s in stages.reports) or "nothing to do")
     return cluster.strip(prune.strip(model)), stages.reports

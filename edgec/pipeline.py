@@ -48,8 +48,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
     keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
-    with status("converting the float reference"):
-        float_tflite = quantize.float_tflite(keras_model)
+    with status("converting the float reference"):  # the user's model, before any compression
+        float_tflite = quantize.float_tflite(loaded.keras_model)
     reports, failures = {}, []
     for profile in profiles:
         report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
@@ -91,8 +91,18 @@ def _check_lowering(loaded, calib) -> None:
 
 
 def _optimize(keras_model, settings: dict, calib):
-    """Fusion and compression, when the recipe asks for any (see :mod:`edgec.optimize`)."""
-    return keras_model, []
+    """Fusion and compression as the recipe asks (see :mod:`edgec.optimize`), before quantization."""
+    from dataclasses import fields
+
+    from .optimize import optimize
+    from .recipe import Recipe, from_dict
+
+    recipe = from_dict({f.name: settings[f.name] for f in fields(Recipe) if f.name in settings})
+    if recipe.finetune_epochs and calib.random:
+        raise InputError("fine-tuning and distillation need real samples, not --calibration random",
+                         stage="optimize")
+    with status("optimizing (fusion, compression, fine-tuning)"):
+        return optimize(keras_model, recipe, train_x=calib.arrays(), train_y=None if calib.random else calib.labels)
 
 
 def _compile_target(profile, loaded, keras_model, calib, held_out, settings, float_tflite,
@@ -119,8 +129,15 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
             except GateError as e:  # over budget: keep the artifacts and the report, fail at the end
                 build.failures.append(str(e))
         _finish_sizes(build)
+        if build.final_tflite is not None:
+            from .artifact_stats import stats
+
+            build.report["compression"].update(stats(build.final_tflite))
         with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
-            build.report["verification"] = verify(build.artifact, keras_model, held_out, profile)
+            # The user's own float model is the reference: compression and int8 are judged together.
+            build.report["verification"] = verify(build.artifact, loaded.keras_model, held_out, profile)
+            if keras_model is not loaded.keras_model:
+                build.report["verification"]["optimized_float"] = _float_accuracy(keras_model, held_out)
         build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
         if build.settings.get("layer_error") and build.int8_tflite is not None:
             _layer_analysis(build)
@@ -143,6 +160,16 @@ def _quantize(build: Build) -> None:
                 per_channel=quant.get("per_channel", True))
     (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
     build.report["model"]["macs"] = macs(parse(build.int8_tflite))
+
+
+def _float_accuracy(keras_model, held_out) -> dict:
+    """Top-1 of the compressed float model (before int8), to show what compression alone cost."""
+    from .verify import reference_outputs
+
+    if held_out.random or held_out.labels is None:
+        return {"top1": None}
+    out = reference_outputs(keras_model, held_out.arrays())[0]
+    return {"top1": float((out.reshape(len(out), -1).argmax(1) == held_out.labels).mean())}
 
 
 def _layer_analysis(build: Build):
@@ -184,7 +211,8 @@ def _new_report(profile, loaded, keras_model) -> dict:
         "target": profile["id"],
         "format": profile["format"],
         "edgec_version": __version__,
-        "model": {"source": loaded.source, "kind": loaded.kind, "params": int(keras_model.count_params()),
+        "model": {"source": loaded.source, "kind": loaded.kind, "params": int(loaded.keras_model.count_params()),
+                  "params_after_optimize": int(keras_model.count_params()),
                   "macs": None, "inputs": _sig(loaded.inputs), "outputs": _sig(loaded.outputs),
                   "notes": list(loaded.notes)},
         "stages": [],

@@ -18,6 +18,8 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import GateError, InputError, ToolchainError
 from .targets import model_budget
@@ -30,7 +32,7 @@ STAGE = "export"
 ALIGNMENT = 16
 
 # Builtin op name -> MicroMutableOpResolver method suffix, where CamelCase of the name is not it.
-_RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "PADV2": "PadV2", "DECODE": "Decode"}
+_RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "PADV2": "PadV2", "TFLM_DECODE": "Decode"}
 
 
 def resolver_method(op: str) -> str:
@@ -163,11 +165,49 @@ def check_budget(*, flash_bytes: int, ram_bytes: int, profile: dict) -> None:
                         target=profile["id"])
 
 
+def int8_samples(tflite: bytes, dataset, limit: int = 50) -> list[np.ndarray]:
+    """Up to ``limit`` samples of ``dataset`` quantized to the model's input type, one (1, ...) array each."""
+    from .runtimes import quantize_input
+
+    model = parse(tflite)
+    details = [{"dtype": {"INT8": np.int8, "UINT8": np.uint8}.get(model.tensors[i].type, np.float32),
+                "quantization_parameters": {"scales": model.tensors[i].scales,
+                                            "zero_points": model.tensors[i].zero_points}} for i in model.inputs]
+    arrays = dataset.subset(range(min(limit, len(dataset)))).arrays()
+    values = list(arrays.values())
+    samples = []
+    for n in range(len(values[0])):
+        per_input = [quantize_input(x[n:n + 1], d) for x, d in zip(values, details)]
+        samples.append(per_input[0] if len(per_input) == 1 else per_input)
+    return samples
+
+
+def lut_compress(build, tflite: bytes) -> bytes:
+    """Store clustered weights as TFLite Micro LUTs (DECODE) where it shrinks the file and the arena fits."""
+    from .lut import compress
+
+    mem = build.target.get("memory", {})
+    _, ram_budget = model_budget(build.target)
+    arena_budget = None
+    if ram_budget is not None:  # the decoded weights live in the arena; leave room for the margin
+        arena_budget = int((ram_budget - mem.get("arena_margin_bytes", 0)) / (1 + mem.get("arena_margin_fraction", 0)))
+    compressed, report = compress(tflite, int8_samples(tflite, build.evaluation), arena_budget=arena_budget)
+    build.report["compression"]["lut"] = report
+    return compressed
+
+
 def export(build) -> None:
     """TFLite Micro exporter: write the artifacts, measure the arena, check the budgets."""
     if build.int8_tflite is None:
         raise ToolchainError("no int8 model to export", stage=STAGE, target=build.target["id"])
-    tflite = align(build.int8_tflite)
+    model = build.int8_tflite
+    if build.settings.get("clusters") and build.settings.get("lut", True):
+        model = lut_compress(build, model)
+    tflite = align(model)
+    if tflite is not model and "lut" in build.report["compression"]:
+        from .lut import check_bit_exact  # re-serialized by the aligner: prove it again
+
+        check_bit_exact(build.int8_tflite, tflite, int8_samples(build.int8_tflite, build.evaluation))
     ops = check_operators(tflite, build.target.get("operators", {}).get("allowed", []), build.target["id"])
     arena = measure_arena(tflite)
     reserve, note = arena_reserve(arena["arena_bytes"], build.target)

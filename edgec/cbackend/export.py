@@ -7,7 +7,6 @@ so verification checks the exact C that ships (the firmware runs the same source
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import tempfile
@@ -19,7 +18,6 @@ from ..errors import InputError, ToolchainError
 from .codegen import generate
 from .hostcheck import compile_host, run_host, tflm_arena_bytes
 
-log = logging.getLogger(__name__)
 STAGE = "export"
 
 

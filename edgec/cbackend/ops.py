@@ -97,20 +97,53 @@ def _conv_like(e, op, depthwise: bool) -> int:
     bias = _bias(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
     args = (f"&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, {m}, {s}, "
             f"{e.ptr(op.outputs[0])}")
+    patches = 0 if depthwise or (fh, fw) == (1, 1) else 2 * fh * fw * ic
+    base = e.plan.scratch(op.index).offset if patches or op.index in e.plan.in_place else 0
+    scratch = f"({e.prefix}_arena + {base})" if patches else "0"
+    ring = f"({e.prefix}_arena + {base + patches})" if op.index in e.plan.in_place else "0"
     if depthwise:
-        e.call(f"edgec_depthwise_s8({args});")
+        e.call(f"edgec_depthwise_s8({args}, {ring});")
     else:
-        scratch = f"({e.prefix}_arena + {e.plan.scratch(op.index).offset})" if (fh, fw) != (1, 1) else "0"
-        e.call(f"edgec_conv_s8({args}, {scratch});")
+        e.call(f"edgec_conv_s8({args}, {scratch}, {ring});")
     return n * oh * ow * oc * fh * fw * (1 if depthwise else ic)
 
 
-def scratch_bytes(model, op) -> int:
-    """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1."""
-    if op.name != "CONV_2D":
+def _geometry(model, op):
+    inp, filt, out = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    o = op.options
+    ph = _padding(inp.shape[1], filt.shape[1], int(o.strideH), int(o.dilationHFactor or 1), out.shape[1])
+    return inp, filt, out, ph
+
+
+def row_in_place(model, op) -> bool:
+    """Whether the conv kernel can write its output over its input row by row: one image, stride
+    and dilation 1 vertically, and output rows exactly as long as input rows, so that output row r
+    lands on input row r once the rows below it no longer need it (edgec_conv_s8's ring buffer)."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return False
+    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    if len(inp.shape) != 4 or len(out.shape) != 4 or inp.shape[0] != 1:
+        return False
+    o = op.options
+    same_rows = inp.shape[1] == out.shape[1] and inp.shape[2] * inp.shape[3] == out.shape[2] * out.shape[3]
+    simd_depthwise = out.shape[3] == inp.shape[3] and inp.shape[3] % 4 == 0
+    return (int(o.strideH) == 1 and int(o.dilationHFactor or 1) == 1 and same_rows
+            and (op.name == "CONV_2D" or simd_depthwise))
+
+
+def _ring_bytes(model, op) -> int:
+    _, _, out, ph = _geometry(model, op)
+    return (ph + 2) * out.shape[2] * out.shape[3]
+
+
+def scratch_bytes(model, op, in_place: bool) -> int:
+    """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1, plus
+    the ring of pending output rows when a convolution runs in place."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return 0
     _, fh, fw, ic = model.tensors[op.inputs[1]].shape
-    return 0 if (fh, fw) == (1, 1) else 2 * fh * fw * ic
+    patches = 2 * fh * fw * ic if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
+    return patches + (_ring_bytes(model, op) if in_place else 0)
 
 
 def conv_2d(e, op) -> int:

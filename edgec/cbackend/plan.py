@@ -10,7 +10,7 @@ offset that does not overlap a buffer alive at the same time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import InputError
 
@@ -39,6 +39,7 @@ class MemoryPlan:
     buffers: dict[int, Buffer]
     root_of: dict[int, int]
     arena_bytes: int
+    in_place: set[int] = field(default_factory=set)  # operators that write over their input
 
     def buffer(self, tensor: int) -> Buffer:
         """The buffer holding ``tensor``."""
@@ -67,8 +68,9 @@ def _last_uses(model) -> dict[int, int]:
     return last
 
 
-def _roots(model) -> dict[int, int]:
-    """Group tensors that share one buffer: shape-only ops, and elementwise ops run in place."""
+def _roots(model, row_in_place) -> tuple[dict[int, int], set[int]]:
+    """Group tensors that share one buffer: shape-only ops, and ops that run in place
+    (elementwise ones, and convolutions that ``row_in_place`` accepts)."""
     members = {t.index: [t.index] for t in model.tensors if not t.is_constant}
     root_of = {t: t for t in members}
     last = _last_uses(model)
@@ -80,31 +82,39 @@ def _roots(model) -> dict[int, int]:
             root_of[t] = keep
             members[keep].append(t)
 
+    in_place: set[int] = set()
     for i, op in enumerate(model.operators):
         out = op.outputs[0] if op.outputs else -1
         if op.name in ALIAS_OPS and op.inputs[0] in root_of:
             join(op.inputs[0], out)
             continue
-        if op.name not in INPLACE_OPS:
+        if op.name in INPLACE_OPS:
+            candidates = op.inputs
+        elif row_in_place is not None and row_in_place(op):
+            candidates = op.inputs[:1]
+        else:
             continue
-        for t in op.inputs:
+        for t in candidates:
             # In place when this op is the last reader of the whole group, the sizes match and
             # the group is not the caller's (read-only) input.
             if (t in root_of and _nbytes(model.tensors[t]) == _nbytes(model.tensors[out])
                     and root_of[t] != root_of[model_input] and root_of[t] != root_of[out]
                     and max(last.get(m, -1) for m in members[root_of[t]]) == i):
                 join(t, out)
+                in_place.add(i)
                 break
-    return root_of
+    return root_of, in_place
 
 
-def plan_memory(model, scratch: dict[int, int] | None = None) -> MemoryPlan:
+def plan_memory(model, *, scratch_bytes=None, row_in_place=None) -> MemoryPlan:
     """Build the static plan for the (already validated) int8 model.
 
-    ``scratch`` maps an operator index to the scratch bytes its kernel needs while it runs; those
-    buffers get the key ``-1 - op_index`` in ``buffers``.
+    ``row_in_place(op) -> bool`` says whether a convolution's kernel can write its output over its
+    input (row by row, through a small ring buffer); it then does so when no later operator reads
+    that input. ``scratch_bytes(op, in_place) -> int`` gives the scratch an operator's kernel needs
+    while it runs; those buffers get the key ``-1 - op_index`` in ``buffers``.
     """
-    root_of = _roots(model)
+    root_of, in_place = _roots(model, row_in_place)
     buffers: dict[int, Buffer] = {}
     for root in set(root_of.values()):
         buffers[root] = Buffer(root, _nbytes(model.tensors[root]), len(model.operators), -1)
@@ -121,12 +131,14 @@ def plan_memory(model, scratch: dict[int, int] | None = None) -> MemoryPlan:
     (inp,), (out,) = model.inputs, model.outputs
     if root_of[inp] == root_of[out]:
         raise InputError("the model output is its input reshaped: nothing to compute", stage="export")
-    for i, size in (scratch or {}).items():
-        buffers[-1 - i] = Buffer(-1 - i, size, i, i)
+    for i, op in enumerate(model.operators):
+        size = scratch_bytes(op, i in in_place) if scratch_bytes else 0
+        if size:
+            buffers[-1 - i] = Buffer(-1 - i, size, i, i)
     buffers[root_of[inp]].where = "input"
     buffers[root_of[out]].where = "output"
     arena = _place([b for b in buffers.values() if b.where == "arena" and b.last >= 0])
-    return MemoryPlan(buffers, root_of, arena)
+    return MemoryPlan(buffers, root_of, arena, in_place)
 
 
 def _align(n: int) -> int:

@@ -7,6 +7,7 @@ reference outputs from the TFLite Micro Python interpreter.
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -55,14 +56,14 @@ def test_test_models_cover_every_required_operator(tflites):
 def test_generated_folder_keeps_the_firmware_contract(tflites, tmp_path):
     info = generate(tflites["conv"], tmp_path)
     header = (tmp_path / "model.h").read_text()
-    for macro in ("EDGEC_INPUT_BYTES 360", "EDGEC_OUTPUT_BYTES 5", "EDGEC_ARENA_BYTES",
-                  "EDGEC_INPUT_SHAPE {1, 12, 10, 3}", "EDGEC_INPUT_SCALE", "EDGEC_INPUT_ZERO_POINT",
+    for macro in ("EDGEC_INPUT_BYTES 396", "EDGEC_OUTPUT_BYTES 5", "EDGEC_ARENA_BYTES",
+                  "EDGEC_INPUT_SHAPE {1, 12, 11, 3}", "EDGEC_INPUT_SCALE", "EDGEC_INPUT_ZERO_POINT",
                   "EDGEC_OUTPUT_SCALE 0.00390625f", "EDGEC_OUTPUT_ZERO_POINT (-128)"):
         assert macro in header
     assert "int edgec_invoke(const int8_t *input, int8_t *output);" in header
     assert int(re.search(r"EDGEC_ARENA_BYTES (\d+)", header).group(1)) == info["arena_bytes"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(info["files"])
-    compile_host(tmp_path)  # the host build stays out of the model folder
+    compile_host(tmp_path, extra_flags=("-Werror", "-pedantic"))  # clean C99; built in host/
     assert sorted(p.name for p in tmp_path.glob("*.c")) == sorted(f for f in info["files"] if f.endswith(".c"))
     source = (tmp_path / "model.c").read_text()
     assert "malloc" not in source and info["ops"] == [op.name for op in parse(tflites["conv"]).operators]
@@ -76,11 +77,15 @@ def test_generation_is_deterministic(tflites, tmp_path):
         assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()
 
 
-def test_static_arena_reuses_buffers(tflites):
+@pytest.mark.parametrize("name", ["conv", "merge"])
+def test_static_arena_reuses_buffers(tflites, name):
+    from edgec.cbackend import ops
     from edgec.cbackend.plan import plan_memory
 
-    model = parse(tflites["merge"])
-    plan = plan_memory(model)
+    model = parse(tflites[name])
+    plan = plan_memory(model, scratch_bytes=lambda op, in_place: ops.scratch_bytes(model, op, in_place),
+                       row_in_place=lambda op: ops.row_in_place(model, op))
+    assert "CONV_2D" in {model.operators[i].name for i in plan.in_place}  # a conv runs in place
     arena = [b for b in plan.buffers.values() if b.where == "arena" and b.last >= 0]
     assert plan.arena_bytes < sum(b.size for b in arena)
     for i, a in enumerate(arena):  # buffers alive at the same time never overlap
@@ -119,3 +124,23 @@ def test_float_output_model_is_refused_with_the_operator_named(tmp_path):
 def test_not_a_tflite_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not a TFLite flatbuffer"):
         generate(b"definitely not a model", tmp_path)
+
+
+QEMU_MACHINES = ["qemu-mps2-an386", "qemu-mps3-an547"]  # Cortex-M4 (DSP) and Cortex-M55 (MVE)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+@pytest.mark.parametrize("machine", QEMU_MACHINES)
+def test_optimized_kernels_are_bit_exact_on_emulated_cortex_m(tflites, tmp_path, machine):
+    from edgec.firmware.build import build_firmware
+    from edgec.firmware.run import run_on_device
+
+    for name, tflite in tflites.items():
+        generate(tflite, tmp_path / name)
+        image = build_firmware(tmp_path / name, machine, flash_bytes=1 << 20, ram_bytes=1 << 20,
+                               out=tmp_path / f"{name}-fw")
+        x = _inputs(tflite, 20)
+        runs = run_on_device(image, [s.tobytes() for s in x])
+        ours = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
+        np.testing.assert_array_equal(ours, tflm_outputs(tflite, x), err_msg=f"{name} on {machine}")

@@ -41,7 +41,8 @@ def test_lut_compression_shrinks_clustered_model_and_is_bit_exact_in_tflm(artifa
     rows_before, rows_after = stats(before)["layers"], stats(after)["layers"]
     assert [r["lut_compressed"] for r in rows_after] == [False, True, False, True, False]
     for a, b in zip(rows_before, rows_after):
-        assert (a["sparsity"], a["unique_values_max_per_channel"]) == (b["sparsity"], b["unique_values_max_per_channel"])
+        for key in ("sparsity", "unique_values_max_per_channel"):
+            assert a[key] == b[key], (a["name"], key)
     assert stats(after)["bytes"]["lut_tables_bytes"] > 0
 
 
@@ -79,3 +80,18 @@ def test_decode_lut_inverts_the_tflm_packing():
     blob = DecodeCommonMetadata(decode_type=DecodeType.LUT, user_data=anc.to_user_data()).to_bytes() + anc.to_bytes()
     encoded = np.frombuffer(tflm_lut.pack_indices(c.indices, 3), np.uint8)
     assert np.array_equal(decode_lut(encoded, np.frombuffer(blob, np.uint8), w.shape, np.int8), w)
+
+
+def test_decoded_weights_cost_arena_and_a_budget_keeps_the_biggest_uncompressed(artifacts):
+    from edgec import lut
+
+    model = artifacts["clustered"]
+    samples = quantize_inputs(model, digits_data()["eval_x"][:10])
+    _, free = lut.compress(model, samples)
+    # DECODE materializes fc1's 65,536 int8 weights in the arena: measured, not assumed.
+    assert free["arena_bytes_after"] >= free["arena_bytes_before"] + 48 * 1024
+    budget = free["arena_bytes_before"] + 32 * 1024  # room for conv2's 18,432 decoded bytes, not fc1's
+    out, report = lut.compress(model, samples, arena_budget=budget)
+    kept = {t["name"].split("/")[-2] for t in report["tensors"] if t["kept"]}
+    assert kept == {"conv2"} and report["arena_bytes_after"] <= budget and len(out) < len(model)
+    assert report["bit_exact_samples"] == 10

@@ -14,6 +14,33 @@
 #include <arm_acle.h>
 #endif
 
+#if !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define EDGEC_HAVE_DSP 1  /* also on M55, whose depthwise kernel uses the DSP instructions */
+#include <arm_acle.h>
+
+/* Rotate right; GCC and Clang turn this into one ROR (arm_acle.h's __ror is not in every GCC). */
+static inline uint32_t ror32(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }
+
+static inline int32_t load4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);  /* unaligned-safe; one LDR on Cortex-M */
+  return v;
+}
+
+/* SXTB16 of the word rotated by 8 (bytes 1 and 3); one instruction, which GCC 12 does not form
+ * from __sxtb16(ror) by itself. */
+static inline int32_t sxtb16_ror8(int32_t v) {
+#if defined(__GNUC__)
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+#else
+  return __sxtb16(ror32((uint32_t)v, 8));
+#endif
+}
+
+#endif
+
 #if defined(EDGEC_USE_MVE)
 /* 16 lanes per beat group; the offset is folded in once as x_offset * sum(w). */
 static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
@@ -52,15 +79,6 @@ static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, 
 }
 
 #elif defined(EDGEC_USE_DSP)
-/* Rotate right; GCC and Clang turn this into one ROR (arm_acle.h's __ror is not in every GCC). */
-static inline uint32_t ror32(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }
-
-static inline int32_t load4(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);  /* unaligned-safe; one LDR on Cortex-M */
-  return v;
-}
-
 /* Two 16x16 MACs per SMLAD; x + offset fits in 16 bits (|x + offset| <= 255). */
 static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
   const uint32_t off2 = ((uint32_t)(uint16_t)x_offset << 16) | (uint16_t)x_offset;
@@ -72,18 +90,6 @@ static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t 
   }
   for (; i < n; ++i) acc += ((int32_t)x[i] + x_offset) * (int32_t)w[i];
   return acc;
-}
-
-/* SXTB16 of the word rotated by 8 (bytes 1 and 3); one instruction, which GCC 12 does not form
- * from __sxtb16(ror) by itself. */
-static inline int32_t sxtb16_ror8(int32_t v) {
-#if defined(__GNUC__)
-  int32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-  return r;
-#else
-  return __sxtb16(ror32((uint32_t)v, 8));
-#endif
 }
 
 /* One word (4 bytes at offset o) of dot2x2: each expanded operand feeds two SMLADs. */
@@ -187,8 +193,7 @@ static void dw_store4(const edgec_conv_params *p, const int32_t acc[4], int32_t 
                                p->out_offset, p->act_min, p->act_max);
 }
 
-#if !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
+#if defined(EDGEC_HAVE_DSP)
 /* Channels (0, 2) and (1, 3) sit in the halves of two registers: one 16x16 MAC per channel. */
 void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
                     const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
@@ -199,22 +204,28 @@ void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, 
   for (c = 0; c < p->out_c; c += 4) {
     const int8_t *xr = x + c, *wr = w + c;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, acc[4];
+#define DW_TAP(xp, wp)                                                   \
+  {                                                                      \
+    const int32_t xv = load4(xp), wv = load4(wp);                        \
+    const int32_t xe = __sxtab16(off2, xv);                              \
+    const int32_t xo = __sxtab16(off2, (int32_t)ror32((uint32_t)xv, 8)); \
+    const int32_t we = __sxtb16(wv), wo = sxtb16_ror8(wv);               \
+    a0 = __smlabb(xe, we, a0);                                           \
+    a2 = __smlatt(xe, we, a2);                                           \
+    a1 = __smlabb(xo, wo, a1);                                           \
+    a3 = __smlatt(xo, wo, a3);                                           \
+  }
     for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
       const int8_t *xp = xr, *wp = wr;
-      for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) {
-        int32_t xv, wv, xe, xo, we, wo;
-        memcpy(&xv, xp, 4);
-        memcpy(&wv, wp, 4);
-        xe = __sxtab16(off2, xv);
-        xo = __sxtab16(off2, (int32_t)(((uint32_t)xv >> 8) | ((uint32_t)xv << 24)));
-        we = __sxtb16(wv);
-        wo = __sxtb16((int32_t)(((uint32_t)wv >> 8) | ((uint32_t)wv << 24)));
-        a0 = __smlabb(xe, we, a0);
-        a2 = __smlatt(xe, we, a2);
-        a1 = __smlabb(xo, wo, a1);
-        a3 = __smlatt(xo, wo, a3);
+      if (cols == 3) {  /* the common 3-wide window, unrolled */
+        DW_TAP(xp, wp)
+        DW_TAP(xp + x_col, wp + w_col)
+        DW_TAP(xp + 2 * x_col, wp + 2 * w_col)
+        continue;
       }
+      for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) DW_TAP(xp, wp)
     }
+#undef DW_TAP
     acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
     dw_store4(p, acc, c, bias, mult, shift, out);
   }

@@ -39,23 +39,46 @@ static const int8_t *conv_patch(const edgec_conv_params *p, const int8_t *in, in
   return dst;
 }
 
+/* In-place convolutions write output row r over input row r. Row r is still an input of the next
+ * pad_h output rows, so rows wait in a ring of pad_h + 2 rows (pixel pairs may straddle two rows)
+ * and are committed once the rows that read them are complete. */
+static int8_t *ring_row(const edgec_conv_params *p, int8_t *ring, int32_t oy) {
+  return ring + (oy % (p->pad_h + 2)) * p->out_w * p->out_c;
+}
+
+static void ring_commit(const edgec_conv_params *p, int8_t *ring, int8_t *out, int32_t oy) {
+  const int32_t row = p->out_w * p->out_c;
+  memcpy(out + oy * row, ring_row(p, ring, oy), (size_t)row);
+}
+
 /* CONV_2D: output pixels two at a time, output channels two at a time, so that every loaded input
  * and weight word feeds two multiply-accumulates. `scratch` holds two windows (2 * f_h * f_w * in_c
- * bytes), or is NULL for 1x1 filters without padding. */
+ * bytes), or is NULL for 1x1 filters. With `ring` (pad_h + 2 output rows) the output overwrites
+ * the input (`out == in`), see ring_row. */
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
-                   int8_t *scratch) {
+                   int8_t *scratch, int8_t *ring) {
   const int32_t k = p->f_h * p->f_w * p->in_c, pixels = p->out_h * p->out_w;
-  int32_t b, q;
-  for (b = 0; b < p->batches; ++b) {
+  int32_t b, q, done = 0;
+  for (b = 0; b < p->batches; ++b) {  /* one image when in place (the generator guarantees it) */
     for (q = 0; q < pixels; q += 2) {
       const int pair = q + 1 < pixels;
       const int8_t *x0 = conv_patch(p, in, b, q, scratch);
       const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
-      int8_t *o0 = out + (b * pixels + q) * p->out_c;
-      edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, pair ? o0 + p->out_c : 0);
+      int8_t *o0, *o1;
+      if (ring) {
+        o0 = ring_row(p, ring, q / p->out_w) + (q % p->out_w) * p->out_c;
+        o1 = pair ? ring_row(p, ring, (q + 1) / p->out_w) + ((q + 1) % p->out_w) * p->out_c : 0;
+      } else {
+        o0 = out + (b * pixels + q) * p->out_c;
+        o1 = pair ? o0 + p->out_c : 0;
+      }
+      edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1);
+      /* Row `done` is final once the pad_h rows below it, which read it, are complete. */
+      while (ring && done + p->pad_h < (q + 1 + pair) / p->out_w) ring_commit(p, ring, out, done++);
     }
   }
+  while (ring && done < p->out_h) ring_commit(p, ring, out, done++);
 }
 
 /* Generic DEPTHWISE_CONV_2D: any depth multiplier, dilation and channel count. */
@@ -98,7 +121,8 @@ static int32_t end_valid(int32_t origin, int32_t dil, int32_t size, int32_t taps
 /* DEPTHWISE_CONV_2D. With depth multiplier 1 and a channel count divisible by 4, each output pixel
  * runs its channels four at a time over its valid taps (edgec_dw_pixel). */
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
-                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                        int8_t *ring) {
   int32_t b, oy, ox;
   if (p->depth_mult != 1 || (p->in_c & 3)) {
     depthwise_generic(p, in, filt, bias, mult, shift, out);
@@ -113,11 +137,16 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
         const int32_t kx0 = first_valid(ix0, p->dil_w), kx1 = end_valid(ix0, p->dil_w, p->in_w, p->f_w);
         const int8_t *x = in + ((b * p->in_h + iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c;
         const int8_t *w = filt + (ky0 * p->f_w + kx0) * p->out_c;
-        int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+        int8_t *o = ring ? ring_row(p, ring, oy) + ox * p->out_c
+                         : out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
         edgec_dw_pixel(p, x, p->in_c * p->dil_w, p->in_w * p->in_c * p->dil_h, w, p->f_w * p->out_c,
                        ky1 > ky0 ? ky1 - ky0 : 0, kx1 > kx0 ? kx1 - kx0 : 0, bias, mult, shift, o);
       }
+      if (ring && oy >= p->pad_h) ring_commit(p, ring, out, oy - p->pad_h);
     }
+  if (ring)
+    for (oy = p->out_h - p->pad_h; oy < p->out_h; ++oy)
+      if (oy >= 0) ring_commit(p, ring, out, oy);
 }
 
 void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,

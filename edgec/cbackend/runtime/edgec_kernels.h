@@ -46,17 +46,19 @@ void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int
                          const int32_t *shift, int8_t *o0, int8_t *o1);
 /* CONV_2D and FULLY_CONNECTED take a folded bias, bias + in_offset * sum(filter of the channel);
  * their in_offset only fills padding. `scratch`: 2 * f_h * f_w * in_c bytes for the im2col
- * windows, or NULL for 1x1 filters. */
+ * windows, or NULL for 1x1 filters. `ring`: NULL, or (pad_h + 2) output rows when the output
+ * overwrites the input (out == in; one image, vertical stride 1, rows of equal length). */
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
-                   int8_t *scratch);
+                   int8_t *scratch, int8_t *ring);
 /* One depthwise output pixel (depth multiplier 1, channels % 4 == 0): x and w point at the first
  * valid tap, taps form a rows x cols grid, x_row/w_row and x_col/out_c bytes apart. */
 void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
                     const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
                     const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
-                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+                        const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
+                        int8_t *ring);
 void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);

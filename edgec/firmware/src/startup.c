@@ -14,6 +14,8 @@
 extern uint32_t __data_load__, __data_start__, __data_end__;
 extern uint32_t __bss_start__, __bss_end__;
 extern uint32_t __stack_base__, __stack_top__;
+extern void (*__init_array_start__[])(void);
+extern void (*__init_array_end__[])(void);
 
 int main(void);
 void Reset_Handler(void);
@@ -61,6 +63,9 @@ void Reset_Handler(void)
     for (uint32_t *dst = &__bss_start__; dst < &__bss_end__;) {
         *dst++ = 0u;
     }
+    for (void (**ctor)(void) = __init_array_start__; ctor < __init_array_end__; ctor++) {
+        (*ctor)();
+    }
     main();
     for (;;) {
         __asm volatile("wfi");
@@ -73,6 +78,18 @@ void Default_Handler(void)
         __asm volatile("wfi");
     }
 }
+
+/* No heap: edgec's firmware allocates nothing at run time, so a library call that wants
+ * memory (newlib's atexit, printf of floats) gets ENOMEM instead of growing into the stack. */
+void *_sbrk(ptrdiff_t increment)
+{
+    (void)increment;
+    return (void *)-1;
+}
+
+/* What crtbegin.o would define, for C++ code (the TFLite Micro template) whose function-local
+ * statics register destructors; on bare metal they never run. */
+__attribute__((weak)) void *__dso_handle = 0;
 
 void HardFault_Handler(void)
 {

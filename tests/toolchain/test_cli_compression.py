@@ -1,0 +1,63 @@
+"""`edgec compile` with compression flags and a recipe file: what was asked is what ships."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgec.tflite_model import parse
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+
+pytestmark = pytest.mark.toolchain
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    from edgec.cli import main
+
+    out = tmp_path_factory.mktemp("compressed")
+    recipe = out / "edgec.toml"
+    recipe.write_text("prune = 0.5\nclusters = 16\n")
+    code = main(["compile", str(DIGITS_MODEL), "-t", "cortex-m4", "--recipe", str(recipe), "--calibration",
+                 str(DIGITS_CALIBRATION), "--eval", str(DIGITS_EVAL), "-o", str(out)])
+    assert code == 0
+    return out / "cortex-m4"
+
+
+def test_sparsity_and_clusters_are_measured_in_the_shipped_artifact(compressed):
+    report = json.loads((compressed / "report.json").read_text())
+    layers = {x["name"]: x for x in report["compression"]["layers"]}
+    # First and last prunable layers stay dense by default; the middle ones carry the asked sparsity.
+    assert layers["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert layers["fc1"]["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert all(x["unique_values_max_per_channel"] <= 16 for n, x in layers.items() if n in ("conv2", "fc1"))
+    assert [s["name"] for s in report["stages"]][:3] == ["fuse", "prune", "cluster"]
+    assert report["stages"][0]["fusions"]  # batch norms folded before compression
+
+
+def test_lut_compression_is_bit_exact_and_shrinks_flash(compressed):
+    report = json.loads((compressed / "report.json").read_text())
+    lut = report["compression"]["lut"]
+    assert lut["bit_exact_samples"] > 0
+    assert lut["bytes_after"] == report["size"]["flash_bytes"] < lut["bytes_before"]
+    assert "TFLM_DECODE" in parse((compressed / "model.tflite").read_bytes()).op_names()
+    assert "resolver.AddDecode()" in (compressed / "op_resolver.h").read_text()
+    ver = report["verification"]
+    assert ver["passed"] and ver["cross_check"]["litert"]["skipped"]
+
+
+def test_print_recipe_shows_flags_over_the_file(run_cli, tmp_path):
+    recipe = tmp_path / "edgec.toml"
+    recipe.write_text("prune = 0.5\nclusters = 16\n")
+    code, out, _ = run_cli("compile", DIGITS_MODEL, "-t", "cortex-m4", "--recipe", recipe, "--clusters", "8",
+                           "--print-recipe")
+    assert code == 0 and "prune = 0.5" in out and "clusters = 8" in out
+
+
+def test_unknown_recipe_key_is_refused(run_cli, tmp_path):
+    recipe = tmp_path / "edgec.toml"
+    recipe.write_text("prunning = 0.5\n")
+    code, _, err = run_cli("compile", DIGITS_MODEL, "-t", "cortex-m4", "--recipe", recipe, "--calibration",
+                           DIGITS_CALIBRATION)
+    assert code == 2 and "prunning" in err
