@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=".npz/.npy/.csv, an image folder, or 'random' (accuracy then not measured)")
     c.add_argument("--eval", metavar="DATA", help="held-out evaluation set (default: split from calibration)")
     c.add_argument("-o", "--out", default="build", help="output folder (default: build)")
+    c.add_argument("--backend", choices=["tflm", "c"], default=None,
+                   help="microcontroller targets: TFLite Micro (default) or edgec's generated C")
     c.add_argument("--trust-model", action="store_true",
                    help="allow Lambda layers and custom objects (runs code from the model file)")
     c.add_argument("--recipe", metavar="edgec.toml", help="compression recipe (flags below override it)")
@@ -51,8 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="re-run verification of a build on an evaluation set")
     v.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
     v.add_argument("--eval", metavar="DATA", help="evaluation set (default: the build's own)")
+    v.add_argument("--device", metavar="NAME", help="run the generated-C firmware on an emulated board, "
+                   "e.g. qemu-mps2-an386 (Cortex-M4), qemu-mps3-an547 (Cortex-M55)")
+    v.add_argument("--port", metavar="PORT", help="a board running the firmware: /dev/ttyACM0 or socket://host:port")
     v.add_argument("--outputs", metavar="FILE",
                    help="outputs captured on a device by the harness (npz, see edgec/device_outputs.py)")
+
+    f = sub.add_parser("flash", help="program a board with a build (QEMU boards: run it)")
+    f.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
+    f.add_argument("--board", help="board name (default: the target's), e.g. nrf52840, qemu-mps2-an386")
+    f.add_argument("--port", help="serial port / probe to use")
+    f.add_argument("--image", help="firmware image to program (default: built from the folder for QEMU boards)")
+    f.add_argument("--dry-run", action="store_true", help="print the exact command only")
 
     b = sub.add_parser("bench", help="host latency of the artifact and its float reference, same run")
     b.add_argument("build", help="OUT/<target> folder written by `edgec compile`")

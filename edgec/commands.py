@@ -65,6 +65,8 @@ def cmd_compile(args) -> int:
         settings["max_accuracy_drop"] = args.max_accuracy_drop
     if args.layer_error:
         settings["layer_error"] = True
+    if args.backend:
+        settings["backend"] = args.backend
     try:
         reports = run(args.model, args.target, calibration=args.calibration, eval=args.eval, out=args.out,
                       trust_model=args.trust_model, recipe=settings)
@@ -135,7 +137,11 @@ def cmd_verify(args) -> int:
     loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
     data = _evaluation(args.eval, recipe, loaded.inputs)
     artifact = folder / ARTIFACT_FILES.get(profile["format"], "model.tflite")
-    if args.outputs:
+    if args.device or args.port:
+        from .device_verify import verify_on_device
+
+        result = verify_on_device(folder, profile, loaded, data, device=args.device, port=args.port)
+    elif args.outputs:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval))
     else:
@@ -144,7 +150,7 @@ def cmd_verify(args) -> int:
     console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
                   f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}, "
-                  f"bit-exact with the host: {result['bit_exact']}")
+                  f"bit-exact: {result['bit_exact']}")
     if not result["passed"]:
         raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
     return 0
@@ -162,6 +168,40 @@ def _evaluation(explicit, recipe: dict, inputs):
     return calib if calib.random else split(calib)[1]
 
 
+def cmd_flash(args) -> int:
+    """``edgec flash OUT/ID --board NAME [--port] [--dry-run]``: run the board's programming tool."""
+    import shlex
+
+    from .firmware.flash import flash
+
+    folder = Path(args.build)
+    recipe = _recipe_of(folder)
+    profile = targets.resolve(recipe["target"])
+    board = args.board or profile.get("device", {}).get("board")
+    if not board:
+        raise InputError(f"target '{profile['id']}' names no board; pass --board", stage="flash")
+    image = Path(args.image) if args.image else None
+    if image is None and board.startswith("qemu-"):
+        from .firmware.build import build_firmware
+
+        memory = profile.get("memory", {})
+        image = build_firmware(folder, board, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
+                               out=folder / "intermediate" / "firmware").elf
+    if image is None:
+        raise InputError(f"no firmware image for board '{board}': build your application with this folder's "
+                         "files and pass --image FILE (or use a qemu-* board)", stage="flash")
+    cmd = flash(board, image, port=args.port, dry_run=args.dry_run)
+    console.print(shlex.join(cmd), highlight=False, markup=False)
+    return 0
+
+
+def _recipe_of(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"{folder}: not an edgec build folder (no manifest.json)", stage="flash")
+    return json.loads(path.read_text())["recipe"]
+
+
 def cmd_bench(args) -> int:
     """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
     from .bench import bench_build, table
@@ -172,7 +212,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-ARTIFACT_FILES = {"tflm": "model.tflite", "litert": "model.tflite", "openvino": "model.xml", "onnx": "model.onnx"}
+ARTIFACT_FILES = {"c": "model.h", "tflm": "model.tflite", "litert": "model.tflite", "openvino": "model.xml", "onnx": "model.onnx"}
 
 COMMANDS = {
     "compile": cmd_compile,
@@ -180,6 +220,7 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "verify": cmd_verify,
     "bench": cmd_bench,
+    "flash": cmd_flash,
 }
 
 __all__ = ["COMMANDS", "EdgecError"]

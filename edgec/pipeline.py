@@ -35,7 +35,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     Raises :class:`InputError` (exit 2) before any work for bad inputs, :class:`GateError` (exit 1)
     after writing the folders when a verification threshold or a budget is not met.
     """
-    profiles = [targets.resolve(t) for t in targets_]
+    profiles = [_with_backend(targets.resolve(t), (recipe or {}).get("backend")) for t in targets_]
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
@@ -59,6 +59,17 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     if failures:
         raise GateError("; ".join(failures))
     return reports
+
+
+def _with_backend(profile: dict, backend: str | None) -> dict:
+    """``--backend c``: a TFLite Micro target built with edgec's generated C, checked bit-exact vs TFLM."""
+    if backend in (None, profile["format"]):
+        return profile
+    if backend == "c" and profile["format"] == "tflm":
+        verification = {**profile.get("verification", {}), "runtime": "c", "cross_check": ["tflm"]}
+        return {**profile, "format": "c", "verification": verification}
+    raise InputError(f"--backend {backend} does not apply to target '{profile['id']}' (format "
+                     f"{profile['format']})", stage="compile", target=profile["id"])
 
 
 def _datasets(calibration, eval_, inputs, profiles):

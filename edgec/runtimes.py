@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runtimes_onnx
+from .cbackend.export import predict as predict_c
 from .errors import ToolchainError
 from .tflite_model import parse
 from .tflm_arena import HOST_ARENA_BYTES
@@ -109,4 +110,5 @@ RUNTIMES = {
     "litert-reference": predict_litert_reference,
     "onnxruntime": runtimes_onnx.predict_onnxruntime,
     "openvino": runtimes_onnx.predict_openvino,
+    "c": predict_c,
 }

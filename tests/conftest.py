@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
 DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
 DIGITS_EVAL = ROOT / "calibration" / "digits" / "eval.npz"
+# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it.
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
+needs_mlperf = pytest.mark.skipif(not MLPERF.is_dir(), reason=f"MLPerf Tiny models not found at {MLPERF}")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from edgec import bench  # noqa: E402
 from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
 
-MLPERF = Path("/work/shared/models/mlperf-tiny")
+MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
 log = logging.getLogger("bench_runtimes")
 
 

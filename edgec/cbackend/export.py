@@ -7,6 +7,7 @@ so verification checks the exact C that ships (the firmware runs the same source
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import tempfile
@@ -49,6 +50,8 @@ def export(build) -> None:
     size = build.report.setdefault("size", {})
     size["artifact_bytes"] = sum((build.out / f).stat().st_size for f in info["files"])
     size["flash_bytes"] = info["weight_bytes"]
+    sources = b"".join((build.out / f).read_bytes() for f in sorted(info["files"]))
+    size["gzip_bytes"] = len(gzip.compress(sources, compresslevel=9, mtime=0))
     size["flash_note"] = "constant data only; the linked code size is measured by the firmware build"
     build.report["operators"] = sorted(set(info["ops"]))
     build.report["c_backend"] = {"macs": info["macs"], "weight_bytes": info["weight_bytes"],

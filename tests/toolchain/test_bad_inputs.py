@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, MLPERF, needs_mlperf
 
 pytestmark = pytest.mark.toolchain
 
@@ -101,9 +101,9 @@ def test_folder_that_is_not_a_savedmodel_and_unknown_suffix(run_cli, tmp_path):
     _assert_refused(_compile(run_cli, tmp_path / "m.pt", tmp_path / "out"), 2, "unsupported model format '.pt'")
 
 
+@needs_mlperf
 def test_signature_is_recorded_for_savedmodel_and_h5():
     from edgec.load import load
-    from tests.conftest import MLPERF
 
     kws = load(MLPERF / "kws_ref_model")
     assert kws.kind == "savedmodel" and list(kws.inputs.values())[0][0] == (49, 10, 1)

@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, MLPERF
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, MLPERF
 
 from edgec.cbackend import generate
 from edgec.cbackend.hostcheck import (compile_host, random_inputs, run_host, tflm_arena_bytes,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edgec.tflite_model import constant_bytes, parse
-from tests.conftest import MLPERF
+from tests.conftest import MLPERF, needs_mlperf
 
-pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
+pytestmark = [pytest.mark.toolchain, pytest.mark.slow, needs_mlperf]
 
 
 def _photo_crops(path, n=96, seed=0):

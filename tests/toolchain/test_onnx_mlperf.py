@@ -11,12 +11,9 @@ import pytest
 
 from edgec import export_onnx, export_openvino, load_onnx, onnx_lower, runtimes_onnx, targets
 
-pytestmark = pytest.mark.toolchain
+from tests.conftest import MLPERF, needs_mlperf as needs_models
 
-MLPERF = Path(__file__).resolve().parents[3] / "shared" / "models" / "mlperf-tiny"
-if not MLPERF.is_dir():
-    MLPERF = Path("/work/shared/models/mlperf-tiny")
-needs_models = pytest.mark.skipif(not MLPERF.is_dir(), reason="MLPerf Tiny models not present")
+pytestmark = pytest.mark.toolchain
 
 
 def _keras(path: Path):

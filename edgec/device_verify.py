@@ -1,0 +1,80 @@
+"""``edgec verify OUT/ID --device qemu-... | --port PORT``: run a generated-C build on a device.
+
+The firmware (edgec.firmware) is built from the folder's generated C, the held-out samples are
+streamed over the framed serial protocol (QEMU's UART on a local socket, or a real board's port),
+and every output must be bit-exact with the TFLite Micro interpreter running the same int8 model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .runtimes import dequantize_output, quantize_input
+from .verify import compare, gate, reference_outputs
+
+STAGE = "verify"
+
+
+def _tflm_int8(tflite: bytes, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], dict, dict]:
+    """Raw int8 outputs of the TFLite Micro interpreter, plus its input and output details."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from .tflm_arena import HOST_ARENA_BYTES
+
+    interp = runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
+    outputs = []
+    for x in inputs:
+        interp.set_input(x, 0)
+        interp.invoke()
+        outputs.append(np.array(interp.get_output(0)))
+    return outputs, interp.get_input_details(0), interp.get_output_details(0)
+
+
+def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device: str | None = None,
+                     port: str | None = None) -> dict:
+    """Stream ``evaluation`` through the firmware; return the ``verify.json`` content."""
+    from .firmware.run import run_on_device, run_target_on_qemu
+
+    report = json.loads((folder / "report.json").read_text())
+    if report["format"] != "c":
+        raise InputError(f"{folder} is a '{report['format']}' build; --device/--port run edgec's generated-C "
+                         "firmware: compile with --backend c (for TFLite Micro, build harness main.cc with "
+                         "your TFLite Micro tree)", stage=STAGE)
+    tflite = (folder / "intermediate" / "model.tflite").read_bytes()
+    limit = profile.get("verification", {}).get("max_samples")
+    data = evaluation.subset(range(min(limit or len(evaluation), len(evaluation))))
+    samples = data.arrays()
+    name = next(iter(samples))
+    _, in_detail, out_detail = _tflm_int8(tflite, [])
+    quantized = [quantize_input(samples[name][n:n + 1], in_detail) for n in range(len(data))]
+    expected, _, _ = _tflm_int8(tflite, quantized)
+    payloads = [q.tobytes() for q in quantized]
+    firmware = None
+    if port:
+        results = run_on_device(port, payloads)
+    else:
+        firmware, results = run_target_on_qemu(folder, profile, payloads, work=folder / "intermediate" / "firmware",
+                                               device=device)
+    got = [np.frombuffer(r.output, np.int8).reshape(e.shape) for r, e in zip(results, expected)]
+    mismatches = [i for i, (g, e) in enumerate(zip(got, expected)) if not np.array_equal(g, e)]
+    outputs = [np.concatenate([dequantize_output(g, out_detail) for g in got])]
+    labels = None if evaluation.random else data.labels
+    metrics = compare(reference_outputs(loaded.keras_model, samples), outputs, labels)
+    counts = np.array([r.ticks for r in results], np.int64)
+    macs = report.get("c_backend", {}).get("macs") or report["model"].get("macs")
+    result = {"device": device or port, "runtime": "edgec generated C firmware", **metrics,
+              "bit_exact": not mismatches, "mismatched_samples": mismatches[:20],
+              "instructions_per_inference" if not port else "cycles_per_inference": {
+                  "min": int(counts.min()), "p50": int(np.median(counts)), "max": int(counts.max())},
+              "per_mac": round(float(np.median(counts)) / macs, 3) if macs else None}
+    if firmware is not None:
+        result["firmware"] = {"board": firmware.board, "text": firmware.text, "data": firmware.data,
+                              "bss": firmware.bss, "elf": str(firmware.elf.relative_to(folder))}
+    failures = gate(result, profile.get("verification", {}))
+    if mismatches:
+        failures.insert(0, f"{len(mismatches)} of {len(got)} outputs differ from the TFLite Micro interpreter")
+    return {**result, "failures": failures, "passed": not failures}

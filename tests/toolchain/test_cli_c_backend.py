@@ -1,0 +1,64 @@
+"""`edgec compile --backend c`, `edgec verify --device qemu-...` and `edgec flash`: the generated-C path
+end to end on the real cross compiler and emulator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+
+pytestmark = [pytest.mark.toolchain,
+              pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                                 reason="arm-none-eabi-gcc / qemu-system-arm missing: run `make toolchains`")]
+
+
+@pytest.fixture(scope="module")
+def c_build(tmp_path_factory):
+    from edgec.cli import main
+
+    out = tmp_path_factory.mktemp("cbuild")
+    assert main(["compile", str(DIGITS_MODEL), "-t", "cortex-m4", "-t", "cortex-m55", "--backend", "c",
+                 "--calibration", str(DIGITS_CALIBRATION), "--eval", str(DIGITS_EVAL), "-o", str(out)]) == 0
+    return out
+
+
+def test_generated_c_is_bit_exact_with_tflm_on_the_host_and_smaller_in_ram(c_build):
+    report = json.loads((c_build / "cortex-m4" / "report.json").read_text())
+    assert report["format"] == "c" and report["verification"]["runtime"] == "c"
+    assert report["verification"]["cross_check"]["tflm"]["bit_exact"] is True
+    assert report["memory"]["arena_bytes"] <= 0.8 * report["memory"]["tflm_arena_bytes"]
+    assert (c_build / "cortex-m4" / "model.c").is_file()
+
+
+@pytest.mark.parametrize("target,device", [("cortex-m4", "qemu-mps2-an386"), ("cortex-m55", "qemu-mps3-an547")])
+def test_verify_on_emulated_board_is_bit_exact_on_every_held_out_sample(run_cli, c_build, target, device):
+    code, out, err = run_cli("verify", c_build / target, "--device", device)
+    assert code == 0, err
+    result = json.loads((c_build / target / "verify.json").read_text())
+    assert result["bit_exact"] is True and result["samples"] == 500 and result["mismatched_samples"] == []
+    assert result["artifact_top1"] >= 0.98
+    counts = result["instructions_per_inference"]
+    assert 0 < counts["min"] <= counts["p50"] <= counts["max"] and result["per_mac"] > 0
+    assert result["firmware"]["text"] > 0
+
+
+def test_verify_device_refuses_a_tflm_build(run_cli, tmp_path):
+    from edgec.pipeline import compile as run
+
+    run(DIGITS_MODEL, ["cortex-m4"], calibration=str(DIGITS_CALIBRATION), eval=str(DIGITS_EVAL), out=tmp_path)
+    code, _, err = run_cli("verify", tmp_path / "cortex-m4", "--device", "qemu-mps2-an386")
+    assert code == 2 and "--backend c" in err
+
+
+def test_flash_dry_run_prints_the_exact_commands(run_cli, c_build):
+    code, out, err = run_cli("flash", c_build / "cortex-m4", "--board", "qemu-mps2-an386", "--dry-run")
+    assert code == 0, err
+    assert out.startswith("qemu-system-arm") and "-M mps2-an386" in out and "firmware.elf" in out
+    code, out, err = run_cli("flash", c_build / "cortex-m4", "--board", "nrf52840", "--image", "app.hex", "--dry-run")
+    assert code == 0, err
+    assert out.startswith("pyocd flash") and "app.hex" in out
+    code, _, err = run_cli("flash", c_build / "cortex-m4", "--board", "nrf52840")
+    assert code == 2 and "--image" in err
