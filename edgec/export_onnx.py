@@ -135,10 +135,13 @@ def sample_count(samples: Any) -> int:
 
 
 def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: bool = True,
-             work: Path, limit: int = CALIBRATION_SAMPLES) -> Any:
+             work: Path, limit: int = CALIBRATION_SAMPLES, activation_dtype: str = "uint8") -> Any:
     """Quantize a float ONNX model to INT8 QDQ with ``quantize_static``; return the ModelProto.
 
-    ``method`` is minmax, entropy or percentile; ``work`` holds ORT's temporary files.
+    ``method`` is minmax, entropy or percentile; ``work`` holds ORT's temporary files. Weights are
+    symmetric int8 per channel. Activations are asymmetric uint8 by default, because ONNX Runtime's
+    x86 kernels are built for uint8 x int8 (measured on ResNet-8 here: 1.48x over float with uint8,
+    0.61x with int8 activations); TensorRT wants ``activation_dtype="int8"`` (symmetric).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -148,6 +151,9 @@ def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: b
     if method not in methods:
         raise InputError(f"calibration method '{method}' is unknown (use one of "
                          f"{', '.join(CALIBRATION_METHODS)})", stage=STAGE)
+    if activation_dtype not in ("uint8", "int8"):
+        raise InputError(f"activation_dtype '{activation_dtype}' is unknown (uint8 or int8)", stage=STAGE)
+    activations = QuantType.QUInt8 if activation_dtype == "uint8" else QuantType.QInt8
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     src, dst = work / "onnx_float_for_quant.onnx", work / "onnx_int8.onnx"
@@ -160,9 +166,10 @@ def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: b
     try:
         with contextlib.redirect_stdout(chatter):
             quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            activation_type=activations, weight_type=QuantType.QInt8,
                             per_channel=per_channel, calibrate_method=methods[method],
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                            extra_options={"ActivationSymmetric": activations == QuantType.QInt8,
+                                           "WeightSymmetric": True},
                             calibration_providers=["CPUExecutionProvider"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise ToolchainError(f"onnxruntime quantize_static ({method}) failed: {str(e).splitlines()[0]}",
@@ -217,8 +224,10 @@ def export(build: Any) -> None:
     if scheme == "int8":
         method = calibration_method(build)
         model = quantize(model, build.calibration, method=method, per_channel=q.get("per_channel", True),
+                         activation_dtype=q.get("activation_dtype", "uint8"),
                          work=build.work)
         info.update(calibration_method=method, per_channel=q.get("per_channel", True),
+                    activation_dtype=q.get("activation_dtype", "uint8"),
                     calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))
     out = build.out / "model.onnx"
     raw = model.SerializeToString(deterministic=True)

@@ -37,6 +37,7 @@ SCHEMA: dict[str, Any] = {
         "per_channel": bool,
         "io_dtype": str,  # int8 | uint8 | float32
         "calibration_method": str,  # minmax | entropy | percentile (ONNX Runtime quantize_static)
+        "activation_dtype": str,  # ONNX QDQ activations: uint8 (x86 U8S8 kernels) | int8 (TensorRT)
     },
     "operators": {"allowed": list},
     "verification": {

@@ -29,14 +29,12 @@ def check(tflite: bytes, *, count: int, seed: int, out_dir: Path, qemu: str | No
           portable: bool = False) -> dict:
     """Generate, host-compile and compare; returns the measured numbers."""
     from edgec.cbackend import generate
-    from edgec.cbackend.hostcheck import (compile_host, random_inputs, run_host, tflm_arena_bytes,
-                                          tflm_outputs)
+    from edgec.cbackend.hostcheck import (compile_host, device_check, random_inputs, run_host,
+                                          tflm_arena_bytes, tflm_outputs)
 
     info = generate(tflite, out_dir)
     exe = compile_host(out_dir)
-    x = random_inputs(tflite, count, seed=seed)
-    if count >= 2:
-        x[0], x[1] = -128, 127
+    x = random_inputs(tflite, count, seed=seed, extremes=True)
     t0 = time.perf_counter()
     ours = run_host(exe, x)
     host_s = time.perf_counter() - t0
@@ -53,24 +51,8 @@ def check(tflite: bytes, *, count: int, seed: int, out_dir: Path, qemu: str | No
             "ops": len(info["ops"]), "host_c_seconds": round(host_s, 3),
             "tflm_python_seconds": round(tflm_s, 3)}
     if qemu:
-        result.update(_on_qemu(out_dir, qemu, x, ref, info["macs"], portable=portable))
+        result.update(device_check(out_dir, qemu, x, ref, macs=info["macs"], portable=portable))
     return result
-
-
-def _on_qemu(c_dir: Path, machine: str, x, ref, macs: int, *, portable: bool) -> dict:
-    from edgec.firmware.build import build_firmware
-    from edgec.firmware.run import run_on_device
-
-    with tempfile.TemporaryDirectory() as work:
-        image = build_firmware(c_dir, machine, flash_bytes=2 << 20, ram_bytes=1 << 20, out=Path(work),
-                               cflags=("-DEDGEC_PORTABLE",) if portable else ())
-        runs = run_on_device(image, [s.tobytes() for s in x])
-    outs = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
-    instructions = float(np.median([r.ticks for r in runs]))
-    return {"qemu_machine": machine, "kernels": "portable" if portable else "optimized",
-            "qemu_bit_exact": int((outs == ref).all(axis=1).sum()),
-            "instructions": int(instructions), "instructions_per_mac": round(instructions / macs, 2),
-            "text_bytes": image.text, "data_bytes": image.data, "bss_bytes": image.bss}
 
 
 def main(argv: list[str] | None = None) -> int:

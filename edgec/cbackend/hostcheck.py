@@ -1,7 +1,8 @@
 """Run generated C on the host and compare it with the TFLite Micro interpreter.
 
-Used by the tests and ``tools/cbackend_check.py``: the portable kernels are compiled with the
-system C compiler together with a tiny driver that streams int8 samples through ``edgec_invoke``.
+Used by the tests, ``tools/cbackend_check.py`` and ``tools/bench_cbackend.py``: the portable
+kernels are compiled with the system C compiler together with a tiny driver that streams int8
+samples through ``edgec_invoke``; :func:`device_check` runs the same C in firmware on a QEMU board.
 """
 
 from __future__ import annotations
@@ -96,11 +97,46 @@ def tflm_arena_bytes(tflite_bytes: bytes) -> int:
     return int(match.group(1))
 
 
-def random_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0) -> np.ndarray:
-    """``count`` uniformly random int8 input tensors (batch first) for the model's input shape."""
+def random_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0, extremes: bool = False) -> np.ndarray:
+    """``count`` uniformly random int8 input tensors (batch first) for the model's input shape.
+
+    With ``extremes`` the first two (when there are two) are all -128 and all 127, the inputs
+    most likely to saturate an accumulator or a requantization.
+    """
     from ..tflite_model import parse
 
     model = parse(tflite_bytes)
     shape = model.tensors[model.inputs[0]].shape
     rng = np.random.default_rng(seed)
-    return rng.integers(-128, 128, size=(count, *shape), dtype=np.int8)
+    x = rng.integers(-128, 128, size=(count, *shape), dtype=np.int8)
+    if extremes and count >= 2:
+        x[0], x[1] = -128, 127
+    return x
+
+
+def device_check(c_dir: Path, machine: str, inputs: np.ndarray, reference: np.ndarray, *, macs: int,
+                 portable: bool = False, flash_bytes: int = 2 << 20, ram_bytes: int = 1 << 20) -> dict:
+    """Build the generated C in ``c_dir`` as firmware for QEMU ``machine``, run ``inputs`` on it.
+
+    ``reference`` holds the expected int8 outputs (TFLite Micro's, flattened, one row per input).
+    The DSP/MVE kernels are used unless ``portable`` (``-DEDGEC_PORTABLE``). The budgets are
+    generous link limits: this measures the footprint, it does not gate it. Returns the number
+    of bit-exact outputs, instructions per inference (median, min, max under ``-icount
+    shift=0``) and per MAC, and the image's footprint from arm-none-eabi-size.
+    """
+    from ..firmware.build import build_firmware
+    from ..firmware.run import run_on_device
+
+    with tempfile.TemporaryDirectory() as work:
+        image = build_firmware(c_dir, machine, flash_bytes=flash_bytes, ram_bytes=ram_bytes, out=Path(work),
+                               cflags=("-DEDGEC_PORTABLE",) if portable else ())
+        runs = run_on_device(image, [np.ascontiguousarray(s, np.int8).tobytes() for s in inputs])
+    outs = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
+    counts = [r.ticks for r in runs]
+    instructions = float(np.median(counts))
+    return {"qemu_machine": machine, "kernels": "portable" if portable else "optimized",
+            "qemu_bit_exact": int((outs == reference).all(axis=1).sum()),
+            "instructions": int(instructions), "instructions_min": int(min(counts)),
+            "instructions_max": int(max(counts)), "instructions_per_mac": round(instructions / macs, 2),
+            "text_bytes": image.text, "data_bytes": image.data, "bss_bytes": image.bss,
+            "stack_bytes": image.stack_bytes, "flash_bytes": image.flash_bytes, "ram_bytes": image.ram_bytes}

@@ -1,0 +1,193 @@
+"""Benchmark edgec's generated C on emulated Cortex-M boards against TFLite Micro; print a markdown table.
+
+For each model, machine and kernel variant (optimized DSP/MVE, and portable C via -DEDGEC_PORTABLE)
+the generated C is linked into edgec's firmware with arm-none-eabi-gcc and run under QEMU
+(-icount shift=0) over the serial protocol. A row gives:
+
+- flash (text+data) and RAM (data+bss, which includes the firmware's 8 KB stack reservation and the
+  input/output buffers) from arm-none-eabi-size of the linked image, and the static arena alone;
+- TFLite Micro's figures: the .tflite bytes and the arena measured in the TFLite Micro interpreter,
+  and the RAM ratio = our static arena / TFLite Micro's arena (goal <= 0.8);
+- instructions per inference (median over the inputs; the board timer counts instructions under
+  -icount) and per multiply-accumulate (goal on the M4: <= 3 for keyword spotting);
+- how many of N seeded random int8 inputs (the first two all -128 and all 127) gave outputs
+  byte-identical to the TFLite Micro interpreter's.
+
+Models: the bundled digits example converted to int8 here (edgec.quantize with its calibration set),
+and MLPerf Tiny's own int8 references from ../shared/models/mlperf-tiny/.
+
+    .venv/bin/python tools/bench_cbackend.py [--models digits kws resnet8 wakeword]
+        [--machines qemu-mps2-an386 qemu-mps3-an547] [--all-machines] [-n 20] [--seed 0]
+        [--jobs 1] [--json FILE]
+
+Exit status 1 when any output differs from TFLite Micro's, 2 for bad arguments or a missing model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
+DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
+DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
+
+# name -> (table label, MLPerf .tflite file or None for the digits example converted here)
+MODELS = {
+    "digits": ("digits CNN (edgec int8)", None),
+    "kws": ("MLPerf KWS DS-CNN", "kws_ref_model.tflite"),
+    "resnet8": ("MLPerf ResNet-8", "pretrainedResnet_quant.tflite"),
+    "wakeword": ("MLPerf wake word", "str_ww_ref_model.tflite"),
+}
+DEFAULT_MACHINES = ("qemu-mps2-an386", "qemu-mps3-an547")
+MORE_MACHINES = ("qemu-mps2-an500", "qemu-mps2-an505")
+VARIANTS = (("optimized", False), ("portable", True))
+RAM_RATIO_GOAL = 0.8
+KWS_M4_INSTRUCTIONS_PER_MAC_GOAL = 3.0
+log = logging.getLogger("bench_cbackend")
+
+
+def digits_int8_tflite() -> bytes:
+    """The bundled digits example, full-integer int8 with int8 I/O, calibrated on its calibration set."""
+    from edgec.calibration_load import open_dataset
+    from edgec.load import load
+    from edgec.quantize import int8_tflite
+    from edgec.tf import seed_everything
+
+    seed_everything(0)
+    loaded = load(DIGITS_MODEL)
+    return int8_tflite(loaded.keras_model, open_dataset(DIGITS_CALIBRATION, loaded.inputs))
+
+
+def model_tflite(name: str) -> bytes:
+    """The int8 .tflite bytes of benchmark model ``name``; OSError when an MLPerf file is missing."""
+    file = MODELS[name][1]
+    return digits_int8_tflite() if file is None else (MLPERF / file).read_bytes()
+
+
+def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, seed: int, jobs: int) -> list[dict]:
+    """Generate the C once, then build and run it on every machine and kernel variant; one row each."""
+    from edgec.cbackend import generate
+    from edgec.cbackend.hostcheck import device_check, random_inputs, tflm_arena_bytes, tflm_outputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        info = generate(tflite, Path(tmp))
+        x = random_inputs(tflite, count, seed=seed, extremes=True)
+        reference = tflm_outputs(tflite, x)
+        common = {"model": name, "label": MODELS[name][0], "macs": info["macs"], "ops": len(info["ops"]),
+                  "arena_bytes": info["arena_bytes"], "weight_bytes": info["weight_bytes"],
+                  "tflite_bytes": len(tflite), "tflm_arena_bytes": tflm_arena_bytes(tflite), "inputs": count}
+        common["ram_ratio"] = round(common["arena_bytes"] / common["tflm_arena_bytes"], 3)
+        runs = [(m, v, portable) for m in machines for v, portable in VARIANTS]
+
+        def one(run):
+            machine, variant, portable = run
+            t0 = time.perf_counter()
+            result = device_check(Path(tmp), machine, x, reference, macs=info["macs"], portable=portable)
+            log.info("%s on %s (%s): %.1f s", name, machine, variant, time.perf_counter() - t0)
+            return {**common, **result}
+
+        # Each run is its own gcc and QEMU process: threads only wait on them.
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            return list(pool.map(one, runs))
+
+
+def _machine_label(machine: str) -> str:
+    from edgec.firmware.boards import board
+
+    b = board(machine)
+    return f"{b.machine} ({b.core.replace('cortex-', '').upper()})"
+
+
+def table(rows: list[dict]) -> str:
+    """The markdown table of ``rows`` (one per model, machine and kernel variant)."""
+    head = ["model", "MACs", "machine", "kernels", "flash B (text+data)", "RAM B (data+bss)", "static arena B",
+            "TFLM .tflite B", "TFLM arena B", "RAM ratio", "instructions / inference", "instructions / MAC",
+            "bit-exact vs TFLM"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        cells = [r["label"], r["macs"], _machine_label(r["qemu_machine"]), r["kernels"], r["flash_bytes"],
+                 r["ram_bytes"], r["arena_bytes"], r["tflite_bytes"], r["tflm_arena_bytes"],
+                 f"{r['ram_ratio']:.3f}", r["instructions"], f"{r['instructions_per_mac']:.2f}",
+                 f"{r['qemu_bit_exact']}/{r['inputs']}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def goals(rows: list[dict]) -> list[str]:
+    """One line per goal of issue 4, stating the measured values (met or not)."""
+    worst = max(rows, key=lambda r: r["ram_ratio"])
+    lines = [f"- RAM ratio <= {RAM_RATIO_GOAL}: {'met' if worst['ram_ratio'] <= RAM_RATIO_GOAL else 'NOT met'} "
+             f"(worst {worst['ram_ratio']:.3f}, {worst['label']})"]
+    kws_m4 = {r["kernels"]: r["instructions_per_mac"] for r in rows
+              if r["model"] == "kws" and "an386" in r["qemu_machine"]}
+    if "optimized" in kws_m4:
+        ok = kws_m4["optimized"] <= KWS_M4_INSTRUCTIONS_PER_MAC_GOAL
+        portable = f"; portable kernels {kws_m4['portable']:.2f}" if "portable" in kws_m4 else ""
+        lines.append(f"- KWS on the M4, optimized kernels: {kws_m4['optimized']:.2f} instructions/MAC "
+                     f"(goal <= {KWS_M4_INSTRUCTIONS_PER_MAC_GOAL:g}: {'met' if ok else 'NOT met'}{portable})")
+    inexact = [r for r in rows if r["qemu_bit_exact"] != r["inputs"]]
+    total = sum(r["inputs"] for r in rows)
+    lines.append(f"- bit-exact with the TFLite Micro interpreter: {total - sum(r['inputs'] - r['qemu_bit_exact'] for r in rows)}"
+                 f"/{total} outputs" + (f"; MISMATCHES in {len(inexact)} row(s)" if inexact else ""))
+    return lines
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--machines", nargs="+", default=list(DEFAULT_MACHINES),
+                        help="QEMU boards (default: %(default)s)")
+    parser.add_argument("--all-machines", action="store_true",
+                        help=f"also {' and '.join(MORE_MACHINES)} (Cortex-M7, Cortex-M33)")
+    parser.add_argument("-n", "--inputs", type=int, default=20, help="random int8 inputs per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="machine/variant runs in parallel per model")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    if args.inputs < 1:
+        parser.error("-n must be at least 1")
+    if args.all_machines:
+        args.machines += [m for m in MORE_MACHINES if m not in args.machines]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the table and the goals; 1 if any output differed from TFLite Micro."""
+    args = _parse(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO)
+    from edgec.errors import EdgecError
+    from edgec.firmware.boards import board
+
+    t0 = time.perf_counter()
+    rows = []
+    try:
+        for m in args.machines:
+            board(m)  # an unknown board is a one-line error before any work
+        for name in args.models:
+            rows += bench_model(name, model_tflite(name), args.machines, count=args.inputs, seed=args.seed,
+                                jobs=args.jobs)
+    except (OSError, EdgecError) as e:
+        print(f"bench_cbackend: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
+    print(f"Generated C vs TFLite Micro on QEMU ({args.inputs} seeded random int8 inputs per row, seed {args.seed}; "
+          "RAM includes the 8 KB stack reservation and the I/O buffers):\n")
+    print(table(rows))
+    print()
+    print("\n".join(goals(rows)))
+    if args.json:
+        args.json.write_text(json.dumps({"inputs": args.inputs, "seed": args.seed, "rows": rows}, indent=1) + "\n")
+    log.info("done in %.0f s", time.perf_counter() - t0)
+    return 0 if all(r["qemu_bit_exact"] == r["inputs"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
