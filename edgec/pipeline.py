@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import time
 from pathlib import Path
 
 from . import __version__, quantize, targets
@@ -15,11 +16,11 @@ from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
-from .load import load
 from .harness import write_harness
+from .load import load
 from .progress import status
-from .report_plots import plots_from_report
 from .report import render_html, write_json, write_manifest
+from .report_plots import plots_from_report
 from .tflite_model import macs, parse
 from .verify import verify
 
@@ -40,14 +41,17 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
+    started = time.perf_counter()
     with status(f"loading {model}"):
         loaded = load(model, trust_model=trust_model)
+    load_stage = {"name": "load", "seconds": round(time.perf_counter() - started, 3)}
     with status("checking calibration and evaluation samples"):
         calib, held_out = _datasets(calibration, eval, loaded.inputs, profiles)
     if loaded.onnx_model is not None:
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
     keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
+    optimize_stages = [load_stage, *optimize_stages]
     with status("converting the float reference"):  # the user's model, before any compression
         float_tflite = quantize.float_tflite(loaded.keras_model)
     reports, failures = {}, []
@@ -118,6 +122,7 @@ def _optimize(keras_model, settings: dict, calib):
 
 def _compile_target(profile, loaded, keras_model, calib, held_out, settings, float_tflite,
                     optimize_stages, out: Path) -> dict:
+    """One target: quantize -> export -> verify -> harness -> reports, in a folder written whole."""
     fmt = profile["format"]
     if fmt not in EXPORTERS:
         raise InputError(f"format '{fmt}' has no exporter (known: {', '.join(EXPORTERS)})",
@@ -134,29 +139,40 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         if fmt in TFLITE_FORMATS:
             with status(f"{profile['id']}: int8 post-training quantization"):
                 _quantize(build)
-        with build.stage("export"), status(f"{profile['id']}: exporting {fmt}"):
-            try:
-                EXPORTERS[fmt](build)
-            except GateError as e:  # over budget: keep the artifacts and the report, fail at the end
-                build.failures.append(str(e))
-        _finish_sizes(build)
-        if build.final_tflite is not None:
-            from .artifact_stats import stats
-
-            build.report["compression"].update(stats(build.final_tflite))
-        with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
-            # The user's own float model is the reference: compression and int8 are judged together.
-            build.report["verification"] = verify(build.artifact, loaded.keras_model, held_out, profile)
-            if keras_model is not loaded.keras_model:
-                build.report["verification"]["optimized_float"] = _float_accuracy(keras_model, held_out)
-        build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
-        if build.settings.get("layer_error") and build.int8_tflite is not None:
-            _layer_analysis(build)
-        _explain_failure(build)
-        build.report["failures"] = build.failures
+        _export(build)
+        _verify(build, loaded)
         write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
         _write_reports(build, loaded)
     return build.report
+
+
+def _export(build: Build) -> None:
+    """Run the format's exporter; an over-budget model keeps its artifacts and fails at the end."""
+    with build.stage("export"), status(f"{build.target['id']}: exporting {build.target['format']}"):
+        try:
+            EXPORTERS[build.target["format"]](build)
+        except GateError as e:
+            build.failures.append(str(e))
+    _finish_sizes(build)
+    if build.final_tflite is not None:
+        from .artifact_stats import stats
+
+        build.report["compression"].update(stats(build.final_tflite))
+
+
+def _verify(build: Build, loaded) -> None:
+    """Verify in the target's runtime against the user's own float model; explain a failure."""
+    held_out, profile = build.evaluation, build.target
+    with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
+        # The user's model is the reference: compression and int8 are judged together.
+        build.report["verification"] = verify(build.artifact, loaded.keras_model, held_out, profile)
+        if build.keras_model is not loaded.keras_model:
+            build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
+    build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
+    if build.settings.get("layer_error") and build.int8_tflite is not None:
+        _layer_analysis(build)
+    _explain_failure(build)
+    build.report["failures"] = build.failures
 
 
 def _quantize(build: Build) -> None:

@@ -32,8 +32,8 @@ def test_sparsity_and_clusters_are_measured_in_the_shipped_artifact(compressed):
     assert layers["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.03)
     assert layers["fc1"]["sparsity"] == pytest.approx(0.5, abs=0.03)
     assert all(x["unique_values_max_per_channel"] <= 16 for n, x in layers.items() if n in ("conv2", "fc1"))
-    assert [s["name"] for s in report["stages"]][:3] == ["fuse", "prune", "cluster"]
-    assert report["stages"][0]["fusions"]  # batch norms folded before compression
+    assert [s["name"] for s in report["stages"]][:4] == ["load", "fuse", "prune", "cluster"]
+    assert report["stages"][1]["fusions"]  # batch norms folded before compression
 
 
 def test_lut_compression_is_bit_exact_and_shrinks_flash(compressed):

@@ -50,7 +50,7 @@ def test_report_has_the_design_keys_measured_on_the_artifact(build):
     assert 0 < size["gzip_bytes"] < size["artifact_bytes"]
     assert mem["arena_measured_host_bytes"] > 0 and mem["arena_bytes"] > mem["arena_measured_host_bytes"]
     assert mem["flash_budget_bytes"] == 1048576 - 131072
-    assert [s["name"] for s in report["stages"]] == ["fuse", "quantize", "export", "verify"]
+    assert [s["name"] for s in report["stages"]] == ["load", "fuse", "quantize", "export", "verify"]
     assert "passed" in (build / "report.html").read_text()
 
 
