@@ -49,19 +49,44 @@ def _consumers(config: dict) -> dict[str, list[str]]:
     return users
 
 
+def _is_ref(value) -> bool:
+    return (isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str)
+            and isinstance(value[1], int) and isinstance(value[2], int))
+
+
 def _node_refs(node) -> list:
-    """The [layer_name, node_index, tensor_index, kwargs] entries of one inbound node."""
+    """Every [layer_name, node_index, tensor_index, ...] reference in one inbound node.
+
+    Layers serialize a node as a list of references; TFOpLambda (``tf.*`` ops in a functional model)
+    serializes one reference directly and may hold more inside its call kwargs (``y=<tensor>``), so
+    references are collected wherever they sit: a consumer missed here would be rewired wrongly.
+    """
     if isinstance(node, dict):  # newer serialization: {"args": ..., "kwargs": ...}
         raise InputError("fusion does not understand this Keras config format", stage="fuse")
-    return list(node)
+    found: list = []
+
+    def walk(value) -> None:
+        if _is_ref(value):
+            found.append(value)
+            if len(value) > 3:
+                walk(value[3])
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(node)
+    return found
 
 
 def _single_input(layer_cfg: dict) -> str | None:
     """The name of the only layer feeding ``layer_cfg``, or None when it has several inputs/calls."""
-    nodes = layer_cfg["inbound_nodes"]
-    if len(nodes) != 1 or len(_node_refs(nodes[0])) != 1:
+    refs = _node_refs(layer_cfg["inbound_nodes"])
+    if len(refs) != 1 or _is_ref(layer_cfg["inbound_nodes"][0]):  # one plain layer call only
         return None
-    return _node_refs(nodes[0])[0][0]
+    return refs[0][0]
 
 
 def _activation_of(layer_cfg: dict) -> str | None:

@@ -112,3 +112,21 @@ def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int
         raise InputError("operator HARD_SWISH: output scale too small for the int8 kernel",
                          stage="export")
     return _downscale_int16(out_m), out_e, _downscale_int16(relu_m), relu_e
+
+
+def requant_mode(bias, filters, in_offset: int, shifts, act_min: int, act_max: int) -> int:
+    """How a conv / fully-connected layer's kernels may requantize: 0 exact generic path, 1 the
+    DSP shortcut then a clamp, 2 the shortcut with a plain int8 saturation.
+
+    The shortcut (edgec_mbqm_dsp: one SMMULR of 2 * acc, then a rounding shift) equals the
+    reference's doubling high multiply and rounding division exactly when every shift is a right
+    shift (< 0) and 2 * |acc| cannot overflow int32. |acc| is bounded per output channel from the
+    constant weights and bias: |bias| + max|x + in_offset| * sum|w| over int8 inputs x.
+    ``filters``: 2-D, one row of weights per output channel; ``bias``: per channel or None.
+    """
+    w = np.abs(np.asarray(filters, np.int64)).sum(axis=1)
+    b = np.zeros_like(w) if bias is None else np.abs(np.asarray(bias, np.int64).reshape(-1))
+    x_max = max(abs(-128 + in_offset), abs(127 + in_offset))
+    if int(np.max(np.asarray(shifts))) >= 0 or int((b + x_max * w).max(initial=0)) * 2 >= 1 << 31:
+        return 0
+    return 2 if (act_min, act_max) == (-128, 127) else 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .fixedpoint import activation_range, conv_multipliers, fc_multiplier, quantize_multiplier
+from .fixedpoint import (activation_range, conv_multipliers, fc_multiplier, quantize_multiplier,
+                         requant_mode)
 
 
 def scale(t) -> float:
@@ -58,6 +59,14 @@ def _folded_bias(e, op, in_offset: int) -> str:
     return e.array("int32_t", np.where(folded >= 1 << 31, folded - (1 << 32), folded))
 
 
+def _bias_values(e, op):
+    """The int32 bias values of a conv / fully-connected operator, or None without bias."""
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        data = e.model.tensors[op.inputs[2]].data
+        return None if data is None else np.asarray(data, np.int64).reshape(-1)
+    return None
+
+
 def _bias(e, op) -> str:
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         t = e.model.tensors[op.inputs[2]]
@@ -90,8 +99,13 @@ def _conv_like(e, op, depthwise: bool) -> int:
     ph, pw = _padding(ih, fh, sh, dh, oh), _padding(iw, fw, sw, dw, ow)
     mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), oc)
     lo, hi = _act(e, op, out)
+    mode = 0
+    if filt.data is not None:
+        w = np.asarray(filt.data)
+        rows = w.reshape(-1, oc).T if depthwise else w.reshape(oc, -1)
+        mode = requant_mode(_bias_values(e, op), rows, -zp(inp), shifts, lo, hi)
     params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
-                                            oc // ic, -zp(inp), zp(out), lo, hi])
+                                            oc // ic, -zp(inp), zp(out), lo, hi, mode])
     m = e.array("int32_t", mults)
     s = e.array("int32_t", shifts)
     bias = _bias(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
@@ -174,8 +188,9 @@ def fully_connected(e, op) -> int:
         raise InputError(f"operator FULLY_CONNECTED (op #{op.index}): asymmetric weights have no C "
                          "kernel; use the tflm format for this model", stage="export")
     lo, hi = _act(e, op, out)
+    mode = requant_mode(_bias_values(e, op), filt.data.reshape(out_depth, -1), -zp(inp), shifts, lo, hi)
     params = e.struct("edgec_fc_params", [batches, in_depth, out_depth, int(per_channel),
-                                          -zp(inp), zp(out), lo, hi])
+                                          -zp(inp), zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
     bias = _folded_bias(e, op, -zp(inp))
     e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, "

@@ -26,7 +26,7 @@ SIZE = "arm-none-eabi-size"
 FIRMWARE_SOURCES = ("startup.c", "main.c", "frame.c", "uart_cmsdk.c", "counter.c", "crc32.c")
 DEFAULT_STACK_BYTES = 8192
 BASE_CFLAGS = (
-    "-mthumb", "-std=c99", "-O2", "-g", "-Wall", "-ffunction-sections", "-fdata-sections",
+    "-mthumb", "-std=c99", "-O2", "-fno-schedule-insns", "-g", "-Wall", "-ffunction-sections", "-fdata-sections",
     "-fno-common",
 )
 LDFLAGS = ("-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections")

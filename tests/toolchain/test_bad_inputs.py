@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, MLPERF, needs_mlperf
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_MODEL, MLPERF, needs_mlperf
 
 pytestmark = pytest.mark.toolchain
 

@@ -74,7 +74,7 @@ def test_tflite_buffers_are_16_byte_aligned_and_c_array_holds_the_same_bytes(bui
 def test_op_resolver_registers_exactly_the_models_operators(build):
     ops = parse((build / "model.tflite").read_bytes()).op_names()
     text = (build / "op_resolver.h").read_text()
-    assert f"MicroMutableOpResolver<kNumOps>" in text and f"kNumOps = {len(ops)};" in text
+    assert "MicroMutableOpResolver<kNumOps>" in text and f"kNumOps = {len(ops)};" in text
     registered = re.findall(r"resolver\.Add(\w+)\(\)", text)
     assert len(registered) == len(ops) == len(set(registered))
 

@@ -92,21 +92,44 @@ static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t 
   return acc;
 }
 
-/* One word (4 bytes at offset o) of dot2x2: each expanded operand feeds two SMLADs. */
-#define DOT2X2_WORD(o)                                                           \
+/* One word (4 bytes at offset o) of dot2x2: both filter words are expanded first, then each
+ * pixel's word in turn, so that only six expanded operands are live at once (no spills). */
+#define DOT2X2_WORD(o, dx, dw)                                                   \
   {                                                                              \
-    const int32_t xa = load4(x0 + (o)), xb = load4(x0 + (o) + dx);               \
-    const int32_t xae = __sxtb16(xa), xao = sxtb16_ror8(xa);                     \
-    const int32_t xbe = __sxtb16(xb), xbo = sxtb16_ror8(xb);                     \
-    int32_t wv = load4(w0 + (o));                                                \
-    int32_t we = __sxtb16(wv), wo = sxtb16_ror8(wv);                             \
-    a00 = __smlad(xao, wo, __smlad(xae, we, a00));                               \
-    a10 = __smlad(xbo, wo, __smlad(xbe, we, a10));                               \
-    wv = load4(w0 + (o) + dw);                                                   \
-    we = __sxtb16(wv);                                                           \
-    wo = sxtb16_ror8(wv);                                                        \
-    a01 = __smlad(xao, wo, __smlad(xae, we, a01));                               \
-    a11 = __smlad(xbo, wo, __smlad(xbe, we, a11));                               \
+    int32_t wv = load4(w0 + (o)), xv;                                            \
+    const int32_t we0 = __sxtb16(wv), wo0 = sxtb16_ror8(wv);                     \
+    int32_t xe, xo, we1, wo1;                                                    \
+    wv = load4(w0 + (o) + (dw));                                                 \
+    we1 = __sxtb16(wv);                                                          \
+    wo1 = sxtb16_ror8(wv);                                                       \
+    xv = load4(x0 + (o));                                                        \
+    xe = __sxtb16(xv);                                                           \
+    xo = sxtb16_ror8(xv);                                                        \
+    a00 = __smlad(xo, wo0, __smlad(xe, we0, a00));                               \
+    a01 = __smlad(xo, wo1, __smlad(xe, we1, a01));                               \
+    xv = load4(x0 + (o) + (dx));                                                 \
+    xe = __sxtb16(xv);                                                           \
+    xo = sxtb16_ror8(xv);                                                        \
+    a10 = __smlad(xo, wo0, __smlad(xe, we0, a10));                               \
+    a11 = __smlad(xo, wo1, __smlad(xe, we1, a11));                               \
+  }
+
+/* The word loop of dot2x2, two words per iteration; `dx` and `dw` may be one register (the common
+ * case: im2col windows and 1x1 pixels both k bytes apart, like the two filters). */
+#define DOT2X2_LOOP(dx, dw)                                                      \
+  {                                                                              \
+    const int8_t *const end8 = x0 + (n & ~7);                                    \
+    while (x0 != end8) {                                                         \
+      DOT2X2_WORD(0, dx, dw)                                                     \
+      DOT2X2_WORD(4, dx, dw)                                                     \
+      x0 += 8;                                                                   \
+      w0 += 8;                                                                   \
+    }                                                                            \
+    if (n & 4) {                                                                 \
+      DOT2X2_WORD(0, dx, dw)                                                     \
+      x0 += 4;                                                                   \
+      w0 += 4;                                                                   \
+    }                                                                            \
   }
 
 /* Two pixels times two output channels: each expanded operand feeds two SMLADs. The second pixel
@@ -114,13 +137,11 @@ static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t 
 static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const int8_t *w1,
                           int32_t n, int32_t acc[4]) {
   const int32_t dx = (int32_t)(x1 - x0), dw = (int32_t)(w1 - w0);
-  const int8_t *const end = x0 + (n & ~3);
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], i;
-  while (x0 != end) {
-    DOT2X2_WORD(0)
-    x0 += 4;
-    w0 += 4;
-  }
+  if (dx == dw)
+    DOT2X2_LOOP(dw, dw)
+  else
+    DOT2X2_LOOP(dx, dw)
   for (i = 0; i < (n & 3); ++i) {
     a00 += x0[i] * w0[i];
     a01 += x0[i] * w0[i + dw];
@@ -129,6 +150,61 @@ static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, 
   }
   acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
 }
+
+#if defined(__GNUC__)
+#define EDGEC_X16 1
+/* Longest window (bytes) that conv_channels expands on the stack: 4 * 512 bytes for two pixels. */
+#define EDGEC_X16_MAX_K 512
+
+/* Sign-extend the windows of two pixels once, as SMLAD operands in the order SXTB16 gives the
+ * filter bytes: per 4-byte word {x0 bytes 0,2; x0 bytes 1,3; x1 bytes 0,2; x1 bytes 1,3}. Every
+ * output channel then reuses them. `k` is a multiple of 4. */
+static void expand2(const int8_t *x0, const int8_t *x1, int32_t k, int32_t *dst) {
+  int32_t i;
+  for (i = 0; i < k; i += 4, dst += 4) {
+    const int32_t a = load4(x0 + i), b = load4(x1 + i);
+    dst[0] = __sxtb16(a);
+    dst[1] = sxtb16_ror8(a);
+    dst[2] = __sxtb16(b);
+    dst[3] = sxtb16_ror8(b);
+  }
+}
+
+/* dot2x2 over expanded windows (expand2) and filters w0 and w0 + dw, `words` >= 1 words long.
+ * Written out because GCC spills in this loop: 19 instructions per 16 multiply-accumulates with
+ * 12 registers (each filter word is expanded once, the first pixel's pair loaded twice). */
+static inline void dot2x2_x16(const int32_t *xs, const int8_t *w0, int32_t dw, int32_t words,
+                              int32_t acc[4]) {
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], we, wo, xe, xo;
+  const int32_t *const end = xs + 4 * words;
+  __asm__(
+      "1:\n\t"
+      "ldr    %[we], [%[w], %[dw]]\n\t"
+      "ldrd   %[xe], %[xo], [%[x], #8]\n\t"
+      "sxtb16 %[wo], %[we], ror #8\n\t"
+      "sxtb16 %[we], %[we]\n\t"
+      "smlad  %[a11], %[xe], %[we], %[a11]\n\t"
+      "smlad  %[a11], %[xo], %[wo], %[a11]\n\t"
+      "ldrd   %[xe], %[xo], [%[x]], #16\n\t"
+      "smlad  %[a01], %[xe], %[we], %[a01]\n\t"
+      "smlad  %[a01], %[xo], %[wo], %[a01]\n\t"
+      "ldr    %[we], [%[w]], #4\n\t"
+      "sxtb16 %[wo], %[we], ror #8\n\t"
+      "sxtb16 %[we], %[we]\n\t"
+      "smlad  %[a00], %[xe], %[we], %[a00]\n\t"
+      "smlad  %[a00], %[xo], %[wo], %[a00]\n\t"
+      "ldrd   %[xe], %[xo], [%[x], #-8]\n\t"
+      "smlad  %[a10], %[xe], %[we], %[a10]\n\t"
+      "smlad  %[a10], %[xo], %[wo], %[a10]\n\t"
+      "cmp    %[x], %[end]\n\t"
+      "bne    1b"
+      : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs),
+        [w] "+r"(w0), [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
+      : [dw] "r"(dw), [end] "r"(end)
+      : "cc", "memory");
+  acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+}
+#endif
 
 #else
 static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
@@ -159,38 +235,80 @@ void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const i
   dot2x2(x0, x1, w0, w1, n, acc);
 }
 
-void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
-                         const int8_t *filt, int32_t k, const int32_t *bias, const int32_t *mult,
-                         const int32_t *shift, int8_t *o0, int8_t *o1) {
+/* edgec_conv_channels for one requantization path; `mode` is a constant at each call below, so
+ * every path compiles to its own straight-line code. */
+EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
+                                  const int8_t *filt, int32_t k, const int32_t *bias,
+                                  const int32_t *mult, const int32_t *shift, int8_t *o0,
+                                  int8_t *o1, const int mode) {
   const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max;
   int32_t oc = 0;
+#if defined(EDGEC_X16)
+  /* Expanding the two windows pays back from a few channel pairs on. */
+  if (x1 && (k & 3) == 0 && k <= EDGEC_X16_MAX_K && p->out_c >= 8) {
+    int32_t xs[EDGEC_X16_MAX_K];
+    expand2(x0, x1, k, xs);
+    for (; oc + 2 <= p->out_c; oc += 2) {
+      const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
+      int32_t acc[4];
+      acc[0] = acc[2] = bias[oc];
+      acc[1] = acc[3] = bias[oc + 1];
+      dot2x2_x16(xs, filt + oc * k, k, k >> 2, acc);
+      o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
+      o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
+      o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
+      o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
+    }
+  }
+#endif
   if (x1) {
     for (; oc + 2 <= p->out_c; oc += 2) {
       const int8_t *f0 = filt + oc * k;
+      const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
       int32_t acc[4];
       acc[0] = acc[2] = bias[oc];
       acc[1] = acc[3] = bias[oc + 1];
       dot2x2(x0, x1, f0, f0 + k, k, acc);
-      o0[oc] = edgec_requant(acc[0], mult[oc], shift[oc], off, lo, hi);
-      o0[oc + 1] = edgec_requant(acc[1], mult[oc + 1], shift[oc + 1], off, lo, hi);
-      o1[oc] = edgec_requant(acc[2], mult[oc], shift[oc], off, lo, hi);
-      o1[oc + 1] = edgec_requant(acc[3], mult[oc + 1], shift[oc + 1], off, lo, hi);
+      o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
+      o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
+      o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
+      o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
     }
   }
   for (; oc < p->out_c; ++oc) {
     const int8_t *f0 = filt + oc * k;
-    o0[oc] = edgec_requant(bias[oc] + dot1(x0, f0, k, 0), mult[oc], shift[oc], off, lo, hi);
-    if (x1) o1[oc] = edgec_requant(bias[oc] + dot1(x1, f0, k, 0), mult[oc], shift[oc], off, lo, hi);
+    o0[oc] = edgec_requant_mode(bias[oc] + dot1(x0, f0, k, 0), mult[oc], shift[oc], off, lo, hi, mode);
+    if (x1)
+      o1[oc] = edgec_requant_mode(bias[oc] + dot1(x1, f0, k, 0), mult[oc], shift[oc], off, lo, hi,
+                                  mode);
   }
 }
 
+void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
+                         const int8_t *filt, int32_t k, const int32_t *bias, const int32_t *mult,
+                         const int32_t *shift, int8_t *o0, int8_t *o1) {
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1, 2);
+    return;
+  }
+  if (p->rq_mode == 1) {
+    conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1, 1);
+    return;
+  }
+#endif
+  conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1, 0);
+}
+
 /* Requantize four depthwise accumulators of channels c..c+3. */
-static void dw_store4(const edgec_conv_params *p, const int32_t acc[4], int32_t c, const int32_t *bias,
-                      const int32_t *mult, const int32_t *shift, int8_t *out) {
+static inline void dw_store4(const edgec_conv_params *p, const int32_t acc[4], int32_t c,
+                             const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                             int8_t *out) {
   int32_t j;
+  const int mode = p->rq_mode;
   for (j = 0; j < 4; ++j)
-    out[c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
-                               p->out_offset, p->act_min, p->act_max);
+    out[c + j] = edgec_requant_mode(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
+                                    p->out_offset, p->act_min, p->act_max, mode);
 }
 
 #if defined(EDGEC_HAVE_DSP)

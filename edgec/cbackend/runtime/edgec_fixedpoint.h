@@ -8,6 +8,12 @@
 #include <stdint.h>
 
 #define EDGEC_INLINE static inline
+/* For kernels specialized by a constant argument: GCC would otherwise keep one generic copy. */
+#if defined(__GNUC__)
+#define EDGEC_SPECIALIZE static inline __attribute__((always_inline))
+#else
+#define EDGEC_SPECIALIZE static inline
+#endif
 
 EDGEC_INLINE int32_t edgec_clamp(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
@@ -50,6 +56,35 @@ EDGEC_INLINE int32_t edgec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
 EDGEC_INLINE int8_t edgec_requant(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
                                   int32_t lo, int32_t hi) {
   return (int8_t)edgec_clamp(edgec_mbqm(acc, mult, shift) + offset, lo, hi);
+}
+
+#if !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+#define EDGEC_DSP_REQUANT 1
+#include <arm_acle.h>
+
+/* edgec_mbqm for a right shift (shift < 0) and |x| < 2^30, which the generator proves per layer
+ * from the weights (rq_mode != 0). Then 2x does not overflow and SMMULR's (2x * m + 2^31) >> 32
+ * is floor((x * m + 2^30) / 2^31), the doubling high multiply; and for r >= 1,
+ * (y + 2^(r-1) - (y < 0)) >> r is y / 2^r rounded half away from zero. */
+EDGEC_INLINE int32_t edgec_mbqm_dsp(int32_t x, int32_t multiplier, int32_t shift) {
+  int32_t y;
+  __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(x * 2), "r"(multiplier));
+  return (y + (1 << ~shift) + (y >> 31)) >> -shift;  /* ~shift == r - 1 */
+}
+#endif
+
+/* Requantize with the path the generator chose for the layer (`mode` is a compile-time constant
+ * where it matters): 0 the exact general path, 1 the DSP shortcut and the clamp, 2 the DSP shortcut
+ * and an int8 saturation (clamp range [-128, 127]). Portable builds always take path 0. */
+EDGEC_INLINE int8_t edgec_requant_mode(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
+                                       int32_t lo, int32_t hi, int mode) {
+#if defined(EDGEC_DSP_REQUANT)
+  if (mode == 2) return (int8_t)__ssat(edgec_mbqm_dsp(acc, mult, shift) + offset, 8);
+  if (mode == 1) return (int8_t)edgec_clamp(edgec_mbqm_dsp(acc, mult, shift) + offset, lo, hi);
+#else
+  (void)mode;
+#endif
+  return edgec_requant(acc, mult, shift, offset, lo, hi);
 }
 
 /* Multiply by a power of two with saturation (positive exponent) or rounding (negative). */

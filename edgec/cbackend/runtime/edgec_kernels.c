@@ -158,7 +158,8 @@ void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
       const int32_t q = p->per_channel ? o : 0;
       int32_t acc = edgec_dot_s8(x, filt + o * p->in_depth, p->in_depth, 0);
       if (bias) acc += bias[o];
-      *out++ = requant(acc, mult[q], shift[q], p->out_offset, p->act_min, p->act_max);
+      *out++ = edgec_requant_mode(acc, mult[q], shift[q], p->out_offset, p->act_min, p->act_max,
+                                  p->rq_mode);
     }
   }
 }

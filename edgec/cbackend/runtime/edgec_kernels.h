@@ -11,12 +11,14 @@ typedef struct {
   int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, f_h, f_w;
   int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, depth_mult;
   int32_t in_offset, out_offset, act_min, act_max;
+  int32_t rq_mode;  /* requantization path, see edgec_requant_mode */
 } edgec_conv_params;
 
 /* FULLY_CONNECTED: `per_channel` selects one multiplier per output or one for all. */
 typedef struct {
   int32_t batches, in_depth, out_depth, per_channel;
   int32_t in_offset, out_offset, act_min, act_max;
+  int32_t rq_mode;  /* requantization path, see edgec_requant_mode */
 } edgec_fc_params;
 
 /* AVERAGE_POOL_2D and MAX_POOL_2D. */

@@ -1,0 +1,83 @@
+"""ONNX models through `edgec compile` for intel-cpu, onnx-cpu and cortex-m4: one calibration set,
+verified in OpenVINO, ONNX Runtime and TFLite Micro."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from tests.conftest import MLPERF, needs_mlperf
+from tests.toolchain.test_onnx_lower import _cnn_nodes, _value
+
+pytestmark = pytest.mark.toolchain
+
+TARGETS = ["intel-cpu", "onnx-cpu", "cortex-m4"]
+
+
+def _compile_all(run_cli, model, calibration, out):
+    args = ["compile", model, "--calibration", calibration, "-o", out]
+    for t in TARGETS:
+        args += ["-t", t]
+    code, _, err = run_cli(*args)
+    assert code == 0, err
+    reports = {t: json.loads((out / t / "report.json").read_text()) for t in TARGETS}
+    assert {t: r["verification"]["runtime"] for t, r in reports.items()} == {
+        "intel-cpu": "openvino", "onnx-cpu": "onnxruntime", "cortex-m4": "tflm"}
+    assert all(r["verification"]["passed"] for r in reports.values())
+    return reports
+
+
+def test_onnx_helper_cnn_compiles_and_verifies_for_every_runtime(run_cli, tmp_path):
+    nodes, inits = _cnn_nodes()
+    graph = helper.make_graph(nodes, "cnn", [_value("x", 1, 3, 12, 12)], [_value("y", 1, 5)], inits)
+    path = tmp_path / "cnn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(0, 1, (48, 3, 12, 12)).astype(np.float32))
+    reports = _compile_all(run_cli, path, tmp_path / "calib.npz", tmp_path / "out")
+    notes = reports["cortex-m4"]["model"]["notes"]
+    assert any("matches ONNX Runtime" in n for n in notes)
+    # Batch norm was folded by edgec's own fusion before export, so the ONNX graph has none left.
+    assert "BatchNormalization" not in reports["onnx-cpu"]["onnx"]["fusion"]["after"]
+    assert any(f["kind"] == "batchnorm" or "bn" in str(f) for f in reports["cortex-m4"]["stages"][1]["fusions"])
+
+
+def _tf2onnx(path, out):
+    from edgec.export_onnx import keras_to_onnx
+    from edgec.load import load
+
+    model = keras_to_onnx(load(path).keras_model)
+    onnx.save(model, str(out))
+    return model
+
+
+@needs_mlperf
+@pytest.mark.slow
+def test_mlperf_kws_via_tf2onnx_compiles_and_verifies_for_every_runtime(run_cli, tmp_path):
+    _tf2onnx(MLPERF / "kws_ref_model", tmp_path / "kws.onnx")
+    reports = _compile_all(run_cli, tmp_path / "kws.onnx", "random", tmp_path / "out")
+    assert all(r["verification"]["accuracy_note"] for r in reports.values())  # random data: fidelity only
+
+
+@needs_mlperf
+@pytest.mark.slow
+def test_mlperf_resnet8_via_tf2onnx_compiles_for_a_microcontroller(run_cli, tmp_path):
+    """ResNet-8 as ONNX through the lowering to TFLite Micro, calibrated on natural-photo crops.
+
+    (OpenVINO and ONNX Runtime INT8 of this model agree with float on only 70-85% of such crops here,
+    below the 95% gate; see the README. TFLite Micro's int8 passes.)
+    """
+    from tests.toolchain.test_mlperf_compile import _photo_crops
+
+    model = _tf2onnx(MLPERF / "pretrainedResnet.h5", tmp_path / "resnet8.onnx")
+    crops = np.load(_photo_crops(tmp_path / "crops.npz"))["input_1"]
+    np.savez(tmp_path / "calib.npz", **{model.graph.input[0].name: crops})
+    code, _, err = run_cli("compile", tmp_path / "resnet8.onnx", "-t", "cortex-m4", "--calibration",
+                           tmp_path / "calib.npz", "-o", tmp_path / "out")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "cortex-m4" / "report.json").read_text())
+    assert report["verification"]["top1_agreement"] >= 0.95
+    assert any("matches ONNX Runtime" in n for n in report["model"]["notes"])
