@@ -37,6 +37,7 @@ bench: $(STAMP) toolchains
 	$(BIN)/python tools/bench_compile.py
 	$(BIN)/python tools/bench_runtimes.py
 	$(BIN)/python tools/bench_compression.py
+	$(BIN)/python tools/bench_cbackend.py
 
 clean:
 	rm -rf build .pytest_cache
