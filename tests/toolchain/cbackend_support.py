@@ -46,6 +46,10 @@ def conv_model():
     L = keras().layers
     x = inp = L.Input((12, 11, 3))
     x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.Conv2D(4, 1, activation="relu")(x)
+    # 3x3 over 4 channels: a window of 36, a multiple of 4 with an odd number of 32-bit words,
+    # the remainder branch of the DSP kernel's two-pixel assembly loop.
+    x = L.Conv2D(8, 3, padding="same")(x)
     # Same rows in and out: runs in place (ring of rows), with pixel pairs straddling odd rows.
     x = L.Conv2D(8, 3, padding="same")(x)
     x = L.Conv2D(8, 3, strides=2, padding="valid", activation="relu6")(x)

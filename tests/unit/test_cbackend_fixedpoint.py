@@ -45,3 +45,18 @@ def test_unsupported_fused_activation_names_the_operator():
 def test_softmax_diff_min_matches_the_input_radius():
     mult, shift, diff_min = softmax_params(1.0, 0.1)
     assert diff_min == -input_radius(5, shift) and diff_min < 0 and mult > 0
+
+
+def test_requantization_shortcut_only_where_it_is_provably_exact():
+    import numpy as np
+
+    from edgec.cbackend.fixedpoint import requant_mode
+
+    small = np.full((4, 9), 10)  # |acc| <= 128 * 90 + 0: far below 2^30
+    assert requant_mode(None, small, 0, [-5] * 4, -128, 127) == 2  # full int8 range: plain saturation
+    assert requant_mode(None, small, 0, [-5] * 4, 0, 127) == 1  # fused ReLU: shortcut, then clamp
+    assert requant_mode(None, small, 0, [-5, -5, 0, -5], -128, 127) == 0  # a left shift: exact path
+    huge_bias = np.full(4, 1 << 29)  # 2 * |acc| could overflow int32
+    assert requant_mode(huge_bias, small, 0, [-5] * 4, -128, 127) == 0
+    wide = np.full((1, 40000), 127)  # 255 * 127 * 40000 > 2^30
+    assert requant_mode(None, wide, 127, [-5], -128, 127) == 0

@@ -170,38 +170,47 @@ static void expand2(const int8_t *x0, const int8_t *x1, int32_t k, int32_t *dst)
   }
 }
 
-/* dot2x2 over expanded windows (expand2) and filters w0 and w0 + dw, `words` >= 1 words long.
- * Written out because GCC spills in this loop: 19 instructions per 16 multiply-accumulates with
- * 12 registers (each filter word is expanded once, the first pixel's pair loaded twice). */
+/* One word of dot2x2_x16: 17 instructions for 16 multiply-accumulates in 12 registers (each
+ * filter word is expanded once, the first pixel's pair loaded twice). */
+#define X16_WORD                                  \
+  "ldr    %[we], [%[w], %[dw]]\n\t"               \
+  "ldrd   %[xe], %[xo], [%[x], #8]\n\t"           \
+  "sxtb16 %[wo], %[we], ror #8\n\t"              \
+  "sxtb16 %[we], %[we]\n\t"                       \
+  "smlad  %[a11], %[xe], %[we], %[a11]\n\t"       \
+  "smlad  %[a11], %[xo], %[wo], %[a11]\n\t"       \
+  "ldrd   %[xe], %[xo], [%[x]], #16\n\t"          \
+  "smlad  %[a01], %[xe], %[we], %[a01]\n\t"       \
+  "smlad  %[a01], %[xo], %[wo], %[a01]\n\t"       \
+  "ldr    %[we], [%[w]], #4\n\t"                  \
+  "sxtb16 %[wo], %[we], ror #8\n\t"              \
+  "sxtb16 %[we], %[we]\n\t"                       \
+  "smlad  %[a00], %[xe], %[we], %[a00]\n\t"       \
+  "smlad  %[a00], %[xo], %[wo], %[a00]\n\t"       \
+  "ldrd   %[xe], %[xo], [%[x], #-8]\n\t"          \
+  "smlad  %[a10], %[xe], %[we], %[a10]\n\t"       \
+  "smlad  %[a10], %[xo], %[wo], %[a10]\n\t"
+
+/* dot2x2 over expanded windows (expand2) and filters w0 and w0 + dw, `words` >= 1 words long;
+ * two words per loop iteration after an odd first one. Written out because GCC spills here. */
 static inline void dot2x2_x16(const int32_t *xs, const int8_t *w0, int32_t dw, int32_t words,
                               int32_t acc[4]) {
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], we, wo, xe, xo;
   const int32_t *const end = xs + 4 * words;
-  __asm__(
-      "1:\n\t"
-      "ldr    %[we], [%[w], %[dw]]\n\t"
-      "ldrd   %[xe], %[xo], [%[x], #8]\n\t"
-      "sxtb16 %[wo], %[we], ror #8\n\t"
-      "sxtb16 %[we], %[we]\n\t"
-      "smlad  %[a11], %[xe], %[we], %[a11]\n\t"
-      "smlad  %[a11], %[xo], %[wo], %[a11]\n\t"
-      "ldrd   %[xe], %[xo], [%[x]], #16\n\t"
-      "smlad  %[a01], %[xe], %[we], %[a01]\n\t"
-      "smlad  %[a01], %[xo], %[wo], %[a01]\n\t"
-      "ldr    %[we], [%[w]], #4\n\t"
-      "sxtb16 %[wo], %[we], ror #8\n\t"
-      "sxtb16 %[we], %[we]\n\t"
-      "smlad  %[a00], %[xe], %[we], %[a00]\n\t"
-      "smlad  %[a00], %[xo], %[wo], %[a00]\n\t"
-      "ldrd   %[xe], %[xo], [%[x], #-8]\n\t"
-      "smlad  %[a10], %[xe], %[we], %[a10]\n\t"
-      "smlad  %[a10], %[xo], %[wo], %[a10]\n\t"
-      "cmp    %[x], %[end]\n\t"
-      "bne    1b"
-      : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs),
-        [w] "+r"(w0), [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
-      : [dw] "r"(dw), [end] "r"(end)
-      : "cc", "memory");
+  if (words & 1)
+    __asm__(X16_WORD
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs),
+              [w] "+r"(w0), [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            : [dw] "r"(dw)
+            : "memory");
+  if (xs != end)
+    __asm__("1:\n\t" X16_WORD X16_WORD
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs),
+              [w] "+r"(w0), [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            : [dw] "r"(dw), [end] "r"(end)
+            : "cc", "memory");
   acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
 }
 #endif
@@ -300,33 +309,38 @@ void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int
   conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1, 0);
 }
 
-/* Requantize four depthwise accumulators of channels c..c+3. */
-static inline void dw_store4(const edgec_conv_params *p, const int32_t acc[4], int32_t c,
-                             const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                             int8_t *out) {
-  int32_t j;
-  const int mode = p->rq_mode;
-  for (j = 0; j < 4; ++j)
-    out[c + j] = edgec_requant_mode(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
-                                    p->out_offset, p->act_min, p->act_max, mode);
+#if defined(EDGEC_HAVE_DSP)
+/* SXTAB16 of the word rotated by 8 (bytes 1 and 3) plus `a`, in one instruction (see sxtb16_ror8). */
+static inline int32_t sxtab16_ror8(int32_t a, int32_t v) {
+#if defined(__GNUC__)
+  int32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+  return r;
+#else
+  return __sxtab16(a, ror32((uint32_t)v, 8));
+#endif
 }
 
-#if defined(EDGEC_HAVE_DSP)
-/* Channels (0, 2) and (1, 3) sit in the halves of two registers: one 16x16 MAC per channel. */
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out) {
+/* edgec_dw_pixel for one requantization path (`mode` constant at each call). Channels (0, 2) and
+ * (1, 3) sit in the halves of two registers: one 16x16 MAC per channel and tap; the bias starts
+ * the sums (int32 addition is associative) and the four results are requantized in registers. */
+EDGEC_SPECIALIZE void dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col,
+                               int32_t x_row, const int8_t *w, int32_t w_row, int32_t rows,
+                               int32_t cols, const int32_t *bias, const int32_t *mult,
+                               const int32_t *shift, int8_t *out, const int mode) {
   const uint32_t off2 = ((uint32_t)(uint16_t)p->in_offset << 16) | (uint16_t)p->in_offset;
-  const int32_t w_col = p->out_c;
+  const int32_t w_col = p->out_c, off = p->out_offset, lo = p->act_min, hi = p->act_max;
   int32_t c, r, k;
   for (c = 0; c < p->out_c; c += 4) {
     const int8_t *xr = x + c, *wr = w + c;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, acc[4];
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (bias) {
+      a0 = bias[c]; a1 = bias[c + 1]; a2 = bias[c + 2]; a3 = bias[c + 3];
+    }
 #define DW_TAP(xp, wp)                                                   \
   {                                                                      \
     const int32_t xv = load4(xp), wv = load4(wp);                        \
-    const int32_t xe = __sxtab16(off2, xv);                              \
-    const int32_t xo = __sxtab16(off2, (int32_t)ror32((uint32_t)xv, 8)); \
+    const int32_t xe = __sxtab16(off2, xv), xo = sxtab16_ror8(off2, xv); \
     const int32_t we = __sxtb16(wv), wo = sxtb16_ror8(wv);               \
     a0 = __smlabb(xe, we, a0);                                           \
     a2 = __smlatt(xe, we, a2);                                           \
@@ -344,9 +358,27 @@ void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, 
       for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) DW_TAP(xp, wp)
     }
 #undef DW_TAP
-    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
-    dw_store4(p, acc, c, bias, mult, shift, out);
+    out[c] = edgec_requant_mode(a0, mult[c], shift[c], off, lo, hi, mode);
+    out[c + 1] = edgec_requant_mode(a1, mult[c + 1], shift[c + 1], off, lo, hi, mode);
+    out[c + 2] = edgec_requant_mode(a2, mult[c + 2], shift[c + 2], off, lo, hi, mode);
+    out[c + 3] = edgec_requant_mode(a3, mult[c + 3], shift[c + 3], off, lo, hi, mode);
   }
+}
+
+void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
+                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
+                    const int32_t *mult, const int32_t *shift, int8_t *out) {
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 2);
+    return;
+  }
+  if (p->rq_mode == 1) {
+    dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 1);
+    return;
+  }
+#endif
+  dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 0);
 }
 #else
 void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
@@ -360,7 +392,9 @@ void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, 
         const int8_t *xp = x + r * x_row + k * x_col + c, *wp = w + r * w_row + k * p->out_c + c;
         for (j = 0; j < 4; ++j) acc[j] += ((int32_t)xp[j] + p->in_offset) * (int32_t)wp[j];
       }
-    dw_store4(p, acc, c, bias, mult, shift, out);
+    for (j = 0; j < 4; ++j)
+      out[c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
+                                 p->out_offset, p->act_min, p->act_max);
   }
 }
 #endif
