@@ -56,7 +56,7 @@ def test_requantization_shortcut_only_where_it_is_provably_exact():
     assert requant_mode(None, small, 0, [-5] * 4, -128, 127) == 2  # full int8 range: plain saturation
     assert requant_mode(None, small, 0, [-5] * 4, 0, 127) == 1  # fused ReLU: shortcut, then clamp
     assert requant_mode(None, small, 0, [-5, -5, 0, -5], -128, 127) == 0  # a left shift: exact path
-    huge_bias = np.full(4, 1 << 29)  # 2 * |acc| could overflow int32
+    huge_bias = np.full(4, 1 << 30)  # 2 * |acc| could overflow int32
     assert requant_mode(huge_bias, small, 0, [-5] * 4, -128, 127) == 0
     wide = np.full((1, 40000), 127)  # 255 * 127 * 40000 > 2^30
     assert requant_mode(None, wide, 127, [-5], -128, 127) == 0
