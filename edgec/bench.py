@@ -261,8 +261,9 @@ def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, wa
     random data). ``speedup`` is reference p50 / artifact p50. ``out`` defaults to
     ``artifact.parent / "bench.json"``.
     """
-    if runs < 1 or warmup < 0:
-        raise InputError(f"runs must be >= 1 and warmup >= 0 (got {runs}, {warmup})", stage="bench")
+    if runs < 1 or warmup < 0 or threads < 1:
+        raise InputError(f"runs and threads must be >= 1 and warmup >= 0 (got {runs}, {threads}, {warmup})",
+                         stage="bench")
     artifact, reference = Path(artifact), Path(reference)
     sessions = [_load(artifact, runtime, threads), _load(reference, runtime, threads)]
     times = _time(sessions, runs, warmup)
@@ -308,6 +309,13 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
         raise InputError(f"format '{fmt}' has no host runtime to bench (formats: {', '.join(BUILD_FILES)})",
                          stage="bench")
     artifact, reference, own = BUILD_FILES[fmt]
+    fits = {"tflm": {"tflm", "litert"}, "litert": {"tflm", "litert"}, "onnx": {"onnxruntime", "openvino"},
+            "openvino": {"openvino"}}[fmt]
+    if runtime is not None and runtime not in fits:
+        raise InputError(f"a {fmt} build runs in {', '.join(sorted(fits))}, not '{runtime}'", stage="bench")
+    for name in (artifact, reference):
+        if not (folder / name).is_file():
+            raise InputError(f"{folder / name} is missing; recompile", stage="bench")
     return bench(folder / artifact, folder / reference, runtime or own, runs=runs, warmup=warmup,
                  threads=threads, out=folder / "bench.json")
 

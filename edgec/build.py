@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import Dataset
+from .errors import InputError
 
 
 @dataclass
@@ -62,8 +63,11 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     folder is written whole or not at all.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    except OSError as e:
+        raise InputError(f"cannot write the output folder {final.parent}: {e.strerror}", stage="output") from None
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
     try:
         yield tmp
@@ -76,4 +80,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
         os.replace(final, old)
     os.replace(tmp, final)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)

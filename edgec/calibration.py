@@ -107,6 +107,11 @@ class Dataset:
             if arr.dtype.kind not in "fiub":
                 raise InputError(f"{self.source}: sample {i}, input '{name}': dtype {arr.dtype} is not "
                                  "numeric; give float32 samples", stage="calibration")
+            if arr.dtype.kind != "f" and str(self.inputs[name][1]).startswith("float"):
+                # Raw uint8 pixels for a float model are the classic forgotten preprocessing step.
+                raise InputError(f"{self.source}: sample {i}, input '{name}': dtype {arr.dtype} for a "
+                                 f"{self.inputs[name][1]} input; apply the model's preprocessing and save "
+                                 "float32 samples", stage="calibration")
             if not _shape_matches(arr.shape, shape):
                 raise InputError(f"{self.source}: sample {i}, input '{name}': shape {tuple(arr.shape)} "
                                  f"does not match the model's {_fmt_shape(shape)}", stage="calibration")

@@ -76,6 +76,9 @@ def _label_key(keys, manifest: dict) -> str | None:
 
 def _labels(values: np.ndarray, path: Path, count: int) -> np.ndarray:
     labels = np.asarray(values)
+    if labels.dtype.kind not in "iuf":
+        raise InputError(f"{path}: labels must be integer class indices, got dtype {labels.dtype}",
+                         stage="calibration")
     if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot
         labels = labels.argmax(axis=1)
     labels = labels.reshape(-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from . import __version__, recipe
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from . import commands
 
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so half-built target folders are removed.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return commands.COMMANDS[args.command](args)
     except EdgecError as e:
@@ -90,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgec: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("edgec: terminated", file=sys.stderr)
+        return 143
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler; a BaseException so that only cleanup code sees it."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
 
 
 if __name__ == "__main__":

@@ -129,11 +129,8 @@ def cmd_verify(args) -> int:
     from .verify import verify, verify_captured
 
     folder = Path(args.build)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputError(f"{folder}: not an edgec build folder (no manifest.json)", stage="verify")
-    recipe = json.loads(manifest_path.read_text())["recipe"]
-    profile = targets.resolve(recipe["target"])
+    recipe = _recipe_of(folder)
+    profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
     loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
     data = _evaluation(args.eval, recipe, loaded.inputs)
     artifact = folder / ARTIFACT_FILES.get(profile["format"], "model.tflite")
@@ -150,7 +147,7 @@ def cmd_verify(args) -> int:
     console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
                   f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}, "
-                  f"bit-exact: {result['bit_exact']}")
+                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}")
     if not result["passed"]:
         raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
     return 0
@@ -172,21 +169,21 @@ def cmd_flash(args) -> int:
     """``edgec flash OUT/ID --board NAME [--port] [--dry-run]``: run the board's programming tool."""
     import shlex
 
-    from .firmware.flash import flash
+    from .firmware.flash import TOOLS, flash
 
     folder = Path(args.build)
     recipe = _recipe_of(folder)
-    profile = targets.resolve(recipe["target"])
+    profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
     board = args.board or profile.get("device", {}).get("board")
     if not board:
         raise InputError(f"target '{profile['id']}' names no board; pass --board", stage="flash")
+    if board not in TOOLS:
+        raise InputError(f"unknown board '{board}' (known: {', '.join(TOOLS)})", stage="flash")
     image = Path(args.image) if args.image else None
+    if image is not None and not image.is_file():
+        raise InputError(f"firmware image {image} does not exist", stage="flash")
     if image is None and board.startswith("qemu-"):
-        from .firmware.build import build_firmware
-
-        memory = profile.get("memory", {})
-        image = build_firmware(folder, board, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
-                               out=folder / "intermediate" / "firmware").elf
+        image = _qemu_image(folder, profile, board, build=not args.dry_run)
     if image is None:
         raise InputError(f"no firmware image for board '{board}': build your application with this folder's "
                          "files and pass --image FILE (or use a qemu-* board)", stage="flash")
@@ -195,17 +192,55 @@ def cmd_flash(args) -> int:
     return 0
 
 
+def _qemu_image(folder: Path, profile: dict, board: str, *, build: bool) -> Path:
+    """The firmware of a generated-C build for an emulated board (built unless only printing)."""
+    from .firmware.build import build_firmware
+
+    if profile["format"] != "c":
+        raise InputError(f"{folder} is a '{profile['format']}' build; QEMU boards run edgec's generated-C "
+                         "firmware: compile with --backend c", stage="flash")
+    machine = board.removeprefix("qemu-")
+    if profile.get("device", {}).get("qemu_machine") not in (None, machine):
+        raise InputError(f"{board} emulates another core than target '{profile['id']}' (its board is "
+                         f"qemu-{profile['device']['qemu_machine']})", stage="flash")
+    out = folder / "intermediate" / "firmware"
+    if not build:  # --dry-run: print the command, write nothing
+        return out / "firmware.elf"
+    memory = profile.get("memory", {})
+    return build_firmware(folder, board, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
+                          out=out).elf
+
+
 def _recipe_of(folder: Path) -> dict:
+    """The resolved settings a build folder was made with; a damaged or foreign folder is refused."""
+    if not folder.is_dir():
+        raise InputError(f"build folder {folder} does not exist", stage="verify")
     path = folder / "manifest.json"
     if not path.is_file():
-        raise InputError(f"{folder}: not an edgec build folder (no manifest.json)", stage="flash")
-    return json.loads(path.read_text())["recipe"]
+        raise InputError(f"{folder}: not an edgec build folder (no manifest.json)", stage="verify")
+    try:
+        recipe = json.loads(path.read_text())["recipe"]
+        recipe["target"], recipe["model"]  # noqa: B018 - the keys every command needs
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: damaged manifest (no recipe with target and model); recompile",
+                         stage="verify") from None
+    from .report import sha256_path
+
+    outputs = json.loads(path.read_text()).get("outputs", {})
+    for name, digest in outputs.items():
+        if name.startswith(("intermediate/", "plots/", "harness/")) or name in ("report.html",):
+            continue
+        if not (folder / name).is_file() or sha256_path(folder / name) != digest:
+            raise InputError(f"{folder / name} is missing or changed since the build (SHA-256 differs from "
+                             "manifest.json); recompile", stage="verify")
+    return recipe
 
 
 def cmd_bench(args) -> int:
     """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
     from .bench import bench_build, table
 
+    _recipe_of(Path(args.build))  # refuses a missing, foreign or damaged build folder
     result = bench_build(Path(args.build), runtime=args.runtime, runs=args.runs, warmup=args.warmup,
                          threads=args.threads)
     console.print(table(result), highlight=False, markup=False)

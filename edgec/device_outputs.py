@@ -82,7 +82,10 @@ def load(path: Path, *, output_shapes: list[tuple[int, ...]] | None = None,
     if not path.is_file():
         raise _fail(path, "no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _fail(path, "a single array, not an npz with the keys of the layout")
+        with data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise _fail(path, f"not a readable npz ({e})") from None
@@ -98,9 +101,12 @@ def load(path: Path, *, output_shapes: list[tuple[int, ...]] | None = None,
         raise _fail(path, f"outputs must be numbered from output_0 without gaps, got {', '.join(outs)}")
     if raws and raws != [f"raw_{k}" for k in outs]:
         raise _fail(path, "raw_output_k must exist for every output_k, or not at all")
-    if int(arrays["format_version"]) != FORMAT_VERSION:
-        raise _fail(path, f"format_version {int(arrays['format_version'])}, expected {FORMAT_VERSION}")
-    samples = int(arrays["samples"])
+    try:
+        version, samples = int(arrays["format_version"]), int(arrays["samples"])
+    except (TypeError, ValueError):
+        raise _fail(path, "format_version and samples must be integers") from None
+    if version != FORMAT_VERSION:
+        raise _fail(path, f"format_version {version}, expected {FORMAT_VERSION}")
     outputs = [arrays[k] for k in outs]
     for k, a in zip(outs + raws, outputs + [arrays[k] for k in raws]):
         if a.ndim < 1 or a.shape[0] != samples:

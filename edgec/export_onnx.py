@@ -75,14 +75,19 @@ def canonical_names(model: Any) -> None:
             mapping[name] = f"{pattern.sub('', name)}__{len(mapping)}"
         return mapping[name]
 
-    for tensor in model.graph.initializer:
-        tensor.name = rename(tensor.name)
+    # Number names in the order the graph uses them (nodes are topologically ordered), not in the
+    # initializer list's order, which tf2onnx builds from sets and so varies between processes.
     for node in model.graph.node:
         node.name = rename(node.name)
         node.input[:] = [rename(n) for n in node.input]
         node.output[:] = [rename(n) for n in node.output]
+    for tensor in model.graph.initializer:
+        tensor.name = rename(tensor.name)
     for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
         value.name = rename(value.name)
+    ordered = sorted(model.graph.initializer, key=lambda t: t.name)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(ordered)
 
 
 class SampleReader:

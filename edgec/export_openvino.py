@@ -66,8 +66,27 @@ def save(ov_model: Any, folder: Path, *, compress_to_fp16: bool) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     xml = folder / "model.xml"
+    canonical_names(ov_model)
     ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
     return xml
+
+
+def canonical_names(ov_model: Any) -> None:
+    """Rename OpenVINO's auto-named ops (``Constant_31934``) by position in the graph.
+
+    Those numbers come from a process-wide counter, so the same model saved in two runs would
+    otherwise differ in ``model.xml``; names given by the source model are kept.
+    """
+    import re
+
+    auto = re.compile(r"[A-Za-z]+_\d+")
+    taken = {op.get_friendly_name() for op in ov_model.get_ordered_ops()}
+    for index, op in enumerate(ov_model.get_ordered_ops()):
+        name = op.get_friendly_name()
+        if auto.fullmatch(name) and name.startswith(op.get_type_name()):
+            new = f"{op.get_type_name()}_op{index}"
+            if new not in taken:
+                op.set_friendly_name(new)
 
 
 def export(build: Any) -> None:

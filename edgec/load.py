@@ -64,6 +64,9 @@ def load(path: str | Path, *, trust_model: bool = False) -> LoadedModel:
     if config is not None:
         _check_layers(config, path, trust_model)
     model = _load_keras(path, kind, trust_model)
+    if not getattr(model, "inputs", None):
+        raise InputError(f"{path}: the model was saved before it was built (no inputs); give it an Input "
+                         "layer or call it once before saving", stage=STAGE)
     if config is None:  # SavedModel: the config is only reachable after loading
         _check_layers(json.loads(model.to_json()), path, trust_model)
     return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
@@ -174,5 +177,8 @@ def _signature(names, tensors) -> dict[str, tuple[tuple[int, ...], str]]:
     out = {}
     for name, t in zip(names, tensors):
         shape = tuple(-1 if d is None else int(d) for d in t.shape[1:])
+        if -1 in shape:
+            raise InputError(f"'{name}' has dynamic shape {list(shape)}: only the batch may be dynamic; export "
+                             "the model with static shapes", stage=STAGE)
         out[name] = (shape, t.dtype.name if hasattr(t.dtype, "name") else str(t.dtype))
     return out

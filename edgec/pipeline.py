@@ -36,9 +36,10 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     Raises :class:`InputError` (exit 2) before any work for bad inputs, :class:`GateError` (exit 1)
     after writing the folders when a verification threshold or a budget is not met.
     """
-    profiles = [_with_backend(targets.resolve(t), (recipe or {}).get("backend")) for t in targets_]
+    profiles = [targets.with_backend(targets.resolve(t), (recipe or {}).get("backend")) for t in targets_]
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
+    _check_settings(profiles, recipe or {})
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
     started = time.perf_counter()
@@ -46,7 +47,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         loaded = load(model, trust_model=trust_model)
     load_stage = {"name": "load", "seconds": round(time.perf_counter() - started, 3)}
     with status("checking calibration and evaluation samples"):
-        calib, held_out = _datasets(calibration, eval, loaded.inputs, profiles)
+        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles)
     if loaded.onnx_model is not None:
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
@@ -54,6 +55,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     optimize_stages = [load_stage, *optimize_stages]
     with status("converting the float reference"):  # the user's model, before any compression
         float_tflite = quantize.float_tflite(loaded.keras_model)
+    settings["macs"] = macs(parse(float_tflite))
     reports, failures = {}, []
     for profile in profiles:
         report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
@@ -65,18 +67,35 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     return reports
 
 
-def _with_backend(profile: dict, backend: str | None) -> dict:
-    """``--backend c``: a TFLite Micro target built with edgec's generated C, checked bit-exact vs TFLM."""
-    if backend in (None, profile["format"]):
-        return profile
-    if backend == "c" and profile["format"] == "tflm":
-        verification = {**profile.get("verification", {}), "runtime": "c", "cross_check": ["tflm"]}
-        return {**profile, "format": "c", "verification": verification}
-    raise InputError(f"--backend {backend} does not apply to target '{profile['id']}' (format "
-                     f"{profile['format']})", stage="compile", target=profile["id"])
+def _check_settings(profiles: list[dict], recipe: dict) -> None:
+    """Refuse settings that cannot apply, before any work."""
+    for p in profiles:
+        if p.get("abstract"):
+            raise InputError(f"'{p['id']}' is a base profile that others extend, not a target", stage="compile")
+    drop = recipe.get("max_accuracy_drop")
+    if drop is not None and not 0 <= drop < 1:
+        raise InputError(f"--max-accuracy-drop {drop}: give a top-1 drop between 0 and 1 (e.g. 0.01)",
+                         stage="compile")
+    if recipe.get("keep_float") or drop is not None:
+        other = [p["id"] for p in profiles if p["format"] not in ("tflm", "litert")]
+        if other:
+            raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite targets; not on "
+                             f"{', '.join(other)}", stage="compile")
 
 
-def _datasets(calibration, eval_, inputs, profiles):
+def _check_labels(dataset, outputs: dict) -> None:
+    """Labels must be class indices of the model's first output."""
+    labels = None if dataset.random else dataset.labels
+    shape = next(iter(outputs.values()))[0] if outputs else ()
+    classes = int(shape[-1]) if shape and shape[-1] not in (None, -1) else None
+    if labels is None or classes is None or not len(labels):
+        return
+    if labels.min() < 0 or labels.max() >= classes:
+        raise InputError(f"{dataset.source}: labels range {labels.min()}..{labels.max()}, but the model has "
+                         f"{classes} classes (0..{classes - 1})", stage="calibration")
+
+
+def _datasets(calibration, eval_, inputs, outputs, profiles):
     needs_int8 = any(p.get("quantization", {}).get("scheme", "int8") == "int8" for p in profiles)
     if calibration is None:
         if needs_int8:
@@ -86,9 +105,11 @@ def _datasets(calibration, eval_, inputs, profiles):
         calibration = "random"
     calib = open_dataset(calibration, inputs)
     calib.validate()
+    _check_labels(calib, outputs)
     if eval_ is not None:
         held_out = open_dataset(eval_, inputs)
         held_out.validate()
+        _check_labels(held_out, outputs)
         return calib, held_out
     if calib.random:
         return calib, calib
@@ -134,6 +155,7 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
                       out=folder, work=work, settings=settings, report=_new_report(profile, loaded, keras_model),
                       float_tflite=float_tflite)
         build.report["stages"] = list(optimize_stages)
+        build.report["model"]["macs"] = settings.get("macs")
         build.report["size"]["float_tflite_bytes"] = len(float_tflite)
         (work / "model_float.tflite").write_bytes(float_tflite)
         if fmt in TFLITE_FORMATS:
@@ -154,10 +176,11 @@ def _export(build: Build) -> None:
         except GateError as e:
             build.failures.append(str(e))
     _finish_sizes(build)
-    if build.final_tflite is not None:
+    shipped = build.final_tflite or (build.int8_tflite if build.target["format"] == "c" else None)
+    if shipped is not None:  # the generated C holds exactly the int8 model's constants
         from .artifact_stats import stats
 
-        build.report["compression"].update(stats(build.final_tflite))
+        build.report["compression"].update(stats(shipped))
 
 
 def _verify(build: Build, loaded) -> None:
@@ -186,7 +209,6 @@ def _quantize(build: Build) -> None:
                 build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
                 per_channel=quant.get("per_channel", True))
     (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
-    build.report["model"]["macs"] = macs(parse(build.int8_tflite))
 
 
 def _float_accuracy(keras_model, held_out) -> dict:
@@ -205,7 +227,7 @@ def _layer_analysis(build: Build):
         from .layer_error import analyze
 
         io_int8 = build.target.get("quantization", {}).get("io_dtype", "int8") == "int8"
-        with status(f"{build.target['id']}: per-layer quantization error"):
+        with status(f"{build.target['id']}: per-layer quantization error"), quantize.quiet_stderr():
             build.analysis = analyze(build.keras_model, build.calibration.arrays(), io_int8=io_int8)
         build.report["layer_error"] = build.analysis.to_json()
     return build.analysis
@@ -217,9 +239,10 @@ def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> by
 
     analysis = _layer_analysis(build)
     held_out = build.evaluation
-    model, section = fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
-                                       None if held_out.random else held_out.labels, max_drop=max_drop,
-                                       keep_float=keep, analysis=analysis)
+    with quantize.quiet_stderr():  # the debugger's converter runs print their settings to fd 2
+        model, section = fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
+                                           None if held_out.random else held_out.labels, max_drop=max_drop,
+                                           keep_float=keep, analysis=analysis)
     build.report["keep_float"] = section
     return model
 
@@ -240,7 +263,8 @@ def _new_report(profile, loaded, keras_model) -> dict:
         "edgec_version": __version__,
         "model": {"source": loaded.source, "kind": loaded.kind, "params": int(loaded.keras_model.count_params()),
                   "params_after_optimize": int(keras_model.count_params()),
-                  "macs": None, "inputs": _sig(loaded.inputs), "outputs": _sig(loaded.outputs),
+                  "macs": None, "macs_note": "counted on the float .tflite: conv, depthwise, dense, matmul",
+                  "inputs": _sig(loaded.inputs), "outputs": _sig(loaded.outputs),
                   "notes": list(loaded.notes)},
         "stages": [],
         "size": {"float_tflite_bytes": None, "artifact_bytes": None, "flash_bytes": None, "gzip_bytes": None},
@@ -264,6 +288,14 @@ def _finish_sizes(build: Build) -> None:
             size["artifact_bytes"] = len(data)
     if size.get("flash_bytes") is None:
         size["flash_bytes"] = size.get("artifact_bytes")
+    memory = build.report["memory"]
+    if memory.get("arena_bytes") is None:
+        memory["arena_note"] = (f"not measured: {build.target['format']} runtimes allocate their own memory; "
+                                "measure it on the device with the harness (peak memory in bench.json)")
+        flash_budget, ram_budget = targets.model_budget(build.target)
+        memory["flash_budget_bytes"], memory["ram_budget_bytes"] = flash_budget, ram_budget
+    if build.final_tflite is None and build.target["format"] != "c":
+        build.report["compression"]["note"] = "per-layer sparsity and unique values are measured on .tflite artifacts"
 
 
 def _write_reports(build: Build, loaded) -> None:

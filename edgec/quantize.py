@@ -39,6 +39,14 @@ def _captured_stderr():
             box.append(tmp.read().decode(errors="replace"))
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Keep the converter's C++ chatter off the terminal (it is logged at debug level instead)."""
+    with _captured_stderr() as box:
+        yield
+    log.debug("converter output: %s", "".join(box).strip())
+
+
 def float_tflite(model) -> bytes:
     """Convert the float Keras model to a float32 ``.tflite`` (the size baseline and reference)."""
     tf = tensorflow()
@@ -68,8 +76,9 @@ def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_chan
     names = list(calibration.inputs)
 
     def representative():
+        # Keyed by input name: the converter may order a multi-input model's inputs differently.
         for batch in calibration.batches(CALIBRATION_BATCH):
-            yield [batch[n] for n in names]
+            yield {n: batch[n] for n in names}
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -67,6 +67,8 @@ class Recipe:
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "1 or more")
         _require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive number")
         _require(self.temperature > 0, "temperature", self.temperature, "a positive number")
+        _require(self.prune_structure != "2:4" or self.prune in (0.0, 0.5), "prune", self.prune,
+                 "0.5 (or unset) with prune_structure 2:4, which keeps 2 of every 4 weights")
         _require(self.qat in QAT_CHOICES, "qat", self.qat, ", ".join(QAT_CHOICES))
         return self
 
@@ -140,6 +142,8 @@ def load(path: str | Path) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"recipe file {path} does not exist", stage="recipe") from None
+    except OSError as e:
+        raise InputError(f"recipe file {path} cannot be read: {e.strerror}", stage="recipe") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"recipe file {path} is not valid TOML: {e}", stage="recipe") from None
     return from_dict(data, source=str(path))

@@ -48,10 +48,19 @@ def _qparams(detail: dict) -> tuple[float, int]:
     return float(scale), int(zero)
 
 
+def _input_name(tensor_name: str) -> str:
+    """``serving_default_image:0`` (the converter's signature naming) -> ``image``."""
+    name = tensor_name.split(":")[0]
+    return name.removeprefix("serving_default_")
+
+
 def _ordered(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
     """Inputs in the artifact's order: by name when the names match, else by position."""
     if all(n in inputs for n in names):
         return [inputs[n] for n in names]
+    plain = [_input_name(n) for n in names]
+    if all(n in inputs for n in plain):
+        return [inputs[n] for n in plain]
     return list(inputs.values())
 
 

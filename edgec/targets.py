@@ -156,3 +156,14 @@ def model_budget(profile: dict) -> tuple[int | None, int | None]:
     if ram is not None:
         ram -= mem.get("ram_reserved_bytes", 0)
     return flash, ram
+
+
+def with_backend(profile: dict, backend: str | None) -> dict:
+    """``--backend c``: a TFLite Micro target built with edgec's generated C, checked bit-exact vs TFLM."""
+    if backend in (None, profile["format"]):
+        return profile
+    if backend == "c" and profile["format"] == "tflm":
+        verification = {**profile.get("verification", {}), "runtime": "c", "cross_check": ["tflm"]}
+        return {**profile, "format": "c", "verification": verification}
+    raise InputError(f"--backend {backend} does not apply to target '{profile['id']}' (format "
+                     f"{profile['format']})", stage="compile", target=profile["id"])

@@ -40,12 +40,16 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
     if ref.shape != art.shape:
         raise GateError(f"artifact output shape {art.shape} differs from the float model's {ref.shape}",
                         stage=STAGE)
-    diffs = [float(np.max(np.abs(r - a))) if r.size else 0.0 for r, a in zip(reference, artifact)]
+    diffs = [float(np.nanmax(np.abs(r - a))) if r.size else 0.0 for r, a in zip(reference, artifact)]
     r2, a2 = ref.reshape(len(ref), -1).astype(np.float64), art.reshape(len(art), -1).astype(np.float64)
     norms = np.linalg.norm(r2, axis=1) * np.linalg.norm(a2, axis=1)
     cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
+    nonfinite = int(sum(np.size(a) - np.count_nonzero(np.isfinite(a)) for a in artifact))
+    if nonfinite:  # NaN would compare false everywhere and hide behind a "good" cosine
+        art = np.nan_to_num(art, nan=0.0, posinf=0.0, neginf=0.0)
     metrics = {
         "samples": int(len(ref)),
+        "nonfinite_outputs": nonfinite,
         "top1_agreement": float(np.mean(_top1(ref) == _top1(art))),
         "max_abs_err": max(diffs),
         "cosine": float(np.mean(cos)),
@@ -62,6 +66,8 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
 def gate(metrics: dict, thresholds: dict) -> list[str]:
     """Names and values of every threshold the metrics breach (empty list: passed)."""
     failures = []
+    if metrics.get("nonfinite_outputs"):
+        failures.append(f"{metrics['nonfinite_outputs']} output values are NaN or inf")
     agree = thresholds.get("min_top1_agreement")
     if agree is not None and metrics["top1_agreement"] < agree:
         failures.append(f"top1_agreement {metrics['top1_agreement']:.4f} < {agree}")

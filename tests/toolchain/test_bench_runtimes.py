@@ -78,7 +78,7 @@ def test_bench_refuses_unknown_runtime_and_missing_files(tflite_pair, tmp_path):
         bench.bench(artifact, reference, "tensorrt")
     with pytest.raises(InputError, match="no model file"):
         bench.bench(tmp_path / "none.tflite", reference, "litert")
-    with pytest.raises(InputError, match="runs must be >= 1"):
+    with pytest.raises(InputError, match="runs and threads must be >= 1"):
         bench.bench(artifact, reference, "litert", runs=0)
 
 

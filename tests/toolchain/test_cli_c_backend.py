@@ -53,12 +53,23 @@ def test_verify_device_refuses_a_tflm_build(run_cli, tmp_path):
     assert code == 2 and "--backend c" in err
 
 
-def test_flash_dry_run_prints_the_exact_commands(run_cli, c_build):
+def test_flash_dry_run_prints_the_exact_commands_and_writes_nothing(run_cli, c_build, tmp_path):
+    before = sorted(p.relative_to(c_build) for p in (c_build / "cortex-m4").rglob("*"))
     code, out, err = run_cli("flash", c_build / "cortex-m4", "--board", "qemu-mps2-an386", "--dry-run")
     assert code == 0, err
     assert out.startswith("qemu-system-arm") and "-M mps2-an386" in out and "firmware.elf" in out
-    code, out, err = run_cli("flash", c_build / "cortex-m4", "--board", "nrf52840", "--image", "app.hex", "--dry-run")
+    assert sorted(p.relative_to(c_build) for p in (c_build / "cortex-m4").rglob("*")) == before
+    app = tmp_path / "app.hex"
+    app.write_text(":00000001FF\n")
+    code, out, err = run_cli("flash", c_build / "cortex-m4", "--board", "nrf52840", "--image", app, "--dry-run")
     assert code == 0, err
     assert out.startswith("pyocd flash") and "app.hex" in out
     code, _, err = run_cli("flash", c_build / "cortex-m4", "--board", "nrf52840")
     assert code == 2 and "--image" in err
+
+
+def test_verify_on_the_host_reruns_the_generated_c(run_cli, c_build):
+    code, out, err = run_cli("verify", c_build / "cortex-m4")
+    assert code == 0, err
+    result = json.loads((c_build / "cortex-m4" / "verify.json").read_text())
+    assert result["runtime"] == "c" and result["samples"] == 500 and result["device"] == "host"

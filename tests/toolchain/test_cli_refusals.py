@@ -1,0 +1,159 @@
+"""Bad input and damaged builds across the commands: one line, the right exit code, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, ROOT
+
+pytestmark = pytest.mark.toolchain
+
+
+def _refused(result, code, *words):
+    status, _, err = result
+    assert status == code, err
+    line = err.strip()
+    assert line.startswith("edgec: error:") and "\n" not in line and "Traceback" not in line, err
+    for word in words:
+        assert word in line, line
+
+
+def _compile(run_cli, out, *extra, model=DIGITS_MODEL, calibration=DIGITS_CALIBRATION, target="cortex-m4"):
+    return run_cli("compile", model, "-t", target, "--calibration", calibration, "-o", out, *extra)
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    from edgec.pipeline import compile as run
+
+    out = tmp_path_factory.mktemp("build")
+    run(DIGITS_MODEL, ["cortex-m4"], calibration=str(DIGITS_CALIBRATION), eval=str(DIGITS_EVAL), out=out)
+    return out / "cortex-m4"
+
+
+def test_output_path_that_is_a_file_is_refused(run_cli, tmp_path):
+    (tmp_path / "file").write_text("x")
+    _refused(_compile(run_cli, tmp_path / "file"), 2, "cannot write the output folder")
+
+
+def test_a_file_in_place_of_the_target_folder_is_replaced_without_leftovers(run_cli, tmp_path):
+    (tmp_path / "cortex-m4").write_text("x")
+    code, _, err = _compile(run_cli, tmp_path, "--eval", DIGITS_EVAL)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cortex-m4"]
+
+
+def test_recipe_that_is_a_folder_is_refused(run_cli, tmp_path):
+    _refused(_compile(run_cli, tmp_path / "out", "--recipe", tmp_path), 2, "cannot be read")
+
+
+def _digits_npz(path, images=None, labels=None):
+    data = np.load(DIGITS_CALIBRATION)
+    np.savez(path, image=data["image"] if images is None else images,
+             label=data["label"] if labels is None else labels)
+    return path
+
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda d: _digits_npz(d / "s.npz", labels=np.array(["x"] * 300)), ["labels must be integer class indices"]),
+    (lambda d: _digits_npz(d / "s.npz", labels=np.full(300, 12)), ["labels range 12..12", "10 classes"]),
+    (lambda d: _digits_npz(d / "s.npz", images=(np.load(DIGITS_CALIBRATION)["image"] * 16).astype(np.uint8)),
+     ["dtype uint8 for a float32 input", "preprocessing"]),
+])
+def test_bad_labels_and_integer_images_are_refused(run_cli, tmp_path, mutate, words):
+    _refused(_compile(run_cli, tmp_path / "out", calibration=mutate(tmp_path)), 2, *words)
+    assert not (tmp_path / "out" / "cortex-m4").exists()
+
+
+def test_settings_that_cannot_apply_are_refused_up_front(run_cli, tmp_path):
+    _refused(_compile(run_cli, tmp_path, "--max-accuracy-drop", "-1"), 2, "between 0 and 1")
+    _refused(_compile(run_cli, tmp_path, "--keep-float", "conv1", target="onnx-cpu"), 2, "TFLite targets")
+    _refused(_compile(run_cli, tmp_path, target="mcu-base"), 2, "base profile")
+    _refused(_compile(run_cli, tmp_path, "--prune", "0.3", "--prune-structure", "2:4"), 2, "2:4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dynamic_shapes_are_refused_naming_the_input(run_cli, tmp_path):
+    from edgec.tf import keras
+
+    k = keras()
+    inp = k.Input((None, 4), name="seq")
+    k.Model(inp, k.layers.Dense(2)(inp)).save(tmp_path / "dyn.keras")
+    _refused(_compile(run_cli, tmp_path / "out", model=tmp_path / "dyn.keras", calibration="random"), 2,
+             "'seq' has dynamic shape", "static shapes")
+
+
+def test_two_input_model_compiles_for_tflite_targets(run_cli, tmp_path):
+    from edgec.tf import keras
+
+    k = keras()
+    a, b = k.Input((4,), name="a"), k.Input((3,), name="b")
+    x = k.layers.Concatenate()([k.layers.Dense(5)(a), k.layers.Dense(5)(b)])
+    k.Model([a, b], k.layers.Dense(3, activation="softmax")(x)).save(tmp_path / "two.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "two.npz", a=rng.random((40, 4), dtype=np.float32), b=rng.random((40, 3), dtype=np.float32))
+    code, _, err = run_cli("compile", tmp_path / "two.keras", "-t", "cortex-m4", "-t", "raspberry-pi-4",
+                           "--calibration", tmp_path / "two.npz", "-o", tmp_path / "out")
+    assert code == 0, err
+
+
+def test_verify_refuses_missing_foreign_and_changed_builds(run_cli, build, tmp_path):
+    _refused(run_cli("verify", tmp_path / "nope"), 2, "does not exist")
+    _refused(run_cli("verify", tmp_path), 2, "no manifest.json")
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(build, copy)
+    (copy / "model.tflite").write_bytes((copy / "model.tflite").read_bytes()[:1000])
+    _refused(run_cli("verify", copy), 2, "changed since the build")
+    (copy / "manifest.json").write_text("{bad")
+    _refused(run_cli("bench", copy), 2, "damaged manifest")
+
+
+def test_bench_refuses_a_runtime_of_another_format_and_zero_threads(run_cli, build):
+    _refused(run_cli("bench", build, "--runtime", "onnxruntime"), 2, "runs in litert, tflm")
+    _refused(run_cli("bench", build, "--threads", "0"), 2, "threads must be >= 1")
+
+
+def test_flash_refuses_unknown_boards_and_missing_images(run_cli, build, tmp_path):
+    _refused(run_cli("flash", build, "--board", "nosuch", "--dry-run"), 2, "unknown board 'nosuch'", "nrf52840")
+    _refused(run_cli("flash", build, "--board", "nrf52840", "--image", tmp_path / "no.hex", "--dry-run"), 2,
+             "does not exist")
+    _refused(run_cli("flash", build, "--board", "qemu-mps2-an386", "--dry-run"), 2, "--backend c")
+
+
+def test_nan_in_device_outputs_is_named_as_the_failure(run_cli, tmp_path):
+    from edgec.device_outputs import save
+    from edgec.pipeline import compile as run
+
+    run(DIGITS_MODEL, ["raspberry-pi-4"], calibration=str(DIGITS_CALIBRATION), eval=str(DIGITS_EVAL), out=tmp_path)
+    folder = tmp_path / "raspberry-pi-4"
+    inputs = np.load(folder / "harness" / "inputs.npz")["image"]
+    outputs = np.full((len(inputs), 10), np.nan, np.float32)
+    save(tmp_path / "nan.npz", [outputs], inputs=[inputs], runtime="x", device="y")
+    code, _, err = run_cli("verify", folder, "--outputs", tmp_path / "nan.npz")
+    assert code == 1 and "NaN or inf" in err
+
+
+def test_sigterm_removes_the_half_built_folder(tmp_path):
+    cmd = [sys.executable, "-m", "edgec", "compile", str(DIGITS_MODEL), "-t", "cortex-m4", "-t", "onnx-cpu",
+           "--calibration", str(DIGITS_CALIBRATION), "-o", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
+        time.sleep(0.2)  # wait until a target folder is being built
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+    assert os.listdir(tmp_path) in ([], ["cortex-m4"])  # complete folders only
+    for name in os.listdir(tmp_path):
+        assert json.loads((tmp_path / name / "report.json").read_text())["target"] == name
