@@ -247,9 +247,27 @@ def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> by
     return model
 
 
+def _onnx_layer_analysis(build: Build) -> list[str]:
+    """ONNX Runtime's QDQ debugging on the ONNX artifact; returns the three worst tensors."""
+    from .layer_error_onnx import analyze
+
+    samples = build.calibration.subset(range(min(32, len(build.calibration)))).arrays()
+    with status(f"{build.target['id']}: per-tensor QDQ error (ONNX Runtime)"):
+        layers = analyze(build.work / "model_float.onnx", build.artifact, samples)
+    build.report["layer_error"] = {"tool": "onnxruntime.quantization.qdq_loss_debug",
+                                   "ranked_by": "added_noise_to_signal", "layers": layers[:20]}
+    return [x["layer"] for x in layers[:3]]
+
+
 def _explain_failure(build: Build) -> None:
-    """When verification fails on a TFLite artifact, name the layers int8 hurts most."""
-    if build.int8_tflite is None or build.report["verification"]["passed"]:
+    """When verification fails on an int8 artifact, name the layers int8 hurts most."""
+    if build.report["verification"]["passed"]:
+        return
+    if build.target["format"] == "onnx" and build.target.get("quantization", {}).get("scheme") == "int8":
+        worst = _onnx_layer_analysis(build)
+        build.failures.append(f"[verify / {build.target['id']}] worst int8 tensors: {', '.join(worst)}")
+        return
+    if build.int8_tflite is None:
         return
     worst = [x["layer"] for x in _layer_analysis(build).worst(3)]
     build.failures.append(f"[verify / {build.target['id']}] worst int8 layers: {', '.join(worst)}; try "

@@ -85,3 +85,13 @@ def test_bench_times_artifact_and_reference_in_one_run(run_cli, pi_build):
     bench = json.loads((pi_build / "bench.json").read_text())
     assert bench["runtime"] == "litert" and bench["artifact"]["p50_ms"] > 0 and bench["reference"]["p50_ms"] > 0
     assert bench["speedup"] == pytest.approx(bench["reference"]["p50_ms"] / bench["artifact"]["p50_ms"], rel=1e-3)
+
+
+def test_broken_int8_tensor_in_an_onnx_build_is_named(run_cli, outlier_files, tmp_path):
+    code, _, err = run_cli("compile", outlier_files / "outlier.keras", "-t", "onnx-cpu",
+                           "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
+                           "-o", tmp_path)
+    assert code == 1 and "worst int8 tensors:" in err
+    report = json.loads((tmp_path / "onnx-cpu" / "report.json").read_text())
+    assert report["layer_error"]["tool"] == "onnxruntime.quantization.qdq_loss_debug"
+    assert "mixer" in report["layer_error"]["layers"][0]["layer"]
