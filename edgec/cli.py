@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--eval", metavar="DATA", help="evaluation set (default: the build's own)")
     v.add_argument("--device", metavar="NAME", help="run the generated-C firmware on an emulated board, "
                    "e.g. qemu-mps2-an386 (Cortex-M4), qemu-mps3-an547 (Cortex-M55)")
+    v.add_argument("--portable", action="store_true",
+                   help="with --device: build the firmware with the portable C kernels (no DSP/MVE)")
     v.add_argument("--port", metavar="PORT", help="a board running the firmware: /dev/ttyACM0 or socket://host:port")
     v.add_argument("--outputs", metavar="FILE",
                    help="outputs captured on a device by the harness (npz, see edgec/device_outputs.py)")

@@ -137,7 +137,8 @@ def cmd_verify(args) -> int:
     if args.device or args.port:
         from .device_verify import verify_on_device
 
-        result = verify_on_device(folder, profile, loaded, data, device=args.device, port=args.port)
+        result = verify_on_device(folder, profile, loaded, data, device=args.device, port=args.port,
+                                  portable=args.portable)
     elif args.outputs:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval))

@@ -35,7 +35,7 @@ def _tflm_int8(tflite: bytes, inputs: list[np.ndarray]) -> tuple[list[np.ndarray
 
 
 def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device: str | None = None,
-                     port: str | None = None) -> dict:
+                     port: str | None = None, portable: bool = False) -> dict:
     """Stream ``evaluation`` through the firmware; return the ``verify.json`` content."""
     from .firmware.run import run_on_device, run_target_on_qemu
 
@@ -58,7 +58,7 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
         results = run_on_device(port, payloads)
     else:
         firmware, results = run_target_on_qemu(folder, profile, payloads, work=folder / "intermediate" / "firmware",
-                                               device=device)
+                                               device=device, cflags=("-DEDGEC_PORTABLE",) if portable else ())
     got = [np.frombuffer(r.output, np.int8).reshape(e.shape) for r, e in zip(results, expected)]
     mismatches = [i for i, (g, e) in enumerate(zip(got, expected)) if not np.array_equal(g, e)]
     outputs = [np.concatenate([dequantize_output(g, out_detail) for g in got])]
@@ -66,7 +66,8 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
     metrics = compare(reference_outputs(loaded.keras_model, samples), outputs, labels)
     counts = np.array([r.ticks for r in results], np.int64)
     macs = report.get("c_backend", {}).get("macs") or report["model"].get("macs")
-    result = {"device": device or port, "runtime": "edgec generated C firmware", **metrics,
+    kernels = "portable C" if portable else "optimized (DSP/MVE where the core has it)"
+    result = {"device": device or port, "runtime": f"edgec generated C firmware, {kernels} kernels", **metrics,
               "bit_exact": not mismatches, "mismatched_samples": mismatches[:20],
               "instructions_per_inference" if not port else "cycles_per_inference": {
                   "min": int(counts.min()), "p50": int(np.median(counts)), "max": int(counts.max())},

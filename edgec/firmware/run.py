@@ -69,7 +69,7 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
 
 
 def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: Path, device: str | None = None,
-                       timeout: float = 60.0) -> tuple[FirmwareImage, list[Inference]]:
+                       timeout: float = 60.0, cflags: tuple[str, ...] = ()) -> tuple[FirmwareImage, list[Inference]]:
     """Build the generated C in ``c_dir`` for a resolved target profile and run ``inputs`` under QEMU.
 
     The board is ``device`` ("qemu-mps2-an386") or the profile's ``device.qemu_machine``; the
@@ -85,5 +85,5 @@ def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: 
                          "pass --device qemu-mps2-an386 or another emulated board", stage="device")
     memory = target.get("memory", {})
     image = build_firmware(Path(c_dir), machine, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
-                           out=Path(work))
+                           out=Path(work), cflags=cflags)
     return image, run_on_device(image, inputs, timeout=timeout)

@@ -33,9 +33,11 @@ def test_generated_c_is_bit_exact_with_tflm_on_the_host_and_smaller_in_ram(c_bui
     assert (c_build / "cortex-m4" / "model.c").is_file()
 
 
+@pytest.mark.parametrize("kernels", ["optimized", "portable"])
 @pytest.mark.parametrize("target,device", [("cortex-m4", "qemu-mps2-an386"), ("cortex-m55", "qemu-mps3-an547")])
-def test_verify_on_emulated_board_is_bit_exact_on_every_held_out_sample(run_cli, c_build, target, device):
-    code, out, err = run_cli("verify", c_build / target, "--device", device)
+def test_verify_on_emulated_board_is_bit_exact_on_every_held_out_sample(run_cli, c_build, target, device, kernels):
+    code, out, err = run_cli("verify", c_build / target, "--device", device,
+                             *(["--portable"] if kernels == "portable" else []))
     assert code == 0, err
     result = json.loads((c_build / target / "verify.json").read_text())
     assert result["bit_exact"] is True and result["samples"] == 500 and result["mismatched_samples"] == []
