@@ -20,7 +20,8 @@ STAGE = "verify"
 
 
 def _tflm_int8(tflite: bytes, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], dict, dict]:
-    """Raw int8 outputs of the TFLite Micro interpreter, plus its input and output details."""
+    """Raw outputs (int8, or float32 for a float-output model) of the TFLite Micro interpreter,
+    plus its input and output details."""
     from tflite_micro.python.tflite_micro import runtime
 
     from .tflm_arena import HOST_ARENA_BYTES
@@ -59,8 +60,9 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
     else:
         firmware, results = run_target_on_qemu(folder, profile, payloads, work=folder / "intermediate" / "firmware",
                                                device=device, cflags=("-DEDGEC_PORTABLE",) if portable else ())
-    got = [np.frombuffer(r.output, np.int8).reshape(e.shape) for r, e in zip(results, expected)]
-    mismatches = [i for i, (g, e) in enumerate(zip(got, expected)) if not np.array_equal(g, e)]
+    # int8, or float32 for a model with float output: compared bit for bit either way.
+    got = [np.frombuffer(r.output, out_detail["dtype"]).reshape(e.shape) for r, e in zip(results, expected)]
+    mismatches = [i for i, (g, e) in enumerate(zip(got, expected)) if g.tobytes() != e.tobytes()]
     outputs = [np.concatenate([dequantize_output(g, out_detail) for g in got])]
     labels = None if evaluation.random else data.labels
     metrics = compare(reference_outputs(loaded.keras_model, samples), outputs, labels)

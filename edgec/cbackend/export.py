@@ -55,6 +55,7 @@ def export(build) -> None:
     size["flash_note"] = "constant data only; the linked code size is measured by the firmware build"
     build.report["operators"] = sorted(set(info["ops"]))
     build.report["c_backend"] = {"macs": info["macs"], "weight_bytes": info["weight_bytes"],
+                                 "input_type": info["input_type"], "output_type": info["output_type"],
                                  "ops": info["ops"], "files": info["files"]}
     check_budget(flash_bytes=info["weight_bytes"], ram_bytes=info["arena_bytes"], profile=build.target)
 
@@ -66,18 +67,28 @@ def _header_value(header: str, name: str) -> str:
     return match.group(1).strip()
 
 
-def _qparams(header: str, kind: str) -> tuple[float, int, tuple[int, ...]]:
+def _qparams(header: str, kind: str) -> tuple[float | None, int | None, tuple[int, ...]]:
+    """Scale, zero point and shape of the input or output; no scale for a float32 tensor."""
+    shape = tuple(int(d) for d in _header_value(header, f"{kind}_SHAPE").strip("{}").split(","))
+    if re.search(rf"#define EDGEC_{kind}_FLOAT 1\b", header):
+        return None, None, shape
     scale = float(_header_value(header, f"{kind}_SCALE").rstrip("f"))
     zero = int(_header_value(header, f"{kind}_ZERO_POINT").strip("()"))
-    shape = tuple(int(d) for d in _header_value(header, f"{kind}_SHAPE").strip("{}").split(","))
     return scale, zero, shape
+
+
+def _detail(scale: float | None, zero: int | None) -> dict:
+    if scale is None:
+        return {"dtype": np.float32}
+    return {"dtype": np.int8, "quantization_parameters": {"scales": [scale], "zero_points": [zero]}}
 
 
 def predict(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run float ``inputs`` (batch first) through the generated C compiled for this host.
 
-    ``artifact`` is the folder of the ``c`` format or a file in it. Inputs are quantized with the
-    model's input scale and zero point and outputs dequantized, like the other runtimes.
+    ``artifact`` is the folder of the ``c`` format or a file in it. An int8 input is quantized
+    with the model's input scale and zero point and an int8 output dequantized, like the other
+    runtimes; a float32 input or output (a model converted with float I/O) passes as it is.
     """
     from ..runtimes import dequantize_output, quantize_input
 
@@ -87,11 +98,9 @@ def predict(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     in_scale, in_zero, in_shape = _qparams(header, "INPUT")
     out_scale, out_zero, out_shape = _qparams(header, "OUTPUT")
     (x,) = list(inputs.values())[:1]
-    detail = {"dtype": np.int8, "quantization_parameters": {"scales": [in_scale], "zero_points": [in_zero]}}
-    q = quantize_input(np.asarray(x, np.float32), detail).reshape(len(x), *in_shape[1:])
+    q = quantize_input(np.asarray(x, np.float32), _detail(in_scale, in_zero)).reshape(len(x), *in_shape[1:])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "c"
         shutil.copytree(folder, work, ignore=shutil.ignore_patterns("host", "intermediate"))
         y = run_host(compile_host(work), q)
-    detail = {"dtype": np.int8, "quantization_parameters": {"scales": [out_scale], "zero_points": [out_zero]}}
-    return [dequantize_output(y, detail).reshape(len(x), *out_shape[1:])]
+    return [dequantize_output(y, _detail(out_scale, out_zero)).reshape(len(x), *out_shape[1:])]

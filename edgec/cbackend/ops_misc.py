@@ -66,11 +66,25 @@ def hard_swish(e, op) -> int:
     return 0
 
 
+def _per_tensor(op, t) -> None:
+    if t.scales is None or np.size(t.scales) != 1:
+        _refuse(op, f"tensor '{t.name}' needs one (per-tensor) scale")
+
+
+def _float_literal(x: float) -> str:
+    """A C float literal that reads back as exactly ``x`` rounded to float32 (9 digits suffice)."""
+    return f"{float(F32(x)):.9g}f"
+
+
 def quantize(e, op) -> int:
-    """QUANTIZE int8 -> int8 (requantization between two scales)."""
+    """QUANTIZE float32 -> int8 (the model's float input) or int8 -> int8 (a requantization)."""
     inp, out = _io(e, op)
-    if inp.type != "INT8" or out.type != "INT8":
-        _refuse(op, f"{inp.type} -> {out.type} has no C kernel (int8 -> int8 only)")
+    _per_tensor(op, out)
+    if inp.type == "FLOAT32":
+        e.call(f"edgec_quantize_f32_s8({e.ptr(op.inputs[0])}, {e.ptr(op.outputs[0])}, {nelem(inp)}, "
+               f"{_float_literal(scale(out))}, {zp(out)});")
+        return 0
+    _per_tensor(op, inp)
     mult, shift = quantize_multiplier(float(F32(scale(inp))) / float(F32(scale(out))))
     e.call(f"edgec_requantize_s8({e.ptr(op.inputs[0])}, {e.ptr(op.outputs[0])}, {nelem(inp)}, "
            f"{zp(inp)}, {zp(out)}, {mult}, {shift}, -128, 127);")
@@ -78,8 +92,12 @@ def quantize(e, op) -> int:
 
 
 def dequantize(e, op) -> int:
-    """DEQUANTIZE produces float tensors, which the int8-only C backend does not have."""
-    _refuse(op, "float outputs have no C kernel (the generated C is int8 end to end)")
+    """DEQUANTIZE int8 -> float32 (the model's float output)."""
+    inp, out = _io(e, op)
+    _per_tensor(op, inp)
+    e.call(f"edgec_dequantize_s8_f32({e.ptr(op.inputs[0])}, {e.ptr(op.outputs[0])}, {nelem(inp)}, "
+           f"{_float_literal(scale(inp))}, {zp(inp)});")
+    return 0
 
 
 def relu(e, op) -> int:

@@ -50,8 +50,11 @@ class MemoryPlan:
         return self.buffers[-1 - op_index]
 
 
+_ITEM_BYTES = {"FLOAT32": 4, "INT32": 4, "INT16": 2}  # everything else the plan holds is int8
+
+
 def _nbytes(tensor) -> int:
-    n = 1
+    n = _ITEM_BYTES.get(tensor.type, 1)
     for d in tensor.shape:
         n *= max(int(d), 1)
     return n
@@ -95,9 +98,10 @@ def _roots(model, row_in_place) -> tuple[dict[int, int], set[int]]:
         else:
             continue
         for t in candidates:
-            # In place when this op is the last reader of the whole group, the sizes match and
-            # the group is not the caller's (read-only) input.
-            if (t in root_of and _nbytes(model.tensors[t]) == _nbytes(model.tensors[out])
+            # In place when this op is the last reader of the whole group, the types and sizes
+            # match and the group is not the caller's (read-only) input.
+            if (t in root_of and model.tensors[t].type == model.tensors[out].type
+                    and _nbytes(model.tensors[t]) == _nbytes(model.tensors[out])
                     and root_of[t] != root_of[model_input] and root_of[t] != root_of[out]
                     and max(last.get(m, -1) for m in members[root_of[t]]) == i):
                 join(t, out)

@@ -10,8 +10,10 @@ import numpy as np
 from edgec.tf import keras, seed_everything, tensorflow
 
 
-def to_int8_tflite(model, *, seed: int = 0, samples: int = 64) -> bytes:
-    """Convert with the real TFLite converter: int8 weights and activations, int8 input and output."""
+def to_int8_tflite(model, *, seed: int = 0, samples: int = 64, float_input: bool = False,
+                   float_output: bool = False) -> bytes:
+    """Convert with the real TFLite converter: int8 weights and activations, int8 input and output
+    (float32 ones with ``float_input`` / ``float_output``: a QUANTIZE / DEQUANTIZE at the ends)."""
     tf = tensorflow()
     rng = np.random.default_rng(seed)
     shape = model.input_shape[1:]
@@ -25,8 +27,8 @@ def to_int8_tflite(model, *, seed: int = 0, samples: int = 64) -> bytes:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    conv.inference_input_type = tf.float32 if float_input else tf.int8
+    conv.inference_output_type = tf.float32 if float_output else tf.int8
     return conv.convert()
 
 
@@ -89,6 +91,23 @@ def merge_model():
     pooled = L.GlobalAveragePooling2D()(fixed)
     out = L.Dense(4)(pooled)
     return keras().Model(inp, out)
+
+
+def small_conv_model():
+    """A little CONV_2D + FULLY_CONNECTED network, for the float32-I/O conversions."""
+    seed_everything(6)
+    L = keras().layers
+    inp = L.Input((5, 5, 2))
+    x = L.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = L.Flatten()(x)
+    return keras().Model(inp, L.Dense(3)(x))
+
+
+def identity_model():
+    """Only a RESHAPE (fixed batch 1): with float32 I/O the output shows every quantized input."""
+    L = keras().layers
+    inp = L.Input((3, 8), batch_size=1)
+    return keras().Model(inp, L.Reshape((24,))(inp))
 
 
 def digits_int8_tflite(model_path, calibration_path, *, samples: int = 200) -> bytes:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edgec.cbackend import OPS, generate
-from edgec.cbackend.hostcheck import compile_host, random_inputs, run_host, tflm_outputs
+from edgec.cbackend.hostcheck import (compile_host, device_check, input_quantization, random_inputs,
+                                      run_host, tflm_outputs)
 from edgec.errors import InputError
 from edgec.tflite_model import parse
 
@@ -22,14 +23,22 @@ import cbackend_support as models
 pytestmark = pytest.mark.toolchain
 
 REQUIRED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-                "ADD", "MUL", "RESHAPE", "SOFTMAX", "QUANTIZE", "CONCATENATION", "PAD", "MEAN",
-                "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6"}
+                "ADD", "MUL", "RESHAPE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "CONCATENATION", "PAD",
+                "MEAN", "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6"}
 
 
 @pytest.fixture(scope="module")
 def tflites() -> dict[str, bytes]:
     return {"conv": models.to_int8_tflite(models.conv_model()),
             "merge": models.to_int8_tflite(models.merge_model())}
+
+
+@pytest.fixture(scope="module")
+def float_tflites() -> dict[str, bytes]:
+    """Converted with float32 input and/or output: QUANTIZE float32 -> int8 in, DEQUANTIZE out."""
+    return {"identity": models.to_int8_tflite(models.identity_model(), float_input=True, float_output=True),
+            "conv": models.to_int8_tflite(models.small_conv_model(), float_input=True, float_output=True),
+            "float_out": models.to_int8_tflite(models.small_conv_model(), float_output=True)}
 
 
 def _inputs(tflite: bytes, count: int) -> np.ndarray:
@@ -47,8 +56,8 @@ def test_generated_c_is_bit_exact_with_tflite_micro(tflites, tmp_path, name):
     np.testing.assert_array_equal(ours, tflm_outputs(tflite, x))
 
 
-def test_test_models_cover_every_required_operator(tflites):
-    used = {op.name for t in tflites.values() for op in parse(t).operators}
+def test_test_models_cover_every_required_operator(tflites, float_tflites):
+    used = {op.name for t in [*tflites.values(), *float_tflites.values()] for op in parse(t).operators}
     assert REQUIRED_OPS <= used, REQUIRED_OPS - used
     assert REQUIRED_OPS <= set(OPS)
 
@@ -61,6 +70,9 @@ def test_generated_folder_keeps_the_firmware_contract(tflites, tmp_path):
                   "EDGEC_OUTPUT_SCALE 0.00390625f", "EDGEC_OUTPUT_ZERO_POINT (-128)"):
         assert macro in header
     assert "int edgec_invoke(const int8_t *input, int8_t *output);" in header
+    for line in ("EDGEC_INPUT_FLOAT 0", "EDGEC_OUTPUT_FLOAT 0", "typedef int8_t edgec_input_t;",
+                 "typedef int8_t edgec_output_t;"):
+        assert line in header
     assert int(re.search(r"EDGEC_ARENA_BYTES (\d+)", header).group(1)) == info["arena_bytes"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(info["files"])
     compile_host(tmp_path, extra_flags=("-Werror", "-pedantic"))  # clean C99; built in host/
@@ -106,19 +118,79 @@ def test_operator_without_kernel_is_an_input_error_naming_it(tmp_path):
     assert not out.exists()  # nothing half-written
 
 
-def test_float_output_model_is_refused_with_the_operator_named(tmp_path):
+def _round_half_away(v: np.ndarray) -> np.ndarray:
+    v = v.astype(np.float64)  # |v| + 0.5 is exact in float64, not always in float32
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+@pytest.mark.parametrize("name", ["identity", "conv", "float_out"])
+def test_float_io_model_is_bit_exact_with_tflite_micro(float_tflites, tmp_path, name):
+    tflite = float_tflites[name]
+    info = generate(tflite, tmp_path)
+    assert info["ops"][-1] == "DEQUANTIZE" and info["output_type"] == "float32"
+    x = random_inputs(tflite, 300, seed=5, extremes=True)
+    if name != "float_out":
+        assert info["ops"][0] == "QUANTIZE" and x.dtype == np.float32
+        scale, zero = input_quantization(tflite)
+        v = x / scale  # the quotient QUANTIZE rounds, in float32 like the reference
+        assert (v == np.floor(v) + 0.5).sum() > 1000  # exact rounding ties
+        assert (v < -1000).sum() > 500 and (v > 1000).sum() > 500  # far outside [-128, 127]
+    ours = run_host(compile_host(tmp_path, extra_flags=("-Werror", "-pedantic")), x)
+    reference = tflm_outputs(tflite, x)
+    assert ours.dtype == reference.dtype == np.float32
+    np.testing.assert_array_equal(ours.view(np.uint32), reference.view(np.uint32))
+    if name == "identity":  # the output is the quantized input: ties round away from zero
+        q = np.clip(_round_half_away(v) + zero, -128, 127).reshape(len(x), -1)
+        np.testing.assert_array_equal(ours, (scale * (q - zero)).astype(np.float32))
+
+
+def test_float_io_header_declares_float_buffers(float_tflites, tmp_path):
+    generate(float_tflites["conv"], tmp_path / "conv")
+    header = (tmp_path / "conv" / "model.h").read_text()
+    for line in ("EDGEC_INPUT_FLOAT 1", "EDGEC_INPUT_ELEMENTS 50", "EDGEC_INPUT_BYTES 200",
+                 "EDGEC_OUTPUT_FLOAT 1", "EDGEC_OUTPUT_BYTES 12", "typedef float edgec_input_t;",
+                 "typedef float edgec_output_t;",
+                 "int edgec_invoke(const edgec_input_t *input, edgec_output_t *output);"):
+        assert line in header
+    assert "EDGEC_INPUT_SCALE" not in header and "EDGEC_OUTPUT_SCALE" not in header
+    generate(float_tflites["float_out"], tmp_path / "mixed")
+    header = (tmp_path / "mixed" / "model.h").read_text()
+    assert "typedef int8_t edgec_input_t;" in header and "EDGEC_INPUT_SCALE" in header
+    assert "typedef float edgec_output_t;" in header and "EDGEC_OUTPUT_BYTES 12" in header
+
+
+def test_quantize_saturates_where_the_reference_is_undefined(float_tflites, tmp_path):
+    # TFLite's unchecked float -> int32 cast has no defined result past 2^31 or for NaN.
+    tflite = float_tflites["identity"]
+    generate(tflite, tmp_path)
+    scale, zero = input_quantization(tflite)
+    x = np.full((1, 3, 8), np.nan, np.float32)
+    x.reshape(-1)[:6] = [np.inf, 1e30, 2.0 ** 31 * scale, -np.inf, -1e30, -(2.0 ** 31) * scale]
+    q = run_host(compile_host(tmp_path), x)[0] / scale + zero
+    np.testing.assert_allclose(q, [127] * 3 + [-128] * 3 + [zero] * 18, atol=1e-3)
+
+
+def test_c_runtime_passes_float_io_through(float_tflites, tmp_path):
+    from edgec.cbackend.export import predict
+
+    tflite = float_tflites["conv"]
+    generate(tflite, tmp_path)
+    x = random_inputs(tflite, 8, seed=9)
+    (y,) = predict(tmp_path / "model.h", {"input": x})
+    assert y.dtype == np.float32 and y.shape == (8, 3)
+    np.testing.assert_array_equal(y.reshape(8, -1), tflm_outputs(tflite, x))
+
+
+def test_float_tensor_inside_the_model_is_refused_naming_the_operator(tmp_path):
     tf = models.tensorflow()
     L = models.keras().layers
     models.seed_everything(4)
     inp = L.Input((4,))
-    model = models.keras().Model(inp, L.Dense(3)(inp))
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([np.ones((1, 4), np.float32) * i] for i in range(8))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8  # output stays float32: a DEQUANTIZE ends the graph
-    with pytest.raises(InputError, match=r"DEQUANTIZE.*tflm format"):
-        generate(conv.convert(), tmp_path)
+    conv = tf.lite.TFLiteConverter.from_keras_model(models.keras().Model(inp, L.Dense(3)(inp)))
+    with pytest.raises(InputError, match=r"FULLY_CONNECTED.*FLOAT32.*tflm format") as err:
+        generate(conv.convert(), tmp_path / "c")  # a float model: no QUANTIZE, float all through
+    assert err.value.exit_code == 2
+    assert not (tmp_path / "c").exists()
 
 
 def test_not_a_tflite_file_is_an_input_error(tmp_path):
@@ -144,3 +216,35 @@ def test_optimized_kernels_are_bit_exact_on_emulated_cortex_m(tflites, tmp_path,
         runs = run_on_device(image, [s.tobytes() for s in x])
         ours = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
         np.testing.assert_array_equal(ours, tflm_outputs(tflite, x), err_msg=f"{name} on {machine}")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+def test_float_io_model_is_bit_exact_on_emulated_cortex_m4(float_tflites, tmp_path):
+    tflite = float_tflites["conv"]
+    info = generate(tflite, tmp_path)
+    x = random_inputs(tflite, 20, seed=13, extremes=True)
+    result = device_check(tmp_path, "qemu-mps2-an386", x, tflm_outputs(tflite, x), macs=info["macs"])
+    assert result["qemu_bit_exact"] == len(x)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+def test_device_verify_sends_float_inputs_and_compares_float_outputs_bit_for_bit(float_tflites, tmp_path):
+    import json
+    import types
+
+    from edgec.calibration import ArrayDataset
+    from edgec.device_verify import verify_on_device
+
+    tflite = float_tflites["conv"]
+    info = generate(tflite, tmp_path)
+    (tmp_path / "intermediate").mkdir()
+    (tmp_path / "intermediate" / "model.tflite").write_bytes(tflite)
+    (tmp_path / "report.json").write_text(json.dumps({"format": "c", "model": {"macs": info["macs"]}}))
+    x = np.random.default_rng(0).normal(0, 2, (12, 5, 5, 2)).astype(np.float32)
+    samples = ArrayDataset("test", {"input_1": ((5, 5, 2), "float32")}, {"input_1": x})
+    profile = {"id": "test", "memory": {"flash_bytes": 1 << 20, "ram_bytes": 1 << 20}, "verification": {}}
+    result = verify_on_device(tmp_path, profile, types.SimpleNamespace(keras_model=models.small_conv_model()),
+                              samples, device="qemu-mps2-an386")
+    assert result["bit_exact"] and result["samples"] == 12 and result["passed"], result

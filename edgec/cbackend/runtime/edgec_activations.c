@@ -130,6 +130,42 @@ void edgec_requantize_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp
                                  act_min, act_max);
 }
 
+/* ---------------------------------------------------------------- float boundaries */
+
+/* TFLite's AffineQuantize: round(x / scale) + zero_point, clamped to int8, with the quotient in
+ * float (IEEE division, never a multiply by 1/scale) and std::round's half-away-from-zero rule.
+ * The reference casts the rounded quotient to int32 unchecked, which C++ leaves undefined for
+ * |x / scale| >= 2^31, infinities and NaN (x86 yields INT32_MIN, Arm saturates); here those
+ * saturate (+ -> 127, - -> -128) and NaN maps to the zero point. No libm: quotients beyond
+ * +-256 clamp whatever the zero point, and below that the rounding is done exactly by hand. */
+void edgec_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale, int32_t zp) {
+  int32_t i;
+  for (i = 0; i < n; ++i) {
+    const float v = in[i] / scale;
+    int32_t q;
+    if (v != v) {
+      q = zp;
+    } else if (v >= 256.0f) {
+      q = 127;
+    } else if (v <= -256.0f) {
+      q = -128;
+    } else {
+      const int32_t t = (int32_t)v;       /* toward zero; |v| < 256 */
+      const float frac = v - (float)t;    /* exact: below 1 and a multiple of v's ulp */
+      q = t + (frac >= 0.5f) - (frac <= -0.5f) + zp;
+    }
+    out[i] = (int8_t)edgec_clamp(q, -128, 127);
+  }
+}
+
+/* TFLite's Dequantize: scale * (q - zero_point). The reference multiplies in double and rounds
+ * to float once; the exact product of a float scale and a 9-bit integer fits a double, so one
+ * float multiply (also rounded once, to nearest even) gives the same bits without soft double. */
+void edgec_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale, int32_t zp) {
+  int32_t i;
+  for (i = 0; i < n; ++i) out[i] = scale * (float)((int32_t)in[i] - zp);
+}
+
 void edgec_clamp_s8(const int8_t *in, int8_t *out, int32_t n, int32_t lo, int32_t hi) {
   int32_t i;
   for (i = 0; i < n; ++i) out[i] = (int8_t)edgec_clamp(in[i], lo, hi);

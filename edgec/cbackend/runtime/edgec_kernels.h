@@ -81,6 +81,9 @@ void edgec_hard_swish_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp
 /* QUANTIZE int8 -> int8 and RELU: out = clamp(out_zp + (in - in_zp) * mult * 2^shift). */
 void edgec_requantize_s8(const int8_t *in, int8_t *out, int32_t n, int32_t in_zp, int32_t out_zp,
                          int32_t mult, int32_t shift, int32_t act_min, int32_t act_max);
+/* QUANTIZE float32 -> int8 and DEQUANTIZE int8 -> float32 (the float boundaries of a model). */
+void edgec_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale, int32_t zp);
+void edgec_dequantize_s8_f32(const int8_t *in, float *out, int32_t n, float scale, int32_t zp);
 /* RELU6 on an unchanged scale: clamp to [lo, hi]. */
 void edgec_clamp_s8(const int8_t *in, int8_t *out, int32_t n, int32_t lo, int32_t hi);
 /* CONCATENATION of equally quantized inputs along one axis. */

@@ -1,6 +1,7 @@
 /* The edgec device loop: answers INFO and INFER frames on UART0 (see edgec_fw.h and
  * edgec/firmware/protocol.py). The model comes from the generated model.c/model.h:
- * int edgec_invoke(const int8_t *input, int8_t *output). */
+ * int edgec_invoke(const edgec_input_t *input, edgec_output_t *output), whose element types are
+ * int8_t, or float for a model with float input or output; frames carry the buffers' raw bytes. */
 #include "edgec_fw.h"
 #include "model.h"
 
@@ -13,9 +14,13 @@
 #ifndef EDGEC_ARENA_BYTES
 #error "model.h must define EDGEC_ARENA_BYTES"
 #endif
+#ifndef EDGEC_INPUT_FLOAT /* model.h from before float I/O: int8 in and out */
+typedef int8_t edgec_input_t;
+typedef int8_t edgec_output_t;
+#endif
 
-static int8_t input_buf[EDGEC_INPUT_BYTES] __attribute__((aligned(16)));
-static int8_t output_buf[EDGEC_OUTPUT_BYTES] __attribute__((aligned(16)));
+static edgec_input_t input_buf[EDGEC_INPUT_BYTES / sizeof(edgec_input_t)] __attribute__((aligned(16)));
+static edgec_output_t output_buf[EDGEC_OUTPUT_BYTES / sizeof(edgec_output_t)] __attribute__((aligned(16)));
 
 static void reply_info(void)
 {
