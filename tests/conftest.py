@@ -26,3 +26,13 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+def assert_refused(result, code: int, *words: str) -> None:
+    """A CLI result (code, out, err) that refused: the exit code, one ``edgec: error:`` line, the words."""
+    status, _, err = result
+    assert status == code, err
+    line = err.strip()
+    assert line.startswith("edgec: error:") and "\n" not in line and "Traceback" not in line, err
+    for word in words:
+        assert word in line, line

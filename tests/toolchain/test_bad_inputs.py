@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_CALIBRATION, DIGITS_MODEL, MLPERF, needs_mlperf
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_MODEL, MLPERF, assert_refused, needs_mlperf
 
 pytestmark = pytest.mark.toolchain
 
@@ -23,12 +23,7 @@ def _compile(run_cli, model, out, *extra, target="cortex-m4", calibration=DIGITS
 
 
 def _assert_refused(result, code, *words, out=None):
-    status, _, err = result
-    assert status == code, err
-    line = err.strip()
-    assert line.startswith("edgec: error:") and "\n" not in line and "Traceback" not in line, err
-    for word in words:
-        assert word in line, line
+    assert_refused(result, code, *words)
     if out is not None:
         assert not any(p.name == "cortex-m4" for p in out.iterdir()) if out.exists() else True
 

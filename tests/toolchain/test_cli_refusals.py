@@ -12,18 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, ROOT
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, ROOT, assert_refused
 
 pytestmark = pytest.mark.toolchain
-
-
-def _refused(result, code, *words):
-    status, _, err = result
-    assert status == code, err
-    line = err.strip()
-    assert line.startswith("edgec: error:") and "\n" not in line and "Traceback" not in line, err
-    for word in words:
-        assert word in line, line
 
 
 def _compile(run_cli, out, *extra, model=DIGITS_MODEL, calibration=DIGITS_CALIBRATION, target="cortex-m4"):
@@ -39,9 +30,9 @@ def build(tmp_path_factory):
     return out / "cortex-m4"
 
 
-def test_output_path_that_is_a_file_is_refused(run_cli, tmp_path):
+def test_output_path_that_is_a_file_isassert_refused(run_cli, tmp_path):
     (tmp_path / "file").write_text("x")
-    _refused(_compile(run_cli, tmp_path / "file"), 2, "cannot write the output folder")
+    assert_refused(_compile(run_cli, tmp_path / "file"), 2, "cannot write the output folder")
 
 
 def test_a_file_in_place_of_the_target_folder_is_replaced_without_leftovers(run_cli, tmp_path):
@@ -51,8 +42,8 @@ def test_a_file_in_place_of_the_target_folder_is_replaced_without_leftovers(run_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cortex-m4"]
 
 
-def test_recipe_that_is_a_folder_is_refused(run_cli, tmp_path):
-    _refused(_compile(run_cli, tmp_path / "out", "--recipe", tmp_path), 2, "cannot be read")
+def test_recipe_that_is_a_folder_isassert_refused(run_cli, tmp_path):
+    assert_refused(_compile(run_cli, tmp_path / "out", "--recipe", tmp_path), 2, "cannot be read")
 
 
 def _digits_npz(path, images=None, labels=None):
@@ -68,16 +59,16 @@ def _digits_npz(path, images=None, labels=None):
     (lambda d: _digits_npz(d / "s.npz", images=(np.load(DIGITS_CALIBRATION)["image"] * 16).astype(np.uint8)),
      ["dtype uint8 for a float32 input", "preprocessing"]),
 ])
-def test_bad_labels_and_integer_images_are_refused(run_cli, tmp_path, mutate, words):
-    _refused(_compile(run_cli, tmp_path / "out", calibration=mutate(tmp_path)), 2, *words)
+def test_bad_labels_and_integer_images_areassert_refused(run_cli, tmp_path, mutate, words):
+    assert_refused(_compile(run_cli, tmp_path / "out", calibration=mutate(tmp_path)), 2, *words)
     assert not (tmp_path / "out" / "cortex-m4").exists()
 
 
 def test_settings_that_cannot_apply_are_refused_up_front(run_cli, tmp_path):
-    _refused(_compile(run_cli, tmp_path, "--max-accuracy-drop", "-1"), 2, "between 0 and 1")
-    _refused(_compile(run_cli, tmp_path, "--keep-float", "conv1", target="onnx-cpu"), 2, "TFLite targets")
-    _refused(_compile(run_cli, tmp_path, target="mcu-base"), 2, "base profile")
-    _refused(_compile(run_cli, tmp_path, "--prune", "0.3", "--prune-structure", "2:4"), 2, "2:4")
+    assert_refused(_compile(run_cli, tmp_path, "--max-accuracy-drop", "-1"), 2, "between 0 and 1")
+    assert_refused(_compile(run_cli, tmp_path, "--keep-float", "conv1", target="onnx-cpu"), 2, "TFLite targets")
+    assert_refused(_compile(run_cli, tmp_path, target="mcu-base"), 2, "base profile")
+    assert_refused(_compile(run_cli, tmp_path, "--prune", "0.3", "--prune-structure", "2:4"), 2, "2:4")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -87,7 +78,7 @@ def test_dynamic_shapes_are_refused_naming_the_input(run_cli, tmp_path):
     k = keras()
     inp = k.Input((None, 4), name="seq")
     k.Model(inp, k.layers.Dense(2)(inp)).save(tmp_path / "dyn.keras")
-    _refused(_compile(run_cli, tmp_path / "out", model=tmp_path / "dyn.keras", calibration="random"), 2,
+    assert_refused(_compile(run_cli, tmp_path / "out", model=tmp_path / "dyn.keras", calibration="random"), 2,
              "'seq' has dynamic shape", "static shapes")
 
 
@@ -106,28 +97,28 @@ def test_two_input_model_compiles_for_tflite_targets(run_cli, tmp_path):
 
 
 def test_verify_refuses_missing_foreign_and_changed_builds(run_cli, build, tmp_path):
-    _refused(run_cli("verify", tmp_path / "nope"), 2, "does not exist")
-    _refused(run_cli("verify", tmp_path), 2, "no manifest.json")
+    assert_refused(run_cli("verify", tmp_path / "nope"), 2, "does not exist")
+    assert_refused(run_cli("verify", tmp_path), 2, "no manifest.json")
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(build, copy)
     (copy / "model.tflite").write_bytes((copy / "model.tflite").read_bytes()[:1000])
-    _refused(run_cli("verify", copy), 2, "changed since the build")
+    assert_refused(run_cli("verify", copy), 2, "changed since the build")
     (copy / "manifest.json").write_text("{bad")
-    _refused(run_cli("bench", copy), 2, "damaged manifest")
+    assert_refused(run_cli("bench", copy), 2, "damaged manifest")
 
 
 def test_bench_refuses_a_runtime_of_another_format_and_zero_threads(run_cli, build):
-    _refused(run_cli("bench", build, "--runtime", "onnxruntime"), 2, "runs in litert, tflm")
-    _refused(run_cli("bench", build, "--threads", "0"), 2, "threads must be >= 1")
+    assert_refused(run_cli("bench", build, "--runtime", "onnxruntime"), 2, "runs in litert, tflm")
+    assert_refused(run_cli("bench", build, "--threads", "0"), 2, "threads must be >= 1")
 
 
 def test_flash_refuses_unknown_boards_and_missing_images(run_cli, build, tmp_path):
-    _refused(run_cli("flash", build, "--board", "nosuch", "--dry-run"), 2, "unknown board 'nosuch'", "nrf52840")
-    _refused(run_cli("flash", build, "--board", "nrf52840", "--image", tmp_path / "no.hex", "--dry-run"), 2,
+    assert_refused(run_cli("flash", build, "--board", "nosuch", "--dry-run"), 2, "unknown board 'nosuch'", "nrf52840")
+    assert_refused(run_cli("flash", build, "--board", "nrf52840", "--image", tmp_path / "no.hex", "--dry-run"), 2,
              "does not exist")
-    _refused(run_cli("flash", build, "--board", "qemu-mps2-an386", "--dry-run"), 2, "--backend c")
+    assert_refused(run_cli("flash", build, "--board", "qemu-mps2-an386", "--dry-run"), 2, "--backend c")
 
 
 def test_nan_in_device_outputs_is_named_as_the_failure(run_cli, tmp_path):
