@@ -19,7 +19,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"edgec {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_compile(sub)
+    _add_others(sub)
+    return p
 
+
+def _add_compile(sub) -> None:
     c = sub.add_parser("compile", help="compile a model for one or more targets")
     c.add_argument("model", help=".keras, .h5, SavedModel folder or .onnx")
     c.add_argument("--target", "-t", action="append", required=True, metavar="ID",
@@ -43,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--layer-error", action="store_true",
                    help="always report per-layer int8 error (it is reported anyway when verification fails)")
 
+
+
+def _add_others(sub) -> None:
     t = sub.add_parser("targets", help="list target profiles, or show one resolved")
     t.add_argument("id", nargs="?")
 
@@ -75,7 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, default=200)
     b.add_argument("--warmup", type=int, default=20)
     b.add_argument("--threads", type=int, default=1)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
