@@ -140,7 +140,8 @@ def sample_count(samples: Any) -> int:
 
 
 def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: bool = True,
-             work: Path, limit: int = CALIBRATION_SAMPLES, activation_dtype: str = "uint8") -> Any:
+             work: Path, limit: int = CALIBRATION_SAMPLES, activation_dtype: str = "uint8",
+             nodes_to_exclude: list[str] | None = None) -> Any:
     """Quantize a float ONNX model to INT8 QDQ with ``quantize_static``; return the ModelProto.
 
     ``method`` is minmax, entropy or percentile; ``work`` holds ORT's temporary files. Weights are
@@ -175,7 +176,8 @@ def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: b
                             per_channel=per_channel, calibrate_method=methods[method],
                             extra_options={"ActivationSymmetric": activations == QuantType.QInt8,
                                            "WeightSymmetric": True},
-                            calibration_providers=["CPUExecutionProvider"])
+                            calibration_providers=["CPUExecutionProvider"],
+                            nodes_to_exclude=list(nodes_to_exclude or []))
     except (RuntimeError, ValueError, KeyError) as e:
         raise ToolchainError(f"onnxruntime quantize_static ({method}) failed: {str(e).splitlines()[0]}",
                              stage=STAGE) from None
@@ -228,9 +230,21 @@ def export(build: Any) -> None:
     info = {"opset": OPSET, "scheme": scheme, "fusion": counts}
     if scheme == "int8":
         method = calibration_method(build)
-        model = quantize(model, build.calibration, method=method, per_channel=q.get("per_channel", True),
-                         activation_dtype=q.get("activation_dtype", "uint8"),
-                         work=build.work)
+        float_model = model
+
+        def quantized(excluded: list[str]) -> Any:
+            return quantize(float_model, build.calibration, method=method, per_channel=q.get("per_channel", True),
+                            activation_dtype=q.get("activation_dtype", "uint8"), work=build.work,
+                            nodes_to_exclude=excluded)
+
+        keep, max_drop = build.settings.get("keep_float") or [], build.settings.get("max_accuracy_drop")
+        if keep or max_drop is not None:
+            from .onnx_keep_float import fit
+
+            model, build.report["keep_float"] = fit(float_model, float_path, quantized, build.evaluation,
+                                                    build.calibration, keep=keep, max_drop=max_drop)
+        else:
+            model = quantized([])
         info.update(calibration_method=method, per_channel=q.get("per_channel", True),
                     activation_dtype=q.get("activation_dtype", "uint8"),
                     calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))

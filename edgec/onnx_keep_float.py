@@ -1,0 +1,91 @@
+"""``--keep-float`` / ``--max-accuracy-drop`` for ONNX builds: nodes left out of QDQ quantization.
+
+Layers are named as the user knows them (a Keras layer name such as ``mixer``, an ONNX node name, or a
+tensor name) and resolved to ONNX nodes. Keeping a node in float also keeps the nodes that read its
+output: otherwise their input is quantized again at the same broken scale (the TFLite path found the
+same). With ``max_drop``, the tensor that adds the most int8 error (ONNX Runtime's QDQ debugging,
+:mod:`edgec.layer_error_onnx`) is kept in float one at a time until the held-out top-1 drop is within it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 8
+
+
+def resolve_nodes(model: Any, names: Sequence[str]) -> list[str]:
+    """ONNX node names for user-given layer, node or tensor names; an unknown name is an InputError."""
+    found: list[str] = []
+    for name in names:
+        hits = [n.name for n in model.graph.node
+                if name == n.name or name in n.name.split("/") or name in n.output]
+        if not hits:
+            raise InputError(f"--keep-float '{name}' matches no node of the ONNX model (node names look like "
+                             f"'{model.graph.node[0].name}')", stage="quantize")
+        found += [h for h in hits if h not in found]
+    return found
+
+
+def with_consumers(model: Any, nodes: Sequence[str]) -> list[str]:
+    """``nodes`` plus every node that reads one of their outputs."""
+    outputs = {o for n in model.graph.node if n.name in nodes for o in n.output}
+    readers = [n.name for n in model.graph.node if set(n.input) & outputs]
+    return list(dict.fromkeys([*nodes, *readers]))
+
+
+def _producer(model: Any, tensor: str) -> str | None:
+    return next((n.name for n in model.graph.node if tensor in n.output), None)
+
+
+def _top1(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels))
+
+
+def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any], evaluation, calibration, *,
+        keep: Sequence[str], max_drop: float | None) -> tuple[Any, dict]:
+    """Quantize with ``keep`` (and their readers) in float; with ``max_drop`` add the worst one by one.
+
+    ``quantize(nodes_to_exclude)`` returns a QDQ ModelProto. Returns the final model and the report's
+    ``keep_float`` section: each step's float nodes, top-1, drop and size.
+    """
+    from .layer_error_onnx import analyze
+    from .runtimes_onnx import predict_onnxruntime
+
+    samples = evaluation.arrays()
+    reference = predict_onnxruntime(float_path, samples)[0]
+    labels = evaluation.labels if evaluation.labels is not None and not evaluation.random else \
+        reference.reshape(len(reference), -1).argmax(1)
+    float_top1 = _top1(reference, labels)
+    excluded = with_consumers(float_model, resolve_nodes(float_model, keep))
+    steps = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "candidate.onnx"
+        for _ in range(MAX_STEPS + 1):
+            model = quantize(excluded)
+            path.write_bytes(model.SerializeToString(deterministic=True))
+            top1 = _top1(predict_onnxruntime(path, samples)[0], labels)
+            steps.append({"kept_float": list(excluded), "top1": top1, "drop": float_top1 - top1,
+                          "bytes": path.stat().st_size})
+            log.info("onnx keep-float: %s in float: top-1 %.4f", excluded, top1)
+            if max_drop is None or float_top1 - top1 <= max_drop:
+                break
+            calib = calibration.subset(range(min(32, len(calibration)))).arrays()
+            worst = [_producer(float_model, x["tensor"]) for x in analyze(float_path, path, calib)]
+            new = next((n for n in worst if n and n not in excluded), None)
+            if new is None:
+                break
+            excluded = with_consumers(float_model, [*excluded, new])
+    met = max_drop is None or steps[-1]["drop"] <= max_drop
+    return model, {"float_top1": float_top1, "max_drop": max_drop, "met": met, "steps": steps,
+                   "cost": {"bytes": steps[-1]["bytes"] - steps[0]["bytes"]}}
