@@ -81,9 +81,9 @@ def model_tflite(name: str) -> bytes:
 
 def model_figures(name: str, tflite: bytes, info: dict, inputs, reference) -> dict:
     """The per-model columns: MACs, our static arena, TFLite Micro's .tflite bytes and measured arena."""
-    from edgec.cbackend.hostcheck import tflm_arena_bytes
+    from edgec.tflm_arena import measure_arena
 
-    tflm_arena = tflm_arena_bytes(tflite)
+    tflm_arena = measure_arena(tflite)["arena_bytes"]
     # TFLite Micro keeps the input and output tensors in its arena; ours live in the caller's buffers.
     io_bytes = int(inputs[0].size + reference.shape[1])
     return {"model": name, "label": MODELS[name][0], "macs": info["macs"], "ops": len(info["ops"]),

@@ -30,7 +30,8 @@ def check(tflite: bytes, *, count: int, seed: int, out_dir: Path, qemu: str | No
     """Generate, host-compile and compare; returns the measured numbers."""
     from edgec.cbackend import generate
     from edgec.cbackend.hostcheck import (compile_host, device_check, random_inputs, run_host,
-                                          tflm_arena_bytes, tflm_outputs)
+                                          tflm_outputs)
+    from edgec.tflm_arena import measure_arena
 
     info = generate(tflite, out_dir)
     exe = compile_host(out_dir)
@@ -42,7 +43,7 @@ def check(tflite: bytes, *, count: int, seed: int, out_dir: Path, qemu: str | No
     ref = tflm_outputs(tflite, x)
     tflm_s = time.perf_counter() - t0
     same = (ours == ref).all(axis=1)
-    tflm_arena = tflm_arena_bytes(tflite)
+    tflm_arena = measure_arena(tflite)["arena_bytes"]
     result = {"inputs": int(count), "bit_exact": int(same.sum()),
             "max_abs_diff": int(np.abs(ours.astype(np.int32) - ref).max()) if count else 0,
             "arena_bytes": info["arena_bytes"], "tflm_arena_bytes": tflm_arena,

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import InputError, ToolchainError
 from .codegen import generate
-from .hostcheck import compile_host, run_host, tflm_arena_bytes
+from ..tflm_arena import measure_arena
+from .hostcheck import compile_host, run_host
 
 STAGE = "export"
 
@@ -37,7 +38,7 @@ def export(build) -> None:
     (build.work / "model.tflite").parent.mkdir(parents=True, exist_ok=True)
     (build.work / "model.tflite").write_bytes(build.int8_tflite)
     build.artifact = build.out / "model.h"
-    tflm_arena = tflm_arena_bytes(build.int8_tflite)
+    tflm_arena = measure_arena(build.int8_tflite)["arena_bytes"]
     flash_budget, ram_budget = model_budget(build.target)
     build.report["memory"] = {
         "arena_bytes": info["arena_bytes"],

@@ -9,7 +9,6 @@ a model converted with float input or output (see :func:`io_dtypes`).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import tempfile
@@ -97,27 +96,6 @@ def tflm_outputs(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
         interp.invoke()
         outs.append(np.asarray(interp.get_output(0)).reshape(-1).copy())
     return np.stack(outs)
-
-
-def tflm_arena_bytes(tflite_bytes: bytes) -> int:
-    """Arena bytes TFLite Micro's recording allocator reports for the model."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(tflite_bytes)
-    with tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
-        try:
-            os.dup2(tmp.fileno(), 2)
-            interp.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        tmp.seek(0)
-        text = tmp.read().decode(errors="replace")
-    match = re.search(r"Arena allocation total (\d+) bytes", text)
-    if not match:
-        raise ToolchainError("TFLite Micro printed no arena total", stage="verify")
-    return int(match.group(1))
 
 
 def random_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0, extremes: bool = False) -> np.ndarray:
