@@ -37,6 +37,28 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
+_TYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "FLOAT32": np.float32}
+
+
+def input_details(tflite: bytes) -> list[dict]:
+    """The inputs of a ``.tflite`` as :func:`quantize_input` reads them, without an interpreter."""
+    model = parse(tflite)
+    return [{"dtype": _TYPES.get(model.tensors[i].type, np.float32), "shape": model.tensors[i].shape,
+             "quantization_parameters": {"scales": model.tensors[i].scales,
+                                         "zero_points": model.tensors[i].zero_points}} for i in model.inputs]
+
+
+def quantize_samples(tflite: bytes, arrays: list[np.ndarray]) -> list:
+    """Float samples (one array per model input, batch first) in the model's input types, one sample at
+    a time: a ``(1, ...)`` array each for a single-input model, else a list of them per sample."""
+    details = input_details(tflite)
+    samples = []
+    for n in range(len(arrays[0])):
+        per_input = [quantize_input(x[n:n + 1], d) for x, d in zip(arrays, details)]
+        samples.append(per_input[0] if len(per_input) == 1 else per_input)
+    return samples
+
+
 def _qparams(detail: dict) -> tuple[float, int]:
     q = detail.get("quantization_parameters") or {}
     scales = q.get("scales")

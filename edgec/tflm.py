@@ -18,7 +18,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 from .errors import GateError, InputError, ToolchainError
@@ -165,21 +164,11 @@ def check_budget(*, flash_bytes: int, ram_bytes: int, profile: dict) -> None:
                         target=profile["id"])
 
 
-def int8_samples(tflite: bytes, dataset, limit: int = 50) -> list[np.ndarray]:
+def int8_samples(tflite: bytes, dataset, limit: int = 50) -> list:
     """Up to ``limit`` samples of ``dataset`` quantized to the model's input type, one (1, ...) array each."""
-    from .runtimes import quantize_input
+    from .runtimes import quantize_samples
 
-    model = parse(tflite)
-    details = [{"dtype": {"INT8": np.int8, "UINT8": np.uint8}.get(model.tensors[i].type, np.float32),
-                "quantization_parameters": {"scales": model.tensors[i].scales,
-                                            "zero_points": model.tensors[i].zero_points}} for i in model.inputs]
-    arrays = dataset.subset(range(min(limit, len(dataset)))).arrays()
-    values = list(arrays.values())
-    samples = []
-    for n in range(len(values[0])):
-        per_input = [quantize_input(x[n:n + 1], d) for x, d in zip(values, details)]
-        samples.append(per_input[0] if len(per_input) == 1 else per_input)
-    return samples
+    return quantize_samples(tflite, list(dataset.subset(range(min(limit, len(dataset)))).arrays().values()))
 
 
 def lut_compress(build, tflite: bytes) -> bytes:

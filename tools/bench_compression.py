@@ -29,8 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgec import artifact_stats, lut, tflite_model  # noqa: E402
+from edgec import artifact_stats, lut  # noqa: E402
 from edgec.optimize import optimize  # noqa: E402
+from edgec.runtimes import quantize_samples  # noqa: E402
 from edgec.recipe import Recipe  # noqa: E402
 from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
 from edgec.tflm_arena import measure_arena  # noqa: E402
@@ -132,10 +133,7 @@ def convert(model, calibration: np.ndarray | None) -> bytes:
 
 
 def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
-    m = tflite_model.parse(tflite)
-    t = m.tensors[m.inputs[0]]
-    q = np.clip(np.round(x / t.scales[0] + t.zero_points[0]), -128, 127).astype(np.int8)
-    return [s[None] for s in q]
+    return quantize_samples(tflite, [np.asarray(x, np.float32)])
 
 
 def tflm_predict(tflite: bytes, x: np.ndarray) -> np.ndarray:

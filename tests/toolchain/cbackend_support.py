@@ -132,9 +132,7 @@ def digits_int8_tflite(model_path, calibration_path, *, samples: int = 200) -> b
 
 def quantize_input(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Quantize float samples with the model input's scale and zero point, as TFLite does."""
-    from edgec.tflite_model import parse
+    from edgec.runtimes import input_details, quantize_samples
 
-    model = parse(tflite)
-    t = model.tensors[model.inputs[0]]
-    q = np.round(x / np.float32(t.scales[0])) + int(t.zero_points[0])
-    return np.clip(q, -128, 127).astype(np.int8).reshape(len(x), *t.shape[1:])
+    shape = input_details(tflite)[0]["shape"]
+    return np.concatenate(quantize_samples(tflite, [np.asarray(x, np.float32)])).reshape(len(x), *shape[1:])

@@ -41,12 +41,9 @@ def int8_tflite(model, calibration: np.ndarray) -> bytes:
 
 def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
     """Float samples -> int8 samples with the artifact's own input quantization."""
-    from edgec import tflite_model
+    from edgec.runtimes import quantize_samples
 
-    m = tflite_model.parse(tflite)
-    t = m.tensors[m.inputs[0]]
-    q = np.round(x / t.scales[0] + t.zero_points[0])
-    return [s[None] for s in np.clip(q, -128, 127).astype(np.int8)]
+    return quantize_samples(tflite, [np.asarray(x, np.float32)])
 
 
 def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
