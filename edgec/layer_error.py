@@ -238,10 +238,6 @@ def litert_predict(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.stack(r) for r in results]
 
 
-def _top1(outputs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels))
-
-
 def _latency_ms(model: bytes, inputs: list[np.ndarray], runs: int = 50) -> float:
     from .bench import litert_p50_ms
 
@@ -258,19 +254,21 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
     (at most ``max_layers``). Without labels, top-1 is agreement with the float Keras model. Returns
     the final model bytes and a report section: each step's kept layers, top-1, size and latency.
     """
+    from .verify import top1_accuracy
+
     analysis = analysis or analyze(keras_model, calibration)
     inputs = _as_list(keras_model, evaluation)
     reference = np.asarray(keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
     if labels is None:
         labels = reference.reshape(len(reference), -1).argmax(1)
-    float_top1 = _top1(reference, np.asarray(labels))
+    float_top1 = top1_accuracy(reference, np.asarray(labels))
     requested = resolve_layers(analysis, keep_float)
     candidates = [x["tensor"] for x in analysis.layers if x["tensor"] not in requested]
     kept: list[str] = []
     steps = []
     while True:
         model = quantize_keeping_float(analysis, kept)
-        top1 = _top1(litert_predict(model, inputs)[0], np.asarray(labels))
+        top1 = top1_accuracy(litert_predict(model, inputs)[0], np.asarray(labels))
         steps.append({"kept_float": [layer_name(t) for t in kept], "kept_tensors": list(kept),
                       "top1": top1, "drop": float_top1 - top1, "bytes": len(model),
                       "p50_ms": _latency_ms(model, inputs)})

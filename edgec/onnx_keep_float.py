@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .errors import InputError
 
@@ -48,10 +47,6 @@ def _producer(model: Any, tensor: str) -> str | None:
     return next((n.name for n in model.graph.node if tensor in n.output), None)
 
 
-def _top1(outputs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels))
-
-
 def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any], evaluation, calibration, *,
         keep: Sequence[str], max_drop: float | None) -> tuple[Any, dict]:
     """Quantize with ``keep`` (and their readers) in float; with ``max_drop`` add the worst one by one.
@@ -61,12 +56,13 @@ def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any]
     """
     from .layer_error_onnx import analyze
     from .runtimes_onnx import predict_onnxruntime
+    from .verify import top1_accuracy
 
     samples = evaluation.arrays()
     reference = predict_onnxruntime(float_path, samples)[0]
     labels = evaluation.labels if evaluation.labels is not None and not evaluation.random else \
         reference.reshape(len(reference), -1).argmax(1)
-    float_top1 = _top1(reference, labels)
+    float_top1 = top1_accuracy(reference, labels)
     excluded = with_consumers(float_model, resolve_nodes(float_model, keep))
     steps = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +70,7 @@ def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any]
         for _ in range(MAX_STEPS + 1):
             model = quantize(excluded)
             path.write_bytes(model.SerializeToString(deterministic=True))
-            top1 = _top1(predict_onnxruntime(path, samples)[0], labels)
+            top1 = top1_accuracy(predict_onnxruntime(path, samples)[0], labels)
             steps.append({"kept_float": list(excluded), "top1": top1, "drop": float_top1 - top1,
                           "bytes": path.stat().st_size})
             log.info("onnx keep-float: %s in float: top-1 %.4f", excluded, top1)

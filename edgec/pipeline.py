@@ -213,12 +213,11 @@ def _quantize(build: Build) -> None:
 
 def _float_accuracy(keras_model, held_out) -> dict:
     """Top-1 of the compressed float model (before int8), to show what compression alone cost."""
-    from .verify import reference_outputs
+    from .verify import reference_outputs, top1_accuracy
 
     if held_out.random or held_out.labels is None:
         return {"top1": None}
-    out = reference_outputs(keras_model, held_out.arrays())[0]
-    return {"top1": float((out.reshape(len(out), -1).argmax(1) == held_out.labels).mean())}
+    return {"top1": top1_accuracy(reference_outputs(keras_model, held_out.arrays())[0], held_out.labels)}
 
 
 def _layer_analysis(build: Build):

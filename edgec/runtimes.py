@@ -13,7 +13,7 @@ import numpy as np
 
 from . import runtimes_onnx
 from .cbackend.export import predict as predict_c
-from .errors import ToolchainError
+from .errors import InputError, ToolchainError
 from .tflite_model import parse
 from .tflm_arena import HOST_ARENA_BYTES
 
@@ -76,13 +76,16 @@ def _input_name(tensor_name: str) -> str:
     return name.removeprefix("serving_default_")
 
 
-def _ordered(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
-    """Inputs in the artifact's order: by name when the names match, else by position."""
+def order_inputs(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Inputs in the artifact's order: by name when the names match (also TFLite's
+    ``serving_default_<name>:0``), else by position when the counts agree."""
     if all(n in inputs for n in names):
         return [inputs[n] for n in names]
     plain = [_input_name(n) for n in names]
     if all(n in inputs for n in plain):
         return [inputs[n] for n in plain]
+    if len(inputs) != len(names):
+        raise InputError(f"samples for {sorted(inputs)} do not match the artifact inputs {names}", stage="verify")
     return list(inputs.values())
 
 
@@ -96,7 +99,7 @@ def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarr
     in_details = [interp.get_input_details(i) for i in range(len(model.inputs))]
     out_details = [interp.get_output_details(i) for i in range(len(model.outputs))]
     names = [model.tensors[i].name for i in model.inputs]
-    arrays = _ordered(inputs, names)
+    arrays = order_inputs(inputs, names)
     outs: list[list[np.ndarray]] = [[] for _ in out_details]
     for n in range(len(arrays[0])):
         for i, (x, d) in enumerate(zip(arrays, in_details)):
@@ -119,7 +122,7 @@ def predict_litert(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads
     interp.allocate_tensors()
     in_details = interp.get_input_details()
     out_details = interp.get_output_details()
-    arrays = _ordered(inputs, [d["name"] for d in in_details])
+    arrays = order_inputs(inputs, [d["name"] for d in in_details])
     outs: list[list[np.ndarray]] = [[] for _ in out_details]
     for n in range(len(arrays[0])):
         for x, d in zip(arrays, in_details):

@@ -36,15 +36,6 @@ def fit_layout(x: np.ndarray, shape: list, name: str) -> np.ndarray:
                      f"{tuple(shape[1:])}", stage=STAGE)
 
 
-def _ordered(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
-    if all(n in inputs for n in names):
-        return [inputs[n] for n in names]
-    if len(inputs) != len(names):
-        raise InputError(f"samples for {sorted(inputs)} do not match the artifact inputs {names}",
-                         stage=STAGE)
-    return list(inputs.values())
-
-
 def _batched(arrays: list[np.ndarray], fixed_batch: bool):
     count = len(arrays[0])
     step = 1 if fixed_batch else max(count, 1)
@@ -55,6 +46,8 @@ def _batched(arrays: list[np.ndarray], fixed_batch: bool):
 def predict_onnxruntime(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads: int = 1
                         ) -> list[np.ndarray]:
     """Run a ``.onnx`` artifact in ONNX Runtime on the CPU (all graph optimizations on)."""
+    from .runtimes import order_inputs  # here: runtimes imports this module
+
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -69,7 +62,7 @@ def predict_onnxruntime(artifact: Path, inputs: dict[str, np.ndarray], *, num_th
     if any(s.type != "tensor(float)" for s in specs):
         raise ToolchainError(f"{artifact}: only float32 inputs are supported", stage=STAGE)
     arrays = [fit_layout(np.asarray(x, np.float32), s.shape, s.name)
-              for x, s in zip(_ordered(inputs, [s.name for s in specs]), specs)]
+              for x, s in zip(order_inputs(inputs, [s.name for s in specs]), specs)]
     fixed = any(s.shape and s.shape[0] == 1 for s in specs)
     outs: list[list[np.ndarray]] = [[] for _ in session.get_outputs()]
     for chunk in _batched(arrays, fixed):
@@ -81,6 +74,8 @@ def predict_onnxruntime(artifact: Path, inputs: dict[str, np.ndarray], *, num_th
 def predict_openvino(artifact: Path, inputs: dict[str, np.ndarray], *, device: str = "CPU"
                      ) -> list[np.ndarray]:
     """Run an OpenVINO IR (``model.xml`` beside ``model.bin``) on ``device`` (verification: CPU)."""
+    from .runtimes import order_inputs  # here: runtimes imports this module
+
     import openvino as ov
 
     artifact = Path(artifact)
@@ -97,7 +92,7 @@ def predict_openvino(artifact: Path, inputs: dict[str, np.ndarray], *, device: s
     names = [p.get_any_name() for p in ports]
     shapes = [[d.get_length() if d.is_static else -1 for d in p.get_partial_shape()] for p in ports]
     arrays = [fit_layout(np.asarray(x, np.float32), s, n)
-              for x, s, n in zip(_ordered(inputs, names), shapes, names)]
+              for x, s, n in zip(order_inputs(inputs, names), shapes, names)]
     fixed = any(s and s[0] == 1 for s in shapes)
     request = compiled.create_infer_request()
     outs: list[list[np.ndarray]] = [[] for _ in compiled.outputs]

@@ -34,6 +34,11 @@ def _top1(y: np.ndarray) -> np.ndarray:
     return y.reshape(len(y), -1).argmax(axis=1)
 
 
+def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of samples whose highest output is the label."""
+    return float(np.mean(_top1(outputs) == labels))
+
+
 def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.ndarray | None) -> dict:
     """The verification metrics for artifact outputs against the float reference."""
     ref, art = reference[0], artifact[0]
@@ -58,8 +63,8 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
         "artifact_top1": None,
     }
     if labels is not None:
-        metrics["reference_top1"] = float(np.mean(_top1(ref) == labels))
-        metrics["artifact_top1"] = float(np.mean(_top1(art) == labels))
+        metrics["reference_top1"] = top1_accuracy(ref, labels)
+        metrics["artifact_top1"] = top1_accuracy(art, labels)
     return metrics
 
 
