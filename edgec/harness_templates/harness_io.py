@@ -6,6 +6,7 @@ output_k (float32, batch first, dequantized), raw_output_k, input_sha256, runtim
 format_version, latency_ms.
 """
 
+import argparse
 import hashlib
 import json
 import os
@@ -18,6 +19,29 @@ import numpy as np
 
 LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 FORMAT_VERSION = 1
+
+
+def parse_args(doc, argv, *, model, runs, warmup, threads, add_options=None):
+    """The options every harness takes, parsed and checked (bad values: one line, exit 2).
+
+    ``add_options(parser)`` adds a harness's own options (e.g. ONNX Runtime's providers).
+    """
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--model", default=model)
+    p.add_argument("--inputs", help="npz with one array per model input (batch first)")
+    p.add_argument("--outputs", default="outputs.npz", help="where to write outputs (with --inputs)")
+    p.add_argument("--bench", default="bench.json")
+    p.add_argument("--runs", type=int, default=runs)
+    p.add_argument("--warmup", type=int, default=warmup)
+    p.add_argument("--threads", type=int, default=threads)
+    if add_options is not None:
+        add_options(p)
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.model):
+        fail("no model at %s" % args.model)
+    if args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        fail("--runs and --threads must be >= 1, --warmup >= 0")
+    return args
 
 
 def fail(message):

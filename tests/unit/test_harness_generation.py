@@ -33,4 +33,4 @@ def test_generated_scripts_carry_the_profiles_values_and_no_placeholders(tmp_pat
     (tmp_path / "model.tflite").write_bytes(b"x")
     folder = harness.write_harness(tmp_path, targets.resolve("jetson-orin"))
     script = (folder / "run_litert.py").read_text()
-    assert "@@" not in script and 'default=6)' in script and "target jetson-orin" in script
+    assert "@@" not in script and 'threads=6)' in script and "target jetson-orin" in script
