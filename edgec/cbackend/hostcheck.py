@@ -88,7 +88,10 @@ def tflm_outputs(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
     input type: int8, or float32 for a float-input model), flattened."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_bytes(tflite_bytes)
+    from ..tflm_arena import HOST_ARENA_BYTES
+
+    # The interpreter's default arena (10x the model size) is too small for large activations.
+    interp = runtime.Interpreter.from_bytes(tflite_bytes, arena_size=HOST_ARENA_BYTES)
     detail = interp.get_input_details(0)
     outs = []
     for x in inputs:
