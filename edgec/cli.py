@@ -40,7 +40,7 @@ def _add_compile(sub) -> None:
     c.add_argument("--recipe", metavar="edgec.toml", help="compression recipe (flags below override it)")
     recipe.add_arguments(c)
     c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"],
-                   help="activation range estimation for ONNX Runtime INT8 (default: the target's)")
+                   help="activation range estimation for ONNX Runtime and NNCF INT8 (default: the target's, else minmax)")
     c.add_argument("--keep-float", action="append", metavar="LAYER", default=None,
                    help="keep this layer out of int8 (repeatable; needs float kernels on the target)")
     c.add_argument("--max-accuracy-drop", type=float, metavar="X",

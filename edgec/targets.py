@@ -38,6 +38,7 @@ SCHEMA: dict[str, Any] = {
         "io_dtype": str,  # int8 | uint8 | float32
         "calibration_method": str,  # minmax | entropy | percentile (ONNX Runtime quantize_static)
         "activation_dtype": str,  # ONNX QDQ activations: uint8 (x86 U8S8 kernels) | int8 (TensorRT)
+        "overflow_fix": str,  # NNCF: disable (VNNI CPUs) | first_layer | enable (AVX2-only CPUs)
     },
     "operators": {"allowed": list},
     "verification": {

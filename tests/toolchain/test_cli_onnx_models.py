@@ -62,22 +62,30 @@ def test_mlperf_kws_via_tf2onnx_compiles_and_verifies_for_every_runtime(run_cli,
     assert all(r["verification"]["accuracy_note"] for r in reports.values())  # random data: fidelity only
 
 
+def resnet8_calibration(path, n=1200, seed=0):
+    """Stable natural-photo crops for the MLPerf ResNet-8 (see tools/photo_crops.py), saved as npz."""
+    from edgec.tf import keras
+    from tools.photo_crops import stable_crops
+
+    model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)
+    np.savez(path, input_1=stable_crops(model, n, seed))
+    return path
+
+
 @needs_mlperf
 @pytest.mark.slow
-def test_mlperf_resnet8_via_tf2onnx_compiles_for_a_microcontroller(run_cli, tmp_path):
-    """ResNet-8 as ONNX through the lowering to TFLite Micro, calibrated on natural-photo crops.
+def test_mlperf_resnet8_via_tf2onnx_compiles_and_verifies_for_every_runtime(run_cli, tmp_path):
+    """ResNet-8 as ONNX, calibrated on natural-photo crops, for OpenVINO, ONNX Runtime and TFLite Micro.
 
-    (OpenVINO and ONNX Runtime INT8 of this model agree with float on only 70-85% of such crops here,
-    below the 95% gate; see the README. TFLite Micro's int8 passes.)
+    Measured with these 1,200 crops (835 stable, 209 held out): agreement with the float model
+    OpenVINO 0.995 (0.79 with NNCF's default ranges and fast bias correction), ONNX Runtime 0.962,
+    TFLite Micro 0.952.
     """
-    from tests.toolchain.test_mlperf_compile import _photo_crops
-
     model = _tf2onnx(MLPERF / "pretrainedResnet.h5", tmp_path / "resnet8.onnx")
-    crops = np.load(_photo_crops(tmp_path / "crops.npz"))["input_1"]
+    crops = np.load(resnet8_calibration(tmp_path / "crops.npz"))["input_1"]
     np.savez(tmp_path / "calib.npz", **{model.graph.input[0].name: crops})
-    code, _, err = run_cli("compile", tmp_path / "resnet8.onnx", "-t", "cortex-m4", "--calibration",
-                           tmp_path / "calib.npz", "-o", tmp_path / "out")
-    assert code == 0, err
-    report = json.loads((tmp_path / "out" / "cortex-m4" / "report.json").read_text())
-    assert report["verification"]["top1_agreement"] >= 0.95
-    assert any("matches ONNX Runtime" in n for n in report["model"]["notes"])
+    reports = _compile_all(run_cli, tmp_path / "resnet8.onnx", tmp_path / "calib.npz", tmp_path / "out")
+    assert all(r["verification"]["top1_agreement"] >= 0.95 for r in reports.values())
+    assert any("matches ONNX Runtime" in n for n in reports["cortex-m4"]["model"]["notes"])
+    assert reports["intel-cpu"]["openvino"]["overflow_fix"] == "disable"
+    assert reports["intel-cpu"]["openvino"]["activation_range_estimator"] == "MINMAX"
