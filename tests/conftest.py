@@ -36,3 +36,15 @@ def assert_refused(result, code: int, *words: str) -> None:
     assert line.startswith("edgec: error:") and "\n" not in line and "Traceback" not in line, err
     for word in words:
         assert word in line, line
+
+
+def resnet8_calibration(path, n=1200, seed=0):
+    """Stable natural-photo crops for the MLPerf ResNet-8 (see tools/photo_crops.py), saved as npz."""
+    import numpy as np
+
+    from edgec.tf import keras
+    from tools.photo_crops import stable_crops
+
+    model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)
+    np.savez(path, input_1=stable_crops(model, n, seed))
+    return path

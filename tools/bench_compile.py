@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
 
-from tests.toolchain.test_mlperf_compile import _photo_crops  # noqa: E402  (one crop recipe for tests and bench)
+from tests.conftest import resnet8_calibration  # noqa: E402  (one crop recipe for tests and bench)
 
 
 def _cases(tmp: Path) -> list[tuple[str, Path, str, str | None, int | None, int | None]]:
@@ -30,7 +30,7 @@ def _cases(tmp: Path) -> list[tuple[str, Path, str, str | None, int | None, int 
         ("digits CNN", ROOT / "edgec/examples/digits_cnn.keras", str(ROOT / "calibration/digits/calibration.npz"),
          str(ROOT / "calibration/digits/eval.npz"), None, None),
         ("MLPerf KWS DS-CNN", MLPERF / "kws_ref_model", "random", None, 53936, 16000),
-        ("MLPerf ResNet-8", MLPERF / "pretrainedResnet.h5", str(_photo_crops(tmp / "crops.npz")), None, 98496, 49152),
+        ("MLPerf ResNet-8", MLPERF / "pretrainedResnet.h5", str(resnet8_calibration(tmp / "crops.npz")), None, 98496, 49152),
         ("MLPerf wake word", MLPERF / "str_ww_ref_model.h5", str(tmp / "ww.npz"), None, 74520, None),
     ]
 

@@ -8,8 +8,8 @@ OpenVINO ``convert_model`` + ``nncf.quantize``, through edgec's own exporter fun
 ``onnxruntime-u8s8`` is the same float ONNX quantized with uint8 activations instead of the
 exporter's int8 ones, to show what that choice costs on x86.
 
-The MLPerf models come without their data sets here, so they are calibrated on seeded synthetic
-samples: fine for latency (the int8 kernels run the same whatever the scales), not for accuracy.
+The MLPerf models come without their data sets here: KWS is calibrated on seeded synthetic samples,
+ResNet-8 on natural-photo crops (tools/photo_crops.py); latency does not depend on the scales.
 
     python tools/bench_runtimes.py [--runs 200] [--threads 1] [--models digits,kws,resnet8]
 """
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgec import bench  # noqa: E402
+from tools.photo_crops import photo_crops  # noqa: E402
 from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
 
 MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
@@ -50,7 +51,7 @@ def load_models(names: list[str]) -> dict[str, tuple[object, np.ndarray, str]]:
         out["kws"] = (model, rng.normal(0, 10, (100, 49, 10, 1)).astype(np.float32), "synthetic")
     if "resnet8" in names:
         model = K.models.load_model(MLPERF / "pretrainedResnet.h5")
-        out["resnet8"] = (model, rng.random((100, 32, 32, 3), dtype=np.float32), "synthetic")
+        out["resnet8"] = (model, photo_crops(100, 0), "photo crops")
     return out
 
 

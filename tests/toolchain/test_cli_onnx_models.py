@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from tests.conftest import MLPERF, needs_mlperf
+from tests.conftest import MLPERF, needs_mlperf, resnet8_calibration
 from tests.toolchain.test_onnx_lower import _cnn_nodes, _value
 
 pytestmark = pytest.mark.toolchain
@@ -60,16 +60,6 @@ def test_mlperf_kws_via_tf2onnx_compiles_and_verifies_for_every_runtime(run_cli,
     _tf2onnx(MLPERF / "kws_ref_model", tmp_path / "kws.onnx")
     reports = _compile_all(run_cli, tmp_path / "kws.onnx", "random", tmp_path / "out")
     assert all(r["verification"]["accuracy_note"] for r in reports.values())  # random data: fidelity only
-
-
-def resnet8_calibration(path, n=1200, seed=0):
-    """Stable natural-photo crops for the MLPerf ResNet-8 (see tools/photo_crops.py), saved as npz."""
-    from edgec.tf import keras
-    from tools.photo_crops import stable_crops
-
-    model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)
-    np.savez(path, input_1=stable_crops(model, n, seed))
-    return path
 
 
 @needs_mlperf

@@ -8,28 +8,9 @@ import numpy as np
 import pytest
 
 from edgec.tflite_model import constant_bytes, parse
-from tests.conftest import MLPERF, needs_mlperf
+from tests.conftest import MLPERF, needs_mlperf, resnet8_calibration
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow, needs_mlperf]
-
-
-def _photo_crops(path, n=96, seed=0):
-    """32x32 crops of scikit-learn's two bundled photographs: real natural images, no download."""
-    from sklearn.datasets import load_sample_images
-
-    rng = np.random.default_rng(seed)
-    images = load_sample_images().images
-    crops = []
-    for i in range(n):
-        img = images[i % len(images)]
-        size = int(rng.integers(32, 160))
-        y, x = rng.integers(0, img.shape[0] - size), rng.integers(0, img.shape[1] - size)
-        step = size / 32
-        rows = (y + np.arange(32) * step).astype(int)
-        cols = (x + np.arange(32) * step).astype(int)
-        crops.append(img[rows][:, cols].astype(np.float32))  # nearest-neighbour resize to 32x32
-    np.savez(path, input_1=np.stack(crops))
-    return path
 
 
 def _compile(run_cli, model, out, calibration):
@@ -54,7 +35,7 @@ def test_keyword_spotting_compiles_within_5_percent_of_mlperf_int8(run_cli, tmp_
 
 
 def test_resnet8_compiles_within_5_percent_of_mlperf_int8(run_cli, tmp_path):
-    crops = _photo_crops(tmp_path / "crops.npz")
+    crops = resnet8_calibration(tmp_path / "crops.npz")
     report = _compile(run_cli, MLPERF / "pretrainedResnet.h5", tmp_path / "out", crops)
     ours, ref = _same_weights_as_reference(tmp_path / "out", "pretrainedResnet_quant.tflite")
     assert abs(ours - ref) <= 0.05 * ref
