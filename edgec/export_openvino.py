@@ -48,19 +48,8 @@ def onnx_to_openvino(onnx_path: Path) -> Any:
                              stage=STAGE) from None
 
 
-def quantize(ov_model: Any, samples: Any, *, limit: int = CALIBRATION_SAMPLES, preset: str = "performance",
-             calibration_method: str = "minmax", overflow_fix: str = "disable") -> Any:
-    """INT8 post-training quantization with ``nncf.quantize`` on edgec samples (one per batch).
-
-    ``preset`` "performance" gives symmetric activations (fastest on Intel CPUs); "mixed" asymmetric.
-    ``calibration_method`` picks the activation range estimator (see ``RANGE_ESTIMATORS``);
-    ``overflow_fix`` "disable" keeps 8-bit weights everywhere (CPUs with VNNI), "first_layer" or
-    "enable" use 7-bit weights there or everywhere (older AVX2-only CPUs).
-    """
-    import nncf
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
-
+def nncf_items(ov_model: Any, samples: Any, *, limit: int | None = None) -> list[tuple]:
+    """edgec samples as one tuple of batch-1 arrays per sample, in the model's input order and layout."""
     from .export_onnx import feeds
     from .runtimes_onnx import fit_layout
 
@@ -69,16 +58,52 @@ def quantize(ov_model: Any, samples: Any, *, limit: int = CALIBRATION_SAMPLES, p
     arrays = feeds(samples, names, limit=limit)
     arrays = {n: fit_layout(arrays[n], s, n) for n, s in zip(names, shapes)}
     count = len(next(iter(arrays.values())))
-    items = [tuple(arrays[n][i:i + 1] for n in names) for i in range(count)]
-    dataset = nncf.Dataset(items, lambda item: item[0] if len(item) == 1 else list(item))
+    return [tuple(arrays[n][i:i + 1] for n in names) for i in range(count)]
+
+
+def model_inputs(item: tuple) -> Any:
+    """What an OpenVINO model takes for one ``nncf_items`` tuple."""
+    return item[0] if len(item) == 1 else list(item)
+
+
+def nncf_settings(*, preset: str = "performance", calibration_method: str = "minmax",
+                  overflow_fix: str = "disable", ignored: list[str] | None = None) -> dict:
+    """Keyword arguments shared by ``nncf.quantize`` and ``nncf.quantize_with_accuracy_control``."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
     presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
     advanced = AdvancedQuantizationParameters(
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
                                                    RANGE_ESTIMATORS[calibration_method]),
         overflow_fix=OverflowFix(overflow_fix))
+    settings = {"preset": presets[preset], "fast_bias_correction": False, "advanced": advanced}
+    if ignored:
+        settings["ignored_scope"] = nncf.IgnoredScope(names=list(ignored))
+    return settings
+
+
+def quantize(ov_model: Any, samples: Any, *, limit: int = CALIBRATION_SAMPLES, preset: str = "performance",
+             calibration_method: str = "minmax", overflow_fix: str = "disable",
+             ignored: list[str] | None = None) -> Any:
+    """INT8 post-training quantization with ``nncf.quantize`` on edgec samples (one per batch).
+
+    ``preset`` "performance" gives symmetric activations (fastest on Intel CPUs); "mixed" asymmetric.
+    ``calibration_method`` picks the activation range estimator (see ``RANGE_ESTIMATORS``);
+    ``overflow_fix`` "disable" keeps 8-bit weights everywhere (CPUs with VNNI), "first_layer" or
+    "enable" use 7-bit weights there or everywhere (older AVX2-only CPUs). ``ignored`` names
+    operations to leave in float (``--keep-float``).
+    """
+    import nncf
+
+    items = nncf_items(ov_model, samples, limit=limit)
+    settings = nncf_settings(preset=preset, calibration_method=calibration_method, overflow_fix=overflow_fix,
+                             ignored=ignored)
+    advanced = settings.pop("advanced")
     try:
-        return nncf.quantize(ov_model, dataset, preset=presets[preset], subset_size=count,
-                             fast_bias_correction=False, advanced_parameters=advanced)
+        return nncf.quantize(ov_model, nncf.Dataset(items, model_inputs), subset_size=len(items),
+                             advanced_parameters=advanced, **settings)
     except (RuntimeError, ValueError, nncf.ValidationError) as e:
         raise ToolchainError(f"nncf.quantize failed: {str(e).splitlines()[0]}", stage=STAGE) from None
 
@@ -136,7 +161,7 @@ def export(build: Any) -> None:
         if overflow_fix not in OVERFLOW_FIXES:
             raise InputError(f"quantization.overflow_fix '{overflow_fix}' is not one of {', '.join(OVERFLOW_FIXES)}",
                              stage=STAGE, target=build.target.get("id"))
-        ov_model = quantize(ov_model, build.calibration, calibration_method=method, overflow_fix=overflow_fix)
+        ov_model = _quantize_build(build, ov_model, method, overflow_fix)
         info.update(calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES),
                     quantizer="nncf.quantize", preset="performance", bias_correction="full", calibration_method=method,
                     activation_range_estimator=RANGE_ESTIMATORS[method], overflow_fix=overflow_fix)
@@ -149,6 +174,24 @@ def export(build: Any) -> None:
         float_onnx_bytes=onnx_path.stat().st_size, gzip_bytes=len(gzip.compress(raw, mtime=0)))
     build.report["openvino"] = info
     log.info("wrote %s (+ .bin, %d bytes, %s)", xml, len(raw), scheme)
+
+
+def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str) -> Any:
+    """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control."""
+    from .openvino_keep_float import fit, resolve_ops
+
+    keep = build.settings.get("keep_float") or []
+    max_drop = build.settings.get("max_accuracy_drop")
+    ignored = resolve_ops(ov_model, keep) if keep else []
+    if max_drop is None:
+        model = quantize(ov_model, build.calibration, calibration_method=method, overflow_fix=overflow_fix,
+                         ignored=ignored)
+        if keep:
+            build.report["keep_float"] = {"tool": "nncf.IgnoredScope", "kept_float": ignored}
+        return model
+    model, build.report["keep_float"] = fit(ov_model, build.calibration, build.evaluation, max_drop=max_drop,
+                                            kept=ignored, calibration_method=method, overflow_fix=overflow_fix)
+    return model
 
 
 def fake_quantize_count(xml: Path) -> int:

@@ -77,9 +77,9 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
         raise InputError(f"--max-accuracy-drop {drop}: give a top-1 drop between 0 and 1 (e.g. 0.01)",
                          stage="compile")
     if recipe.get("keep_float") or drop is not None:
-        other = [p["id"] for p in profiles if p["format"] not in ("tflm", "litert", "onnx")]
+        other = [p["id"] for p in profiles if p["format"] not in ("tflm", "litert", "onnx", "openvino")]
         if other:
-            raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite and ONNX targets; not on "
+            raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite, ONNX and OpenVINO targets; not on "
                              f"{', '.join(other)}", stage="compile")
 
 

@@ -111,3 +111,29 @@ def test_keep_float_names_an_onnx_layer_or_refuses(run_cli, outlier_files, tmp_p
     code, _, err = run_cli("compile", outlier_files / "outlier.keras", "-t", "onnx-cpu", "--calibration",
                            outlier_files / "calib.npz", "--keep-float", "nosuch", "-o", tmp_path)
     assert code == 2 and "'nosuch' matches no node" in err
+
+
+def test_openvino_outlier_fails_then_nncf_accuracy_control_restores_it(run_cli, outlier_files, tmp_path):
+    common = ["compile", outlier_files / "outlier.keras", "-t", "intel-cpu", "--calibration",
+              outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz"]
+    code, _, err = run_cli(*common, "-o", tmp_path / "plain")
+    assert code == 1 and "top-1 drop" in err  # NNCF's per-tensor scale rounds the signal channels away
+    code, _, err = run_cli(*common, "--max-accuracy-drop", "0.02", "-o", tmp_path / "fixed")
+    assert code == 0, err
+    section = json.loads((tmp_path / "fixed" / "intel-cpu" / "report.json").read_text())["keep_float"]
+    assert section["tool"] == "nncf.quantize_with_accuracy_control" and section["met"]
+    assert section["steps"][0]["drop"] > 0.3 and section["steps"][-1]["drop"] <= 0.02
+    assert any("mixer" in n for n in section["steps"][-1]["kept_float"])
+
+
+def test_openvino_keep_float_ignores_the_layer_and_its_readers(run_cli, outlier_files, tmp_path):
+    common = ["compile", outlier_files / "outlier.keras", "-t", "intel-cpu", "--calibration",
+              outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz"]
+    code, _, err = run_cli(*common, "--keep-float", "mixer", "-o", tmp_path)
+    assert code == 0, err
+    report = json.loads((tmp_path / "intel-cpu" / "report.json").read_text())
+    assert report["keep_float"] == {"tool": "nncf.IgnoredScope", "kept_float": ["model/mixer/MatMul",
+                                                                               "model/head/MatMul"]}
+    code, _, err = run_cli(*common, "--keep-float", "nosuch", "-o", tmp_path / "x")
+    assert code == 2 and "'nosuch' matches no operation of the OpenVINO model" in err
+    assert not (tmp_path / "x" / "intel-cpu").exists()
