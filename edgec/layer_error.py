@@ -223,7 +223,7 @@ def litert_predict(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     for n in range(len(inputs[0])):
         for detail, x in zip(ins, inputs):
             v = x[n:n + 1]
-            if detail["dtype"] in (np.int8, np.uint8):
+            if detail["dtype"] in (np.int8, np.uint8, np.int16):
                 scale, zp = detail["quantization"]
                 info = np.iinfo(detail["dtype"])
                 v = np.clip(np.round(v / scale + zp), info.min, info.max)
@@ -231,11 +231,26 @@ def litert_predict(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
         it.invoke()
         for k, detail in enumerate(outs):
             y = it.get_tensor(detail["index"]).astype(np.float32)
-            if detail["dtype"] in (np.int8, np.uint8):
+            if detail["dtype"] in (np.int8, np.uint8, np.int16):
                 scale, zp = detail["quantization"]
                 y = (y - zp) * scale
             results[k].append(y[0])
     return [np.stack(r) for r in results]
+
+
+def _int16x8_step(keras_model, calibration, inputs, labels, float_top1: float, io_int8: bool
+                  ) -> tuple[bytes, dict]:
+    """The whole model with int16 activations (int8 weights), measured like every other step."""
+    from .quantize import int16x8_tflite
+    from .verify import top1_accuracy
+
+    names = list(keras_model.input_names)
+    arrays = dict(zip(names, _as_list(keras_model, calibration)))
+    model = int16x8_tflite(keras_model, arrays, io_dtype="int8" if io_int8 else "float32")
+    top1 = top1_accuracy(litert_predict(model, inputs)[0], np.asarray(labels))
+    log.info("layer-error: int16 activations: top-1 %.4f (drop %.4f)", top1, float_top1 - top1)
+    return model, {"kept_float": [], "kept_tensors": [], "activations": "int16", "top1": top1,
+                   "drop": float_top1 - top1, "bytes": len(model), "p50_ms": _latency_ms(model, inputs)}
 
 
 def _latency_ms(model: bytes, inputs: list[np.ndarray], runs: int = 50) -> float:
@@ -246,13 +261,16 @@ def _latency_ms(model: bytes, inputs: list[np.ndarray], runs: int = 50) -> float
 
 def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray | None = None, *,
                       max_drop: float | None = None, keep_float: Sequence[str] = (), max_layers: int = 8,
-                      analysis: LayerAnalysis | None = None,
+                      analysis: LayerAnalysis | None = None, int16x8: bool = False,
                       progress: Callable[[str], None] | None = None) -> tuple[bytes, dict]:
     """Keep layers in float until the int8 top-1 drop on ``evaluation`` is at most ``max_drop``.
 
     Starts from ``keep_float`` (``--keep-float``), then adds the worst remaining layer one at a time
-    (at most ``max_layers``). Without labels, top-1 is agreement with the float Keras model. Returns
-    the final model bytes and a report section: each step's kept layers, top-1, size and latency.
+    (at most ``max_layers``). With ``int16x8`` (the target has int16 kernels) and no ``keep_float``,
+    the whole model with int16 activations is tried first, right after the int8 baseline: the
+    converter cannot mix int8 and int16 layers, and int16 needs no float unit on the device. Without
+    labels, top-1 is agreement with the float Keras model. Returns the final model bytes and a report
+    section: each step's kept layers (and activation type), top-1, size and latency.
     """
     from .verify import top1_accuracy
 
@@ -266,6 +284,7 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
     candidates = [x["tensor"] for x in analysis.layers if x["tensor"] not in requested]
     kept: list[str] = []
     steps = []
+    wide, tried = None, None
     while True:
         model = quantize_keeping_float(analysis, kept)
         top1 = top1_accuracy(litert_predict(model, inputs)[0], np.asarray(labels))
@@ -280,12 +299,22 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
             kept = list(requested)
             continue
         done = max_drop is None or float_top1 - top1 <= max_drop
+        if not done and int16x8 and not requested and wide is None:
+            wide, step = _int16x8_step(keras_model, calibration, inputs, labels, float_top1, analysis.io_int8)
+            if step["drop"] <= max_drop:  # shipped; otherwise only reported, and float layers follow
+                steps.append(step)
+                model = wide
+                break
+            tried = step
         if done or not candidates or len(kept) - len(requested) >= max_layers:
             break
         kept.append(candidates.pop(0))
     first, last = steps[0], steps[-1]
     section = {"reference_top1": float_top1, "max_accuracy_drop": max_drop, "steps": steps,
-               "kept_float": last["kept_float"], "met": max_drop is None or last["drop"] <= max_drop,
+               "kept_float": last["kept_float"], "activations": last.get("activations", "int8"),
+               "met": max_drop is None or last["drop"] <= max_drop,
                "cost": {"bytes": last["bytes"] - first["bytes"],
                         "p50_ms": last["p50_ms"] - first["p50_ms"]}}
+    if tried is not None:
+        section["int16x8_tried"] = tried
     return model, section

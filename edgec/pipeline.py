@@ -241,7 +241,8 @@ def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> by
     with quantize.quiet_stderr():  # the debugger's converter runs print their settings to fd 2
         model, section = fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
                                            None if held_out.random else held_out.labels, max_drop=max_drop,
-                                           keep_float=keep, analysis=analysis)
+                                           keep_float=keep, analysis=analysis,
+                                           int16x8=build.target.get("quantization", {}).get("int16x8", False))
     build.report["keep_float"] = section
     return model
 

@@ -39,6 +39,7 @@ SCHEMA: dict[str, Any] = {
         "calibration_method": str,  # minmax | entropy | percentile (ONNX Runtime quantize_static)
         "activation_dtype": str,  # ONNX QDQ activations: uint8 (x86 U8S8 kernels) | int8 (TensorRT)
         "overflow_fix": str,  # NNCF: disable (VNNI CPUs) | first_layer | enable (AVX2-only CPUs)
+        "int16x8": bool,  # int16-activation kernels exist: --max-accuracy-drop may ship a 16x8 model
     },
     "operators": {"allowed": list},
     "verification": {
@@ -165,6 +166,8 @@ def with_backend(profile: dict, backend: str | None) -> dict:
         return profile
     if backend == "c" and profile["format"] == "tflm":
         verification = {**profile.get("verification", {}), "runtime": "c", "cross_check": ["tflm"]}
-        return {**profile, "format": "c", "verification": verification}
+        # the generated C has int8 kernels only
+        quantization = {**profile.get("quantization", {}), "int16x8": False}
+        return {**profile, "format": "c", "verification": verification, "quantization": quantization}
     raise InputError(f"--backend {backend} does not apply to target '{profile['id']}' (format "
                      f"{profile['format']})", stage="compile", target=profile["id"])

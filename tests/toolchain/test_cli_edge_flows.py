@@ -137,3 +137,29 @@ def test_openvino_keep_float_ignores_the_layer_and_its_readers(run_cli, outlier_
     code, _, err = run_cli(*common, "--keep-float", "nosuch", "-o", tmp_path / "x")
     assert code == 2 and "'nosuch' matches no operation of the OpenVINO model" in err
     assert not (tmp_path / "x" / "intel-cpu").exists()
+
+
+def test_microcontroller_gets_int16_activations_before_float_layers(run_cli, tmp_path):
+    """On a core without an FPU, int16x8 (TFLite Micro int16 kernels) beats float layers as the fix."""
+    from edgec.tflite_model import parse
+
+    model = _outlier_model()
+    w, b = model.get_layer("mixer").get_weights()
+    w[:, 0] /= 4.0  # a 500x outlier channel: int8 rounds the signal away, int16 keeps it
+    model.get_layer("mixer").set_weights([w, b])
+    model.save(tmp_path / "outlier.keras")
+    data = np.random.default_rng(0).normal(size=(192, 8)).astype(np.float32)
+    labels = model.predict(data, verbose=0).argmax(1)
+    np.savez(tmp_path / "calib.npz", x=data[:64])
+    np.savez(tmp_path / "eval.npz", x=data[64:], label=labels[64:])
+    code, _, err = run_cli("compile", tmp_path / "outlier.keras", "-t", "cortex-m0plus", "--calibration",
+                           tmp_path / "calib.npz", "--eval", tmp_path / "eval.npz", "--max-accuracy-drop", "0.02",
+                           "-o", tmp_path / "out")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "cortex-m0plus" / "report.json").read_text())
+    section = report["keep_float"]
+    assert section["steps"][0]["drop"] > 0.5 and section["activations"] == "int16" and section["kept_float"] == []
+    assert report["verification"]["runtime"] == "tflm" and report["verification"]["passed"]
+    shipped = parse((tmp_path / "out" / "cortex-m0plus" / "model.tflite").read_bytes())
+    assert {shipped.tensors[i].type for i in shipped.model.subgraphs[0].inputs} == {"INT16"}
+    assert "FLOAT32" not in {t.type for t in shipped.tensors}  # nothing left for a missing FPU
