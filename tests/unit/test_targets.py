@@ -17,7 +17,8 @@ def test_required_microcontroller_targets_resolve_with_budgets_and_operators(tar
     assert p["memory"]["flash_bytes"] > 0 and p["memory"]["ram_bytes"] > 0
     assert p["cpu"]["clock_mhz"] > 0
     assert "CONV_2D" in p["operators"]["allowed"]
-    assert p["quantization"] == {"scheme": "int8", "per_channel": True, "io_dtype": "int8"}
+    assert p["quantization"] == {"scheme": "int8", "per_channel": True, "io_dtype": "int8", "int16x8": True}
+    assert targets.with_backend(p, "c")["quantization"]["int16x8"] is False  # the generated C is int8-only
     assert 0 < p["verification"]["min_top1_agreement"] <= 1
 
 
