@@ -286,13 +286,12 @@ def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, wa
     return result
 
 
-# format -> (artifact, float reference, runtime). The float references are what the pipeline keeps
-# in intermediate/; OpenVINO reads the float ONNX directly, so both run in the same CPU plugin.
-BUILD_FILES = {
-    "tflm": ("model.tflite", "intermediate/model_float.tflite", "tflm"),
-    "litert": ("model.tflite", "intermediate/model_float.tflite", "litert"),
-    "onnx": ("model.onnx", "intermediate/model_float.onnx", "onnxruntime"),
-    "openvino": ("model.xml", "intermediate/model_float.onnx", "openvino"),
+# format -> (its own runtime, the runtimes that can run it). The files are edgec.export.ARTIFACT_FILES.
+BENCH_RUNTIMES = {
+    "tflm": ("tflm", {"tflm", "litert"}),
+    "litert": ("litert", {"tflm", "litert"}),
+    "onnx": ("onnxruntime", {"onnxruntime", "openvino"}),
+    "openvino": ("openvino", {"openvino"}),
 }
 
 
@@ -309,12 +308,14 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
     except (OSError, ValueError, KeyError):
         raise InputError(f"{folder} is not an edgec build folder (no report.json with a format)",
                          stage="bench") from None
-    if fmt not in BUILD_FILES:
-        raise InputError(f"format '{fmt}' has no host runtime to bench (formats: {', '.join(BUILD_FILES)})",
+    if fmt not in BENCH_RUNTIMES:
+        raise InputError(f"format '{fmt}' has no host runtime to bench (formats: {', '.join(BENCH_RUNTIMES)})",
                          stage="bench")
-    artifact, reference, own = BUILD_FILES[fmt]
-    fits = {"tflm": {"tflm", "litert"}, "litert": {"tflm", "litert"}, "onnx": {"onnxruntime", "openvino"},
-            "openvino": {"openvino"}}[fmt]
+    # Imported here: the memory probe's fresh process (python -m edgec.bench) need not import exporters.
+    from .export import ARTIFACT_FILES
+
+    artifact, reference = ARTIFACT_FILES[fmt]
+    own, fits = BENCH_RUNTIMES[fmt]
     if runtime is not None and runtime not in fits:
         raise InputError(f"a {fmt} build runs in {', '.join(sorted(fits))}, not '{runtime}'", stage="bench")
     for name in (artifact, reference):

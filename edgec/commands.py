@@ -124,6 +124,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_verify(args) -> int:
     """``edgec verify OUT/ID [--eval DATA | --outputs FILE]``: re-run verification; writes ``verify.json``."""
+    from .export import ARTIFACT_FILES
     from .load import load
     from .report import write_json
     from .verify import verify, verify_captured
@@ -133,7 +134,8 @@ def cmd_verify(args) -> int:
     profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
     loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
     data = _evaluation(args.eval, recipe, loaded.inputs)
-    artifact = folder / ARTIFACT_FILES.get(profile["format"], "model.tflite")
+    files = ARTIFACT_FILES.get(profile["format"])
+    artifact = folder / (files.artifact if files else "model.tflite")
     if args.device or args.port:
         from .device_verify import verify_on_device
 
@@ -247,8 +249,6 @@ def cmd_bench(args) -> int:
     console.print(table(result), highlight=False, markup=False)
     return 0
 
-
-ARTIFACT_FILES = {"c": "model.h", "tflm": "model.tflite", "litert": "model.tflite", "openvino": "model.xml", "onnx": "model.onnx"}
 
 COMMANDS = {
     "compile": cmd_compile,

@@ -12,27 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .cbackend.export import reference_model
 from .errors import InputError
 from .runtimes import dequantize_output, quantize_input
+from .tflm_run import run_tflm, tflm_io_details
 from .verify import compare, gate, reference_outputs
 
 STAGE = "verify"
-
-
-def _tflm_int8(tflite: bytes, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], dict, dict]:
-    """Raw outputs (int8, or float32 for a float-output model) of the TFLite Micro interpreter,
-    plus its input and output details."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    from .tflm_arena import HOST_ARENA_BYTES
-
-    interp = runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
-    outputs = []
-    for x in inputs:
-        interp.set_input(x, 0)
-        interp.invoke()
-        outputs.append(np.array(interp.get_output(0)))
-    return outputs, interp.get_input_details(0), interp.get_output_details(0)
 
 
 def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device: str | None = None,
@@ -45,14 +31,15 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
         raise InputError(f"{folder} is a '{report['format']}' build; --device/--port run edgec's generated-C "
                          "firmware: compile with --backend c (for TFLite Micro, build harness main.cc with "
                          "your TFLite Micro tree)", stage=STAGE)
-    tflite = (folder / "intermediate" / "model.tflite").read_bytes()
+    tflite = reference_model(folder).read_bytes()
     limit = profile.get("verification", {}).get("max_samples")
     data = evaluation.subset(range(min(limit or len(evaluation), len(evaluation))))
     samples = data.arrays()
     name = next(iter(samples))
-    _, in_detail, out_detail = _tflm_int8(tflite, [])
+    (in_detail, *_), (out_detail, *_) = tflm_io_details(tflite)
     quantized = [quantize_input(samples[name][n:n + 1], in_detail) for n in range(len(data))]
-    expected, _, _ = _tflm_int8(tflite, quantized)
+    # Raw outputs (int8, or float32 for a float-output model), one (1, ...) array per sample.
+    expected = list(run_tflm(tflite, quantized)[0])
     payloads = [q.tobytes() for q in quantized]
     firmware = None
     if port:

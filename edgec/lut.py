@@ -24,11 +24,11 @@ import numpy as np
 
 from . import tflite_model
 from .errors import GateError, ToolchainError
+from .tflm_run import run_tflm
 
 log = logging.getLogger(__name__)
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-HOST_ARENA_BYTES = 64 << 20  # for running any model on the host, not a device budget
 MAX_INDEX_BITS = 7  # the DECODE LUT format's bitwidth field; 8 bits would save nothing for int8
 
 
@@ -77,23 +77,6 @@ def _build(tflite: bytes, chosen: list[dict]) -> bytes:
                                  f"{type(e).__name__}: {e}", stage="lut") from None
 
 
-def _run(tflite: bytes, samples: list) -> list[np.ndarray]:
-    from tflite_micro.python.tflite_micro import runtime
-
-    # The default arena fits small models only, and DECODE outputs need arena room too.
-    interp = runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
-    outs = []
-    n_out = len(tflite_model.parse(tflite).outputs)
-    for sample in samples:
-        arrays = sample if isinstance(sample, (list, tuple)) else [sample]
-        for i, arr in enumerate(arrays):
-            arr = np.asarray(arr)
-            interp.set_input(arr if arr.ndim and arr.shape[0] == 1 else arr[None], i)
-        interp.invoke()
-        outs.append([np.array(interp.get_output(i)) for i in range(n_out)])
-    return outs
-
-
 def check_bit_exact(reference: bytes, compressed: bytes, samples: list) -> int:
     """Run both models in the TFLM interpreter; raise :class:`GateError` unless outputs are identical.
 
@@ -101,9 +84,10 @@ def check_bit_exact(reference: bytes, compressed: bytes, samples: list) -> int:
     """
     if not samples:
         raise GateError("LUT compression needs at least one sample to check bit-exactness", stage="lut")
-    ref, got = _run(reference, samples), _run(compressed, samples)
-    for n, (a, b) in enumerate(zip(ref, got)):
-        for i, (x, y) in enumerate(zip(a, b)):
+    # run_tflm gives the host arena that DECODE outputs need; outputs come stacked over samples.
+    ref, got = run_tflm(reference, samples), run_tflm(compressed, samples)
+    for n in range(len(samples)):
+        for i, (x, y) in enumerate((a[n], b[n]) for a, b in zip(ref, got)):
             if x.shape != y.shape or not np.array_equal(x, y):
                 diff = int(np.max(np.abs(x.astype(np.int64) - y.astype(np.int64)))) if x.shape == y.shape else -1
                 raise GateError(f"LUT-compressed model differs from the uncompressed one in the TFLM "

@@ -15,7 +15,7 @@ from . import runtimes_onnx
 from .cbackend.export import predict as predict_c
 from .errors import InputError, ToolchainError
 from .tflite_model import parse
-from .tflm_arena import HOST_ARENA_BYTES
+from .tflm_run import run_tflm, tflm_io_details
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -91,23 +91,13 @@ def order_inputs(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.nda
 
 def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run every sample through the TFLite Micro interpreter (reference kernels), one at a time."""
-    from tflite_micro.python.tflite_micro import runtime
-
     raw = Path(artifact).read_bytes()
     model = parse(raw)
-    interp = runtime.Interpreter.from_bytes(raw, arena_size=HOST_ARENA_BYTES)
-    in_details = [interp.get_input_details(i) for i in range(len(model.inputs))]
-    out_details = [interp.get_output_details(i) for i in range(len(model.outputs))]
-    names = [model.tensors[i].name for i in model.inputs]
-    arrays = order_inputs(inputs, names)
-    outs: list[list[np.ndarray]] = [[] for _ in out_details]
-    for n in range(len(arrays[0])):
-        for i, (x, d) in enumerate(zip(arrays, in_details)):
-            interp.set_input(quantize_input(x[n:n + 1], d).reshape(d["shape"]), i)
-        interp.invoke()
-        for i, d in enumerate(out_details):
-            outs[i].append(dequantize_output(np.array(interp.get_output(i)), d))
-    return [np.concatenate(o) for o in outs]
+    in_details, out_details = tflm_io_details(raw)
+    arrays = order_inputs(inputs, [model.tensors[i].name for i in model.inputs])
+    samples = [[quantize_input(x[n:n + 1], d) for x, d in zip(arrays, in_details)] for n in range(len(arrays[0]))]
+    # Stacked per-sample outputs (N, 1, ...) -> batch first (N, ...), as the other runtimes return.
+    return [dequantize_output(y.reshape(-1, *y.shape[2:]), d) for y, d in zip(run_tflm(raw, samples), out_details)]
 
 
 def predict_litert(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads: int = 1,

@@ -127,7 +127,9 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
             return {"skipped": "LiteRT cannot read TFLite Micro LUT compression (TFLM_DECODE); the "
                                "compressed model was checked bit-exact against the uncompressed one in TFLM"}
     if artifact.suffix == ".h":  # generated C: the other runtime runs the int8 model it was generated from
-        artifact = artifact.parent / "intermediate" / "model.tflite"
+        from .cbackend.export import reference_model
+
+        artifact = reference_model(artifact)
     other = RUNTIMES[name](artifact, samples)
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(outputs, other))
     agree = float(np.mean(_top1(outputs[0]) == _top1(other[0])))

@@ -36,6 +36,7 @@ from edgec.runtimes import quantize_samples  # noqa: E402
 from edgec.recipe import Recipe  # noqa: E402
 from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
 from edgec.tflm_arena import measure_arena  # noqa: E402
+from edgec.tflm_run import run_tflm  # noqa: E402
 from tools.photo_crops import photo_crops, stable_crops  # noqa: E402
 
 MLPERF = ROOT.parent / "shared/models/mlperf-tiny"
@@ -122,15 +123,8 @@ def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
 
 def tflm_predict(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Top-1 classes of an int8 artifact run in the TFLite Micro interpreter."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(tflite, arena_size=lut.HOST_ARENA_BYTES)
-    out = []
-    for sample in quantize_inputs(tflite, x):
-        interp.set_input(sample, 0)
-        interp.invoke()
-        out.append(int(np.argmax(interp.get_output(0))))
-    return np.array(out)
+    outputs = run_tflm(tflite, quantize_inputs(tflite, x))[0]
+    return outputs.reshape(len(outputs), -1).argmax(1)
 
 
 def _settings(r: Recipe) -> str:

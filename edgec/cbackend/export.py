@@ -22,6 +22,16 @@ from .hostcheck import compile_host, run_host
 
 STAGE = "export"
 
+# The int8 .tflite that the C was generated from, kept in the build folder: TFLite Micro's bit-exact
+# reference for the generated C (device verification, verification's cross-check runtimes).
+REFERENCE_MODEL = "intermediate/model.tflite"
+
+
+def reference_model(artifact: Path) -> Path:
+    """The int8 ``.tflite`` a ``c`` build was generated from, for its ``model.h`` or build folder."""
+    folder = Path(artifact)
+    return (folder if folder.is_dir() else folder.parent) / REFERENCE_MODEL
+
 
 def export(build) -> None:
     """Generate the C for ``build.int8_tflite`` into ``build.out``; report arena, weights and MACs."""
@@ -35,8 +45,9 @@ def export(build) -> None:
         info = generate(build.int8_tflite, build.out)
     except InputError as e:
         raise InputError(str(e).removeprefix(f"[{e.stage}] "), stage=STAGE, target=target) from None
-    (build.work / "model.tflite").parent.mkdir(parents=True, exist_ok=True)
-    (build.work / "model.tflite").write_bytes(build.int8_tflite)
+    reference = build.out / REFERENCE_MODEL  # build.work is build.out / "intermediate"
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    reference.write_bytes(build.int8_tflite)
     build.artifact = build.out / "model.h"
     tflm_arena = measure_arena(build.int8_tflite)["arena_bytes"]
     flash_budget, ram_budget = model_budget(build.target)

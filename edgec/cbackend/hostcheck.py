@@ -86,19 +86,11 @@ def run_host(exe: Path, inputs: np.ndarray) -> np.ndarray:
 def tflm_outputs(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
     """Outputs of the TFLite Micro Python interpreter for ``inputs`` (batch first, in the model's
     input type: int8, or float32 for a float-input model), flattened."""
-    from tflite_micro.python.tflite_micro import runtime
+    from ..tflm_run import run_tflm, tflm_io_details
 
-    from ..tflm_arena import HOST_ARENA_BYTES
-
-    # The interpreter's default arena (10x the model size) is too small for large activations.
-    interp = runtime.Interpreter.from_bytes(tflite_bytes, arena_size=HOST_ARENA_BYTES)
-    detail = interp.get_input_details(0)
-    outs = []
-    for x in inputs:
-        interp.set_input(np.asarray(x, detail["dtype"]).reshape(detail["shape"]), 0)
-        interp.invoke()
-        outs.append(np.asarray(interp.get_output(0)).reshape(-1).copy())
-    return np.stack(outs)
+    dtype = tflm_io_details(tflite_bytes)[0][0]["dtype"]
+    y = run_tflm(tflite_bytes, [np.asarray(x, dtype) for x in inputs])[0]
+    return y.reshape(len(y), -1)
 
 
 def random_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0, extremes: bool = False) -> np.ndarray:

@@ -48,12 +48,7 @@ def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
 
 def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Predicted classes of the int8 artifact, run in the TFLite Micro interpreter."""
-    from tflite_micro.python.tflite_micro import runtime
+    from edgec.tflm_run import run_tflm
 
-    interp = runtime.Interpreter.from_bytes(tflite)
-    preds = []
-    for sample in quantize_inputs(tflite, x):
-        interp.set_input(sample, 0)
-        interp.invoke()
-        preds.append(int(np.argmax(interp.get_output(0))))
-    return np.array(preds)
+    outputs = run_tflm(tflite, quantize_inputs(tflite, x))[0]
+    return outputs.reshape(len(outputs), -1).argmax(1)

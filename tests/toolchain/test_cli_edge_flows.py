@@ -132,8 +132,9 @@ def test_openvino_keep_float_ignores_the_layer_and_its_readers(run_cli, outlier_
     code, _, err = run_cli(*common, "--keep-float", "mixer", "-o", tmp_path)
     assert code == 0, err
     report = json.loads((tmp_path / "intel-cpu" / "report.json").read_text())
-    assert report["keep_float"] == {"tool": "nncf.IgnoredScope", "kept_float": ["model/mixer/MatMul",
-                                                                               "model/head/MatMul"]}
+    section = report["keep_float"]
+    assert section["tool"] == "nncf.IgnoredScope"
+    assert [n.split("/", 1)[1] for n in section["kept_float"]] == ["mixer/MatMul", "head/MatMul"]
     code, _, err = run_cli(*common, "--keep-float", "nosuch", "-o", tmp_path / "x")
     assert code == 2 and "'nosuch' matches no operation of the OpenVINO model" in err
     assert not (tmp_path / "x" / "intel-cpu").exists()

@@ -1,0 +1,63 @@
+"""Raw runs in the TFLite Micro Python interpreter: already-typed inputs in, raw outputs out.
+
+Verification's ``tflm`` runtime, the LUT bit-exactness gate, the C backend's reference outputs and
+device verification all run samples through :func:`run_tflm`, always with the large host arena: the
+interpreter's default (ten times the model size) is too small for large activations, and DECODE outputs
+of a LUT-compressed model need arena room too. Quantizing and dequantizing are the callers' business
+(:mod:`edgec.runtimes`); here values pass exactly as the interpreter takes and gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .tflite_model import parse
+from .tflm_arena import HOST_ARENA_BYTES
+
+
+def _interpreter(tflite: bytes):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
+
+
+def tflm_io_details(tflite: bytes) -> tuple[list[dict], list[dict]]:
+    """The interpreter's input and output details (``dtype``, ``shape``, ``quantization_parameters``),
+    in model order: what :func:`edgec.runtimes.quantize_input` and ``dequantize_output`` read."""
+    model = parse(tflite)
+    interp = _interpreter(tflite)
+    return ([interp.get_input_details(i) for i in range(len(model.inputs))],
+            [interp.get_output_details(i) for i in range(len(model.outputs))])
+
+
+def run_tflm(tflite: bytes, samples: Iterable[np.ndarray | Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """Run ``samples`` one at a time through the TFLite Micro interpreter (reference kernels).
+
+    A sample is one array for a single-input model (or to set only input 0), else a list of arrays,
+    one per model input in model order. Arrays must already have the input's type (the interpreter
+    refuses any other; quantize float samples first) and are reshaped to the input's shape, so the
+    batch dimension of 1 may be left out; an array of the wrong size gets the interpreter's ValueError.
+    Returns, per model output, the raw outputs (not dequantized) stacked over samples: shape
+    ``(len(samples), *output shape)``.
+    """
+    model = parse(tflite)
+    interp = _interpreter(tflite)
+    shapes = [interp.get_input_details(i)["shape"] for i in range(len(model.inputs))]
+    n_out = len(model.outputs)
+    outs: list[list[np.ndarray]] = [[] for _ in range(n_out)]
+    for sample in samples:
+        arrays = sample if isinstance(sample, (list, tuple)) else [sample]
+        for i, x in enumerate(arrays):
+            x = np.asarray(x)
+            # A wrong size goes in as it is, for the interpreter's own error message.
+            interp.set_input(x.reshape(shapes[i]) if i < len(shapes) and x.size == np.prod(shapes[i]) else x, i)
+        interp.invoke()
+        for i in range(n_out):
+            outs[i].append(np.array(interp.get_output(i)))
+    return [np.stack(o) if o else _empty(interp.get_output_details(i)) for i, o in enumerate(outs)]
+
+
+def _empty(detail: dict) -> np.ndarray:
+    return np.empty((0, *detail["shape"]), detail["dtype"])
