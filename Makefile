@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgec-installed
 EXTRAS := onnx,openvino,device,report,test
+# A Python with only tflite_runtime (the last release, 2.14), as on an older edge board: the Linux
+# board harness must fall back to it when ai_edge_litert is missing.
+OLD_RUNTIME := build/tflite-runtime-2.14
 
 .PHONY: demo test test-unit test-toolchain bench toolchains clean
 
@@ -22,12 +25,16 @@ toolchains:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm >/dev/null; }
 
+$(OLD_RUNTIME)/bin/python:
+	$(PYTHON) -m venv $(OLD_RUNTIME)
+	$(OLD_RUNTIME)/bin/python -m pip install --quiet "tflite-runtime==2.14.0" "numpy<2"
+
 demo: $(STAMP)
 	$(BIN)/edgec compile edgec/examples/digits_cnn.keras --target cortex-m4 \
 	  --calibration calibration/digits/calibration.npz --eval calibration/digits/eval.npz \
 	  -o build/demo
 
-test: $(STAMP) toolchains
+test: $(STAMP) toolchains $(OLD_RUNTIME)/bin/python
 	$(BIN)/python -m pytest -q tests
 
 test-unit: $(STAMP)

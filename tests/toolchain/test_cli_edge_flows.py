@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,22 @@ def test_microcontroller_gets_int16_activations_before_float_layers(run_cli, tmp
     shipped = parse((tmp_path / "out" / "cortex-m0plus" / "model.tflite").read_bytes())
     assert {shipped.tensors[i].type for i in shipped.model.subgraphs[0].inputs} == {"INT16"}
     assert "FLOAT32" not in {t.type for t in shipped.tensors}  # nothing left for a missing FPU
+
+
+OLD_RUNTIME = Path(__file__).resolve().parents[2] / "build" / "tflite-runtime-2.14" / "bin" / "python"
+
+
+@pytest.mark.skipif(not OLD_RUNTIME.exists(), reason="make test creates the tflite_runtime 2.14 Python")
+def test_board_harness_falls_back_to_tflite_runtime_and_its_outputs_verify(run_cli, pi_build, tmp_path):
+    """An older board with only tflite_runtime 2.14 (no ai_edge_litert): same harness, same outputs."""
+    done = subprocess.run([str(OLD_RUNTIME), "-c", "import ai_edge_litert"], capture_output=True, text=True)
+    assert done.returncode != 0  # the fallback really is exercised
+    done = subprocess.run([str(OLD_RUNTIME), "run_litert.py", "--inputs", "inputs.npz", "--outputs",
+                           str(tmp_path / "old.npz"), "--runs", "5"], cwd=pi_build / "harness",
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "tflite_runtime 2.14" in done.stdout
+    code, _, err = run_cli("verify", pi_build, "--outputs", tmp_path / "old.npz")
+    assert code == 0, err
+    result = json.loads((pi_build / "verify.json").read_text())
+    assert result["runtime"].startswith("tflite_runtime 2.14") and result["bit_exact"] is True
