@@ -59,9 +59,10 @@ def resnet8_case() -> dict:
     model = _load(MLPERF / "pretrainedResnet.h5")
     return {"name": "MLPerf Tiny ResNet-8", "model": model,
             "train": photo_crops(2000, 1), "eval": stable_crops(model, 600, 2), "labels": None,
-            # Measured: one-shot 50% pruning leaves 33% agreement and 8 clusters 33%, 16 clusters 57%
-            # on these crops; 16 clusters with gentle distillation is the best found in the time given.
-            "recipe": Recipe(clusters=16, finetune_epochs=10, learning_rate=1e-4)}
+            # Measured on the stable crops (agreement): 16 clusters per tensor 77.4%, per output channel
+            # 86.9% at the same flash (the LUT tables are per channel anyway); 8 per channel 71.0%;
+            # with 4,000 crops: cluster-preserving QAT 86.1%, 20 epochs at T=1 83.0%.
+            "recipe": Recipe(clusters=16, cluster_per_channel=True, finetune_epochs=10, learning_rate=1e-4)}
 
 
 def _synthetic_mfcc(n: int, seed: int) -> np.ndarray:
@@ -134,7 +135,7 @@ def _settings(r: Recipe) -> str:
     if r.pruning:
         parts.append(f"prune {'2:4' if r.prune_structure == '2:4' else r.prune}")
     if r.clusters:
-        parts.append(f"{r.clusters} clusters")
+        parts.append(f"{r.clusters} clusters" + (" per channel" if r.cluster_per_channel else ""))
     if r.finetune_epochs:
         parts.append(f"distill {r.finetune_epochs} ep (T={r.temperature:g}, lr {r.learning_rate:g})")
     return ", ".join(parts) + ", int8, LUT"
