@@ -66,7 +66,8 @@ def test_bad_labels_and_integer_images_areassert_refused(run_cli, tmp_path, muta
 
 def test_settings_that_cannot_apply_are_refused_up_front(run_cli, tmp_path):
     assert_refused(_compile(run_cli, tmp_path, "--max-accuracy-drop", "-1"), 2, "between 0 and 1")
-    assert_refused(_compile(run_cli, tmp_path, "--keep-float", "conv1", target="intel-cpu"), 2, "TFLite and ONNX")
+    assert_refused(_compile(run_cli, tmp_path, "--keep-float", "conv1", "--backend", "c"), 2,
+                   "TFLite, ONNX and OpenVINO targets; not on cortex-m4")
     assert_refused(_compile(run_cli, tmp_path, target="mcu-base"), 2, "base profile")
     assert_refused(_compile(run_cli, tmp_path, "--prune", "0.3", "--prune-structure", "2:4"), 2, "2:4")
     assert list(tmp_path.iterdir()) == []
