@@ -161,9 +161,11 @@ def export(build: Any) -> None:
         if overflow_fix not in OVERFLOW_FIXES:
             raise InputError(f"quantization.overflow_fix '{overflow_fix}' is not one of {', '.join(OVERFLOW_FIXES)}",
                              stage=STAGE, target=build.target.get("id"))
-        ov_model = _quantize_build(build, ov_model, method, overflow_fix)
+        ov_model = _quantize_build(build, ov_model, method, overflow_fix, model)
         info.update(calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES),
-                    quantizer="nncf.quantize", preset="performance", bias_correction="full", calibration_method=method,
+                    quantizer="nncf.quantize" if build.settings.get("max_accuracy_drop") is None
+                    else "nncf.quantize_with_accuracy_control",
+                    preset="performance", bias_correction="full", calibration_method=method,
                     activation_range_estimator=RANGE_ESTIMATORS[method], overflow_fix=overflow_fix)
     xml = save(ov_model, build.out, compress_to_fp16=scheme == "fp16")
     weights = xml.with_suffix(".bin")
@@ -176,21 +178,24 @@ def export(build: Any) -> None:
     log.info("wrote %s (+ .bin, %d bytes, %s)", xml, len(raw), scheme)
 
 
-def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str) -> Any:
+def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str, onnx_model: Any = None) -> Any:
     """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control."""
     from .openvino_keep_float import fit, resolve_ops
 
     keep = build.settings.get("keep_float") or []
     max_drop = build.settings.get("max_accuracy_drop")
-    ignored = resolve_ops(ov_model, keep) if keep else []
+    ignored = resolve_ops(ov_model, keep, onnx_model) if keep else []
     if max_drop is None:
         model = quantize(ov_model, build.calibration, calibration_method=method, overflow_fix=overflow_fix,
                          ignored=ignored)
         if keep:
             build.report["keep_float"] = {"tool": "nncf.IgnoredScope", "kept_float": ignored}
         return model
-    model, build.report["keep_float"] = fit(ov_model, build.calibration, build.evaluation, max_drop=max_drop,
-                                            kept=ignored, calibration_method=method, overflow_fix=overflow_fix)
+    model, section = fit(ov_model, build.calibration, build.evaluation, max_drop=max_drop, kept=ignored,
+                         calibration_method=method, overflow_fix=overflow_fix)
+    build.report["keep_float"] = section
+    if "note" in section:
+        build.failures.append(f"[quantize / {build.target.get('id')}] {section['note']}")
     return model
 
 

@@ -25,18 +25,52 @@ STAGE = "export-openvino"
 _NOT_OPS = {"Constant", "Parameter", "Result", "FakeQuantize", "Convert"}
 
 
-def resolve_ops(ov_model: Any, names: Sequence[str]) -> list[str]:
+def _names(op: Any) -> list[str]:
+    """The op's own name and those of the constants it reads (through at most one Convert or the like).
+
+    tf2onnx names some nodes by position (a depthwise convolution becomes ``Conv__3``), but their
+    weights keep the Keras layer's name (``model/dwconv/BiasAdd/ReadVariableOp``).
+    """
+    names = [op.get_friendly_name()]
+    for value in op.input_values():
+        src = value.get_node()
+        if src.get_type_name() == "Constant":
+            names.append(src.get_friendly_name())
+        elif src.get_type_name() in ("Convert", "Multiply", "Subtract", "Reshape"):
+            names += [v.get_node().get_friendly_name() for v in src.input_values()
+                      if v.get_node().get_type_name() == "Constant"]
+    return names
+
+
+def _matches(name: str, names: list[str]) -> bool:
+    return any(name == n or name in n.split("/") for n in names)
+
+
+def _onnx_nodes(onnx_model: Any, name: str) -> list[str]:
+    """ONNX nodes of a layer: by node name, output, or an initializer (weight) they read."""
+    if onnx_model is None:
+        return []
+    weights = {t.name for t in onnx_model.graph.initializer}
+    return [n.name for n in onnx_model.graph.node
+            if _matches(name, [n.name, *n.output, *(i for i in n.input if i in weights)])]
+
+
+def resolve_ops(ov_model: Any, names: Sequence[str], onnx_model: Any = None) -> list[str]:
     """OpenVINO operation names for user-given layer names (whole name or one ``/`` segment), with readers.
 
-    The operations that read a kept operation's output are kept too: NNCF quantizes an operation's
+    An operation matches by its own name, by the constants (weights, biases) it reads, or as the
+    conversion of an ONNX node of ``onnx_model`` that matches (OpenVINO names ops after ONNX nodes,
+    ``Conv__3`` -> ``Conv__3/WithoutBiases``, and may fold the weights into unnamed constants). The
+    operations that read a kept operation's output are kept too: NNCF quantizes an operation's
     inputs, so the reader's FakeQuantize is the one that would round the kept layer's output (measured
     on an outlier layer: ignoring only the layer itself left top-1 at 9%).
     """
     found: list[str] = []
     ops = [op for op in ov_model.get_ordered_ops() if op.get_type_name() not in _NOT_OPS]
     for name in names:
-        hits = [op.get_friendly_name() for op in ops
-                if name == op.get_friendly_name() or name in op.get_friendly_name().split("/")]
+        nodes = _onnx_nodes(onnx_model, name)
+        hits = [op.get_friendly_name() for op in ops if _matches(name, _names(op))
+                or any(op.get_friendly_name() == n or op.get_friendly_name().startswith(n + "/") for n in nodes)]
         if not hits:
             raise InputError(f"--keep-float '{name}' matches no operation of the OpenVINO model (names look "
                              f"like '{ops[0].get_friendly_name()}')", stage="quantize")
@@ -101,15 +135,25 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
         raise ToolchainError(f"nncf.quantize_with_accuracy_control failed: {str(e).splitlines()[0]}",
                              stage=STAGE) from None
     reference = float((float_top1 == labels).mean())
+    remaining = quantized_ops(model)
+    all_reverted = not remaining
+    if all_reverted:  # an FP32 model is no answer for an INT8 target: ship the all-INT8 one, say why
+        log.warning("NNCF's accuracy control reverted every INT8 operation; keeping the all-INT8 model")
+        model, remaining = plain, quantized_ops(plain)
     scores = {}
     for name, m in (("int8", plain), ("final", model)):
         scores[name] = float((_top1(core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
                                     held_out) == labels).mean())
-    reverted = sorted(quantized_ops(plain) - quantized_ops(model))
+    reverted = sorted(quantized_ops(plain) - remaining)
     drop = reference - scores["final"]
     log.info("openvino accuracy control: %s back in float, top-1 %.4f -> %.4f", reverted, scores["int8"],
              scores["final"])
-    return model, {"tool": "nncf.quantize_with_accuracy_control", "float_top1": reference,
-                   "max_drop": max_drop, "met": drop <= max_drop + 1e-9,
-                   "steps": [{"kept_float": list(kept), "top1": scores["int8"], "drop": reference - scores["int8"]},
-                             {"kept_float": list(kept) + reverted, "top1": scores["final"], "drop": drop}]}
+    section = {"tool": "nncf.quantize_with_accuracy_control", "float_top1": reference,
+               "int8_operations": len(remaining), "max_drop": max_drop, "met": drop <= max_drop + 1e-9,
+               "steps": [{"kept_float": list(kept), "top1": scores["int8"], "drop": reference - scores["int8"]}]}
+    if all_reverted:
+        section["note"] = ("NNCF met the drop only by reverting every INT8 operation (an FP32 model); the all-INT8 "
+                           "model is kept: name the layer int8 breaks with --keep-float LAYER")
+    else:
+        section["steps"].append({"kept_float": list(kept) + reverted, "top1": scores["final"], "drop": drop})
+    return model, section

@@ -46,6 +46,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     with status(f"loading {model}"):
         loaded = load(model, trust_model=trust_model)
     load_stage = {"name": "load", "seconds": round(time.perf_counter() - started, 3)}
+    _check_drop_metric(recipe or {}, loaded.outputs)
     with status("checking calibration and evaluation samples"):
         calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles)
     if loaded.onnx_model is not None:
@@ -79,8 +80,19 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
     if recipe.get("keep_float") or drop is not None:
         other = [p["id"] for p in profiles if p["format"] not in ("tflm", "litert", "onnx", "openvino")]
         if other:
+            backend = " (--backend c: the generated C has int8 kernels only)" if recipe.get("backend") == "c" else ""
             raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite, ONNX and OpenVINO targets; not on "
-                             f"{', '.join(other)}", stage="compile")
+                             f"{', '.join(other)}{backend}", stage="compile")
+
+
+def _check_drop_metric(recipe: dict, outputs: dict) -> None:
+    """``--max-accuracy-drop`` measures top-1 of a class output: refuse it for a one-value output."""
+    shape = next(iter(outputs.values()))[0] if outputs else ()
+    if recipe.get("max_accuracy_drop") is not None and shape and shape[-1] == 1:
+        name = next(iter(outputs))
+        raise InputError(f"--max-accuracy-drop measures the top-1 class, but output '{name}' has one value per "
+                         "sample (a regression or score output); use --keep-float LAYER and the verification "
+                         "metrics (max abs error, cosine) instead", stage="compile")
 
 
 def _check_labels(dataset, outputs: dict) -> None:
@@ -201,9 +213,14 @@ def _verify(build: Build, loaded) -> None:
 def _quantize(build: Build) -> None:
     quant = build.target.get("quantization", {})
     keep, max_drop = build.settings.get("keep_float"), build.settings.get("max_accuracy_drop")
-    with build.stage("quantize", scheme=quant.get("scheme", "int8"), calibration_samples=len(build.calibration)):
+    with build.stage("quantize", scheme=quant.get("scheme", "int8"), calibration_samples=len(build.calibration)
+                     ) as entry:
         if keep or max_drop is not None:
             build.int8_tflite = _quantize_mixed(build, keep or [], max_drop)
+            if build.report["keep_float"].get("activations") == "int16":
+                entry["scheme"] = "int16x8"
+                log.warning("%s: shipping int16 activations (int8 weights) to meet --max-accuracy-drop: the "
+                            "model's inputs and outputs are int16 (see model_data.h)", build.target["id"])
         else:
             build.int8_tflite = quantize.int8_tflite(
                 build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),

@@ -79,3 +79,18 @@ def test_mlperf_resnet8_via_tf2onnx_compiles_and_verifies_for_every_runtime(run_
     assert any("matches ONNX Runtime" in n for n in reports["cortex-m4"]["model"]["notes"])
     assert reports["intel-cpu"]["openvino"]["overflow_fix"] == "disable"
     assert reports["intel-cpu"]["openvino"]["activation_range_estimator"] == "MINMAX"
+
+
+@needs_mlperf
+@pytest.mark.slow
+def test_resnet8_openvino_accuracy_control_reverts_a_layer_and_keeps_the_rest_int8(run_cli, tmp_path):
+    """nncf.quantize_with_accuracy_control on a real model: the drop is met with most operations in INT8."""
+    calibration = resnet8_calibration(tmp_path / "crops.npz")
+    code, _, err = run_cli("compile", MLPERF / "pretrainedResnet.h5", "-t", "intel-cpu", "--calibration",
+                           calibration, "--max-accuracy-drop", "0.001", "-o", tmp_path / "out")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "intel-cpu" / "report.json").read_text())
+    section = report["keep_float"]
+    assert section["met"] and section["steps"][0]["drop"] > 0.001 >= section["steps"][-1]["drop"], section
+    assert 1 <= len(section["steps"][-1]["kept_float"]) <= 3 and section["int8_operations"] >= 10, section
+    assert report["openvino"]["quantizer"] == "nncf.quantize_with_accuracy_control"

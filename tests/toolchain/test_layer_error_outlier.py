@@ -90,3 +90,28 @@ def test_float_io_targets_get_float_inputs_and_outputs_after_keep_float(outlier)
     assert analysis.worst(1)[0]["layer"] == "mixer"
     it = Interpreter(model_content=layer_error.quantize_keeping_float(analysis, [analysis.worst(1)[0]["tensor"]]))
     assert it.get_input_details()[0]["dtype"] == np.float32 and it.get_output_details()[0]["dtype"] == np.float32
+
+
+def test_int16x8_refused_by_the_converter_is_reported_not_raised():
+    """HARD_SWISH has no 16x8 kernel in the converter: the int16 step reports why and ships nothing."""
+    from edgec import layer_error
+    from edgec.tf import keras, seed_everything
+
+    K = keras()
+    L = K.layers
+    seed_everything(0)
+    x = K.Input((8,), name="x")
+    h = L.Dense(16, name="pre")(x)
+    h = L.Multiply()([h, L.Rescaling(1.0 / 6.0)(L.ReLU(max_value=6.0)(L.Rescaling(1.0, offset=3.0)(h)))])
+    m = L.Dense(16, name="mixer")(h)  # x * relu6(x + 3) / 6 above: the converter makes it HARD_SWISH
+    model = K.Model(x, L.Dense(4, activation="softmax", name="head")(m))
+    w, b = model.get_layer("mixer").get_weights()
+    w[:, 0] *= 500.0
+    model.get_layer("mixer").set_weights([w, b])
+    hw, hb = model.get_layer("head").get_weights()
+    hw[0, :] = 0.0
+    model.get_layer("head").set_weights([hw, hb])
+    data = np.random.default_rng(0).normal(size=(192, 8)).astype(np.float32)
+    labels = model.predict(data[64:], verbose=0).argmax(1)
+    wide, step = layer_error._int16x8_step(model, {"x": data[:64]}, [data[64:]], labels, 1.0, True)
+    assert wide is None and "HARD_SWISH" in step["error"]  # reported as tried, never shipped
