@@ -149,3 +149,15 @@ def test_sigterm_removes_the_half_built_folder(tmp_path):
     assert os.listdir(tmp_path) in ([], ["cortex-m4"])  # complete folders only
     for name in os.listdir(tmp_path):
         assert json.loads((tmp_path / name / "report.json").read_text())["target"] == name
+
+
+def test_max_accuracy_drop_is_refused_for_a_one_value_output(run_cli, tmp_path):
+    """Top-1 of a regression output is always class 0: a drop measured on it would always be 0."""
+    from edgec.tf import keras
+
+    k = keras()
+    inp = k.Input((4,), name="x")
+    k.Model(inp, k.layers.Dense(1, name="score")(k.layers.Dense(8, activation="relu")(inp))).save(tmp_path / "r.keras")
+    assert_refused(_compile(run_cli, tmp_path / "out", "--max-accuracy-drop", "0.01", model=tmp_path / "r.keras",
+                            calibration="random"), 2, "one value per sample", "--keep-float")
+    assert not (tmp_path / "out").exists()
