@@ -303,7 +303,7 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
     requested = resolve_layers(analysis, keep_float)
     candidates = [x["tensor"] for x in analysis.layers if x["tensor"] not in requested]
     kept: list[str] = []
-    steps = []
+    steps, models = [], []
     wide, tried = None, None
     int16_pending = int16x8
     while True:
@@ -312,6 +312,7 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
         steps.append({"kept_float": [layer_name(t) for t in kept], "kept_tensors": list(kept),
                       "top1": top1, "drop": float_top1 - top1, "bytes": len(model),
                       "p50_ms": _latency_ms(model, inputs)})
+        models.append(model)
         log.info("layer-error: kept %s in float: top-1 %.4f (drop %.4f)", steps[-1]["kept_float"], top1,
                  float_top1 - top1)
         if progress:
@@ -325,14 +326,20 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
             wide, step = _int16x8_step(keras_model, calibration, inputs, labels, float_top1, analysis.io_int8)
             if wide is not None and step["drop"] <= max_drop:  # shipped; else reported, float layers follow
                 steps.append(step)
-                model = wide
+                models.append(wide)
                 break
             tried = step
         if done or not candidates or len(kept) - len(requested) >= max_layers:
             break
         kept.append(candidates.pop(0))
-    first, last = steps[0], steps[-1]
+    # Ship the last step when it met the drop; otherwise the best one tried (fewest float layers on ties),
+    # which verification will still fail, but with the least damage.
+    shipped = len(steps) - 1
+    if max_drop is not None and steps[-1]["drop"] > max_drop:
+        shipped = min(range(len(steps)), key=lambda i: (steps[i]["drop"], i))
+    model, first, last = models[shipped], steps[0], steps[shipped]
     section = {"reference_top1": float_top1, "max_accuracy_drop": max_drop, "steps": steps,
+               "shipped_step": shipped,
                "kept_float": last["kept_float"], "activations": last.get("activations", "int8"),
                "met": max_drop is None or last["drop"] <= max_drop,
                "cost": {"bytes": last["bytes"] - first["bytes"],

@@ -115,3 +115,19 @@ def test_int16x8_refused_by_the_converter_is_reported_not_raised():
     labels = model.predict(data[64:], verbose=0).argmax(1)
     wide, step = layer_error._int16x8_step(model, {"x": data[:64]}, [data[64:]], labels, 1.0, True)
     assert wide is None and "HARD_SWISH" in step["error"]  # reported as tried, never shipped
+
+
+def test_unmet_drop_ships_the_best_step_tried(outlier):
+    from edgec import layer_error
+
+    model, calibration, evaluation, analysis = outlier
+    # Keeping only 'pre' in float cannot fix the outlier in 'mixer', and no further layer may be added.
+    artifact, section = layer_error.fit_accuracy_drop(model, {"x": calibration}, {"x": evaluation}, max_drop=0.02,
+                                                      keep_float=["pre"], max_layers=0, analysis=analysis)
+    drops = [s["drop"] for s in section["steps"]]
+    assert len(drops) == 2 and not section["met"] and min(drops) > 0.02
+    best = drops.index(min(drops))
+    assert section["shipped_step"] == best and section["kept_float"] == section["steps"][best]["kept_float"]
+    reference = model.predict(evaluation, verbose=0).argmax(1)
+    shipped = layer_error.litert_predict(artifact, [evaluation])[0].argmax(1)
+    assert np.isclose(np.mean(shipped == reference), section["steps"][best]["top1"])
