@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands.COMMANDS[args.command](args)
     except EdgecError as e:
+        if _terminated_by_signal:  # a library turned our _Terminated into its own error: still a SIGTERM
+            print("edgec: terminated", file=sys.stderr)
+            return 143
         print(f"edgec: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
@@ -111,7 +114,14 @@ class _Terminated(BaseException):
     """Raised by the SIGTERM handler; a BaseException so that only cleanup code sees it."""
 
 
+_terminated_by_signal = False
+
+
 def _terminate(signum, frame):
+    # Remember it: the TFLite converter catches whatever is raised inside it (this too) and re-raises
+    # it as its own ConverterError, which edgec would report as a toolchain failure (exit 3).
+    global _terminated_by_signal
+    _terminated_by_signal = True
     raise _Terminated()
 
 
