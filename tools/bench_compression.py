@@ -32,11 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from edgec import artifact_stats, lut  # noqa: E402
 from edgec.optimize import optimize  # noqa: E402
-from edgec.runtimes import quantize_samples  # noqa: E402
 from edgec.recipe import Recipe  # noqa: E402
 from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
 from edgec.tflm_arena import measure_arena  # noqa: E402
-from edgec.tflm_run import run_tflm  # noqa: E402
+from tests.toolchain.compression_support import quantize_inputs, tflm_top1  # noqa: E402  (one TFLM top-1)
 from tools.photo_crops import photo_crops, stable_crops  # noqa: E402
 
 MLPERF = ROOT.parent / "shared/models/mlperf-tiny"
@@ -118,16 +117,6 @@ def convert(model, calibration: np.ndarray | None) -> bytes:
     return conv.convert()
 
 
-def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
-    return quantize_samples(tflite, [np.asarray(x, np.float32)])
-
-
-def tflm_predict(tflite: bytes, x: np.ndarray) -> np.ndarray:
-    """Top-1 classes of an int8 artifact run in the TFLite Micro interpreter."""
-    outputs = run_tflm(tflite, quantize_inputs(tflite, x))[0]
-    return outputs.reshape(len(outputs), -1).argmax(1)
-
-
 def _settings(r: Recipe) -> str:
     parts = ["fuse"]
     if r.low_rank:
@@ -150,14 +139,14 @@ def run_case(case: dict) -> dict:
     reference = labels if labels is not None else float_top1
     float_bytes = len(convert(model, None))
     int8 = convert(model, case["train"])
-    int8_score = float(np.mean(tflm_predict(int8, x_eval) == reference))
+    int8_score = float(np.mean(tflm_top1(int8, x_eval) == reference))
     teacher = keras().models.clone_model(model)
     teacher.set_weights(model.get_weights())
     compressed_model, stages = optimize(teacher, case["recipe"], train_x=case["train"], train_y=None)
     packed = convert(compressed_model, case["train"])
     final, lut_report = lut.compress(packed, quantize_inputs(packed, x_eval[:50]))
     stats = artifact_stats.stats(final)
-    score = float(np.mean(tflm_predict(final, x_eval) == reference))
+    score = float(np.mean(tflm_top1(final, x_eval) == reference))
     return {
         "model": case["name"], "settings": _settings(case["recipe"]), "metric": "top-1" if labels is not None
         else "agreement", "float_tflite_bytes": float_bytes, "int8_bytes": len(int8),
