@@ -85,9 +85,14 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
                              f"{', '.join(other)}{backend}", stage="compile")
 
 
+def _first_output_shape(outputs: dict) -> tuple:
+    """Shape of the model's first output (the one top-1 and labels refer to); () when unknown."""
+    return next(iter(outputs.values()))[0] if outputs else ()
+
+
 def _check_drop_metric(recipe: dict, outputs: dict) -> None:
     """``--max-accuracy-drop`` measures top-1 of a class output: refuse it for a one-value output."""
-    shape = next(iter(outputs.values()))[0] if outputs else ()
+    shape = _first_output_shape(outputs)
     if recipe.get("max_accuracy_drop") is not None and shape and shape[-1] == 1:
         name = next(iter(outputs))
         raise InputError(f"--max-accuracy-drop measures the top-1 class, but output '{name}' has one value per "
@@ -98,7 +103,7 @@ def _check_drop_metric(recipe: dict, outputs: dict) -> None:
 def _check_labels(dataset, outputs: dict) -> None:
     """Labels must be class indices of the model's first output."""
     labels = None if dataset.random else dataset.labels
-    shape = next(iter(outputs.values()))[0] if outputs else ()
+    shape = _first_output_shape(outputs)
     classes = int(shape[-1]) if shape and shape[-1] not in (None, -1) else None
     if labels is None or classes is None or not len(labels):
         return
