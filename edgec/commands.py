@@ -63,6 +63,8 @@ def cmd_compile(args) -> int:
         settings["calibration_method"] = args.calibration_method
     if args.max_accuracy_drop is not None:
         settings["max_accuracy_drop"] = args.max_accuracy_drop
+    if args.stem:
+        settings["stem"] = args.stem
     if args.layer_error:
         settings["layer_error"] = True
     if args.backend:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import stem
 from .errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,10 @@ def export(build: Any) -> None:
             model, build.report["keep_float"] = fit(float_model, float_path, quantized, build.evaluation,
                                                     build.calibration, keep=keep, max_drop=max_drop)
         else:
-            model = quantized([])
+            float_layers, build.report["stem"] = stem.choose(stem.setting(build.settings, build.target),
+                                                             stem.onnx_stem(float_model))
+            model = quantized(float_layers)
+            info["stem"] = build.report["stem"]["chosen"]
         info.update(calibration_method=method, per_channel=q.get("per_channel", True),
                     activation_dtype=q.get("activation_dtype", "uint8"),
                     calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))

@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, quantize, targets
+from . import __version__, quantize, stem, targets
 from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
@@ -83,6 +83,25 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
             backend = " (--backend c: the generated C has int8 kernels only)" if recipe.get("backend") == "c" else ""
             raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite, ONNX and OpenVINO targets; not on "
                              f"{', '.join(other)}{backend}", stage="compile")
+    _check_stem(profiles, recipe)
+
+
+def _check_stem(profiles: list[dict], recipe: dict) -> None:
+    """``--stem float|auto`` needs a format with fast float kernels, and is not a --keep-float list."""
+    from .stem import FORMATS, setting
+
+    for p in profiles:  # a target file's own value is checked before any work too
+        setting({}, p)
+    value = recipe.get("stem")
+    if value in (None, "int8"):
+        return
+    other = [p["id"] for p in profiles if p["format"] not in FORMATS]
+    if other:
+        raise InputError(f"--stem {value} works on LiteRT and ONNX targets; not on {', '.join(other)} (their "
+                         "runtimes are int8-first: float convolutions would be slower there)", stage="compile")
+    if recipe.get("keep_float") or recipe.get("max_accuracy_drop") is not None:
+        raise InputError(f"--stem {value} cannot be combined with --keep-float / --max-accuracy-drop; name the "
+                         "stem layer in --keep-float instead", stage="compile")
 
 
 def _first_output_shape(outputs: dict) -> tuple:
@@ -227,10 +246,24 @@ def _quantize(build: Build) -> None:
                 log.warning("%s: shipping int16 activations (int8 weights) to meet --max-accuracy-drop: the "
                             "model's inputs and outputs are int16 (see model_data.h)", build.target["id"])
         else:
-            build.int8_tflite = quantize.int8_tflite(
-                build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
-                per_channel=quant.get("per_channel", True))
+            build.int8_tflite = _quantize_int8(build)
+            entry["stem"] = build.report.get("stem", {}).get("chosen", "int8")
     (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
+
+
+def _quantize_int8(build: Build) -> bytes:
+    """Int8, with the float stem where the setting and (for ``auto``) the measured latency say so."""
+    quant = build.target.get("quantization", {})
+
+    def int8(float_nodes: list[str]) -> bytes:
+        return quantize.int8_tflite(build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
+                                    per_channel=quant.get("per_channel", True), float_nodes=float_nodes)
+
+    if build.target["format"] not in stem.FORMATS:  # microcontrollers: all-int8 (see edgec.stem)
+        return int8([])
+    float_layers, build.report["stem"] = stem.choose(stem.setting(build.settings, build.target),
+                                                     stem.tflite_stem(build.float_tflite))
+    return int8(float_layers)
 
 
 def _float_accuracy(keras_model, held_out) -> dict:

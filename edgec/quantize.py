@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 
 from .calibration import Dataset
 from .errors import EdgecError, InputError, ToolchainError
@@ -63,14 +64,44 @@ def fp16_tflite(model) -> bytes:
     return _convert(converter, "float16")
 
 
-def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_channel: bool = True) -> bytes:
+def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_channel: bool = True,
+                float_nodes: Sequence[str] = ()) -> bytes:
     """Full-integer INT8 ``.tflite`` of ``model`` calibrated on ``calibration``.
 
     ``io_dtype`` is ``"int8"``, ``"uint8"`` or ``"float32"`` (float I/O with quantize/dequantize ops).
-    Layers kept in float (``--keep-float``, ``--max-accuracy-drop``) go through
-    :mod:`edgec.layer_error` instead.
+    ``float_nodes`` (output tensor names) stay in float, alone: their readers get a QUANTIZE (the
+    float stem, :mod:`edgec.stem`). Layers kept in float with their readers (``--keep-float``,
+    ``--max-accuracy-drop``) go through :mod:`edgec.layer_error` instead.
     """
+    if float_nodes:
+        return _int8_with_float_nodes(model, calibration, io_dtype=io_dtype, per_channel=per_channel,
+                                      float_nodes=list(float_nodes))
     return _full_integer(model, calibration, activations="int8", io_dtype=io_dtype, per_channel=per_channel)
+
+
+def _int8_with_float_nodes(model, calibration, *, io_dtype: str, per_channel: bool, float_nodes: list[str]
+                           ) -> bytes:
+    # The converter's public API cannot leave single ops in float; its MLIR quantizer can, from a
+    # calibrated model (what TFLite's QuantizationDebugger does for its denylists).
+    from tensorflow.lite.python import convert
+
+    tf = tensorflow()
+    converter = _converter(model, calibration, ops=tf.lite.OpsSet.TFLITE_BUILTINS_INT8, per_channel=per_channel)
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True
+    calibrated = _convert(converter, "int8 calibration")
+    io = _io_type(io_dtype)
+    with _captured_stderr() as err:
+        try:
+            result = convert.mlir_quantize(calibrated, disable_per_channel=not per_channel,
+                                           fully_quantize=io_dtype != "float32", input_data_type=io,
+                                           output_data_type=io, denylisted_nodes=float_nodes)
+        except Exception as e:  # the quantizer wraps MLIR failures in several exception types
+            raise ToolchainError(f"TFLite quantizer failed (int8, {len(float_nodes)} layer(s) in float): "
+                                 f"{_explain(str(e) + chr(10) + ''.join(err))}", stage=STAGE) from None
+    result = bytes(result)
+    check_fully_quantized(result, allowed_float=float_nodes)
+    return result
 
 
 def int16x8_tflite(model, calibration: Dataset | dict, *, io_dtype: str = "int8", per_channel: bool = True
@@ -86,23 +117,33 @@ def int16x8_tflite(model, calibration: Dataset | dict, *, io_dtype: str = "int8"
     return _full_integer(model, calibration, activations="int16", io_dtype=io, per_channel=per_channel)
 
 
-def _full_integer(model, calibration, *, activations: str, io_dtype: str, per_channel: bool) -> bytes:
+def _converter(model, calibration, *, ops, per_channel: bool):
+    """A TFLite converter for integer quantization of ``model`` calibrated on ``calibration``."""
     tf = tensorflow()
     if getattr(calibration, "random", False):
         log.warning("calibrating on random samples: int8 ranges will not match real data")
-    representative = _representative(calibration)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    ops = {"int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-           "int16": tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8}
-    converter.target_spec.supported_ops = [ops[activations]]
+    converter.representative_dataset = _representative(calibration)
+    converter.target_spec.supported_ops = [ops]
     converter._experimental_disable_per_channel = not per_channel
+    return converter
+
+
+def _io_type(io_dtype: str):
+    tf = tensorflow()
     dtypes = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float32": tf.float32}
     if io_dtype not in dtypes:
         raise InputError(f"unknown io_dtype '{io_dtype}' (use int8, uint8 or float32)", stage=STAGE)
-    converter.inference_input_type = dtypes[io_dtype]
-    converter.inference_output_type = dtypes[io_dtype]
+    return dtypes[io_dtype]
+
+
+def _full_integer(model, calibration, *, activations: str, io_dtype: str, per_channel: bool) -> bytes:
+    tf = tensorflow()
+    ops = {"int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+           "int16": tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8}
+    converter = _converter(model, calibration, ops=ops[activations], per_channel=per_channel)
+    converter.inference_input_type = converter.inference_output_type = _io_type(io_dtype)
     result = _convert(converter, "int8" if activations == "int8" else "int16x8")
     check_fully_quantized(result)
     return result
@@ -121,17 +162,18 @@ def _representative(calibration):
     return lambda: ({n: batch[n] for n in names} for batch in calibration.batches(CALIBRATION_BATCH))
 
 
-def check_fully_quantized(tflite: bytes) -> None:
-    """Refuse a model in which an operator stayed in float.
+def check_fully_quantized(tflite: bytes, allowed_float: Sequence[str] = ()) -> None:
+    """Refuse a model in which an operator stayed in float, other than those asked for.
 
     With only int8 builtins allowed the converter still leaves an op that has no int8 kernel (e.g.
     CONV_3D) in float between DEQUANTIZE and QUANTIZE, silently; microcontroller targets cannot run it.
+    ``allowed_float`` names output tensors of operators left in float on purpose.
     """
     from .tflite_model import parse
 
     model = parse(tflite)
     for op in model.operators:
-        if op.name in ("QUANTIZE", "DEQUANTIZE"):
+        if op.name in ("QUANTIZE", "DEQUANTIZE") or model.tensors[op.outputs[0]].name in allowed_float:
             continue
         tensors = [model.tensors[i] for i in op.inputs + op.outputs if i >= 0]
         if any(t.type == "FLOAT32" for t in tensors):

@@ -40,6 +40,7 @@ SCHEMA: dict[str, Any] = {
         "activation_dtype": str,  # ONNX QDQ activations: uint8 (x86 U8S8 kernels) | int8 (TensorRT)
         "overflow_fix": str,  # NNCF: disable (VNNI CPUs) | first_layer | enable (AVX2-only CPUs)
         "int16x8": bool,  # int16-activation kernels exist: --max-accuracy-drop may ship a 16x8 model
+        "stem": str,  # int8 | float | auto: the convolutions reading the input in float (edgec/stem.py)
     },
     "operators": {"allowed": list},
     "verification": {

@@ -7,6 +7,10 @@ TFLite converter (full-integer int8, int8 I/O), tf2onnx + ONNX Runtime ``quantiz
 OpenVINO ``convert_model`` + ``nncf.quantize``, through edgec's own exporter functions (ONNX with
 uint8 activations, the x86 default: ONNX Runtime's int8-activation QDQ ran ResNet-8 at 0.61x float).
 
+LiteRT and ONNX Runtime also get an "int8, float stem" row: the same int8 model with the convolutions
+that read the input left in float (edgec's ``--stem float``, see edgec/stem.py), as edgec ships it for
+a phone (float I/O) and for ``onnx-cpu``.
+
 The MLPerf models come without their data sets here: KWS is calibrated on seeded synthetic samples,
 ResNet-8 on natural-photo crops (tools/photo_crops.py); latency does not depend on the scales.
 
@@ -52,6 +56,31 @@ def load_models(names: list[str]) -> dict[str, tuple[object, np.ndarray, str]]:
         model = K.models.load_model(MLPERF / "pretrainedResnet.h5")
         out["resnet8"] = (model, photo_crops(100, 0), "photo crops")
     return out
+
+
+def litert_stem(model, data: np.ndarray, folder: Path) -> Path:
+    """The int8 .tflite with a float stem and float I/O, from edgec's own quantizer."""
+    from edgec import quantize, stem
+
+    name = model.inputs[0].name.split(":")[0]
+    layers = list(stem.tflite_stem((folder / "float.tflite").read_bytes()))
+    raw = quantize.int8_tflite(model, {name: data}, io_dtype="float32", float_nodes=layers)
+    (folder / "int8_stem.tflite").write_bytes(raw)
+    return folder / "int8_stem.tflite"
+
+
+def onnx_stem(data: np.ndarray, folder: Path) -> Path:
+    """The int8 QDQ .onnx with the float stem, from the float .onnx of ``onnx_pair``."""
+    import onnx
+
+    from edgec import export_onnx, stem
+
+    fused = onnx.load(str(folder / "float.onnx"))
+    names = [i.name for i in fused.graph.input if i.name not in {t.name for t in fused.graph.initializer}]
+    q = export_onnx.quantize(fused, {names[0]: data}, work=folder / "ort_stem",
+                             nodes_to_exclude=list(stem.onnx_stem(fused)))
+    onnx.save(q, str(folder / "int8_stem.onnx"))
+    return folder / "int8_stem.onnx"
 
 
 def litert_pair(model, data: np.ndarray, folder: Path) -> tuple[Path, Path]:
@@ -103,27 +132,30 @@ def run(names: list[str], runtimes: list[str], runs: int, threads: int, memory: 
     for name, (model, data, source) in load_models(names).items():
         with tempfile.TemporaryDirectory() as d:
             folder = Path(d)
-            pairs = {}
+            pairs = []  # (runtime, variant, int8 file, float file)
             t0 = time.time()
             if "litert" in runtimes:
-                pairs["litert"] = litert_pair(model, data, folder)
+                pairs.append(("litert", "int8", *litert_pair(model, data, folder)))
+                pairs.append(("litert", "int8, float stem", litert_stem(model, data, folder), pairs[-1][3]))
             if {"onnxruntime", "openvino"} & set(runtimes):
-                pairs["onnxruntime"] = onnx_pair(model, data, folder)
+                art, ref = onnx_pair(model, data, folder)
+                if "onnxruntime" in runtimes:
+                    pairs += [("onnxruntime", "int8", art, ref),
+                              ("onnxruntime", "int8, float stem", onnx_stem(data, folder), ref)]
             if "openvino" in runtimes:
-                pairs["openvino"] = openvino_pair(data, folder)
+                pairs.append(("openvino", "int8", *openvino_pair(data, folder)))
             log.info("%s: converted in %.1f s", name, time.time() - t0)
-            for runtime in runtimes:
-                art, ref = pairs[runtime]
+            for runtime, variant, art, ref in pairs:
                 r = bench.bench(art, ref, runtime, runs=runs, warmup=max(10, runs // 10), threads=threads,
                                 out=folder / f"{runtime}.json", memory=memory)
-                rows.append({"model": name, "calibration": source, "runtime": runtime,
+                rows.append({"model": name, "calibration": source, "runtime": runtime, "variant": variant,
                              "float_p50_ms": r["reference"]["p50_ms"], "int8_p50_ms": r["artifact"]["p50_ms"],
                              "float_p90_ms": r["reference"]["p90_ms"], "int8_p90_ms": r["artifact"]["p90_ms"],
                              "speedup": r["speedup"], "float_bytes": r["reference"]["bytes"],
                              "int8_bytes": r["artifact"]["bytes"],
                              "float_peak_memory_bytes": r["reference"]["peak_memory_bytes"],
                              "int8_peak_memory_bytes": r["artifact"]["peak_memory_bytes"]})
-                log.info("%s / %s: float %.4f ms, int8 %.4f ms, %.2fx", name, runtime,
+                log.info("%s / %s / %s: float %.4f ms, int8 %.4f ms, %.2fx", name, runtime, variant,
                          rows[-1]["float_p50_ms"], rows[-1]["int8_p50_ms"], rows[-1]["speedup"])
     return rows
 
@@ -136,15 +168,15 @@ def render(rows: list[dict], threads: int) -> str:
     from rich.table import Table
 
     t = Table(title=f"Host latency, float vs int8, same run ({threads} thread(s), p50 ms)")
-    for col in ("model", "runtime", "float p50", "int8 p50", "int8 speedup", "float KiB", "int8 KiB",
+    for col in ("model", "runtime", "variant", "float p50", "int8 p50", "int8 speedup", "float KiB", "int8 KiB",
                 "float peak MiB", "int8 peak MiB"):
-        t.add_column(col, justify="left" if col in ("model", "runtime") else "right")
+        t.add_column(col, justify="left" if col in ("model", "runtime", "variant") else "right")
 
     def mib(v):
         return "n/a" if v is None else f"{v / 2**20:.1f}"
 
     for r in rows:
-        t.add_row(r["model"], r["runtime"], f"{r['float_p50_ms']:.4f}", f"{r['int8_p50_ms']:.4f}",
+        t.add_row(r["model"], r["runtime"], r["variant"], f"{r['float_p50_ms']:.4f}", f"{r['int8_p50_ms']:.4f}",
                   f"{r['speedup']:.2f}x", f"{r['float_bytes'] / 1024:.0f}", f"{r['int8_bytes'] / 1024:.0f}",
                   mib(r["float_peak_memory_bytes"]), mib(r["int8_peak_memory_bytes"]))
     buf = io.StringIO()
