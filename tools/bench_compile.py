@@ -2,6 +2,8 @@
 
 Sizes against MLPerf's own int8 references, arenas against the ideal peak activation memory quoted in
 ../shared/models/mlperf-tiny/README.md, and fidelity measured in the TFLite Micro interpreter.
+ResNet-8 is calibrated on real CIFAR-10 training images and evaluated on labelled CIFAR-10 test images
+(tools/cifar10.py); KWS has no data here (random calibration, fidelity only).
 
     .venv/bin/python tools/bench_compile.py [--out build/bench-compile]
 """
@@ -20,17 +22,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
 
-from tests.conftest import resnet8_calibration  # noqa: E402  (one crop recipe for tests and bench)
+from tools.cifar10 import load as cifar10  # noqa: E402
+
+CIFAR_CALIBRATION = 500  # first images of CIFAR-10's first training batch
+CIFAR_EVAL = 1000  # first images of the CIFAR-10 test batch, with their labels
 
 
 def _cases(tmp: Path) -> list[tuple[str, Path, str, str | None, int | None, int | None]]:
     ww = np.load(MLPERF / "str_ww_calibration_samples.npz")
     np.savez(tmp / "ww.npz", input_1=ww["specs"].astype(np.float32), label=ww["labels"])
+    x, _ = cifar10("train")
+    np.savez(tmp / "cifar10_train.npz", input_1=x[:CIFAR_CALIBRATION])
+    x, y = cifar10("test")
+    np.savez(tmp / "cifar10_test.npz", input_1=x[:CIFAR_EVAL], label=y[:CIFAR_EVAL])
     return [
         ("digits CNN", ROOT / "edgec/examples/digits_cnn.keras", str(ROOT / "calibration/digits/calibration.npz"),
          str(ROOT / "calibration/digits/eval.npz"), None, None),
         ("MLPerf KWS DS-CNN", MLPERF / "kws_ref_model", "random", None, 53936, 16000),
-        ("MLPerf ResNet-8", MLPERF / "pretrainedResnet.h5", str(resnet8_calibration(tmp / "crops.npz")), None, 98496, 49152),
+        ("MLPerf ResNet-8", MLPERF / "pretrainedResnet.h5", str(tmp / "cifar10_train.npz"),
+         str(tmp / "cifar10_test.npz"), 98496, 49152),
         ("MLPerf wake word", MLPERF / "str_ww_ref_model.h5", str(tmp / "ww.npz"), None, 74520, None),
     ]
 
