@@ -24,7 +24,7 @@ import numpy as np
 
 from . import tflite_model
 from .errors import GateError, ToolchainError
-from .tflm_run import run_tflm
+from .tflm_run import first_difference
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,11 @@ def check_bit_exact(reference: bytes, compressed: bytes, samples: list) -> int:
     """
     if not samples:
         raise GateError("LUT compression needs at least one sample to check bit-exactness", stage="lut")
-    # run_tflm gives the host arena that DECODE outputs need; outputs come stacked over samples.
-    ref, got = run_tflm(reference, samples), run_tflm(compressed, samples)
-    for n in range(len(samples)):
-        for i, (x, y) in enumerate((a[n], b[n]) for a, b in zip(ref, got)):
-            if x.shape != y.shape or not np.array_equal(x, y):
-                diff = int(np.max(np.abs(x.astype(np.int64) - y.astype(np.int64)))) if x.shape == y.shape else -1
-                raise GateError(f"LUT-compressed model differs from the uncompressed one in the TFLM "
-                                f"interpreter (sample {n}, output {i}, max diff {diff} LSB); build without "
-                                "LUT compression (lut = false in the recipe)", stage="lut")
+    # run_tflm gives the host arena that DECODE outputs need.
+    where = first_difference(reference, compressed, samples)
+    if where is not None:
+        raise GateError(f"LUT-compressed model differs from the uncompressed one in the TFLM interpreter "
+                        f"({where}); build without LUT compression (lut = false in the recipe)", stage="lut")
     return len(samples)
 
 

@@ -2,8 +2,9 @@
 
 Writes into the target folder:
 
-- ``model.tflite``: the int8 model re-serialized by TFLite Micro's flatbuffer aligner so that every
-  constant buffer starts on a 16-byte boundary (kernels read weights in place from flash);
+- ``model.tflite``: the int8 model (LUT-compressed when clustered, slimmed by :mod:`edgec.tflm_slim`)
+  re-serialized by TFLite Micro's flatbuffer aligner so that every constant buffer starts on a
+  16-byte boundary (kernels read weights in place from flash);
 - ``model_data.cc`` / ``model_data.h``: the same bytes as an ``alignas(16)`` const array, its length,
   and the arena size to reserve;
 - ``op_resolver.h``: a ``MicroMutableOpResolver<N>`` registering exactly the model's operators;
@@ -192,7 +193,7 @@ def int8_samples(tflite: bytes, dataset, limit: int = 50) -> list:
     return quantize_samples(tflite, list(dataset.subset(range(min(limit, len(dataset)))).arrays().values()))
 
 
-def lut_compress(build, tflite: bytes) -> bytes:
+def lut_compress(build, tflite: bytes, samples: list) -> bytes:
     """Store clustered weights as TFLite Micro LUTs (DECODE) where it shrinks the file and the arena fits."""
     from .lut import compress
 
@@ -201,7 +202,7 @@ def lut_compress(build, tflite: bytes) -> bytes:
     arena_budget = None
     if ram_budget is not None:  # the decoded weights live in the arena; leave room for the margin
         arena_budget = int((ram_budget - mem.get("arena_margin_bytes", 0)) / (1 + mem.get("arena_margin_fraction", 0)))
-    compressed, report = compress(tflite, int8_samples(tflite, build.evaluation), arena_budget=arena_budget)
+    compressed, report = compress(tflite, samples, arena_budget=arena_budget)
     build.report["compression"]["lut"] = report
     return compressed
 
@@ -210,14 +211,18 @@ def export(build) -> None:
     """TFLite Micro exporter: write the artifacts, measure the arena, check the budgets."""
     if build.int8_tflite is None:
         raise ToolchainError("no int8 model to export", stage=STAGE, target=build.target["id"])
+    from .tflm_slim import slim_checked
+
     model = build.int8_tflite
+    samples = int8_samples(model, build.evaluation)
     if build.settings.get("clusters") and build.settings.get("lut", True):
-        model = lut_compress(build, model)
+        model = lut_compress(build, model, samples)
+    model, build.report["compression"]["slim"] = slim_checked(model, samples)
     tflite = align(model)
     if tflite is not model and "lut" in build.report["compression"]:
         from .lut import check_bit_exact  # re-serialized by the aligner: prove it again
 
-        check_bit_exact(build.int8_tflite, tflite, int8_samples(build.int8_tflite, build.evaluation))
+        check_bit_exact(build.int8_tflite, tflite, samples)
     ops = check_operators(tflite, build.target.get("operators", {}).get("allowed", []), build.target["id"])
     arena = measure_arena(tflite)
     reserve, note = arena_reserve(arena["arena_bytes"], build.target)

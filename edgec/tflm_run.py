@@ -61,3 +61,16 @@ def run_tflm(tflite: bytes, samples: Iterable[np.ndarray | Sequence[np.ndarray]]
 
 def _empty(detail: dict) -> np.ndarray:
     return np.empty((0, *detail["shape"]), detail["dtype"])
+
+
+def first_difference(reference: bytes, candidate: bytes, samples: list) -> str | None:
+    """Run both models on ``samples`` in TFLite Micro; None when every output is identical, else where
+    the first difference is (sample, output, max difference in LSB)."""
+    ref, got = run_tflm(reference, samples), run_tflm(candidate, samples)
+    for n in range(len(samples)):
+        for i, (x, y) in enumerate((a[n], b[n]) for a, b in zip(ref, got)):
+            if x.shape != y.shape:
+                return f"sample {n}, output {i}: shape {y.shape} instead of {x.shape}"
+            if not np.array_equal(x, y):
+                return f"sample {n}, output {i}, max diff {int(np.max(np.abs(x.astype(np.int64) - y)))} LSB"
+    return None

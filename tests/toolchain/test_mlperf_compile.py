@@ -1,4 +1,8 @@
-"""MLPerf Tiny reference models compile for cortex-m4 and match MLPerf's own int8 references in size."""
+"""MLPerf Tiny reference models compile for cortex-m4 with MLPerf's own int8 weights, in no larger a file.
+
+Our files are smaller: same constant bytes and operators, but edgec drops the bias quantization
+parameters and long tensor names that TFLite Micro never reads (edgec/tflm_slim.py).
+"""
 
 from __future__ import annotations
 
@@ -24,21 +28,23 @@ def _same_weights_as_reference(out, reference):
     ref = parse((MLPERF / reference).read_bytes())
     assert ours.op_counts() == ref.op_counts()
     assert constant_bytes(ours) == constant_bytes(ref)
+    slim = json.loads((out / "cortex-m4" / "report.json").read_text())["compression"]["slim"]
+    assert slim["applied"] and slim["bit_exact_samples"] > 0 and slim["bias_quantization_bytes"] > 0
     return len(ours.raw), len(ref.raw)
 
 
-def test_keyword_spotting_compiles_within_5_percent_of_mlperf_int8(run_cli, tmp_path):
+def test_keyword_spotting_compiles_no_larger_than_mlperf_int8(run_cli, tmp_path):
     report = _compile(run_cli, MLPERF / "kws_ref_model", tmp_path, "random")
     ours, ref = _same_weights_as_reference(tmp_path, "kws_ref_model.tflite")
-    assert ours <= 1.05 * ref  # smaller: the 2021 converter wrote a larger flatbuffer for the same weights
+    assert ours <= ref  # also smaller because the 2021 converter wrote a larger flatbuffer
     assert report["memory"]["arena_measured_host_bytes"] > 16_000  # the ideal peak activation memory
 
 
-def test_resnet8_compiles_within_5_percent_of_mlperf_int8(run_cli, tmp_path):
+def test_resnet8_compiles_no_larger_than_mlperf_int8(run_cli, tmp_path):
     crops = resnet8_calibration(tmp_path / "crops.npz")
     report = _compile(run_cli, MLPERF / "pretrainedResnet.h5", tmp_path / "out", crops)
     ours, ref = _same_weights_as_reference(tmp_path / "out", "pretrainedResnet_quant.tflite")
-    assert abs(ours - ref) <= 0.05 * ref
+    assert 0.85 * ref <= ours <= ref
     assert report["memory"]["arena_measured_host_bytes"] > 49_152
     assert report["verification"]["top1_agreement"] >= 0.95
 
@@ -49,5 +55,5 @@ def test_wake_word_compiles_with_its_real_calibration_samples(run_cli, tmp_path)
     np.savez(path, input_1=data["specs"].astype(np.float32), label=data["labels"])
     report = _compile(run_cli, MLPERF / "str_ww_ref_model.h5", tmp_path / "out", path)
     ours, ref = _same_weights_as_reference(tmp_path / "out", "str_ww_ref_model.tflite")
-    assert abs(ours - ref) <= 0.05 * ref
+    assert 0.85 * ref <= ours <= ref
     assert report["verification"]["reference_top1"] is not None

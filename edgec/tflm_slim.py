@@ -1,0 +1,81 @@
+"""Drop from the shipped TFLite Micro flatbuffer what the interpreter never reads.
+
+Two things the converter writes cost flash on the device and are never read there:
+
+- the per-channel quantization parameters of CONV_2D and DEPTHWISE_CONV_2D *bias* tensors (a float
+  scale and an int64 zero point per output channel, 12 B each). TFLite Micro's int8 and int16
+  convolution kernels (reference and CMSIS-NN) compute the requantization from the input, filter and
+  output scales (``PopulateConvolutionQuantizationParams``); only the legacy uint8 path checks the bias
+  scale. FULLY_CONNECTED does check its bias scale, so its (single) parameters stay;
+- long tensor names (``model/conv2d_3/BiasAdd;model/conv2d_3/Conv2D;...``): each becomes its Keras
+  layer name (``conv2d_3``), which is what reports and debuggers show anyway. Model input and output
+  names stay whole (they are the model's interface).
+
+Because "never read" is a claim about someone else's code, every slimmed model is run in the TFLite
+Micro interpreter on held-out samples and shipped only if bit-exact with the unslimmed one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .artifact_stats import layer_name
+from .tflite_model import schema
+from .tflm_run import first_difference
+
+log = logging.getLogger(__name__)
+
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _builtin(model, op) -> int:
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+
+
+def slim(tflite: bytes) -> tuple[bytes, dict]:
+    """The slimmed flatbuffer and what was removed (bytes of bias parameters, of names)."""
+    import flatbuffers
+
+    s = schema()
+    model = s.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    convs = {getattr(s.BuiltinOperator, name) for name in _CONVS}
+    bias_bytes = names_bytes = 0
+    for graph in model.subgraphs:
+        keep = set(graph.inputs) | set(graph.outputs)
+        for op in graph.operators or []:
+            if _builtin(model, op) not in convs or len(op.inputs) < 3 or op.inputs[2] < 0:
+                continue
+            bias = graph.tensors[op.inputs[2]]
+            # Only constant biases: a LUT-decoded bias is an arena tensor whose parameters DECODE may use.
+            buffer = model.buffers[bias.buffer] if bias.buffer < len(model.buffers) else None
+            q = bias.quantization
+            if buffer is None or buffer.data is None or q is None or q.scale is None:
+                continue
+            bias_bytes += 12 * len(q.scale)
+            bias.quantization = None
+        for i, t in enumerate(graph.tensors or []):
+            if i in keep or t.name is None:
+                continue
+            name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+            short = layer_name(name)
+            names_bytes += len(name) - len(short)
+            t.name = short
+    builder = flatbuffers.Builder(len(tflite) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    out = bytes(builder.Output())
+    return out, {"bias_quantization_bytes": bias_bytes, "name_bytes": names_bytes,
+                 "bytes_before": len(tflite), "bytes_after": len(out)}
+
+
+def slim_checked(tflite: bytes, samples: list) -> tuple[bytes, dict]:
+    """:func:`slim`, kept only when TFLite Micro gives identical outputs on ``samples``; else the input."""
+    slimmed, report = slim(tflite)
+    where = first_difference(tflite, slimmed, samples) if samples else "no samples to check with"
+    report["bit_exact_samples"] = 0 if where else len(samples)
+    if where is not None or len(slimmed) >= len(tflite):
+        log.warning("TFLite Micro slimming not applied (%s)", where or "no smaller")
+        report.update(applied=False, reason=where or "not smaller", bytes_after=len(tflite))
+        return tflite, report
+    report["applied"] = True
+    return slimmed, report

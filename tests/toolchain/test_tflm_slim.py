@@ -1,0 +1,73 @@
+"""TFLite Micro slimming (edgec/tflm_slim.py): conv bias quantization and long names dropped, bit-exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+
+pytestmark = pytest.mark.toolchain
+
+
+@pytest.fixture(scope="module")
+def digits_int8():
+    from edgec import quantize
+    from edgec.tf import keras
+
+    model = keras().models.load_model(DIGITS_MODEL, compile=False)
+    calib = {model.inputs[0].name.split(":")[0]: np.load(DIGITS_CALIBRATION)["image"][:64]}
+    return quantize.int8_tflite(model, calib)
+
+
+@pytest.fixture(scope="module")
+def samples(digits_int8):
+    from edgec.runtimes import quantize_samples
+
+    return quantize_samples(digits_int8, [np.load(DIGITS_EVAL)["image"][:40]])
+
+
+def _bias_tensors(model, ops):
+    return [model.tensors[op.inputs[2]] for op in model.operators if op.name in ops and len(op.inputs) > 2]
+
+
+def test_slim_drops_conv_bias_parameters_and_long_names_only(digits_int8):
+    from edgec.tflite_model import parse
+    from edgec.tflm_slim import slim
+
+    slimmed, report = slim(digits_int8)
+    before, after = parse(digits_int8), parse(slimmed)
+    conv_biases = _bias_tensors(after, ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    assert conv_biases and all(t.scales is None for t in conv_biases)
+    assert all(t.scales is not None for t in _bias_tensors(after, ("FULLY_CONNECTED",)))  # its kernel checks them
+    assert report["bias_quantization_bytes"] == 12 * sum(len(t.scales) for t in
+                                                          _bias_tensors(before, ("CONV_2D", "DEPTHWISE_CONV_2D")))
+    # Constants, operators and the interface are untouched; inner names become layer names.
+    assert [t.data.tobytes() if t.is_constant else None for t in before.tensors] == \
+        [t.data.tobytes() if t.is_constant else None for t in after.tensors]
+    assert before.op_counts() == after.op_counts()
+    io = before.inputs + before.outputs
+    assert [after.tensors[i].name for i in io] == [before.tensors[i].name for i in io]
+    assert all("/" not in t.name and ";" not in t.name for i, t in enumerate(after.tensors) if i not in io)
+    assert report["bytes_after"] == len(slimmed) < len(digits_int8) - report["bias_quantization_bytes"]
+
+
+def test_slimmed_model_is_bit_exact_in_tflite_micro_and_shipped(digits_int8, samples):
+    from edgec.tflm_run import first_difference
+    from edgec.tflm_slim import slim_checked
+
+    shipped, report = slim_checked(digits_int8, samples)
+    assert report["applied"] and report["bit_exact_samples"] == len(samples) == 40
+    assert len(shipped) == report["bytes_after"] < len(digits_int8)
+    assert first_difference(digits_int8, shipped, samples) is None
+
+
+def test_first_difference_finds_a_changed_output(digits_int8, samples):
+    from edgec.quantize import int8_tflite
+    from edgec.tf import keras
+    from edgec.tflm_run import first_difference
+
+    model = keras().models.load_model(DIGITS_MODEL, compile=False)
+    other = int8_tflite(model, {model.inputs[0].name.split(":")[0]: np.load(DIGITS_CALIBRATION)["image"][64:72]})
+    where = first_difference(digits_int8, other, samples)  # other calibration: other scales, other outputs
+    assert where is not None and where.startswith("sample ") and "LSB" in where
