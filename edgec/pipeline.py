@@ -261,8 +261,11 @@ def _quantize_int8(build: Build) -> bytes:
 
     if build.target["format"] not in stem.FORMATS:  # microcontrollers: all-int8 (see edgec.stem)
         return int8([])
-    float_layers, build.report["stem"] = stem.choose(stem.setting(build.settings, build.target),
-                                                     stem.tflite_stem(build.float_tflite))
+    value = stem.setting(build.settings, build.target)
+    # Tensor names of the model being quantized: compression (fusion) renames them, so not the
+    # user's float .tflite.
+    found = stem.tflite_stem(quantize.float_tflite(build.keras_model)) if value != "int8" else {}
+    float_layers, build.report["stem"] = stem.choose(value, found)
     return int8(float_layers)
 
 

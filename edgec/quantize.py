@@ -101,6 +101,14 @@ def _int8_with_float_nodes(model, calibration, *, io_dtype: str, per_channel: bo
                                  f"{_explain(str(e) + chr(10) + ''.join(err))}", stage=STAGE) from None
     result = bytes(result)
     check_fully_quantized(result, allowed_float=float_nodes)
+    from .tflite_model import parse
+
+    model = parse(result)
+    kept = {model.tensors[op.outputs[0]].name for op in model.operators
+            if model.tensors[op.outputs[0]].type == "FLOAT32"}
+    if set(float_nodes) - kept:  # a name the quantizer did not match would silently stay int8
+        raise ToolchainError(f"TFLite quantizer did not keep {sorted(set(float_nodes) - kept)} in float",
+                             stage=STAGE)
     return result
 
 

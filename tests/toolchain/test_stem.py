@@ -111,3 +111,29 @@ def test_stem_is_refused_where_it_cannot_apply(run_cli, rgb_files, tmp_path):
     assert_refused(run_cli("compile", rgb_files / "rgb.keras", "-t", "onnx-cpu", "--stem", "auto",
                            "--keep-float", "body", *common), 2, "--keep-float")
     assert not any(tmp_path.iterdir())
+
+
+def test_float_stem_survives_fusion_and_clustering(run_cli, tmp_path):
+    """Compression renames tensors (batch norm folded into the stem): the float stem must still be found."""
+    from edgec.tf import keras, seed_everything
+    from edgec.tflite_model import parse
+
+    seed_everything(0)
+    K = keras()
+    x = K.Input((16, 16, 3), name="image")
+    y = K.layers.Conv2D(8, 3, padding="same", name="stem")(x)
+    y = K.layers.BatchNormalization(name="stem_bn")(y)
+    y = K.layers.ReLU(name="stem_relu")(y)
+    y = K.layers.Conv2D(8, 3, padding="same", activation="relu", name="body")(y)
+    y = K.layers.GlobalAveragePooling2D()(y)
+    K.Model(x, K.layers.Dense(4, activation="softmax", name="head")(y)).save(tmp_path / "bn.keras")
+    data = np.random.default_rng(0).uniform(0, 1, (96, 16, 16, 3)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", image=data)
+    code, _, err = run_cli("compile", tmp_path / "bn.keras", "-t", "android-arm64", "--stem", "float",
+                           "--clusters", "8", "--calibration", tmp_path / "calib.npz", "-o", tmp_path / "out")
+    assert code == 0, err
+    model = parse((tmp_path / "out" / "android-arm64" / "model.tflite").read_bytes())
+    first = model.operators[0]
+    assert first.name == "CONV_2D" and model.tensors[first.inputs[1]].type == "FLOAT32"
+    report = json.loads((tmp_path / "out" / "android-arm64" / "report.json").read_text())
+    assert report["stem"]["chosen"] == "float" and report["stages"][1]["name"] == "fuse"
