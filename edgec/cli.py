@@ -47,8 +47,8 @@ def _add_compile(sub) -> None:
                    help="keep the worst int8 layers in float, one by one, until top-1 drops by at most X")
     c.add_argument("--stem", choices=["int8", "float", "auto"], default=None,
                    help="LiteRT and ONNX targets: keep the convolutions that read the input in float "
-                        "(faster on CPUs), or 'auto': time both here, keep the faster (default: the target's, "
-                        "else int8)")
+                        "(faster on CPUs), or 'auto': float when they read at most 4 channels (default: the "
+                        "target's, else int8)")
     c.add_argument("--layer-error", action="store_true",
                    help="always report per-layer int8 error (it is reported anyway when verification fails)")
 

@@ -252,7 +252,7 @@ def _quantize(build: Build) -> None:
 
 
 def _quantize_int8(build: Build) -> bytes:
-    """Int8, with the float stem where the setting and (for ``auto``) the measured latency say so."""
+    """Int8, with the float stem where the stem setting (and for ``auto`` its rule) asks for it."""
     quant = build.target.get("quantization", {})
 
     def int8(float_nodes: list[str]) -> bytes:
