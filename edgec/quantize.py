@@ -101,14 +101,6 @@ def _int8_with_float_nodes(model, calibration, *, io_dtype: str, per_channel: bo
                                  f"{_explain(str(e) + chr(10) + ''.join(err))}", stage=STAGE) from None
     result = bytes(result)
     check_fully_quantized(result, allowed_float=float_nodes)
-    from .tflite_model import parse
-
-    model = parse(result)
-    kept = {model.tensors[op.outputs[0]].name for op in model.operators
-            if model.tensors[op.outputs[0]].type == "FLOAT32"}
-    if set(float_nodes) - kept:  # a name the quantizer did not match would silently stay int8
-        raise ToolchainError(f"TFLite quantizer did not keep {sorted(set(float_nodes) - kept)} in float",
-                             stage=STAGE)
     return result
 
 
@@ -175,11 +167,17 @@ def check_fully_quantized(tflite: bytes, allowed_float: Sequence[str] = ()) -> N
 
     With only int8 builtins allowed the converter still leaves an op that has no int8 kernel (e.g.
     CONV_3D) in float between DEQUANTIZE and QUANTIZE, silently; microcontroller targets cannot run it.
-    ``allowed_float`` names output tensors of operators left in float on purpose.
+    ``allowed_float`` names output tensors of operators left in float on purpose; each of them must
+    be float (a name the quantizer did not match would silently stay int8).
     """
     from .tflite_model import parse
 
     model = parse(tflite)
+    floats = {model.tensors[op.outputs[0]].name for op in model.operators
+              if model.tensors[op.outputs[0]].type == "FLOAT32"}
+    if set(allowed_float) - floats:
+        raise ToolchainError(f"TFLite quantizer did not keep {sorted(set(allowed_float) - floats)} in float",
+                             stage=STAGE)
     for op in model.operators:
         if op.name in ("QUANTIZE", "DEQUANTIZE") or model.tensors[op.outputs[0]].name in allowed_float:
             continue
