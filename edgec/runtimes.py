@@ -14,7 +14,7 @@ import numpy as np
 from . import runtimes_onnx
 from .cbackend.export import predict as predict_c
 from .errors import InputError, ToolchainError
-from .tflite_model import parse
+from .tflite_model import _NUMPY_TYPES, parse
 from .tflm_run import run_tflm, tflm_io_details
 
 
@@ -37,21 +37,26 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
-_TYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "FLOAT32": np.float32}
-
-
 def input_details(tflite: bytes) -> list[dict]:
     """The inputs of a ``.tflite`` as :func:`quantize_input` reads them, without an interpreter."""
     model = parse(tflite)
-    return [{"dtype": _TYPES.get(model.tensors[i].type, np.float32), "shape": model.tensors[i].shape,
+    # The same dtypes the interpreters report (TFLite's tensor types), so callers may use either.
+    return [{"dtype": _NUMPY_TYPES.get(model.tensors[i].type, np.float32), "shape": model.tensors[i].shape,
              "quantization_parameters": {"scales": model.tensors[i].scales,
                                          "zero_points": model.tensors[i].zero_points}} for i in model.inputs]
 
 
-def quantize_samples(tflite: bytes, arrays: list[np.ndarray]) -> list:
+def quantize_samples(tflite: bytes, arrays: list[np.ndarray] | dict[str, np.ndarray]) -> list:
     """Float samples (one array per model input, batch first) in the model's input types, one sample at
-    a time: a ``(1, ...)`` array each for a single-input model, else a list of them per sample."""
+    a time: a ``(1, ...)`` array each for a single-input model, else a list of them per sample.
+
+    ``arrays`` is a list in the model's input order, or a dict by input name, put in that order by
+    :func:`order_inputs` (the converter may order a multi-input model's inputs unlike the data).
+    """
     details = input_details(tflite)
+    if isinstance(arrays, dict):
+        model = parse(tflite)
+        arrays = order_inputs(arrays, [model.tensors[i].name for i in model.inputs])
     samples = []
     for n in range(len(arrays[0])):
         per_input = [quantize_input(x[n:n + 1], d) for x, d in zip(arrays, details)]
@@ -92,12 +97,10 @@ def order_inputs(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.nda
 def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run every sample through the TFLite Micro interpreter (reference kernels), one at a time."""
     raw = Path(artifact).read_bytes()
-    model = parse(raw)
-    in_details, out_details = tflm_io_details(raw)
-    arrays = order_inputs(inputs, [model.tensors[i].name for i in model.inputs])
-    samples = [[quantize_input(x[n:n + 1], d) for x, d in zip(arrays, in_details)] for n in range(len(arrays[0]))]
+    out_details = tflm_io_details(raw)[1]
     # Stacked per-sample outputs (N, 1, ...) -> batch first (N, ...), as the other runtimes return.
-    return [dequantize_output(y.reshape(-1, *y.shape[2:]), d) for y, d in zip(run_tflm(raw, samples), out_details)]
+    return [dequantize_output(y.reshape(-1, *y.shape[2:]), d)
+            for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs)), out_details)]
 
 
 def predict_litert(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads: int = 1,

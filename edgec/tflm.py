@@ -188,13 +188,9 @@ def check_budget(*, flash_bytes: int, ram_bytes: int, profile: dict) -> None:
 
 def int8_samples(tflite: bytes, dataset, limit: int = 50) -> list:
     """Up to ``limit`` samples of ``dataset`` quantized to the model's input type, one (1, ...) array each."""
-    from .runtimes import order_inputs, quantize_samples
-    from .tflite_model import parse
+    from .runtimes import quantize_samples
 
-    model = parse(tflite)  # the converter may order a multi-input model's inputs unlike the data file
-    arrays = order_inputs(dataset.subset(range(min(limit, len(dataset)))).arrays(),
-                          [model.tensors[i].name for i in model.inputs])
-    return quantize_samples(tflite, arrays)
+    return quantize_samples(tflite, dataset.subset(range(min(limit, len(dataset)))).arrays())
 
 
 def lut_compress(build, tflite: bytes, samples: list) -> bytes:
