@@ -217,30 +217,14 @@ def quantize_keeping_float(analysis: LayerAnalysis, keep: Sequence[str]) -> byte
     return analysis.debugger.get_nondebug_quantized_model()
 
 
-def litert_predict(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run ``model`` in LiteRT sample by sample; float in, float (dequantized) out."""
-    from ai_edge_litert.interpreter import Interpreter
+def litert_predict(model: bytes, inputs: list[np.ndarray] | dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run ``model`` in LiteRT sample by sample; float in (by input name, or a list in the model's input
+    order), float (dequantized) out."""
+    from .runtimes import predict_litert
 
-    it = Interpreter(model_content=model, num_threads=1)
-    it.allocate_tensors()
-    ins, outs = it.get_input_details(), it.get_output_details()
-    results: list[list[np.ndarray]] = [[] for _ in outs]
-    for n in range(len(inputs[0])):
-        for detail, x in zip(ins, inputs):
-            v = x[n:n + 1]
-            if detail["dtype"] in (np.int8, np.uint8, np.int16):
-                scale, zp = detail["quantization"]
-                info = np.iinfo(detail["dtype"])
-                v = np.clip(np.round(v / scale + zp), info.min, info.max)
-            it.set_tensor(detail["index"], v.astype(detail["dtype"]))
-        it.invoke()
-        for k, detail in enumerate(outs):
-            y = it.get_tensor(detail["index"]).astype(np.float32)
-            if detail["dtype"] in (np.int8, np.uint8, np.int16):
-                scale, zp = detail["quantization"]
-                y = (y - zp) * scale
-            results[k].append(y[0])
-    return [np.stack(r) for r in results]
+    # Keys that match no input name fall back to position in order_inputs: a list keeps its order.
+    named = inputs if isinstance(inputs, dict) else {f"#{i}": x for i, x in enumerate(inputs)}
+    return predict_litert(model, named)
 
 
 def _int16x8_step(keras_model, calibration, inputs, labels, float_top1: float, io_int8: bool
@@ -261,7 +245,7 @@ def _int16x8_step(keras_model, calibration, inputs, labels, float_top1: float, i
     arrays = dict(zip(names, _as_list(keras_model, calibration)))
     try:
         model = int16x8_tflite(keras_model, arrays, io_dtype="int8" if io_int8 else "float32")
-        raw = run_tflm(model, quantize_samples(model, inputs))[0]
+        raw = run_tflm(model, quantize_samples(model, dict(zip(names, inputs))))[0]  # by name
         output = dequantize_output(raw.reshape(len(raw), -1), tflm_io_details(model)[1][0])
     except (EdgecError, RuntimeError, ValueError) as e:
         reason = str(e).splitlines()[0][:300]
@@ -296,6 +280,7 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
 
     analysis = analysis or analyze(keras_model, calibration)
     inputs = _as_list(keras_model, evaluation)
+    named = dict(zip(keras_model.input_names, inputs))  # the converter may reorder a model's inputs
     reference = np.asarray(keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
     if labels is None:
         labels = reference.reshape(len(reference), -1).argmax(1)
@@ -308,7 +293,7 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
     int16_pending = int16x8
     while True:
         model = quantize_keeping_float(analysis, kept)
-        top1 = top1_accuracy(litert_predict(model, inputs)[0], np.asarray(labels))
+        top1 = top1_accuracy(litert_predict(model, named)[0], np.asarray(labels))
         steps.append({"kept_float": [layer_name(t) for t in kept], "kept_tensors": list(kept),
                       "top1": top1, "drop": float_top1 - top1, "bytes": len(model),
                       "p50_ms": _latency_ms(model, inputs)})

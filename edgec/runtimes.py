@@ -103,14 +103,16 @@ def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarr
             for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs)), out_details)]
 
 
-def predict_litert(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads: int = 1,
+def predict_litert(artifact: Path | bytes, inputs: dict[str, np.ndarray], *, num_threads: int = 1,
                    reference_kernels: bool = False) -> list[np.ndarray]:
     """Run every sample through LiteRT (``ai_edge_litert``): XNNPACK as deployed on phones, or
-    TFLite's reference kernels (``reference_kernels``), which TFLite Micro must match bit for bit."""
+    TFLite's reference kernels (``reference_kernels``), which TFLite Micro must match bit for bit.
+    ``artifact`` is a ``.tflite`` path or its bytes."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-    interp = Interpreter(model_content=Path(artifact).read_bytes(), num_threads=num_threads,
+    raw = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
+    interp = Interpreter(model_content=raw, num_threads=num_threads,
                          experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     in_details = interp.get_input_details()
