@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from .artifact_stats import layer_name
-from .tflite_model import schema
+from .tflite_model import _op_name, schema
 from .tflm_run import first_difference
 
 log = logging.getLogger(__name__)
@@ -28,23 +28,16 @@ log = logging.getLogger(__name__)
 _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
-def _builtin(model, op) -> int:
-    code = model.operatorCodes[op.opcodeIndex]
-    return max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-
-
 def slim(tflite: bytes) -> tuple[bytes, dict]:
     """The slimmed flatbuffer and what was removed (bytes of bias parameters, of names)."""
     import flatbuffers
 
-    s = schema()
-    model = s.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    convs = {getattr(s.BuiltinOperator, name) for name in _CONVS}
+    model = schema().ModelT.InitFromPackedBuf(bytearray(tflite), 0)
     bias_bytes = names_bytes = 0
     for graph in model.subgraphs:
         keep = set(graph.inputs) | set(graph.outputs)
         for op in graph.operators or []:
-            if _builtin(model, op) not in convs or len(op.inputs) < 3 or op.inputs[2] < 0:
+            if _op_name(model, op.opcodeIndex) not in _CONVS or len(op.inputs) < 3 or op.inputs[2] < 0:
                 continue
             bias = graph.tensors[op.inputs[2]]
             # Only constant biases: a LUT-decoded bias is an arena tensor whose parameters DECODE may use.
