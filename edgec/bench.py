@@ -325,12 +325,6 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
                  threads=threads, out=folder / "bench.json")
 
 
-def compare_p50_ms(paths: list[Path], runtime: str, *, runs: int = RUNS, threads: int = 1) -> list[float]:
-    """Median latency (ms) of each model file in ``runtime``, timed in alternating rounds."""
-    sessions = [_load(Path(p), runtime, threads) for p in paths]
-    return [_stats(t)["p50_ms"] for t in _time(sessions, runs, min(WARMUP, runs))]
-
-
 def litert_p50_ms(model: bytes, inputs: list[np.ndarray] | None = None, *, runs: int = 50,
                   threads: int = 1) -> float:
     """Median LiteRT latency of in-memory ``model`` bytes (ms), on random inputs of its shape."""
@@ -339,7 +333,7 @@ def litert_p50_ms(model: bytes, inputs: list[np.ndarray] | None = None, *, runs:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.tflite"
         path.write_bytes(model)
-        return compare_p50_ms([path], "litert", runs=runs, threads=threads)[0]
+        return _stats(_time([_load(path, "litert", threads)], runs, min(WARMUP, runs))[0])["p50_ms"]
 
 
 def table(result: dict) -> str:
