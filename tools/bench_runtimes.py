@@ -58,6 +58,12 @@ def load_models(names: list[str]) -> dict[str, tuple[object, np.ndarray, str]]:
     return out
 
 
+def _first_input(onnx_model) -> str:
+    """Name of the ONNX model's first real input (not an initializer)."""
+    weights = {t.name for t in onnx_model.graph.initializer}
+    return next(i.name for i in onnx_model.graph.input if i.name not in weights)
+
+
 def litert_stem(model, data: np.ndarray, folder: Path) -> Path:
     """The int8 .tflite with a float stem and float I/O, from edgec's own quantizer."""
     from edgec import quantize, stem
@@ -76,8 +82,7 @@ def onnx_stem(data: np.ndarray, folder: Path) -> Path:
     from edgec import export_onnx, stem
 
     fused = onnx.load(str(folder / "float.onnx"))
-    names = [i.name for i in fused.graph.input if i.name not in {t.name for t in fused.graph.initializer}]
-    q = export_onnx.quantize(fused, {names[0]: data}, work=folder / "ort_stem",
+    q = export_onnx.quantize(fused, {_first_input(fused): data}, work=folder / "ort_stem",
                              nodes_to_exclude=list(stem.onnx_stem(fused)))
     onnx.save(q, str(folder / "int8_stem.onnx"))
     return folder / "int8_stem.onnx"
@@ -106,8 +111,7 @@ def onnx_pair(model, data: np.ndarray, folder: Path) -> tuple[Path, Path]:
 
     fused, _ = onnx_fuse.fuse(export_onnx.keras_to_onnx(model))
     onnx.save(fused, str(folder / "float.onnx"))
-    names = [i.name for i in fused.graph.input if i.name not in {t.name for t in fused.graph.initializer}]
-    q = export_onnx.quantize(fused, {names[0]: data}, work=folder / "ort")
+    q = export_onnx.quantize(fused, {_first_input(fused): data}, work=folder / "ort")
     onnx.save(q, str(folder / "int8.onnx"))
     return folder / "int8.onnx", folder / "float.onnx"
 
