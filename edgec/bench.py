@@ -258,12 +258,12 @@ def _model_bytes(path: Path) -> int:
 
 
 def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, warmup: int = WARMUP,
-          threads: int = 1, out: Path | None = None, memory: bool = True) -> dict:
+          threads: int = 1, out: Path | None = None, memory: bool = True, note: str | None = None) -> dict:
     """Time ``artifact`` and its float ``reference`` in ``runtime``; write and return bench.json.
 
     Both are loaded in this process and timed in alternating rounds (same inputs shape, seeded
     random data). ``speedup`` is reference p50 / artifact p50. ``out`` defaults to
-    ``artifact.parent / "bench.json"``.
+    ``artifact.parent / "bench.json"``; ``note`` (what was timed instead of the artifact) goes into it.
     """
     if runs < 1 or warmup < 0 or threads < 1:
         raise InputError(f"runs and threads must be >= 1 and warmup >= 0 (got {runs}, {threads}, {warmup})",
@@ -274,6 +274,8 @@ def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, wa
     result: dict = {"runtime": runtime, "threads": threads, "warmup": warmup,
                     "host": {"machine": platform.machine(), "processor": platform.processor() or None,
                              "cpu_count": os.cpu_count()}}
+    if note:
+        result["note"] = note
     for key, path, t in (("artifact", artifact, times[0]), ("reference", reference, times[1])):
         result[key] = {"path": path.name, "bytes": _model_bytes(path), **_stats(t),
                        "peak_memory_bytes": peak_memory_bytes(path, runtime, threads=threads) if memory
@@ -321,8 +323,20 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
     for name in (artifact, reference):
         if not (folder / name).is_file():
             raise InputError(f"{folder / name} is missing; recompile", stage="bench")
+    note = None
+    if runtime == "litert" and fmt == "tflm":
+        from .tflm_slim import litert_readable
+
+        why = litert_readable((folder / artifact).read_bytes())
+        if why is not None:  # the exporter proved both bit-exact in TFLite Micro; LiteRT runs the unslimmed one
+            artifact, note = "intermediate/model_int8.tflite", f"LiteRT cannot read model.tflite ({why}): " \
+                "timed intermediate/model_int8.tflite, bit-exact with it in TFLite Micro"
+            if not (folder / artifact).is_file():
+                raise InputError(f"LiteRT cannot read {folder}/model.tflite ({why}) and {folder / artifact} "
+                                 "is missing; recompile", stage="bench")
+            log.warning("%s", note)
     return bench(folder / artifact, folder / reference, runtime or own, runs=runs, warmup=warmup,
-                 threads=threads, out=folder / "bench.json")
+                 threads=threads, out=folder / "bench.json", note=note)
 
 
 def litert_p50_ms(model: bytes, inputs: list[np.ndarray] | None = None, *, runs: int = 50,

@@ -1,15 +1,23 @@
 """Drop from the shipped TFLite Micro flatbuffer what the interpreter never reads.
 
-Two things the converter writes cost flash on the device and are never read there:
+Several things the converter writes cost flash on the device and are never read there (the same
+reductions as TFLite Micro's own ``tflm_model_transforms`` tool, plus the conv bias parameters):
 
 - the per-channel quantization parameters of CONV_2D and DEPTHWISE_CONV_2D *bias* tensors (a float
   scale and an int64 zero point per output channel, 12 B each). TFLite Micro's int8 and int16
   convolution kernels (reference and CMSIS-NN) compute the requantization from the input, filter and
   output scales (``PopulateConvolutionQuantizationParams``); only the legacy uint8 path checks the bias
   scale. FULLY_CONNECTED does check its bias scale, so its (single) parameters stay;
+- per-channel zero points that are all 0 (every int8 weight tensor, 8 B per channel): one 0 is kept.
+  TFLite Micro broadcasts a single zero point to all channels since tflite-micro PR #813 (Dec 2021,
+  ``micro_allocator.cc``: "as a space-saving optimization, zero point arrays for weights can be
+  reduced to a single value"). LiteRT refuses such a file (it wants one zero point per scale), so the
+  LiteRT cross-checks run the unslimmed ``intermediate/model_int8.tflite`` (:func:`litert_readable`);
 - long tensor names (``model/conv2d_3/BiasAdd;model/conv2d_3/Conv2D;...``): each becomes its Keras
   layer name (``conv2d_3``), which is what reports and debuggers show anyway. Model input and output
-  names stay whole (they are the model's interface).
+  names stay whole (they are the model's interface);
+- the signature definitions, the model description and the subgraph name (TFLite Micro reads none of
+  them; its own transform tool drops them too). The metadata entries stay.
 
 Because "never read" is a claim about someone else's code, every slimmed model is run in the TFLite
 Micro interpreter on held-out samples and shipped only if bit-exact with the unslimmed one.
@@ -20,7 +28,7 @@ from __future__ import annotations
 import logging
 
 from .artifact_stats import layer_name
-from .tflite_model import _op_name, schema
+from .tflite_model import _op_name, parse, schema
 from .tflm_run import first_difference
 
 log = logging.getLogger(__name__)
@@ -29,12 +37,16 @@ _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def slim(tflite: bytes) -> tuple[bytes, dict]:
-    """The slimmed flatbuffer and what was removed (bytes of bias parameters, of names)."""
+    """The slimmed flatbuffer and what was removed (bytes of bias parameters, zero points, names)."""
     import flatbuffers
 
     model = schema().ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    bias_bytes = names_bytes = 0
+    bias_bytes = names_bytes = zero_point_bytes = 0
+    signatures = len(model.signatureDefs or [])
+    model.signatureDefs = None
+    model.description = None
     for graph in model.subgraphs:
+        graph.name = None
         keep = set(graph.inputs) | set(graph.outputs)
         for op in graph.operators or []:
             if _op_name(model, op.opcodeIndex) not in _CONVS or len(op.inputs) < 3 or op.inputs[2] < 0:
@@ -47,6 +59,11 @@ def slim(tflite: bytes) -> tuple[bytes, dict]:
                 continue
             bias_bytes += 12 * len(q.scale)
             bias.quantization = None
+        for t in graph.tensors or []:
+            q = t.quantization
+            if q is not None and q.zeroPoint is not None and len(q.zeroPoint) > 1 and not any(q.zeroPoint):
+                zero_point_bytes += 8 * (len(q.zeroPoint) - 1)
+                q.zeroPoint = [0]
         for i, t in enumerate(graph.tensors or []):
             if i in keep or t.name is None:
                 continue
@@ -57,8 +74,21 @@ def slim(tflite: bytes) -> tuple[bytes, dict]:
     builder = flatbuffers.Builder(len(tflite) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     out = bytes(builder.Output())
-    return out, {"bias_quantization_bytes": bias_bytes, "name_bytes": names_bytes,
+    return out, {"bias_quantization_bytes": bias_bytes, "zero_point_bytes": zero_point_bytes,
+                 "name_bytes": names_bytes, "signature_defs_removed": signatures,
                  "bytes_before": len(tflite), "bytes_after": len(out)}
+
+
+def litert_readable(tflite: bytes) -> str | None:
+    """None if LiteRT can run this flatbuffer, else why not (TFLite Micro LUT compression, or zero points
+    shared by all channels, which only TFLite Micro accepts)."""
+    model = parse(tflite)
+    if "TFLM_DECODE" in model.op_names():
+        return "TFLite Micro LUT compression (TFLM_DECODE)"
+    if any(t.scales is not None and t.zero_points is not None and len(t.zero_points) != len(t.scales)
+           for t in model.tensors):
+        return "one zero point shared by all channels (TFLite Micro reads it since 2022, tflite-micro PR #813)"
+    return None
 
 
 def slim_checked(tflite: bytes, samples: list) -> tuple[bytes, dict]:

@@ -99,3 +99,22 @@ def test_bench_build_reads_the_format_and_benches_against_the_kept_float_model(t
         bench.bench_build(build)
     with pytest.raises(InputError, match="not an edgec build folder"):
         bench.bench_build(tmp_path)
+
+
+def test_bench_build_in_litert_times_the_unslimmed_model_of_a_tflite_micro_build(tflite_pair, tmp_path):
+    import shutil
+
+    from edgec.tflm_slim import slim
+
+    artifact, reference = tflite_pair
+    build = tmp_path / "cortex-m4"
+    (build / "intermediate").mkdir(parents=True)
+    (build / "model.tflite").write_bytes(slim(artifact.read_bytes())[0])  # LiteRT cannot read it
+    shutil.copy(reference, build / "intermediate" / "model_float.tflite")
+    (build / "report.json").write_text(json.dumps({"format": "tflm"}))
+    with pytest.raises(InputError, match="LiteRT cannot read .* is missing; recompile"):
+        bench.bench_build(build, runtime="litert", runs=5, warmup=1)
+    shutil.copy(artifact, build / "intermediate" / "model_int8.tflite")
+    result = bench.bench_build(build, runtime="litert", runs=10, warmup=1)
+    assert result["artifact"]["path"] == "model_int8.tflite" and "LiteRT cannot read model.tflite" in result["note"]
+    assert bench.bench_build(build, runs=5, warmup=1)["artifact"]["path"] == "model.tflite"  # TFLite Micro reads it

@@ -30,6 +30,7 @@ def _same_weights_as_reference(out, reference):
     assert constant_bytes(ours) == constant_bytes(ref)
     slim = json.loads((out / "cortex-m4" / "report.json").read_text())["compression"]["slim"]
     assert slim["applied"] and slim["bit_exact_samples"] > 0 and slim["bias_quantization_bytes"] > 0
+    assert slim["zero_point_bytes"] > 0
     return len(ours.raw), len(ref.raw)
 
 
@@ -44,7 +45,7 @@ def test_resnet8_compiles_no_larger_than_mlperf_int8(run_cli, tmp_path):
     crops = resnet8_calibration(tmp_path / "crops.npz")
     report = _compile(run_cli, MLPERF / "pretrainedResnet.h5", tmp_path / "out", crops)
     ours, ref = _same_weights_as_reference(tmp_path / "out", "pretrainedResnet_quant.tflite")
-    assert 0.85 * ref <= ours <= ref
+    assert 0.7 * ref <= ours < ref  # slimming: bias parameters, zero points, names (10-25%)
     assert report["memory"]["arena_measured_host_bytes"] > 49_152
     assert report["verification"]["top1_agreement"] >= 0.95
 
@@ -55,5 +56,5 @@ def test_wake_word_compiles_with_its_real_calibration_samples(run_cli, tmp_path)
     np.savez(path, input_1=data["specs"].astype(np.float32), label=data["labels"])
     report = _compile(run_cli, MLPERF / "str_ww_ref_model.h5", tmp_path / "out", path)
     ours, ref = _same_weights_as_reference(tmp_path / "out", "str_ww_ref_model.tflite")
-    assert 0.85 * ref <= ours <= ref
+    assert 0.7 * ref <= ours < ref  # slimming: bias parameters, zero points, names (10-25%)
     assert report["verification"]["reference_top1"] is not None

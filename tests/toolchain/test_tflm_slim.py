@@ -71,3 +71,30 @@ def test_first_difference_finds_a_changed_output(digits_int8, samples):
     other = int8_tflite(model, {model.inputs[0].name.split(":")[0]: np.load(DIGITS_CALIBRATION)["image"][64:72]})
     where = first_difference(digits_int8, other, samples)  # other calibration: other scales, other outputs
     assert where is not None and where.startswith("sample ") and "LSB" in where
+
+
+def test_slim_shares_one_zero_point_per_weight_tensor_and_drops_signatures(digits_int8):
+    from edgec.tflite_model import parse
+    from edgec.tflm_slim import litert_readable, slim
+
+    slimmed, report = slim(digits_int8)
+    before, after = parse(digits_int8), parse(slimmed)
+    per_channel = [i for i, t in enumerate(before.tensors) if t.zero_points is not None and len(t.zero_points) > 1]
+    assert per_channel  # the digits CNN's conv and dense weights are per-channel int8
+    kept = [i for i in per_channel if after.tensors[i].scales is not None]  # conv biases lose theirs whole
+    assert kept and all(len(after.tensors[i].zero_points) == 1 and after.tensors[i].zero_points[0] == 0 and
+                        len(after.tensors[i].scales) == len(before.tensors[i].scales) for i in kept)
+    assert report["zero_point_bytes"] == 8 * sum(len(before.tensors[i].zero_points) - 1 for i in kept)
+    assert report["signature_defs_removed"] == 1
+    # Activations keep their own (non-zero) zero points.
+    assert [t.zero_points.tolist() for i, t in enumerate(after.tensors) if i not in per_channel
+            and t.zero_points is not None and t.scales is not None and len(t.scales) == 1] == \
+        [t.zero_points.tolist() for i, t in enumerate(before.tensors) if i not in per_channel
+         and t.zero_points is not None and t.scales is not None and len(t.scales) == 1]
+    # LiteRT wants a zero point per scale: the slimmed model is for TFLite Micro only, and says so.
+    assert litert_readable(digits_int8) is None
+    assert "one zero point shared by all channels" in litert_readable(slimmed)
+    from ai_edge_litert.interpreter import Interpreter
+
+    with pytest.raises(Exception):
+        Interpreter(model_content=slimmed).allocate_tensors()
