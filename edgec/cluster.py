@@ -23,42 +23,66 @@ CLUSTERABLE = ("Conv1D", "Conv2D", "Dense")
 LLOYD_ITERATIONS = 50  # 1-D k-means converges in far fewer on these weight distributions
 
 
+def _check_count(clusters: int, where: str) -> int:
+    if not 2 <= int(clusters) <= 256:
+        raise InputError(f"number of clusters{where} must be between 2 and 256 (int8 has 256 values), got {clusters}",
+                         stage="cluster")
+    return int(clusters)
+
+
+def cluster_counts(model, *, clusters: int, layers: list[str] | None = None, keep_first_last: bool = True,
+                   counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Layer name -> number of clusters: ``clusters`` on the selected layers, then ``counts``.
+
+    ``counts`` maps selectors (names, layer types, globs, as for ``layers``) to their own number of
+    clusters, in order (a later selector wins); a layer named there is clustered even when the default
+    selection leaves it out (e.g. the first layer), and a selector that matches nothing is an error.
+    Fewer clusters on the big, robust layers and more on the sensitive ones is how a flash budget is met.
+    """
+    default = _check_count(clusters, "")
+    chosen = {name: default for name in select_layers(model, layers, kinds=CLUSTERABLE,
+                                                      keep_first_last=keep_first_last, stage="cluster")}
+    for selector, n in (counts or {}).items():
+        n = _check_count(n, f" for {selector!r}")
+        chosen.update({name: n for name in select_layers(model, [selector], kinds=CLUSTERABLE,
+                                                         keep_first_last=False, stage="cluster")})
+    return chosen
+
+
 def cluster(model, *, clusters: int = 16, per_channel: bool = False, preserve_sparsity: bool = False,
-            layers: list[str] | None = None, keep_first_last: bool = True) -> tuple[object, list[str]]:
+            layers: list[str] | None = None, keep_first_last: bool = True,
+            counts: dict[str, int] | None = None) -> tuple[object, list[str]]:
     """Wrap the selected layers of ``model`` with ``cluster_weights``.
 
     ``clusters`` shared values (k-means++ seeds refined by Lloyd's iterations) per kernel, or per
-    output channel of Conv2D layers with ``per_channel``. ``preserve_sparsity`` keeps pruned zeros at
-    zero. Returns the wrapped model (train it, or :func:`strip` it directly) and the names of the
-    clustered layers.
+    output channel of Conv2D layers with ``per_channel``; ``counts`` sets other numbers for some layers
+    (:func:`cluster_counts`). ``preserve_sparsity`` keeps pruned zeros at zero. Returns the wrapped
+    model (train it, or :func:`strip` it directly) and the names of the clustered layers.
     """
     mot = tfmot()
     from .tf import keras
 
-    if not 2 <= int(clusters) <= 256:
-        raise InputError(f"number of clusters must be between 2 and 256 (int8 has 256 values), got {clusters}",
-                         stage="cluster")
-    names = select_layers(model, layers, kinds=CLUSTERABLE, keep_first_last=keep_first_last, stage="cluster")
-    if not names:
+    chosen = cluster_counts(model, clusters=clusters, layers=layers, keep_first_last=keep_first_last,
+                            counts=counts)
+    if not chosen:
         log.warning("cluster: no layer selected (the model has too few clusterable layers)")
         return model, []
     ck = mot.clustering.keras
-    params = {
-        "number_of_clusters": int(clusters),
-        "cluster_centroids_init": ck.CentroidInitialization.KMEANS_PLUS_PLUS,
-        "preserve_sparsity": bool(preserve_sparsity),
-        "cluster_per_channel": bool(per_channel),
-    }
+
+    def params(n: int) -> dict:
+        return {"number_of_clusters": n, "cluster_centroids_init": ck.CentroidInitialization.KMEANS_PLUS_PLUS,
+                "preserve_sparsity": bool(preserve_sparsity), "cluster_per_channel": bool(per_channel)}
 
     # The wrappers compute their centroids from the weights they see when built, so the clone must
     # carry the trained weights first: clone with plain copies, copy weights, then wrap.
     plain = keras().models.clone_model(model)
     plain.set_weights(model.get_weights())
     wrapped = keras().models.clone_model(plain, clone_function=lambda layer: (
-        ck.cluster_weights(layer, **params) if layer.name in names else layer))
+        ck.cluster_weights(layer, **params(chosen[layer.name])) if layer.name in chosen else layer))
     refine_centroids(wrapped, preserve_sparsity=preserve_sparsity)
-    log.info("cluster: %d clusters%s%s on %s", clusters, " per channel" if per_channel else "",
-             ", sparsity preserved" if preserve_sparsity else "", ", ".join(names))
+    names = [layer.name for layer in plain.layers if layer.name in chosen]  # model order
+    log.info("cluster: %s%s%s", ", ".join(f"{n} ({chosen[n]})" for n in names), " per channel" if per_channel
+             else "", ", sparsity preserved" if preserve_sparsity else "")
     return wrapped, names
 
 
