@@ -132,11 +132,12 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
     if recipe.clusters:
         model, names = cluster.cluster(model, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
                                        preserve_sparsity=recipe.pruning, layers=recipe.cluster_layers,
-                                       keep_first_last=recipe.keep_first_last)
+                                       keep_first_last=recipe.keep_first_last, counts=recipe.cluster_counts)
         if recipe.qat != "none" or not steps:
             model = cluster.strip(model)
         stages.done("cluster", layers=names, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
-                    sparsity_preserved=recipe.pruning)
+                    sparsity_preserved=recipe.pruning, **({"counts": recipe.cluster_counts} if recipe.cluster_counts
+                                                          else {}))
         compressed = compressed or bool(names)
     if steps and recipe.qat != "none":
         mode = _auto_qat(recipe)

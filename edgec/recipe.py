@@ -6,6 +6,7 @@ of range are an :class:`InputError`); command-line flags of the same meaning ove
     prune = 0.5                 # --prune 0.5
     prune_structure = "2:4"     # --prune-structure 2:4
     clusters = 16               # --clusters 16
+    cluster_counts = {conv2d_7 = 4, "Dense" = 32}   # per-layer numbers of clusters (recipe only)
     low_rank = 0.95             # --low-rank 0.95  (retained singular-value energy)
     finetune_epochs = 5         # --finetune-epochs 5
     distill = true              # --distill
@@ -41,6 +42,7 @@ class Recipe:
     clusters: int = 0                       # weight clusters, 0 = no clustering
     cluster_per_channel: bool = False       # per output channel (Conv2D)
     cluster_layers: list[str] | None = None
+    cluster_counts: dict[str, int] | None = None  # per-layer numbers of clusters: {conv2d_7 = 8, "Dense" = 16}
     low_rank: float = 0.0                   # retained energy for SVD factorization, 0 = off
     low_rank_layers: list[str] | None = None
     finetune_epochs: int = 0                # recovery fine-tuning epochs, 0 = none
@@ -62,6 +64,10 @@ class Recipe:
         _require(self.prune_schedule in PRUNE_SCHEDULES, "prune_schedule", self.prune_schedule,
                  " or ".join(PRUNE_SCHEDULES))
         _require(self.clusters == 0 or 2 <= self.clusters <= 256, "clusters", self.clusters, "0 (off) or 2..256")
+        for selector, n in (self.cluster_counts or {}).items():
+            _require(2 <= n <= 256, "cluster_counts", {selector: n}, "2..256 clusters per selected layer")
+        _require(not self.cluster_counts or self.clusters > 0, "cluster_counts", self.cluster_counts,
+                 "it with clusters > 0 (the number for the layers it does not name)")
         _require(0.0 <= self.low_rank <= 1.0, "low_rank", self.low_rank, "a retained energy in (0, 1], 0 = off")
         _require(self.finetune_epochs >= 0, "finetune_epochs", self.finetune_epochs, "0 or more")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "1 or more")
@@ -94,7 +100,7 @@ class Recipe:
 
 
 _TYPES = {"bool": (bool,), "float": (int, float), "int": (int,), "str": (str,),
-          "list[str] | None": (list, type(None))}
+          "list[str] | None": (list, type(None)), "dict[str, int] | None": (dict, type(None))}
 
 
 def _check_type(name: str, value, type_name: str) -> None:
@@ -102,6 +108,8 @@ def _check_type(name: str, value, type_name: str) -> None:
     ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
     if ok and isinstance(value, list):
         ok = all(isinstance(v, str) for v in value)
+    if ok and isinstance(value, dict):
+        ok = all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
     if not ok:
         raise InputError(f"recipe key {name!r} must be {type_name.replace(' | None', '')}, got {value!r}",
                          stage="recipe")
@@ -119,6 +127,8 @@ def _toml_value(value) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys quoted, as layer globs need
+        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 

@@ -18,7 +18,7 @@ def compressed(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("compressed")
     recipe = out / "edgec.toml"
-    recipe.write_text("prune = 0.5\nclusters = 16\n")
+    recipe.write_text("prune = 0.5\nclusters = 16\ncluster_counts = {fc1 = 4}\n")
     code = main(["compile", str(DIGITS_MODEL), "-t", "cortex-m4", "--recipe", str(recipe), "--calibration",
                  str(DIGITS_CALIBRATION), "--eval", str(DIGITS_EVAL), "-o", str(out)])
     assert code == 0
@@ -31,7 +31,9 @@ def test_sparsity_and_clusters_are_measured_in_the_shipped_artifact(compressed):
     # First and last prunable layers stay dense by default; the middle ones carry the asked sparsity.
     assert layers["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.03)
     assert layers["fc1"]["sparsity"] == pytest.approx(0.5, abs=0.03)
-    assert all(x["unique_values_max_per_channel"] <= 16 for n, x in layers.items() if n in ("conv2", "fc1"))
+    assert 4 < layers["conv2"]["unique_values_max_per_channel"] <= 16
+    assert layers["fc1"]["unique_values_max_per_channel"] <= 4  # cluster_counts in the recipe
+    assert report["stages"][3]["counts"] == {"fc1": 4}
     assert [s["name"] for s in report["stages"]][:4] == ["load", "fuse", "prune", "cluster"]
     assert report["stages"][1]["fusions"]  # batch norms folded before compression
 
@@ -55,7 +57,7 @@ def test_lut_compression_is_bit_exact_and_shrinks_flash(compressed):
 
 def test_print_recipe_shows_flags_over_the_file(run_cli, tmp_path):
     recipe = tmp_path / "edgec.toml"
-    recipe.write_text("prune = 0.5\nclusters = 16\n")
+    recipe.write_text("prune = 0.5\nclusters = 16\ncluster_counts = {fc1 = 4}\n")
     code, out, _ = run_cli("compile", DIGITS_MODEL, "-t", "cortex-m4", "--recipe", recipe, "--clusters", "8",
                            "--print-recipe")
     assert code == 0 and "prune = 0.5" in out and "clusters = 8" in out
