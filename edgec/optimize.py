@@ -46,9 +46,9 @@ class _Stages:
 def _auto_qat(recipe: Recipe) -> str:
     if recipe.qat != "auto":
         return recipe.qat
-    if recipe.pruning and recipe.clusters:
+    if recipe.pruning and recipe.clustering:
         return "pcqat"
-    return "cluster_preserve" if recipe.clusters else "prune_preserve" if recipe.pruning else "plain"
+    return "cluster_preserve" if recipe.clustering else "prune_preserve" if recipe.pruning else "plain"
 
 
 def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stages: _Stages, after: str):
@@ -61,6 +61,43 @@ def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stage
     report.pop("seconds", None)
     stages.done("finetune", after=after, **report)
     return model
+
+
+def _cluster(model, recipe: Recipe, train_x) -> tuple[object, list[str], dict]:
+    """The cluster stage: the recipe's counts, or with ``cluster_bits`` counts chosen per layer by
+    measured sensitivity (:mod:`edgec.cluster_alloc`); returns the model, clustered layers, report."""
+    from . import cluster
+
+    if not recipe.cluster_bits:
+        model, names = cluster.cluster(model, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
+                                       preserve_sparsity=recipe.pruning, layers=recipe.cluster_layers,
+                                       keep_first_last=recipe.keep_first_last, counts=recipe.cluster_counts)
+        return model, names, ({"counts": recipe.cluster_counts} if recipe.cluster_counts else {})
+    from .cluster_alloc import counts_for_budget
+    from .prune import select_layers
+
+    if _samples(train_x) == 0:
+        raise InputError("cluster_bits measures each layer's sensitivity on calibration samples: pass "
+                         "--calibration, or set clusters instead", stage="cluster")
+    samples = {k: v[:256] for k, v in train_x.items()} if isinstance(train_x, dict) else train_x[:256]
+    candidates = select_layers(model, recipe.cluster_layers, kinds=cluster.CLUSTERABLE,
+                               keep_first_last=recipe.keep_first_last, stage="cluster")
+    fixed = cluster.cluster_counts(model, clusters=2, layers=[], counts=recipe.cluster_counts) \
+        if recipe.cluster_counts else {}
+    free = [n for n in candidates if n not in fixed]
+    try:
+        alloc = counts_for_budget(model, samples, free, average_bits=recipe.cluster_bits,
+                                  per_channel=recipe.cluster_per_channel) if free else {"counts": {}}
+    except ValueError as e:
+        raise InputError(f"cluster_bits = {recipe.cluster_bits:g}: {e}; raise cluster_bits", stage="cluster") from None
+    counts = {**alloc["counts"], **fixed}
+    if not counts:
+        log.warning("cluster: the bit budget leaves every layer int8")
+        return model, [], {"allocation": alloc}
+    model, names = cluster.cluster(model, clusters=max(counts.values()), per_channel=recipe.cluster_per_channel,
+                                   preserve_sparsity=recipe.pruning, layers=list(counts), keep_first_last=False,
+                                   counts=counts)
+    return model, names, {"counts": counts, "allocation": alloc}
 
 
 def _prune(model, recipe: Recipe, steps: int, one_shot: bool):
@@ -86,10 +123,10 @@ def _prune_stage(model, recipe: Recipe, steps: int, stages: _Stages, teacher, tr
     model, names = _prune(model, recipe, steps, one_shot)
     structure = recipe.prune_structure if recipe.prune_structure == "2:4" else f"{recipe.prune:g}"
     stages.done("prune", layers=names, structure=structure, schedule=recipe.prune_schedule, one_shot=one_shot)
-    if names and recipe.clusters and not one_shot:
+    if names and recipe.clustering and not one_shot:
         # Clustering cannot wrap a pruning wrapper: recover the pruned model first, then strip it.
         model = _finetune(model, recipe, teacher, train_x, train_y, prune.callbacks(), stages, after="prune")
-    if recipe.clusters or one_shot:
+    if recipe.clustering or one_shot:
         return prune.strip(model), [], bool(names)
     return model, prune.callbacks(), bool(names)
 
@@ -129,15 +166,12 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
         compressed = compressed or bool(layers)
     model, pending, pruned = _prune_stage(model, recipe, steps, stages, teacher, train_x, train_y)
     compressed = compressed or pruned
-    if recipe.clusters:
-        model, names = cluster.cluster(model, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
-                                       preserve_sparsity=recipe.pruning, layers=recipe.cluster_layers,
-                                       keep_first_last=recipe.keep_first_last, counts=recipe.cluster_counts)
+    if recipe.clustering:
+        model, names, detail = _cluster(model, recipe, train_x)
         if recipe.qat != "none" or not steps:
             model = cluster.strip(model)
         stages.done("cluster", layers=names, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
-                    sparsity_preserved=recipe.pruning, **({"counts": recipe.cluster_counts} if recipe.cluster_counts
-                                                          else {}))
+                    sparsity_preserved=recipe.pruning, **detail)
         compressed = compressed or bool(names)
     if steps and recipe.qat != "none":
         mode = _auto_qat(recipe)

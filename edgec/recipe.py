@@ -7,6 +7,7 @@ of range are an :class:`InputError`); command-line flags of the same meaning ove
     prune_structure = "2:4"     # --prune-structure 2:4
     clusters = 16               # --clusters 16
     cluster_counts = {conv2d_7 = 4, "Dense" = 32}   # per-layer numbers of clusters (recipe only)
+    cluster_bits = 2.5          # or: counts per layer by measured sensitivity, 2.5 bits/weight on average
     low_rank = 0.95             # --low-rank 0.95  (retained singular-value energy)
     finetune_epochs = 5         # --finetune-epochs 5
     distill = true              # --distill
@@ -43,6 +44,7 @@ class Recipe:
     cluster_per_channel: bool = False       # per output channel (Conv2D)
     cluster_layers: list[str] | None = None
     cluster_counts: dict[str, int] | None = None  # per-layer numbers of clusters: {conv2d_7 = 8, "Dense" = 16}
+    cluster_bits: float = 0.0               # average LUT bits per weight; counts chosen per layer, 0 = off
     low_rank: float = 0.0                   # retained energy for SVD factorization, 0 = off
     low_rank_layers: list[str] | None = None
     finetune_epochs: int = 0                # recovery fine-tuning epochs, 0 = none
@@ -66,8 +68,10 @@ class Recipe:
         _require(self.clusters == 0 or 2 <= self.clusters <= 256, "clusters", self.clusters, "0 (off) or 2..256")
         for selector, n in (self.cluster_counts or {}).items():
             _require(2 <= n <= 256, "cluster_counts", {selector: n}, "2..256 clusters per selected layer")
-        _require(not self.cluster_counts or self.clusters > 0, "cluster_counts", self.cluster_counts,
-                 "it with clusters > 0 (the number for the layers it does not name)")
+        _require(self.cluster_bits == 0 or 1.0 <= self.cluster_bits <= 8.0, "cluster_bits", self.cluster_bits,
+                 "0 (off) or an average of 1..8 bits per weight")
+        _require(not self.cluster_counts or self.clustering, "cluster_counts", self.cluster_counts,
+                 "it with clusters > 0 or cluster_bits (the number for the layers it does not name)")
         _require(0.0 <= self.low_rank <= 1.0, "low_rank", self.low_rank, "a retained energy in (0, 1], 0 = off")
         _require(self.finetune_epochs >= 0, "finetune_epochs", self.finetune_epochs, "0 or more")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "1 or more")
@@ -77,6 +81,11 @@ class Recipe:
                  "0.5 (or unset) with prune_structure 2:4, which keeps 2 of every 4 weights")
         _require(self.qat in QAT_CHOICES, "qat", self.qat, ", ".join(QAT_CHOICES))
         return self
+
+    @property
+    def clustering(self) -> bool:
+        """Whether the recipe clusters (a number of clusters, or an average bit budget)."""
+        return self.clusters > 0 or self.cluster_bits > 0
 
     @property
     def pruning(self) -> bool:

@@ -218,7 +218,7 @@ def export(build) -> None:
 
     model = build.int8_tflite
     samples = int8_samples(model, build.evaluation)
-    if build.settings.get("clusters") and build.settings.get("lut", True):
+    if (build.settings.get("clusters") or build.settings.get("cluster_bits")) and build.settings.get("lut", True):
         model = lut_compress(build, model, samples)
     model, build.report["compression"]["slim"] = slim_checked(model, samples)
     tflite = align(model)

@@ -40,7 +40,7 @@ def test_flags_alone_have_the_same_meaning_as_recipe_keys(tmp_path):
 
 def test_printed_recipe_loads_back_to_the_same_recipe(tmp_path):
     r = recipe.from_dict({"prune": 0.7, "cluster_layers": ["Dense", "conv2"], "qat": "pcqat", "low_rank": 1,
-                          "clusters": 4, "cluster_counts": {"conv2d_7": 8, "fc*": 16}})
+                          "clusters": 4, "cluster_counts": {"conv2d_7": 8, "fc*": 16}, "cluster_bits": 2.5})
     path = tmp_path / "printed.toml"
     path.write_text(r.to_toml())
     assert recipe.load(path) == r and "prune = 0.7" in r.to_toml()
@@ -57,7 +57,8 @@ def test_printed_recipe_loads_back_to_the_same_recipe(tmp_path):
     ("prune = \n", "not valid TOML"),
     ("clusters = 4\ncluster_counts = {conv2 = 1}\n", "'cluster_counts' = {'conv2': 1}"),
     ("clusters = 4\ncluster_counts = {conv2 = true}\n", "'cluster_counts' must be dict"),
-    ("cluster_counts = {conv2 = 8}\n", "with clusters > 0"),
+    ("cluster_counts = {conv2 = 8}\n", "with clusters > 0 or cluster_bits"),
+    ("cluster_bits = 0.5\n", "'cluster_bits' = 0.5 is not allowed; use 0 \\(off\\) or an average of 1..8"),
 ])
 def test_bad_recipe_is_a_one_line_input_error(tmp_path, text, message):
     path = tmp_path / "edgec.toml"
