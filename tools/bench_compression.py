@@ -138,7 +138,10 @@ def _settings(r: Recipe) -> str:
         parts.append(f"low-rank {r.low_rank}")
     if r.pruning:
         parts.append(f"prune {'2:4' if r.prune_structure == '2:4' else r.prune}")
-    if r.clusters:
+    if r.cluster_bits:
+        parts.append(f"clusters per layer for {r.cluster_bits:g} bits/weight" + (" per channel" if
+                                                                                 r.cluster_per_channel else ""))
+    elif r.clusters:
         parts.append(f"{r.clusters} clusters" + (" per channel" if r.cluster_per_channel else ""))
     if r.finetune_epochs:
         parts.append(f"distill {r.finetune_epochs} ep (T={r.temperature:g}, lr {r.learning_rate:g})")

@@ -52,3 +52,17 @@ def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
 
     outputs = run_tflm(tflite, quantize_inputs(tflite, x))[0]
     return outputs.reshape(len(outputs), -1).argmax(1)
+
+
+def small_cnn(*, convs: tuple[str, ...] = ("first", "middle")):
+    """A seeded 8x8x3 CNN: 3x3 convolutions named ``convs``, then Dense "hidden" (32) and "last" (4)."""
+    from edgec.tf import keras, seed_everything
+
+    seed_everything(0)
+    K = keras()
+    x = K.Input((8, 8, 3))
+    y = x
+    for name, filters in zip(convs, (8, 16, 16, 16)):
+        y = K.layers.Conv2D(filters, 3, activation="relu", name=name)(y)
+    y = K.layers.Dense(32, activation="relu", name="hidden")(K.layers.Flatten()(y))
+    return K.Model(x, K.layers.Dense(4, name="last")(y))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from compression_support import small_cnn
 
 from edgec.errors import InputError
 
@@ -11,17 +12,7 @@ pytestmark = pytest.mark.toolchain
 
 
 def _model():
-    from edgec.tf import keras, seed_everything
-
-    seed_everything(0)
-    K = keras()
-    x = K.Input((8, 8, 3))
-    y = K.layers.Conv2D(8, 3, activation="relu", name="first")(x)
-    y = K.layers.Conv2D(16, 3, activation="relu", name="middle")(y)
-    y = K.layers.Conv2D(16, 3, activation="relu", name="big")(y)
-    y = K.layers.Flatten()(y)
-    y = K.layers.Dense(32, activation="relu", name="hidden")(y)
-    return K.Model(x, K.layers.Dense(4, name="last")(y))
+    return small_cnn(convs=("first", "middle", "big"))
 
 
 def _unique_per_channel(model, name: str) -> int:
