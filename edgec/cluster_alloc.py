@@ -28,15 +28,21 @@ CANDIDATE_BITS = (1, 2, 3, 4, 5, 6)  # 2..64 clusters; int8 itself is the "not c
 GRANULE = 8  # bytes: the knapsack's resolution
 
 
-def cluster_kernel(kernel: np.ndarray, clusters: int, *, per_channel: bool) -> np.ndarray:
+def cluster_kernel(kernel: np.ndarray, clusters: int, *, per_channel: bool,
+                   preserve_sparsity: bool = False) -> np.ndarray:
     """``kernel`` with each output channel's (or the whole tensor's) weights replaced by their k-means
-    centroid (quantile seeds, Lloyd's iterations)."""
+    centroid (quantile seeds, Lloyd's iterations). With ``preserve_sparsity`` zeros stay zero and count
+    as one of the ``clusters`` values, as in TF-MOT's sparsity-preserving clustering."""
     columns = kernel.reshape(-1, kernel.shape[-1]).T if per_channel else kernel.reshape(1, -1)
-    out = np.empty_like(columns)
+    out = columns.copy()
     for i, col in enumerate(columns):
-        values = col.astype(np.float64)
-        centroids = _lloyd(values, np.quantile(values, (np.arange(clusters) + 0.5) / clusters))
-        out[i] = centroids[np.abs(values[:, None] - centroids[None, :]).argmin(axis=1)]
+        keep = col != 0 if preserve_sparsity else np.ones(col.shape, bool)
+        k = clusters - 1 if preserve_sparsity else clusters
+        values = col[keep].astype(np.float64)
+        if not len(values) or k < 1:
+            continue
+        centroids = _lloyd(values, np.quantile(values, (np.arange(k) + 0.5) / k))
+        out[i, keep] = centroids[np.abs(values[:, None] - centroids[None, :]).argmin(axis=1)]
     return out.T.reshape(kernel.shape) if per_channel else out.reshape(kernel.shape)
 
 
@@ -45,9 +51,11 @@ def lut_bytes(weights: int, channels: int, bits: int) -> int:
     return math.ceil(weights * bits / 8) + channels * 2 ** bits
 
 
-def sensitivities(model, samples, names: list[str], *, per_channel: bool,
+def sensitivities(model, samples, names: list[str], *, per_channel: bool, preserve_sparsity: bool = False,
                   bits: tuple[int, ...] = CANDIDATE_BITS) -> dict[str, dict[int, float]]:
-    """Layer -> {index bits: normalized squared output error with only that layer clustered}."""
+    """Layer -> {index bits: normalized squared output error with only that layer clustered}.
+
+    Per channel only for Conv2D, as TF-MOT's ``cluster_per_channel`` does."""
     reference = np.asarray(model.predict(samples, batch_size=256, verbose=0), np.float64)
     scale = float(np.sum(reference ** 2)) or 1.0
     result: dict[str, dict[int, float]] = {}
@@ -55,8 +63,10 @@ def sensitivities(model, samples, names: list[str], *, per_channel: bool,
         layer = model.get_layer(name)
         original = layer.get_weights()
         result[name] = {}
+        by_channel = per_channel and layer.__class__.__name__ == "Conv2D"
         for b in bits:
-            layer.set_weights([cluster_kernel(original[0], 2 ** b, per_channel=per_channel)] + original[1:])
+            clustered = cluster_kernel(original[0], 2 ** b, per_channel=by_channel, preserve_sparsity=preserve_sparsity)
+            layer.set_weights([clustered] + original[1:])
             out = np.asarray(model.predict(samples, batch_size=256, verbose=0), np.float64)
             result[name][b] = float(np.sum((out - reference) ** 2)) / scale
         layer.set_weights(original)
@@ -108,18 +118,19 @@ def allocate(sens: dict[str, dict[int, float]], sizes: dict[str, tuple[int, int]
     return {name: bits[name] for name in names}
 
 
-def counts_for_budget(model, samples, names: list[str], *, average_bits: float, per_channel: bool) -> dict:
+def counts_for_budget(model, samples, names: list[str], *, average_bits: float, per_channel: bool,
+                      preserve_sparsity: bool = False) -> dict:
     """Cluster counts for ``names`` at ``average_bits`` of LUT storage per weight (tables included).
 
     Returns {"counts": {layer: clusters}, "int8": [layers left unclustered], "budget_bytes",
     "estimated_bytes", "sensitivity": {layer: {bits: error}}} for the report.
     """
     sizes = {}
-    for name in names:
+    for name in names:  # TFLite Micro's LUT keeps a value table per output channel whatever the clustering
         kernel = model.get_layer(name).get_weights()[0]
-        sizes[name] = (kernel.size, kernel.shape[-1] if per_channel else 1)
+        sizes[name] = (kernel.size, kernel.shape[-1])
     budget = int(average_bits * sum(w for w, _ in sizes.values()) / 8)
-    sens = sensitivities(model, samples, names, per_channel=per_channel)
+    sens = sensitivities(model, samples, names, per_channel=per_channel, preserve_sparsity=preserve_sparsity)
     bits = allocate(sens, sizes, budget)
     estimated = sum(sizes[n][0] if b is None else lut_bytes(*sizes[n], b) for n, b in bits.items())
     counts = {n: 2 ** b for n, b in bits.items() if b is not None}

@@ -87,7 +87,8 @@ def _cluster(model, recipe: Recipe, train_x) -> tuple[object, list[str], dict]:
     free = [n for n in candidates if n not in fixed]
     try:
         alloc = counts_for_budget(model, samples, free, average_bits=recipe.cluster_bits,
-                                  per_channel=recipe.cluster_per_channel) if free else {"counts": {}}
+                                  per_channel=recipe.cluster_per_channel, preserve_sparsity=recipe.pruning) \
+            if free else {"counts": {}}
     except ValueError as e:
         raise InputError(f"cluster_bits = {recipe.cluster_bits:g}: {e}; raise cluster_bits", stage="cluster") from None
     counts = {**alloc["counts"], **fixed}

@@ -65,3 +65,11 @@ def test_cluster_kernel_keeps_at_most_k_values_per_channel_at_their_means(per_ch
         for v in values:  # a converged k-means centroid is the mean of its members
             assert v == pytest.approx(float(w[q == v].mean()), abs=1e-5)
     assert np.array_equal(cluster_kernel(kernel, 4, per_channel=per_channel), out)  # deterministic
+
+
+def test_cluster_kernel_keeps_pruned_zeros_as_one_of_the_values():
+    kernel = np.random.default_rng(1).normal(size=(3, 3, 4, 5)).astype(np.float32)
+    kernel[np.abs(kernel) < 0.6] = 0.0  # about half pruned
+    out = cluster_kernel(kernel, 4, per_channel=True, preserve_sparsity=True)
+    assert np.array_equal(out == 0, kernel == 0)
+    assert all(len(np.unique(out[..., c])) <= 4 for c in range(5))  # zero + 3 centroids
