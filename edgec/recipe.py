@@ -102,7 +102,9 @@ class Recipe:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None:
-                lines.append(f"# {f.name} = []  (default: chosen automatically)")
+                empty = "{}  (default: the clusters key for every layer)" if f.type.startswith("dict") \
+                    else "[]  (default: chosen automatically)"
+                lines.append(f"# {f.name} = {empty}")
             else:
                 lines.append(f"{f.name} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
