@@ -19,8 +19,7 @@ from .export import EXPORTERS
 from .harness import write_harness
 from .load import load
 from .progress import status
-from .report import render_html, write_json, write_manifest
-from .report_plots import plots_from_report
+from .report import write_index, write_reports
 from .tflite_model import macs, parse
 from .verify import verify
 
@@ -63,6 +62,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
                                  float_tflite, optimize_stages, Path(out))
         reports[profile["id"]] = report
         failures += report["failures"]
+    if len(reports) > 1:
+        write_index(Path(out), reports)
     if failures:
         raise GateError("; ".join(failures))
     return reports
@@ -200,7 +201,7 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         _export(build)
         _verify(build, loaded)
         write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
-        _write_reports(build, loaded)
+        write_reports(build, loaded.source)
     return build.report
 
 
@@ -372,19 +373,3 @@ def _finish_sizes(build: Build) -> None:
         memory["flash_budget_bytes"], memory["ram_budget_bytes"] = flash_budget, ram_budget
     if build.final_tflite is None and build.target["format"] != "c":
         build.report["compression"]["note"] = "per-layer sparsity and unique values are measured on .tflite artifacts"
-
-
-def _write_reports(build: Build, loaded) -> None:
-    write_json(build.out / "report.json", build.report)
-    plots = plots_from_report(build.report, build.out / "plots")
-    figures = [f'<h2>{name.replace("_", " ").title()}</h2><img src="plots/{path.name}" alt="{name}">'
-               for name, path in plots.items()]
-    (build.out / "report.html").write_text(render_html(build.report, figures))
-    settings = build.settings
-    write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
-                   inputs={"model": loaded.source, "calibration": _path_or_none(settings.get("calibration")),
-                           "eval": _path_or_none(settings.get("eval"))})
-
-
-def _path_or_none(value):
-    return None if value in (None, "random") else value

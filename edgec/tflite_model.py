@@ -159,26 +159,26 @@ def constant_bytes(model: TFLiteModel) -> int:
     return sum(t.data.nbytes for t in model.tensors if t.data is not None)
 
 
+def op_macs(model: TFLiteModel, op: Operator) -> int:
+    """Multiply-accumulates of one operator (conv, depthwise, dense, transpose conv, matmul; else 0)."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"):
+        return 0
+    out = model.tensors[op.outputs[0]].shape
+    weights = model.tensors[op.inputs[1]].shape
+    out_elems = int(np.prod(out)) if out else 0
+    if op.name == "CONV_2D":  # weights [out_c, kh, kw, in_c]
+        return out_elems * int(np.prod(weights[1:]))
+    if op.name == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out_c]
+        return out_elems * int(weights[1] * weights[2])
+    if op.name == "FULLY_CONNECTED":  # weights [out, in]
+        return out_elems * int(weights[-1])
+    if op.name == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input
+        inp = model.tensors[op.inputs[2]].shape
+        return int(np.prod(inp)) * int(np.prod(weights[:3]))
+    a = model.tensors[op.inputs[0]].shape
+    return out_elems * int(a[-1])
+
+
 def macs(model: TFLiteModel) -> int:
     """Multiply-accumulates of one inference, counted for conv, depthwise, dense and matmul ops."""
-    total = 0
-    for op in model.operators:
-        if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
-                           "BATCH_MATMUL"):
-            continue
-        out = model.tensors[op.outputs[0]].shape
-        weights = model.tensors[op.inputs[1]].shape
-        out_elems = int(np.prod(out)) if out else 0
-        if op.name == "CONV_2D":  # weights [out_c, kh, kw, in_c]
-            total += out_elems * int(np.prod(weights[1:]))
-        elif op.name == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out_c]
-            total += out_elems * int(weights[1] * weights[2])
-        elif op.name == "FULLY_CONNECTED":  # weights [out, in]
-            total += out_elems * int(weights[-1])
-        elif op.name == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input
-            inp = model.tensors[op.inputs[2]].shape
-            total += int(np.prod(inp)) * int(np.prod(weights[:3]))
-        else:
-            a = model.tensors[op.inputs[0]].shape
-            total += out_elems * int(a[-1])
-    return total
+    return sum(op_macs(model, op) for op in model.operators)

@@ -15,6 +15,7 @@ import numpy as np
 from .calibration import Dataset
 from .errors import GateError, InputError
 from .runtimes import RUNTIMES
+from .verify_detail import detail
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     outputs = RUNTIMES[runtime](artifact, samples)
     labels = None if evaluation.random else data.labels
     metrics = {"runtime": runtime, **compare(reference, outputs, labels)}
+    metrics["outputs_detail"] = detail(reference, outputs, list(getattr(keras_model, "output_names", None) or []))
     metrics["cross_check"] = {name: _cross_check(name, artifact, samples, outputs)
                               for name in settings.get("cross_check", []) if name != runtime}
     if evaluation.random:
