@@ -162,9 +162,9 @@ def _index_row(target: str, report: dict, bench: dict | None) -> str:
     def used(n, budget):
         if n is None or not budget:
             return svg.human_bytes(n)
-        share = min(100.0, 100.0 * n / budget)
-        return (f'{svg.human_bytes(n)} / {svg.human_bytes(budget)}<div class="mini"><i class="{"ok" if n <= budget '
-                f'else "bad"}" style="width:{share:.1f}%"></i></div>')
+        share, cls = min(100.0, 100.0 * n / budget), "ok" if n <= budget else "bad"
+        return (f'{svg.human_bytes(n)} / {svg.human_bytes(budget)}<div class="mini"><i class="{cls}" '
+                f'style="width:{share:.1f}%"></i></div>')
 
     latency = f"{bench['artifact']['p50_ms']:.3f} ms ({escape(str(bench.get('runtime')))})" if bench and \
         (bench.get("artifact") or {}).get("p50_ms") is not None else "— (run edgec bench)"
