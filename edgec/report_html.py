@@ -32,6 +32,11 @@ def _header(report: dict) -> str:
              f'id="verdict">{word}</span></h1>',
              f'<p class="sub">{escape(str(model.get("source", "")))} &rarr; {escape(str(report.get("format")))}'
              f' &middot; edgec {escape(str(report.get("edgec_version", "")))}</p>']
+    ver = report.get("verification") or {}
+    said = "passed" if ver.get("passed") else "failed"
+    budget = "over budget" if any("budget" in f for f in report.get("failures") or []) else "within budget"
+    parts.append(f'<p id="summary-line">Verification {said} in {escape(str(ver.get("runtime", "?")))} on '
+                 f'{ver.get("samples", "?")} held-out samples; {budget}.</p>')
     if not ok:
         failures = "".join(f"<li>{escape(f)}</li>" for f in report.get("failures") or [])
         parts.append(f'<div class="next" id="next-step"><b>Next step:</b> {escape(next_step(report))}'

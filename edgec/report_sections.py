@@ -77,7 +77,7 @@ def _list_table(items: list[dict]) -> str:
 def generic_table(data: dict) -> str:
     """Any dict as a two-column table (nested dicts and lists of dicts as nested tables)."""
     rows = "".join(f'<tr data-key="{escape(k)}"><th>{escape(label(k))}</th><td>{_cell(k, v)}</td></tr>'
-                   for k, v in data.items() if v not in (None, [], {}) or k in LABELS)
+                   for k, v in data.items() if v not in (None, [], {}))
     return f'<table class="kv">{rows}</table>'
 
 
@@ -174,7 +174,8 @@ h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-
 min-width:9em}.card .k{color:#4a5568;font-size:.85em}.card .v{font-size:1.35em;font-weight:600}
 table{border-collapse:collapse;margin:.4em 0;font-size:.92em}td,th{border:1px solid #e2e8f0;padding:.2em .5em;
 text-align:left;vertical-align:top}th{background:#f7fafc;font-weight:600}
-table.layers td[data-col]:not([data-col=name]):not([data-col=op]){text-align:right;font-variant-numeric:tabular-nums}
+table.layers td[data-col]:not([data-col=name]):not([data-col=op]){text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}
 table.layers th{cursor:pointer}td.hot{background:#feebc8;font-weight:600}tr.worst td[data-col=int8_snr_db]{background:#fed7d7}
 svg{display:block;margin:.3em 0;max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#1a202c}
 svg text.b{font-weight:600}svg text.bad{fill:#c53030}svg text.cm{font-size:9px}
