@@ -58,9 +58,10 @@ def _add_others(sub) -> None:
     t = sub.add_parser("targets", help="list target profiles, or show one resolved")
     t.add_argument("id", nargs="?")
 
-    i = sub.add_parser("inspect", help="show a model's signature and operators")
+    i = sub.add_parser("inspect", help="which of a model's operators each target can run, and why not")
     i.add_argument("model")
-    i.add_argument("--target", "-t", action="append", metavar="ID")
+    i.add_argument("--target", "-t", action="append", metavar="ID", help="a target (repeatable; default: all)")
+    i.add_argument("--backend", choices=["c"], help="check microcontroller targets for the generated-C backend")
     i.add_argument("--trust-model", action="store_true")
 
     v = sub.add_parser("verify", help="re-run verification of a build on an evaluation set")

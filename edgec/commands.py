@@ -107,20 +107,19 @@ def cmd_targets(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    """``edgec inspect MODEL [--target ID]``: signature, and which operators each target can run."""
+    """``edgec inspect MODEL [--target ID ...]``: operators x targets (yes / NO / why), size and MACs.
+
+    Exits 0 whatever the operators are (an operator no target runs is an answer); 2 for a file that
+    cannot be read.
+    """
     import tempfile
 
     from .inspect_ops import inspect, render
-    from .load import load
 
-    loaded = load(args.model, trust_model=args.trust_model)
-    console.print(f"model {loaded.source} ({loaded.kind}), {loaded.keras_model.count_params():,} parameters")
-    for kind, sig in (("input", loaded.inputs), ("output", loaded.outputs)):
-        for name, (shape, dtype) in sig.items():
-            console.print(f"  {kind} {name}: {list(shape)} {dtype}")
     with tempfile.TemporaryDirectory() as tmp:
-        result = inspect(args.model, args.target or [], work=Path(tmp))
-    console.print(render(result), highlight=False, markup=False)
+        result = inspect(args.model, args.target or None, work=Path(tmp), trust_model=args.trust_model,
+                         backend=args.backend)
+    console.print(render(result), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import inspect_ops
+from tests.conftest import assert_refused
 
 pytestmark = pytest.mark.toolchain
 
@@ -49,3 +53,46 @@ def test_tflite_builtins_missing_from_the_profile_are_named(tmp_path):
     verdicts = inspect_ops.tflite_support(model, ["CONV_2D", "RELU"])
     assert verdicts["Conv"] is None and verdicts["Relu"] is None
     assert "LOGISTIC" in verdicts["Sigmoid"] and "operators.allowed" in verdicts["Sigmoid"]
+
+
+LIGHT_ZOO = sorted((Path(onnx.__file__).parent / "backend" / "test" / "data" / "light").glob("*.onnx"))
+
+
+def test_model_facts_are_read_from_the_graph(tmp_path):
+    from edgec.inspect_model import summary
+
+    info = summary(onnx.load(str(_model(tmp_path))))
+    assert info["params"] == 4 * 3 * 3 * 3 and info["float_bytes"] == 4 * 108
+    assert info["macs"] == (4 * 6 * 6) * (3 * 3 * 3) and not info["macs_unknown"]
+    assert info["inputs"] == [("x", (1, 3, 6, 6))] and info["outputs"] == [("y", (1, 4, 6, 6))]
+
+
+def test_inspect_answers_for_a_model_that_cannot_be_lowered(run_cli, tmp_path):
+    code, out, err = run_cli("inspect", _model(tmp_path), "-t", "cortex-m4", "-t", "onnx-cpu")
+    assert code == 0, err
+    assert re.search(r"^Erf\s+1\s+NO\s+yes\s*$", out, re.M), out
+    assert "cortex-m4: Erf: not lowerable to TFLite" in out
+    assert "onnx-cpu   onnx: native ONNX, no lowering; runs every operator" in out
+    assert "108 parameters, 432 B as float" in out and "3,888 MACs" in out
+
+
+def test_c_backend_names_the_kernels_it_lacks(tmp_path):
+    result = inspect_ops.inspect(_model(tmp_path, "Tanh"), ["cortex-m4"], work=tmp_path / "w", backend="c")
+    assert result["targets"]["cortex-m4"]["format"] == "c" and result["targets"]["cortex-m4"]["ok"]
+    verdicts = inspect_ops.tflite_support(onnx.load(str(_model(tmp_path, "Sigmoid"))), None, {"CONV_2D", "RELU"})
+    assert "not supported by the C backend" in verdicts["Sigmoid"] and verdicts["Conv"] is None
+
+
+def test_unreadable_model_is_refused_with_exit_2(run_cli, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    assert_refused(run_cli("inspect", bad, "-t", "onnx-cpu"), 2, "not a readable ONNX model")
+
+
+@pytest.mark.parametrize("path", LIGHT_ZOO, ids=lambda p: p.stem)
+def test_every_light_zoo_model_gets_its_table(run_cli, path):
+    code, out, err = run_cli("inspect", path, "-t", "cortex-m4", "-t", "onnx-cpu", "-t", "intel-cpu")
+    assert code == 0, err
+    assert re.search(r"^[\d,]+ parameters, [\d,]+ B as float .* [\d,]+ MACs", out, re.M), out
+    assert re.search(r"^Conv\s+\d+\s+yes\s+yes\s+yes", out, re.M), out
+    assert "how each target runs it:" in out
