@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 _FLOAT_TYPES = {1: 4, 10: 2, 11: 8, 16: 2}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16 -> bytes per element
-_MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
-def _shapes(model: Any) -> dict[str, tuple[int, ...] | None]:
+def shapes_of(model: Any) -> dict[str, tuple[int, ...] | None]:
     import onnx
 
     try:
@@ -54,7 +54,7 @@ def _constants(model: Any) -> list[str]:
     return names
 
 
-def _node_macs(node: Any, shapes: dict) -> int | None:
+def node_macs(node: Any, shapes: dict) -> int | None:
     """MACs of one node, or None when a shape it needs is unknown."""
     out = shapes.get(node.output[0])
     ins = [shapes.get(name) if name else None for name in node.input]
@@ -75,7 +75,7 @@ def _node_macs(node: Any, shapes: dict) -> int | None:
 
 def summary(model: Any) -> dict[str, Any]:
     """``{"inputs", "outputs", "params", "float_bytes", "macs", "macs_unknown"}`` of an ONNX model."""
-    shapes, types = _shapes(model), _elem_types(model)
+    shapes, types = shapes_of(model), _elem_types(model)
     constants = set(_constants(model))
     params = float_bytes = 0
     unknown_size = []
@@ -91,8 +91,8 @@ def summary(model: Any) -> dict[str, Any]:
         float_bytes += int(np.prod(shape)) * width
     macs, unknown = 0, []
     for node in model.graph.node:
-        if node.op_type in _MAC_OPS:
-            count = _node_macs(node, shapes)
+        if node.op_type in MAC_OPS:
+            count = node_macs(node, shapes)
             if count is None:
                 unknown.append(node.name or node.output[0])
             else:

@@ -71,17 +71,23 @@ def snr_db(noise_to_signal: float | None) -> float | None:
     return round(-20.0 * math.log10(noise_to_signal), 2)
 
 
-def section(tflite: bytes | None, layer_error: dict | None, fmt: str) -> dict:
-    """The ``layers`` section: the rows, and why a column holds no values."""
-    if tflite is None:
-        return {"rows": [], "note": f"the per-layer table is measured on .tflite artifacts, not on {fmt}"}
-    table = rows(tflite)
+def section(tflite: bytes | None, layer_error: dict | None, fmt: str, onnx_path=None) -> dict:
+    """The ``layers`` section: the rows of the shipped ``.tflite`` (or ``.onnx``), and why a column is empty."""
+    if tflite is not None:
+        table, source = rows(tflite), "the shipped .tflite"
+    elif onnx_path is not None:
+        from .layer_table_onnx import rows as onnx_rows
+
+        table, source = onnx_rows(onnx_path), "the shipped .onnx"
+    else:
+        return {"rows": [], "note": f"not measured: the per-layer table reads .tflite and .onnx artifacts, "
+                                    f"not {fmt}"}
     errors = {x["layer"]: x for x in (layer_error or {}).get("layers", [])}
     for row in table:
-        found = errors.get(row["name"])
+        found = errors.get(row.get("tensor", row["name"])) or errors.get(row["name"])
         if found is not None:
             row["int8_snr_db"] = snr_db(found.get("noise_to_signal"))
-    result = {"source": "the shipped .tflite", "rows": table, "time_share_note": TIME_NOT_MEASURED}
+    result = {"source": source, "rows": table, "time_share_note": TIME_NOT_MEASURED}
     if errors:
         result["int8_snr_tool"] = layer_error.get("tool")
     else:

@@ -34,7 +34,9 @@ def _header(report: dict) -> str:
              f' &middot; edgec {escape(str(report.get("edgec_version", "")))}</p>']
     ver = report.get("verification") or {}
     said = "passed" if ver.get("passed") else "failed"
-    budget = "over budget" if any("budget" in f for f in report.get("failures") or []) else "within budget"
+    mem = report.get("memory") or {}
+    budget = ("over budget" if any("budget" in f for f in report.get("failures") or []) else "within budget"
+              if mem.get("flash_budget_bytes") or mem.get("ram_budget_bytes") else "no budget in the target profile")
     parts.append(f'<p id="summary-line">Verification {said} in {escape(str(ver.get("runtime", "?")))} on '
                  f'{ver.get("samples", "?")} held-out samples; {budget}.</p>')
     if not ok:
@@ -70,8 +72,9 @@ def _budgets(report: dict) -> str:
     out = []
     for name, used, budget, reserved in rows:
         if used is None:
-            why = mem.get("arena_note") if name == "RAM" else "no artifact size"
-            out.append(f'<p class="na">{name}: not measured ({escape(str(why))})</p>')
+            why = str(mem.get("arena_note") if name == "RAM" else "no artifact size")
+            why = why if why.startswith("not measured") else f"not measured ({why})"
+            out.append(f'<p class="na">{name}: {escape(why)}</p>')
         elif budget is None:
             out.append(f'<p class="na">{name}: {svg.human_bytes(used)}; the target profile sets no budget</p>')
         else:

@@ -108,7 +108,7 @@ def layer_table(rows: list[dict]) -> str:
         cells = []
         for k, _ in columns:
             v = r.get(k)
-            shown = "×".join(str(d) for d in v) if k == "output_shape" else (
+            shown = "×".join(str(d) for d in v) if k == "output_shape" and v else (
                 format_value("weight_bytes", v) if k == "weight_bytes" else format_value(k, v))
             sort = v if isinstance(v, (int, float)) and not isinstance(v, bool) else (
                 "" if v is None else str(shown))

@@ -1,6 +1,6 @@
 """report.html and index.html rendered in a real browser (Debian's headless Chromium, via Selenium).
 
-One digits compile for two targets (a microcontroller and a Linux board, with the per-layer int8
+One digits compile for two targets (a microcontroller and ONNX Runtime, with the per-layer int8
 analysis) and one over-budget compile (a 2.1 M-parameter dense model on cortex-m0plus) feed every
 test. The page must load without a console error, show the gauges and the per-layer table with
 report.json's numbers, and sort; a screenshot of each page lands in the test's temporary folder
@@ -45,7 +45,7 @@ def digits_build(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("digits")
     model = DIGITS_MODEL.relative_to(Path.cwd()) if DIGITS_MODEL.is_relative_to(Path.cwd()) else DIGITS_MODEL
-    edgec.compile(model, ["cortex-m4", "raspberry-pi-4"], calibration=str(DIGITS_CALIBRATION),
+    edgec.compile(model, ["cortex-m4", "onnx-cpu"], calibration=str(DIGITS_CALIBRATION),
                   eval=str(DIGITS_EVAL), out=out, layer_error=True)
     return out
 
@@ -132,7 +132,11 @@ def _report(folder: Path) -> dict:
 def test_digits_report_shows_budgets_layers_and_int8_error(browser, digits_build, tmp_path):
     folder = digits_build / "cortex-m4"
     report = _report(folder)
-    assert any(r["int8_snr_db"] is not None for r in report["layers"]["rows"])  # --layer-error ran
+    rows = report["layers"]["rows"]
+    assert any(r["int8_snr_db"] is not None for r in rows)  # --layer-error ran
+    assert sum(r["macs"] for r in rows) == report["model"]["macs"]  # same count, int8 file vs float file
+    stored = report["compression"]["bytes"]
+    assert sum(r["weight_bytes"] for r in rows if r["op"] != "RESHAPE") == stored["weights_bytes"] + stored["biases_bytes"]
     check_report_page(browser, folder / "report.html", report)
     assert browser.find_elements("css selector", "svg.confusion")  # a classifier: artifact vs float
     assert _screenshot(browser, "report-digits-cortex-m4", tmp_path).stat().st_size > 10_000
@@ -146,9 +150,12 @@ def test_layer_table_sorts_by_a_clicked_column(browser, digits_build):
     assert first == max(report["layers"]["rows"], key=lambda r: r["macs"])["name"]
 
 
-def test_board_report_without_budgets_says_so(browser, digits_build):
-    folder = digits_build / "raspberry-pi-4"
-    check_report_page(browser, folder / "report.html", _report(folder))
+def test_onnx_report_has_its_layer_table_and_says_it_has_no_budget(browser, digits_build):
+    folder = digits_build / "onnx-cpu"
+    report = _report(folder)
+    assert report["layers"]["source"] == "the shipped .onnx"
+    assert sum(r["macs"] for r in report["layers"]["rows"]) == report["model"]["macs"]
+    check_report_page(browser, folder / "report.html", report)
     assert "not measured" in browser.find_element("id", "budgets").text
 
 
