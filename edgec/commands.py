@@ -243,11 +243,13 @@ def _recipe_of(folder: Path) -> dict:
 def cmd_bench(args) -> int:
     """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
     from .bench import bench_build, table
+    from .report import refresh_index
 
     _recipe_of(Path(args.build))  # refuses a missing, foreign or damaged build folder
     result = bench_build(Path(args.build), runtime=args.runtime, runs=args.runs, warmup=args.warmup,
                          threads=args.threads)
     console.print(table(result), highlight=False, markup=False)
+    refresh_index(Path(args.build).parent)  # a multi-target build's index shows the latency now
     return 0
 
 

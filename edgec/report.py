@@ -98,8 +98,25 @@ def _path_or_none(value):
 
 
 def write_index(out: Path, reports: dict[str, dict]) -> None:
-    """``OUT/index.html`` of a multi-target compile, linking each target's report."""
+    """``OUT/index.html`` of a multi-target compile, linking each target's report (and its bench.json)."""
     from .report_html import render_index
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "index.html").write_text(render_index(reports))
+    benches = {t: json.loads((out / t / "bench.json").read_text()) for t in reports
+               if (out / t / "bench.json").is_file()}
+    (out / "index.html").write_text(render_index(reports, benches))
+
+
+def refresh_index(out: Path) -> bool:
+    """Re-render ``OUT/index.html``, if a compile wrote one, from its targets' current reports and benches."""
+    import re
+
+    index = Path(out) / "index.html"
+    if not index.is_file():
+        return False
+    found = re.search(r'data-targets="([^"]*)"', index.read_text())
+    targets = [t for t in (found.group(1).split() if found else []) if (index.parent / t / "report.json").is_file()]
+    if not targets:
+        return False
+    write_index(index.parent, {t: json.loads((index.parent / t / "report.json").read_text()) for t in targets})
+    return True

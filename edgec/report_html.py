@@ -146,7 +146,7 @@ def _layer_error(report: dict) -> str:
 
 
 def _rest(report: dict) -> str:
-    model = {k: v for k, v in (report.get("model") or {}).items()}
+    model = report.get("model") or {}
     stages = [{"stage": s.get("name"), "seconds": s.get("seconds")} for s in report.get("stages") or []]
     keep = {k: report[k] for k in ("keep_float", "stem", "operators") if report.get(k)}
     return (f'<section id="model"><h2>Model</h2>{generic_table(model)}</section>'
@@ -195,5 +195,6 @@ def render_index(reports: dict[str, dict], benches: dict[str, dict] | None = Non
     model = escape(str(next(iter(reports.values()), {}).get("model", {}).get("source", "")))
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>edgec: {model}</title>"
             f"<style>{CSS}</style></head><body><header><h1>{model}</h1><p class=sub>{len(reports)} targets</p>"
-            f'</header><section id="targets"><table class="index"><thead><tr>{head}</tr></thead>'
+            f'</header><section id="targets"><table class="index" data-targets="{escape(" ".join(reports))}">'
+            f"<thead><tr>{head}</tr></thead>"
             f"<tbody>{rows}</tbody></table></section></body></html>\n")

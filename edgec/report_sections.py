@@ -24,7 +24,7 @@ LABELS = {
     "params": "parameters", "params_after_optimize": "parameters after compression", "macs": "MACs per inference",
     "macs_note": "MACs counted", "optimized_float": "compressed float model", "top1": "top-1",
     "noise_to_signal": "noise / signal (RMSE / RMS)", "added_noise_to_signal": "added noise / signal",
-    "accuracy_note": "accuracy", "kind": "model kind", "source": "file", "snr_db": "SNR", "sqnr_db": "SQNR",
+    "accuracy_note": "accuracy", "source": "file", "snr_db": "SNR", "sqnr_db": "SQNR",
 }
 _PERCENT = re.compile(r"(top1|agreement|sparsity|share)$")
 

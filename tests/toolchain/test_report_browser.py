@@ -191,3 +191,12 @@ def test_the_browser_check_fails_on_a_broken_report(browser, digits_build, tmp_p
     broken.write_text(page)
     with pytest.raises(AssertionError):
         check_report_page(browser, broken, _report(folder))
+
+
+def test_bench_puts_the_measured_latency_in_the_index(run_cli, digits_build):
+    code, _, err = run_cli("bench", digits_build / "onnx-cpu", "--runs", "20")
+    assert code == 0, err
+    bench = json.loads((digits_build / "onnx-cpu" / "bench.json").read_text())
+    page = (digits_build / "index.html").read_text()
+    assert f"{bench['artifact']['p50_ms']:.3f} ms ({bench['runtime']})" in page
+    assert page.count("— (run edgec bench)") == 1  # cortex-m4 not benched
