@@ -71,17 +71,24 @@ def snr_db(noise_to_signal: float | None) -> float | None:
     return round(-20.0 * math.log10(noise_to_signal), 2)
 
 
-def section(tflite: bytes | None, layer_error: dict | None, fmt: str, onnx_path=None) -> dict:
-    """The ``layers`` section: the rows of the shipped ``.tflite`` (or ``.onnx``), and why a column is empty."""
+def section(tflite: bytes | None, layer_error: dict | None, fmt: str, artifact=None) -> dict:
+    """The ``layers`` section: the rows of the shipped file, and why a column is empty.
+
+    ``tflite``: the shipped ``.tflite`` bytes; else ``artifact``, the path of an ``onnx`` or
+    ``openvino`` (``model.xml``) artifact.
+    """
     if tflite is not None:
         table, source = rows(tflite), "the shipped .tflite"
-    elif onnx_path is not None:
+    elif artifact is not None and fmt == "onnx":
         from .layer_table_onnx import rows as onnx_rows
 
-        table, source = onnx_rows(onnx_path), "the shipped .onnx"
+        table, source = onnx_rows(artifact), "the shipped .onnx"
+    elif artifact is not None and fmt == "openvino":
+        from .layer_table_openvino import rows as openvino_rows
+
+        table, source = openvino_rows(artifact), "the shipped OpenVINO IR"
     else:
-        return {"rows": [], "note": f"not measured: the per-layer table reads .tflite and .onnx artifacts, "
-                                    f"not {fmt}"}
+        return {"rows": [], "note": f"not measured: no artifact file to read for {fmt}"}
     errors = {x["layer"]: x for x in (layer_error or {}).get("layers", [])}
     for row in table:
         found = errors.get(row.get("tensor", row["name"])) or errors.get(row["name"])

@@ -79,8 +79,8 @@ def write_reports(build, source: str) -> None:
 
     fmt = build.target["format"]
     shipped = build.final_tflite or (build.int8_tflite if fmt == "c" else None)
-    onnx_path = build.artifact if fmt == "onnx" and build.artifact is not None else None
-    build.report["layers"] = section(shipped, build.report.get("layer_error"), fmt, onnx_path)
+    artifact = build.artifact if fmt in ("onnx", "openvino") else None
+    build.report["layers"] = section(shipped, build.report.get("layer_error"), fmt, artifact)
     budget_mem, memory = build.target.get("memory", {}), build.report["memory"]
     for key in ("flash_reserved_bytes", "ram_reserved_bytes"):  # drawn after the budget in the gauges
         if memory.get(key.replace("reserved", "budget")) is not None:

@@ -46,4 +46,25 @@ def test_section_joins_the_onnx_int8_error_by_tensor_and_says_what_was_not_measu
     assert [r["int8_snr_db"] for r in table["rows"]] == [None, 40.0]
     assert table["int8_snr_tool"] == error["tool"] and "time_share_note" in table
     assert "int8_snr_note" in section(None, None, "onnx", path)
-    assert section(None, None, "openvino")["rows"] == []
+    assert section(None, None, "openvino")["rows"] == [] and "not measured" in section(None, None, "x")["note"]
+
+
+def test_openvino_rows_fold_int8_weight_decompression_into_the_convolution(tmp_path):
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from edgec.layer_table_openvino import rows as openvino_rows
+
+    x = ops.parameter([1, 2, 5, 5], np.float32, name="x")
+    q = np.zeros((4, 2, 3, 3), np.int8)
+    q[:, :, 0, :] = np.array([-3, 5, 7], np.int8)
+    w = ops.multiply(ops.convert(ops.constant(q), np.float32), ops.constant(np.full((4, 1, 1, 1), 0.1, np.float32)))
+    conv = ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1], name="model/conv/Conv")
+    relu = ops.relu(conv, name="model/conv/Relu")
+    ov.save_model(ov.Model([relu], [x]), tmp_path / "m.xml", compress_to_fp16=False)
+    conv_row, relu_row = openvino_rows(tmp_path / "m.xml")
+    assert conv_row["op"] == "Convolution" and conv_row["name"] == "conv/Conv"
+    assert conv_row["output_shape"] == [1, 4, 5, 5] and conv_row["macs"] == (4 * 5 * 5) * (2 * 3 * 3)
+    assert conv_row["weight_bytes"] == 72 + 16  # int8 weights and float scales, as stored
+    assert conv_row["sparsity"] == pytest.approx(2 / 3, abs=1e-6) and conv_row["unique_values_max_per_channel"] == 4
+    assert relu_row["op"] == "Relu" and relu_row["macs"] == 0 and relu_row["weight_bytes"] == 0
