@@ -59,7 +59,8 @@ def rows(path: Path) -> list[dict]:
         if weight in dq and len(dq[weight]) > 2 and dq[weight][2] in inits:
             sparsity, unique = _weight_stats(node, inits[dq[weight][0]], inits[dq[weight][2]])
         out.append({
-            "index": index, "name": _layer(node.output[0]), "tensor": node.output[0], "op": node.op_type,
+            "index": index, "name": _layer(node.output[0]), "node": node.name, "tensor": node.output[0],
+            "op": node.op_type,
             "output_shape": list(shapes.get(node.output[0]) or []) or None,
             "macs": node_macs(node, shapes) if node.op_type in MAC_OPS else 0,
             "weight_bytes": stored, "sparsity": sparsity, "unique_values_max_per_channel": unique,

@@ -80,7 +80,8 @@ def write_reports(build, source: str) -> None:
     fmt = build.target["format"]
     shipped = build.final_tflite or (build.int8_tflite if fmt == "c" else None)
     artifact = build.artifact if fmt in ("onnx", "openvino") else None
-    build.report["layers"] = section(shipped, build.report.get("layer_error"), fmt, artifact)
+    sample = build.evaluation.subset(range(1)).arrays() if fmt == "onnx" and len(build.evaluation) else None
+    build.report["layers"] = section(shipped, build.report.get("layer_error"), fmt, artifact, sample)
     budget_mem, memory = build.target.get("memory", {}), build.report["memory"]
     for key in ("flash_reserved_bytes", "ram_reserved_bytes"):  # drawn after the budget in the gauges
         if memory.get(key.replace("reserved", "budget")) is not None:

@@ -91,6 +91,10 @@ def _layers(report: dict) -> str:
         note = section.get("note") or "no per-layer data in report.json"
         return f'<section id="layers"><h2>Per layer</h2><p class="na">{escape(note)}</p></section>'
     notes = [section[k] for k in ("int8_snr_note", "time_share_note") if section.get(k)]
+    if section.get("time_share_tool"):
+        notes.append(f"time share: {section['time_share_tool']}; "
+                     f"{format_value('share', section.get('time_unattributed_share'))} of the time in kernels "
+                     "outside these rows (quantize/dequantize, layout changes)")
     foot = "".join(f'<p class="s">{escape(n)}</p>' for n in notes)
     return (f'<section id="layers"><h2>Per layer <span class="s">(click a column to sort; the heaviest and '
             f'the noisiest layers are highlighted)</span></h2>{layer_table(rows)}{foot}</section>')

@@ -45,7 +45,10 @@ def test_section_joins_the_onnx_int8_error_by_tensor_and_says_what_was_not_measu
     table = section(None, error, "onnx", path)
     assert [r["int8_snr_db"] for r in table["rows"]] == [None, 40.0]
     assert table["int8_snr_tool"] == error["tool"] and "time_share_note" in table
-    assert "int8_snr_note" in section(None, None, "onnx", path)
+    timed = section(None, None, "onnx", path, {"x": np.ones((1, 2, 5, 5), np.float32)})
+    assert "int8_snr_note" in timed and "time_share_note" not in timed
+    assert timed["time_share_tool"].startswith("onnxruntime profiler")
+    assert sum(r["time_share"] for r in timed["rows"]) + timed["time_unattributed_share"] == pytest.approx(1, abs=1e-3)
     assert section(None, None, "openvino")["rows"] == [] and "not measured" in section(None, None, "x")["note"]
 
 
