@@ -100,7 +100,7 @@ def layer_table(rows: list[dict]) -> str:
     rows = [{**r, "mac_share": (r["macs"] / total_macs) if total_macs and r.get("macs") is not None else None}
             for r in rows]
     columns = [(k, h) for k, h in LAYER_COLUMNS if any(r.get(k) is not None for r in rows)]
-    hot = {k: _worst(rows, k) for k in ("macs", "weight_bytes")}
+    hot = {k: _worst(rows, k) for k in ("macs", "weight_bytes", "time_share")}
     hot["int8_snr_db"] = _worst(rows, "int8_snr_db", lowest=True)
     head = "".join(f'<th data-col="{k}" title="sort by {escape(h)}">{escape(h)}</th>' for k, h in columns)
     body = []
