@@ -5,7 +5,8 @@ The shipped model runs on one held-out sample in a session with ``enable_profili
 optimizes the graph (``<node>_token_3`` for a fused QDQ group, ``<tensor>_nchwc`` for the blocked
 layout), so a kernel is matched to the table's row by its node or output tensor name with those
 suffixes removed; kernels matching no row (quantize/dequantize, layout reorders) are summed as
-``unattributed``. Timings differ between runs and hosts: they are shares of one measured run.
+``unattributed``. Each kernel counts its median over the runs. Timings differ between runs and
+hosts: they are shares measured in one build.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _SUFFIX = re.compile(r"(_token_\d+|_nchwc)+$")
 
 
 def kernel_times(artifact: Path, sample: dict[str, np.ndarray], runs: int = RUNS) -> Counter:
-    """Microseconds of kernel time per (ORT-renamed) node over ``runs`` inferences of one sample."""
+    """Median microseconds per run of each (ORT-renamed) node's kernel over ``runs`` inferences of one sample."""
     import onnxruntime as ort
 
     from .runtimes import order_inputs
@@ -40,12 +41,14 @@ def kernel_times(artifact: Path, sample: dict[str, np.ndarray], runs: int = RUNS
         for _ in range(runs):
             session.run(None, feed)
         trace = json.loads(Path(session.end_profiling()).read_text())
-    times: Counter = Counter()
+    durations: dict[str, list[int]] = {}
     for event in trace:
         name = event.get("name", "")
         if event.get("cat") == "Node" and name.endswith("_kernel_time"):
-            times[name[: -len("_kernel_time")]] += int(event.get("dur", 0))
-    return times
+            durations.setdefault(name[: -len("_kernel_time")], []).append(int(event.get("dur", 0)))
+    # The median run of each kernel: the first run (weight packing) and a busy host's preemptions
+    # put single spikes of milliseconds on any kernel, which a sum would report as its cost.
+    return Counter({name: float(np.median(d)) for name, d in durations.items()})
 
 
 def attach(rows: list[dict], times: Counter) -> dict:
@@ -59,8 +62,8 @@ def attach(rows: list[dict], times: Counter) -> dict:
             if key:
                 index.setdefault(key, i)
                 index.setdefault(key.split(":")[0], i)
-    shares = [0] * len(rows)
-    unattributed = 0
+    shares = [0.0] * len(rows)
+    unattributed = 0.0
     for name, us in times.items():
         base = _SUFFIX.sub("", name)
         found = index.get(name, index.get(base, index.get(base.split(":")[0])))
@@ -70,5 +73,5 @@ def attach(rows: list[dict], times: Counter) -> dict:
             shares[found] += us
     for row, us in zip(rows, shares):
         row["time_share"] = round(us / total, 4)
-    return {"time_share_tool": f"onnxruntime profiler, {RUNS} runs of one held-out sample, 1 thread",
+    return {"time_share_tool": f"onnxruntime profiler, median of {RUNS} runs of one held-out sample, 1 thread",
             "time_unattributed_share": round(unattributed / total, 4)}
