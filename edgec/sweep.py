@@ -151,7 +151,7 @@ def _run_all(specs: list[dict], out: Path, engine: dict) -> dict[str, dict]:
                           "reason": f"Ray worker lost: {type(e).__name__}: {str(e).splitlines()[0][:200]}"}
             failed += record["status"] == "failed"
             results[spec["id"]] = record
-            (out / "trials" / spec["id"] / "trial.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+            (out / "trials" / spec["id"] / "trial.json").write_text(json.dumps(record, indent=1))
             bar.update(shown, advance=1, description=f"trials: {len(results)} done, {len(running)} running, "
                                                      f"{failed} failed")
     return results
@@ -204,6 +204,8 @@ def sweep(model: str, target: str, *, calibration: str, eval: str | None, space:
               "skipped": len(points) - len(specs)}
     (out_dir / "sweep.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     (out_dir / "sweep.html").write_text(sweep_front.page(result), encoding="utf-8")
+    for name, svg in sweep_front.figures(result).items():
+        (out_dir / f"sweep_{name}.svg").write_text(svg + "\n", encoding="utf-8")
     best_toml = out_dir / "edgec.toml"
     if chosen:
         flags = "".join(f" --{k} {v}" for k, v in chosen["flags"].items())

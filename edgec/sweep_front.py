@@ -105,12 +105,22 @@ def _settings(trial: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in {**trial.get("recipe", {}), **trial.get("flags", {})}.items())
 
 
+def figures(sweep: dict) -> dict[str, str]:
+    """The trade-off plots as standalone SVG: ``flash`` (always) and ``latency`` (when measured)."""
+    trials, front = sweep["trials"], set(sweep["pareto"])
+    chosen = (sweep.get("best") or {}).get("id")
+    unit = next((t["metrics"].get("latency_unit") for t in trials if t.get("metrics")
+                 and t["metrics"].get("latency") is not None), None)
+    out = {"flash": _scatter(trials, front, "flash_bytes", "flash (bytes)", chosen)}
+    if unit:
+        out["latency"] = _scatter(trials, front, "latency", f"latency ({unit})", chosen)
+    return out
+
+
 def page(sweep: dict) -> str:
     """The sweep's self-contained HTML page: the two trade-off plots and every trial."""
     trials, front = sweep["trials"], set(sweep["pareto"])
     chosen = (sweep.get("best") or {}).get("id")
-    latency = next((t["metrics"].get("latency_unit") for t in trials if t.get("metrics")
-                    and t["metrics"].get("latency") is not None), None)
     rows = []
     for t in trials:
         m = t.get("metrics") or {}
@@ -123,9 +133,7 @@ def page(sweep: dict) -> str:
                     if m.get("flash_bytes") is not None else
                     f"<tr><td>{t['id']}</td><td>{html.escape(_settings(t))}</td><td>{t['status']}</td>"
                     f"<td colspan=4>—</td><td>{html.escape(t.get('reason', ''))}</td></tr>")
-    plots = [_scatter(trials, front, "flash_bytes", "flash (bytes)", chosen)]
-    if latency:
-        plots.append(_scatter(trials, front, "latency", f"latency ({latency})", chosen))
+    plots = list(figures(sweep).values())
     best_line = (f"<p>Best within the constraints: <b>{chosen}</b> ({html.escape(_settings(sweep['best']))}), "
                  f"written to <code>edgec.toml</code>.</p>" if chosen else
                  f"<p>No trial meets the constraints: {html.escape(sweep.get('best_reason', ''))}.</p>")
