@@ -53,7 +53,8 @@ def _cards(report: dict) -> str:
               f"float model {svg.human_bytes(size.get('float_tflite_bytes'))}"),
              ("RAM (arena)", svg.human_bytes(mem.get("arena_bytes")),
               "measured + margin" if mem.get("arena_measured_host_bytes") else "not measured for this format"),
-             ("MACs / inference", format_value("macs", model.get("macs")), f"{format_value('params', model.get('params'))} parameters")]
+             ("MACs / inference", format_value("macs", model.get("macs")),
+              f"{format_value('params', model.get('params'))} parameters")]
     if ver.get("artifact_top1") is not None:
         cards.append(("Top-1", format_value("artifact_top1", ver["artifact_top1"]),
                       f"float {format_value('reference_top1', ver.get('reference_top1'))}"))

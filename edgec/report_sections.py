@@ -176,7 +176,8 @@ table{border-collapse:collapse;margin:.4em 0;font-size:.92em}td,th{border:1px so
 text-align:left;vertical-align:top}th{background:#f7fafc;font-weight:600}
 table.layers td[data-col]:not([data-col=name]):not([data-col=op]){text-align:right;font-variant-numeric:tabular-nums;
 white-space:nowrap}
-table.layers th{cursor:pointer}td.hot{background:#feebc8;font-weight:600}tr.worst td[data-col=int8_snr_db]{background:#fed7d7}
+table.layers th{cursor:pointer}td.hot{background:#feebc8;font-weight:600}
+tr.worst td[data-col=int8_snr_db]{background:#fed7d7}
 svg{display:block;margin:.3em 0;max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#1a202c}
 svg text.b{font-weight:600}svg text.bad{fill:#c53030}svg text.cm{font-size:9px}
 .mini{height:5px;background:#e2e8f0;margin-top:3px}.mini i{display:block;height:5px}
