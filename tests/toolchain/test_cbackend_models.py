@@ -26,6 +26,8 @@ MLPERF_MODELS = ["kws_ref_model", "pretrainedResnet_quant", "str_ww_ref_model"]
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 CPUS = {  # flags, and an instruction that proves the optimized kernel was compiled in
     "cortex-m4": (["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "smlad"),
+    "cortex-m7": (["-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"], "smlad"),
+    "cortex-m33": (["-mcpu=cortex-m33", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"], "smlad"),
     "cortex-m55": (["-mcpu=cortex-m55", "-mfloat-abi=hard"], "vmlava"),  # objdump spells VMLADAVA as vmlava
 }
 
