@@ -126,9 +126,9 @@ def cmd_inspect(args) -> int:
         params, kind, inputs, outputs = (loaded.keras_model.count_params(), loaded.kind, loaded.inputs,
                                          loaded.outputs)
     console.print(f"model {args.model} ({kind}), {params:,} parameters")
-    for kind, sig in (("input", inputs), ("output", outputs)):
+    for role, sig in (("input", inputs), ("output", outputs)):
         for name, (shape, dtype) in sig.items():
-            console.print(f"  {kind} {name}: {list(shape)} {dtype}")
+            console.print(f"  {role} {name}: {list(shape)} {dtype}")
     with tempfile.TemporaryDirectory() as tmp:
         result = inspect(args.model, args.target or [], work=Path(tmp))
     console.print(render(result), highlight=False, markup=False)
