@@ -257,7 +257,8 @@ def export(build: Any) -> None:
             info["stem"] = build.report["stem"]["chosen"]
         info.update(calibration_method=method, per_channel=q.get("per_channel", True),
                     activation_dtype=q.get("activation_dtype", "uint8"), isa=arithmetic["isa"],
-                    weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"], calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))
+                    weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"],
+                    calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))
     out = build.out / "model.onnx"
     raw = model.SerializeToString(deterministic=True)
     out.write_bytes(raw)

@@ -381,7 +381,8 @@ def _write_reports(build: Build, loaded) -> None:
                for name, path in plots.items()]
     (build.out / "report.html").write_text(render_html(build.report, figures))
     settings = build.settings
-    write_manifest(build.out, recipe={**settings, "target": build.target["id"]}, host=build.report.get("int8_arithmetic"),
+    write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
+                   host=build.report.get("int8_arithmetic"),
                    inputs={"model": loaded.source, "calibration": _path_or_none(settings.get("calibration")),
                            "eval": _path_or_none(settings.get("eval"))})
 

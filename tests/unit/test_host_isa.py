@@ -53,6 +53,13 @@ def test_avx2_profile_and_onnx_cpu_cannot_saturate():
     assert onnx_cpu["isa"] == "any" and onnx_cpu["weight_dtype"] == "uint8" and onnx_cpu["saturation_safe"]
 
 
+def test_onnx_cpu_vnni_keeps_int8_weights_and_needs_a_twin_on_avx2():
+    p = targets.resolve("onnx-cpu-vnni")
+    assert targets.int8_arithmetic(p)["weight_dtype"] == "int8" and not targets.int8_arithmetic(p)["reduce_range"]
+    assert not host_isa.check(p, "avx2")["host_reproduces"]
+    assert targets.int8_arithmetic(host_isa.twin_profile(p))["reduce_range"]  # its twin: 7-bit weights
+
+
 def test_non_x86_targets_keep_8_bit_weights():
     arithmetic = targets.int8_arithmetic(targets.resolve("jetson-orin-onnx"))
     assert arithmetic["isa"] is None and arithmetic["weight_dtype"] == "int8" and not arithmetic["reduce_range"]
