@@ -8,7 +8,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from tests.conftest import MLPERF, needs_mlperf, resnet8_calibration
 from tests.toolchain.test_onnx_lower import _cnn_nodes, _value
@@ -33,6 +33,9 @@ def _compile_all(run_cli, model, calibration, out):
 
 def test_onnx_helper_cnn_compiles_and_verifies_for_every_runtime(run_cli, tmp_path):
     nodes, inits = _cnn_nodes()
+    # The random head gives a near-flat softmax (top-2 margins down to 0.001) whose top-1 flips under
+    # any int8 rounding (onnx-cpu's U8U8: 5 of 48 samples at cosine 0.99999): a 10x head separates them.
+    inits = [numpy_helper.from_array(numpy_helper.to_array(t) * 10, t.name) if t.name == "wm" else t for t in inits]
     graph = helper.make_graph(nodes, "cnn", [_value("x", 1, 3, 12, 12)], [_value("y", 1, 5)], inits)
     path = tmp_path / "cnn.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
