@@ -100,7 +100,7 @@ def cmd_targets(args) -> int:
         table.add_column(col)
     for p in targets.listing():
         mem, cpu = p.get("memory", {}), p.get("cpu", {})
-        table.add_row(p["id"], p["format"], cpu.get("core", "—"), str(cpu.get("clock_mhz", "—")),
+        table.add_row(p["id"], p["format"], cpu.get("core") or cpu.get("isa", "—"), str(cpu.get("clock_mhz", "—")),
                       _kb(mem.get("flash_bytes")), _kb(mem.get("ram_bytes")), p["description"])
     console.print(table)
     return 0
@@ -146,7 +146,14 @@ def cmd_verify(args) -> int:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval))
     else:
-        result = {"device": "host", "bit_exact": None, **verify(artifact, loaded.keras_model, data, profile)}
+        from .host_isa import artifact_to_verify
+
+        judged, arithmetic = artifact_to_verify(folder, artifact, profile)
+        result = {"device": "host", "bit_exact": None, **verify(judged, loaded.keras_model, data, profile)}
+        if arithmetic is not None:
+            result["int8_arithmetic"] = arithmetic
+            if arithmetic.get("host_limited") and result["failures"]:
+                result["failures"].append(f"host-limited verdict: {arithmetic['note']}")
     write_json(folder / "verify.json", result)
     console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "

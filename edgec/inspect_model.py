@@ -73,6 +73,15 @@ def node_macs(node: Any, shapes: dict) -> int | None:
     return int(np.prod(out)) * int(reduce)
 
 
+def _dtype(elem_type: int | None) -> str:
+    from onnx import helper
+
+    try:
+        return str(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)))
+    except (KeyError, TypeError, ValueError):
+        return "unknown"
+
+
 def summary(model: Any) -> dict[str, Any]:
     """``{"inputs", "outputs", "params", "float_bytes", "macs", "macs_unknown"}`` of an ONNX model."""
     shapes, types = shapes_of(model), _elem_types(model)
@@ -99,8 +108,8 @@ def summary(model: Any) -> dict[str, Any]:
                 macs += count
     inputs = [i for i in model.graph.input if i.name not in constants]
     return {
-        "inputs": [(i.name, shapes.get(i.name)) for i in inputs],
-        "outputs": [(o.name, shapes.get(o.name)) for o in model.graph.output],
+        "inputs": [(i.name, shapes.get(i.name), _dtype(types.get(i.name))) for i in inputs],
+        "outputs": [(o.name, shapes.get(o.name), _dtype(types.get(o.name))) for o in model.graph.output],
         "params": params, "float_bytes": float_bytes, "params_unknown": unknown_size,
         "macs": macs, "macs_unknown": unknown,
     }

@@ -44,19 +44,21 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def onnx_model_of(path: str | Path, *, trust_model: bool = False) -> Any:
-    """The ONNX graph inspected for ``path``: read safely, or converted from Keras with tf2onnx."""
+def onnx_model_of(path: str | Path, *, trust_model: bool = False) -> tuple[Any, int | None]:
+    """The ONNX graph inspected for ``path`` (read safely, or converted from Keras with tf2onnx), and
+    for a Keras model its own parameter count (Keras counts batch-norm statistics; tf2onnx folds them)."""
     from .load import kind_of
 
     path = Path(path)
     if kind_of(path) == "onnx":
         from .load_onnx import read
 
-        return read(path)
+        return read(path), None
     from .export_onnx import keras_to_onnx
     from .load import load
 
-    return keras_to_onnx(load(path, trust_model=trust_model).keras_model)
+    keras_model = load(path, trust_model=trust_model).keras_model
+    return keras_to_onnx(keras_model), int(keras_model.count_params())
 
 
 def _nodes(model: Any) -> list[tuple[str, str, str]]:
@@ -177,10 +179,11 @@ def inspect(model_path: str | Path, target_ids: list[str] | None, *, work: Path,
     from . import targets
     from .inspect_model import summary
 
-    model = onnx_model_of(model_path, trust_model=trust_model)
+    model, keras_params = onnx_model_of(model_path, trust_model=trust_model)
     counts = dict(sorted(collections.Counter(op for _, op, _ in _nodes(model)).items()))
     info = summary(model)
-    if model.producer_name.endswith("tf2onnx"):  # a Keras model: say which graph was counted
+    if keras_params is not None:  # a Keras model: say which graph was counted
+        info["keras_params"] = keras_params
         info["note"] = "counted on the ONNX graph tf2onnx made of the Keras model (batch norms folded)"
     result: dict[str, Any] = {"model": str(model_path), "summary": info, "operators": counts, "targets": {}}
     ids = target_ids or [p["id"] for p in targets.listing()]
@@ -207,11 +210,12 @@ def _summary_lines(result: dict[str, Any]) -> list[str]:
         return []
     macs = f"{info['macs']:,} MACs" + (f" (not counted for {len(info['macs_unknown'])} nodes of unknown shape)"
                                        if info["macs_unknown"] else "")
-    lines = [f"{info['params']:,} parameters, {info['float_bytes']:,} B as float ({info['float_bytes'] / 2**20:.2f}"
-             f" MiB), {macs}"]
+    keras = f"{info['keras_params']:,} parameters in the Keras model; " if "keras_params" in info else ""
+    lines = [f"{keras}{info['params']:,} parameters, {info['float_bytes']:,} B as float "
+             f"({info['float_bytes'] / 2**20:.2f} MiB), {macs}"]
     lines += [f"  ({info['note']})"] if info.get("note") else []
-    lines += [f"  input {n}: {_shape(s)}" for n, s in info["inputs"]]
-    lines += [f"  output {n}: {_shape(s)}" for n, s in info["outputs"]]
+    lines += [f"  input {n}: {_shape(s)} {t}" for n, s, t in info["inputs"]]
+    lines += [f"  output {n}: {_shape(s)} {t}" for n, s, t in info["outputs"]]
     return lines
 
 

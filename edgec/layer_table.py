@@ -16,8 +16,8 @@ from . import tflite_model
 from .artifact_stats import _decoded, layer_name, layer_stats
 
 _DECODE_OPS = ("TFLM_DECODE", "DECODE")
-SNR_NOT_MEASURED = ("not measured: the per-layer int8 analysis runs when verification fails, or with "
-                    "--layer-error on TFLite targets (about 2.3 s more on the digits CNN)")
+SNR_NOT_MEASURED = ("not measured: the per-layer int8 analysis runs with --layer-error or when verification "
+                    "fails (about 2.3 s more on the digits CNN for a TFLite target)")
 TIME_NOT_MEASURED = "not measured: no per-layer latency or cycle count exists for this build"
 
 

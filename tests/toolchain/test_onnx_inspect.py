@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import inspect_ops
-from tests.conftest import assert_refused
+from tests.conftest import DIGITS_MODEL, assert_refused
 
 pytestmark = pytest.mark.toolchain
 
@@ -55,6 +55,24 @@ def test_tflite_builtins_missing_from_the_profile_are_named(tmp_path):
     assert "LOGISTIC" in verdicts["Sigmoid"] and "operators.allowed" in verdicts["Sigmoid"]
 
 
+def test_inspect_command_answers_for_a_model_the_lowering_cannot_take(run_cli, tmp_path):
+    # `edgec inspect` once lowered every ONNX model first, and so refused exactly the models whose
+    # unsupported operators it is there to name.
+    code, out, err = run_cli("inspect", _model(tmp_path), "-t", "onnx-cpu", "-t", "cortex-m4")
+    assert code == 0, err
+    assert "108 parameters" in out and "input x: [1, 3, 6, 6] float32" in out
+    assert re.search(r"^Erf +1 +yes +NO *$", out, re.M) and re.search(r"^Conv +1 +yes +yes *$", out, re.M), out
+    assert "cortex-m4: Erf: not lowerable to TFLite (not in the ONNX lowering's operator set)" in out
+
+
+def test_inspect_command_on_the_keras_example_and_an_unknown_target(run_cli):
+    code, out, err = run_cli("inspect", DIGITS_MODEL, "-t", "cortex-m0plus")
+    assert code == 0, err
+    assert "86,186 parameters in the Keras model" in out and "input image: [1, 8, 8, 1] float32" in out
+    assert re.search(r"^Conv +3 +yes *$", out, re.M) and "NO" not in out, out
+    assert_refused(run_cli("inspect", DIGITS_MODEL, "-t", "cortex-m9"), 2, "unknown target 'cortex-m9'")
+
+
 LIGHT_ZOO = sorted((Path(onnx.__file__).parent / "backend" / "test" / "data" / "light").glob("*.onnx"))
 
 
@@ -64,7 +82,7 @@ def test_model_facts_are_read_from_the_graph(tmp_path):
     info = summary(onnx.load(str(_model(tmp_path))))
     assert info["params"] == 4 * 3 * 3 * 3 and info["float_bytes"] == 4 * 108
     assert info["macs"] == (4 * 6 * 6) * (3 * 3 * 3) and not info["macs_unknown"]
-    assert info["inputs"] == [("x", (1, 3, 6, 6))] and info["outputs"] == [("y", (1, 4, 6, 6))]
+    assert info["inputs"] == [("x", (1, 3, 6, 6), "float32")] and info["outputs"] == [("y", (1, 4, 6, 6), "float32")]
 
 
 def test_inspect_answers_for_a_model_that_cannot_be_lowered(run_cli, tmp_path):
