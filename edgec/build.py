@@ -33,6 +33,7 @@ class Build:
     artifact: Path | None = None  # the file verification runs
     final_tflite: bytes | None = None  # the .tflite that ships, when the format has one
     failures: list[str] = field(default_factory=list)
+    onnx_model: Any = None  # the user's folded ONNX graph, quantized as is (ONNX/OpenVINO, no lowering)
     analysis: Any = None  # per-layer int8 error (edgec.layer_error.LayerAnalysis), computed on demand
 
     def stage(self, name: str, **details) -> "_StageTimer":

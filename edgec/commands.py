@@ -114,7 +114,7 @@ def cmd_inspect(args) -> int:
     from .load import load
 
     loaded = load(args.model, trust_model=args.trust_model)
-    console.print(f"model {loaded.source} ({loaded.kind}), {loaded.keras_model.count_params():,} parameters")
+    console.print(f"model {loaded.source} ({loaded.kind}), {loaded.params:,} parameters")
     for kind, sig in (("input", loaded.inputs), ("output", loaded.outputs)):
         for name, (shape, dtype) in sig.items():
             console.print(f"  {kind} {name}: {list(shape)} {dtype}")
@@ -134,7 +134,9 @@ def cmd_verify(args) -> int:
     folder = Path(args.build)
     recipe = _recipe_of(folder)
     profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
-    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
+    # An ONNX model is lowered to Keras only for the TFLite-based formats that were built from it.
+    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False),
+                  lower=profile["format"] in ("tflm", "litert", "c"))
     data = _evaluation(args.eval, recipe, loaded.inputs)
     files = ARTIFACT_FILES.get(profile["format"])
     artifact = folder / (files.artifact if files else "model.tflite")
@@ -147,7 +149,7 @@ def cmd_verify(args) -> int:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval))
     else:
-        result = {"device": "host", "bit_exact": None, **verify(artifact, loaded.keras_model, data, profile)}
+        result = {"device": "host", "bit_exact": None, **verify(artifact, loaded.reference, data, profile)}
     write_json(folder / "verify.json", result)
     console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "

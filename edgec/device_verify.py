@@ -52,7 +52,7 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
     mismatches = [i for i, (g, e) in enumerate(zip(got, expected)) if g.tobytes() != e.tobytes()]
     outputs = [np.concatenate([dequantize_output(g, out_detail) for g in got])]
     labels = None if evaluation.random else data.labels
-    metrics = compare(reference_outputs(loaded.keras_model, samples), outputs, labels)
+    metrics = compare(reference_outputs(loaded.reference, samples), outputs, labels)
     counts = np.array([r.ticks for r in results], np.int64)
     macs = report.get("c_backend", {}).get("macs") or report["model"].get("macs")
     kernels = "portable C" if portable else "optimized (DSP/MVE where the core has it)"

@@ -40,6 +40,9 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Resize": (("RESIZE_NEAREST_NEIGHBOR",),), "Sigmoid": (("LOGISTIC",),), "Softmax": (("SOFTMAX",),),
     "Split": (("SPLIT", "SPLIT_V"),), "Squeeze": (("RESHAPE",),), "Sub": (("SUB",),),
     "Tanh": (("TANH",),), "Transpose": (), "Unsqueeze": (("RESHAPE",),),
+    "Cast": (), "GlobalMaxPool": (("REDUCE_MAX",),), "Max": (("MAXIMUM",),), "Min": (("MINIMUM",),),
+    "PRelu": (("PRELU",),), "ReduceMax": (("REDUCE_MAX",),), "ReduceMean": (("MEAN",),),
+    "Slice": (("STRIDED_SLICE", "SLICE"),), "Sum": (("ADD",),),
 }
 
 

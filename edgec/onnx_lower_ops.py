@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .onnx_lower import NHWC, Lowering, Value, attrs
+from .onnx_lower_reduce import cast, global_max_pool, prelu, reduce, slice_, variadic
 from .onnx_lower_shape import (_axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize,
                                split, transpose)
 
@@ -249,13 +250,15 @@ def _pool(kind: str):
     def handler(state: Lowering, node: Any, index: int) -> None:
         layers = state.keras.layers
         a = attrs(node)
-        if a.get("ceil_mode", 0):
-            raise _refuse(node, "ceil_mode=1 is not supported")
+        if a.get("ceil_mode", 0) and kind != "max":
+            raise _refuse(node, "ceil_mode=1 is supported for MaxPool only")
         x, w = _window_2d(state, node)
         if any(d != 1 for d in w["dilations"]):
             raise _refuse(node, "dilated pooling is not supported")
         if w["explicit"] is not None:
             raise _refuse(node, "only 'same' or 'valid' pads are supported for pooling")
+        if a.get("ceil_mode", 0):
+            x = _ceil_mode_edges(state, node, x, w)
         if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
             raise _refuse(node, "count_include_pad=1 with padding is not supported")
         layer = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
@@ -263,6 +266,27 @@ def _pool(kind: str):
         state.set(node.output[0], y, NHWC)
     handler.__doc__ = f"{kind} pooling (2-D): a Keras pooling layer on NHWC."
     return handler
+
+
+def _ceil_mode_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
+    """Max pooling with ceil_mode=1 as floor mode on an input whose bottom/right edge is repeated.
+
+    The last window of ceil mode starts inside the input and so already holds the edge row/column:
+    copies of it change no maximum, unlike zero padding (wrong for negative values) or -inf padding
+    (which would ruin int8 ranges).
+    """
+    if w["padding"] != "valid":
+        raise _refuse(node, "ceil_mode=1 with padding is not supported")
+    out = state.shape(node.output[0])[2:]
+    for axis, (size, k, s, o) in enumerate(zip(x.shape[1:3], w["kernel"], w["strides"], out)):
+        extra = (o - 1) * s + k - int(size)
+        if extra > 0:
+            edge = [slice(None)] * 4
+            edge[axis + 1] = slice(int(size) - 1, int(size))
+            last = x[tuple(edge)]
+            x = state.keras.layers.Concatenate(axis=axis + 1, name=state.name(node, f"_ceil{axis}"))(
+                [x] + [last] * extra)
+    return x
 
 
 def global_avg_pool(state: Lowering, node: Any, index: int) -> None:
@@ -297,4 +321,7 @@ HANDLERS = {
     "LeakyRelu": _unary(_leaky), "Relu": _unary(lambda s, n: s.keras.layers.ReLU(name=s.name(n))),
     "Sigmoid": _unary(_activation("sigmoid")), "Tanh": _unary(_activation("tanh")),
     "Pad": pad, "Resize": resize, "Softmax": softmax, "Split": split, "Transpose": transpose,
+    "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_max_pool,
+    "Sum": variadic("Sum"), "Min": variadic("Min"), "Max": variadic("Max"), "PRelu": prelu,
+    "Slice": slice_, "Cast": cast,
 }

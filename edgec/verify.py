@@ -22,12 +22,27 @@ STAGE = "verify"
 
 
 def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Float Keras outputs for stacked samples, as a list (one array per model output)."""
+    """Float outputs for stacked samples, as a list (one array per model output).
+
+    ``keras_model`` is a ``tf_keras.Model``, or an ``onnx.ModelProto`` that ONNX Runtime runs (an
+    ONNX model kept as ONNX, see :attr:`edgec.load.LoadedModel.reference`).
+    """
+    if hasattr(keras_model, "graph"):
+        return _onnx_outputs(keras_model, samples)
     names = list(keras_model.input_names)
     feed = [samples[n] for n in names] if all(n in samples for n in names) else list(samples.values())
     out = keras_model(feed if len(feed) > 1 else feed[0], training=False)
     out = out if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(o, np.float32) for o in out]
+
+
+def _onnx_outputs(model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
+    from .export_onnx import feeds
+    from .onnx_lower import run_onnx
+
+    initializers = {t.name for t in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in initializers]
+    return [np.asarray(o, np.float32) for o in run_onnx(model, feeds(samples, names))]
 
 
 def _top1(y: np.ndarray) -> np.ndarray:
@@ -167,7 +182,7 @@ def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, ev
         labels = head.labels if same and not evaluation.random else None
     captured = load_outputs(outputs_file, output_shapes=[s for s, _ in loaded.outputs.values()],
                             inputs=[samples[n] for n in names])
-    reference = reference_outputs(loaded.keras_model, samples)
+    reference = reference_outputs(loaded.reference, samples)
     runtime = profile.get("verification", {}).get("runtime", "tflm")
     host = RUNTIMES[runtime](artifact, samples)
     metrics = {"device": captured.device, "runtime": captured.runtime, **compare(reference, captured.outputs, labels),
