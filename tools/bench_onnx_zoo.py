@@ -11,7 +11,8 @@ std, for image inputs (NCHW with 1 or 3 channels); standard-normal samples (fixe
 random, so top-1 is not meaningful; cosine to the float model is the number to read.
 
     .venv/bin/python tools/bench_onnx_zoo.py --set torch -t onnx-cpu -t cortex-m7 [--samples 24]
-    .venv/bin/python tools/bench_onnx_zoo.py --set zoo -t onnx-cpu -t intel-cpu --samples 12
+    .venv/bin/python tools/bench_onnx_zoo.py --set zoo -t onnx-cpu -t intel-cpu --samples 12 \
+        --only squeezenet,resnet50,shufflenet,densenet121,inception_v2
 
 Run it with ``PYTHONPATH`` pointing at another checkout to measure that checkout (e.g. before/after).
 """
@@ -113,12 +114,13 @@ def main() -> int:
     parser.add_argument("--set", choices=("zoo", "torch"), required=True)
     parser.add_argument("-t", "--target", action="append", required=True)
     parser.add_argument("--samples", type=int, default=24, help="calibration samples (a third held out)")
-    parser.add_argument("--only", help="substring of the model file names to run")
+    parser.add_argument("--only", help="comma-separated substrings of the model file names to run")
     parser.add_argument("--torch-dir", type=Path, default=TORCH, help=f"torch-onnx folder (default {TORCH})")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     models = zoo_models() if args.set == "zoo" else torch_models(args.torch_dir)
-    models = [m for m in models if not args.only or args.only in m.name]
+    wanted = args.only.split(",") if args.only else [""]
+    models = [m for m in models if any(w in m.name for w in wanted)]
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgec-onnx-zoo-") as tmp:
         for model in models:
