@@ -87,7 +87,8 @@ def cell(model: Path, target: str, data: Path, out: Path) -> dict:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edgec", "compile", str(model), "-t", target,
                            "--calibration", str(data), "-o", str(out)], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          cwd=out.parent)  # not this checkout: PYTHONPATH alone says which edgec runs
     row = {"model": model.name, "target": target, "exit": proc.returncode,
            "seconds": round(time.perf_counter() - started, 1)}
     report = out / target / "report.json"

@@ -73,6 +73,9 @@ def test_onnx_model_outside_the_lowering_compiles_natively_and_only_tflite_targe
     assert {"LRN", "QuantizeLinear", "DequantizeLinear"} <= ops  # the user's operator, int8 around it
     assert json.loads((out / "onnx-cpu" / "report.json").read_text())["onnx"]["fusion"]["source"].startswith(
         "the model's own ONNX graph")
+    # `edgec verify` re-runs the check against the ONNX model (no lowering needed either).
+    code, _, err = run_cli("verify", out / "onnx-cpu")
+    assert code == 0 and json.loads((out / "onnx-cpu" / "verify.json").read_text())["passed"], err
     # A TFLite Micro target needs the lowering, which does not cover LRN: one clear line, exit 2.
     code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "cortex-m4", "--calibration",
                            tmp_path / "calib.npz", "-o", tmp_path / "out_m4")
