@@ -255,10 +255,10 @@ def _pool(kind: str):
         x, w = _window_2d(state, node)
         if any(d != 1 for d in w["dilations"]):
             raise _refuse(node, "dilated pooling is not supported")
-        if w["explicit"] is not None:
-            raise _refuse(node, "only 'same' or 'valid' pads are supported for pooling")
-        if a.get("ceil_mode", 0):
-            x = _ceil_mode_edges(state, node, x, w)
+        if kind == "max" and (w["explicit"] is not None or a.get("ceil_mode", 0)):
+            x, w = _max_pool_edges(state, node, x, w), {**w, "padding": "valid"}
+        elif w["explicit"] is not None:
+            raise _refuse(node, "only 'same' or 'valid' pads are supported for average pooling")
         if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
             raise _refuse(node, "count_include_pad=1 with padding is not supported")
         layer = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
@@ -268,24 +268,28 @@ def _pool(kind: str):
     return handler
 
 
-def _ceil_mode_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
-    """Max pooling with ceil_mode=1 as floor mode on an input whose bottom/right edge is repeated.
+def _max_pool_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
+    """Explicit pads and ceil_mode=1 of a MaxPool as repeated edge rows/columns, then 'valid' pooling.
 
-    The last window of ceil mode starts inside the input and so already holds the edge row/column:
-    copies of it change no maximum, unlike zero padding (wrong for negative values) or -inf padding
-    (which would ruin int8 ranges).
+    ONNX pads are smaller than the kernel, and ceil mode's last window starts inside the input, so
+    every window that covers padding also covers the edge row/column next to it: copies of the edge
+    change no maximum, unlike zero padding (wrong for negative values) or -inf padding (which would
+    ruin int8 ranges).
     """
-    if w["padding"] != "valid":
-        raise _refuse(node, "ceil_mode=1 with padding is not supported")
+    if w["padding"] == "same":
+        raise _refuse(node, "ceil_mode=1 with auto_pad SAME is not supported")
+    explicit = w["explicit"] or ((0, 0), (0, 0))
     out = state.shape(node.output[0])[2:]
-    for axis, (size, k, s, o) in enumerate(zip(x.shape[1:3], w["kernel"], w["strides"], out)):
-        extra = (o - 1) * s + k - int(size)
-        if extra > 0:
-            edge = [slice(None)] * 4
-            edge[axis + 1] = slice(int(size) - 1, int(size))
-            last = x[tuple(edge)]
-            x = state.keras.layers.Concatenate(axis=axis + 1, name=state.name(node, f"_ceil{axis}"))(
-                [x] + [last] * extra)
+    for axis, (size, k, s, o, (begin, end)) in enumerate(zip(x.shape[1:3], w["kernel"], w["strides"], out,
+                                                             explicit)):
+        size = int(size)
+        end = max(end, (o - 1) * s + k - size - begin)  # ceil mode's last window may need more
+        if not begin and not end:
+            continue
+        first, last = [slice(None)] * 4, [slice(None)] * 4
+        first[axis + 1], last[axis + 1] = slice(0, 1), slice(size - 1, size)
+        parts = [x[tuple(first)]] * begin + [x] + [x[tuple(last)]] * end
+        x = state.keras.layers.Concatenate(axis=axis + 1, name=state.name(node, f"_edges{axis}"))(parts)
     return x
 
 

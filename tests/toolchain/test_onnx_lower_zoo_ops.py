@@ -41,8 +41,10 @@ def test_reductions_global_max_pool_and_ceil_mode_max_pool_match_onnx_runtime(tm
         n("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3]),
         # ceil_mode on 9x9 with a 3x3/2 window: 4 windows floor, 5 ceil (the last one half outside).
         n("MaxPool", ["c"], ["p"], name="pool_ceil", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
-        n("ReduceMax", ["p", "c_axis"], ["rmax"], name="reduce_max_keep", keepdims=1),
-        n("Sub", ["p", "rmax"], ["centered"], name="sub"),
+        # torchvision ShuffleNet's stem: explicit pads that are not 'same' (1,1 on 5x5 with 3x3/2).
+        n("MaxPool", ["p"], ["pp"], name="pool_pads", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        n("ReduceMax", ["pp", "c_axis"], ["rmax"], name="reduce_max_keep", keepdims=1),
+        n("Sub", ["pp", "rmax"], ["centered"], name="sub"),
         n("GlobalMaxPool", ["centered"], ["gmp"], name="gmp"),
         n("ReduceMean", ["centered", "hw"], ["gap"], name="reduce_mean", keepdims=0),  # dynamo's pooling
         n("Flatten", ["gmp"], ["flat"], name="flatten"),
