@@ -196,7 +196,9 @@ def fold(model: Any, *, where: str = "model") -> Any:
     from .onnx_fuse import check_equal
 
     try:
-        folded = onnxslim.slim(model)
+        # FusionGemm turns a 3-D MatMul+Add into Reshape(batch*rows) -> Gemm -> Reshape, which moves
+        # the batch axis; the lowering keeps it as MatMul+Add (a Dense layer), the runtimes fuse it.
+        folded = onnxslim.slim(model, skip_fusion_patterns=["FusionGemm"])
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
         log.warning("%s: onnxslim could not fold the graph (%s); using it unfolded", where, _first_line(e))
         return model

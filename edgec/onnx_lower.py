@@ -30,8 +30,9 @@ STAGE = "lower"
 NHWC = (0, 2, 3, 1)
 SUPPORTED_OPS = (
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv",
-    "ConvTranspose", "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
-    "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad",
+    "ConvTranspose", "Div", "Dropout", "Erf", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool",
+    "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "MatMul",
+    "Max", "MaxPool", "Min", "Mul", "Pad",
     "PRelu", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split",
     "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
 )

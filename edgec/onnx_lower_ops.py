@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .onnx_lower import NHWC, Lowering, Value, attrs
-from .onnx_lower_reduce import cast, global_max_pool, prelu, reduce, slice_, variadic
+from .onnx_lower_attention import batch_matmul, expand, gather, gelu, layer_norm
+from .onnx_lower_zoo import cast, global_max_pool, prelu, reduce, slice_, variadic
 from .onnx_lower_shape import (_axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize,
                                split, transpose)
 
@@ -134,7 +135,12 @@ def gemm(state: Lowering, node: Any, index: int) -> None:
 
 
 def matmul(state: Lowering, node: Any, index: int) -> None:
-    """MatMul by a constant 2-D matrix: Dense; a following Add of a constant vector becomes its bias."""
+    """MatMul by a constant 2-D matrix: Dense; a following Add of a constant vector becomes its bias.
+
+    Two tensors (attention): a batched matrix product, see :func:`edgec.onnx_lower_attention.batch_matmul`.
+    """
+    if not state.values[node.input[1]].is_const:
+        return batch_matmul(state, node, index)
     weight = state.const(node, 1, what="B")
     if weight.ndim != 2:
         raise _refuse(node, "only a constant 2-D right-hand matrix is supported")
@@ -327,5 +333,6 @@ HANDLERS = {
     "Pad": pad, "Resize": resize, "Softmax": softmax, "Split": split, "Transpose": transpose,
     "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_max_pool,
     "Sum": variadic("Sum"), "Min": variadic("Min"), "Max": variadic("Max"), "PRelu": prelu,
-    "Slice": slice_, "Cast": cast,
+    "Slice": slice_, "Cast": cast, "LayerNormalization": layer_norm, "Erf": gelu, "Gather": gather,
+    "Expand": expand,
 }

@@ -84,3 +84,42 @@ def test_reduce_mean_over_the_batch_is_refused(tmp_path):
     model = _read(tmp_path, nodes, [_value("x", 1, 4)], [_value("y", 1, 1)], [])
     with pytest.raises(InputError, match="mean_all.*batch axis"):
         onnx_lower.lower(model)
+
+
+def test_attention_block_ops_layer_norm_gelu_gather_batch_matmul_expand_match_onnx_runtime(tmp_path):
+    n = helper.make_node
+    nodes = [
+        n("LayerNormalization", ["x", "gamma", "beta"], ["ln"], name="layer_norm", axis=-1, epsilon=1e-5),
+        n("MatMul", ["ln", "wq"], ["q"], name="q_proj"),
+        n("MatMul", ["ln", "wk"], ["k"], name="k_proj"),
+        n("Transpose", ["k"], ["kt"], name="k_t", perm=[0, 2, 1]),
+        n("MatMul", ["q", "kt"], ["scores"], name="q_kt"),  # two tensors: a batched matrix product
+        n("Softmax", ["scores"], ["probs"], name="softmax_axis1", axis=1),  # not the last axis
+        n("MatMul", ["probs", "q"], ["attn"], name="p_v"),
+        # GELU as torch.onnx writes it: 0.5 * x * (1 + erf(x / sqrt(2)))
+        n("Div", ["attn", "sqrt2"], ["scaled"], name="gelu_div"),
+        n("Erf", ["scaled"], ["erf"], name="gelu_erf"),
+        n("Add", ["erf", "one"], ["erf1"], name="gelu_add"),
+        n("Mul", ["attn", "erf1"], ["xe"], name="gelu_mul"),
+        n("Mul", ["xe", "half"], ["act"], name="gelu_half"),
+        n("Reshape", ["act", "heads"], ["split_heads"], name="reshape_heads"),
+        n("Gather", ["split_heads", "one_index"], ["head1"], name="gather_head", axis=2),
+        n("ReduceMean", ["head1"], ["mean"], name="mean", axes=[2], keepdims=1),
+        n("Expand", ["mean", "expand_to"], ["wide"], name="expand"),
+        n("Add", ["head1", "wide"], ["y"], name="add"),
+    ]
+    inits = [_w("gamma", 8), _w("beta", 8), _w("wq", 8, 8), _w("wk", 8, 8),
+             numpy_helper.from_array(np.float32(np.sqrt(2)), "sqrt2"), numpy_helper.from_array(np.float32(1), "one"),
+             numpy_helper.from_array(np.float32(0.5), "half"), _ints("heads", [1, 6, 2, 4]),
+             numpy_helper.from_array(np.int64(1), "one_index"), _ints("expand_to", [1, 6, 4])]
+    keras_model = _lowered_matches(tmp_path, nodes, [_value("x", 1, 6, 8)], [_value("y", 1, 6, 4)], inits)
+    assert "LayerNormalization" in {type(layer).__name__ for layer in keras_model.layers}
+
+
+def test_bare_erf_is_refused_with_the_gelu_form(tmp_path):
+    from edgec.errors import InputError
+
+    model = _read(tmp_path, [helper.make_node("Erf", ["x"], ["y"], name="erf")], [_value("x", 1, 4)],
+                  [_value("y", 1, 4)], [])
+    with pytest.raises(InputError, match="Erf is supported only inside GELU"):
+        onnx_lower.lower(model)
