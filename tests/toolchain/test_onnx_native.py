@@ -73,6 +73,11 @@ def test_onnx_model_outside_the_lowering_compiles_natively_and_only_tflite_targe
     assert {"LRN", "QuantizeLinear", "DequantizeLinear"} <= ops  # the user's operator, int8 around it
     assert json.loads((out / "onnx-cpu" / "report.json").read_text())["onnx"]["fusion"]["source"].startswith(
         "the model's own ONNX graph")
+    # Same inputs, same bytes: folding and quantize_static of the user's graph are deterministic.
+    code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "onnx-cpu", "--calibration", tmp_path / "calib.npz",
+                           "-o", tmp_path / "again")
+    assert code == 0, err
+    assert (tmp_path / "again" / "onnx-cpu" / "model.onnx").read_bytes() == (out / "onnx-cpu" / "model.onnx").read_bytes()
     # `edgec verify` re-runs the check against the ONNX model (no lowering needed either).
     code, _, err = run_cli("verify", out / "onnx-cpu")
     assert code == 0 and json.loads((out / "onnx-cpu" / "verify.json").read_text())["passed"], err
