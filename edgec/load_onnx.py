@@ -1,4 +1,4 @@
-"""Front end for ONNX: read a model file safely, check it, fix its batch, and lower it to Keras.
+"""Front end for ONNX: read a model file safely, check it, fix its batch, fold it, and lower it to Keras.
 
 Safety comes first because an ONNX file can point at arbitrary files through *external data*
 (``location`` entries on tensors). Every location is checked before any byte of it is read: it must be
@@ -9,7 +9,9 @@ path we have not checked.
 After loading: ``onnx.checker.check_model(full_check=True)`` (which includes strict shape inference),
 the opset is brought into :data:`SUPPORTED_OPSETS` with ``onnx.version_converter`` or refused, a
 dynamic batch dimension is fixed to 1 (every edge target wants static shapes), and shapes are
-inferred so that the lowering knows every tensor's rank.
+inferred so that the lowering knows every tensor's rank. :func:`fold` then evaluates constants and
+shape arithmetic with onnxslim; the folded graph is what every target starts from (ONNX Runtime and
+OpenVINO quantize it as is, TFLite targets get its Keras lowering).
 """
 
 from __future__ import annotations
