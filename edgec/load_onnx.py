@@ -204,10 +204,21 @@ def fold(model: Any, *, where: str = "model") -> Any:
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
         log.warning("%s: onnxslim could not fold the graph (%s); using it unfolded", where, _first_line(e))
         return model
-    # Fusions reorder float sums (Conv+BN, GELU); a tolerance of 1e-5 of the output range bounds that.
-    check_equal(model, folded, tolerance=FOLD_TOLERANCE)
-    folded = _infer_shapes(folded, Path(where))
-    return folded
+    # Fusions reorder float sums (Conv+BN); a tolerance of 1e-5 of the output range bounds that.
+    try:
+        check_equal(model, folded, tolerance=FOLD_TOLERANCE)
+    except _ort_errors() as e:  # e.g. a custom-domain op: OpenVINO may still take the graph unfolded
+        log.warning("%s: ONNX Runtime cannot run the model (%s); not folding it", where, _first_line(e))
+        return model
+    return _infer_shapes(folded, Path(where))
+
+
+def _ort_errors() -> tuple[type[Exception], ...]:
+    """ONNX Runtime's own exception classes (they derive from Exception only)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    return (ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidArgument, ort_state.NotImplemented,
+            ort_state.RuntimeException)
 
 
 def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> Any:
