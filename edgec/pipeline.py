@@ -250,7 +250,7 @@ def _verify(build: Build, loaded) -> None:
         # The user's model is the reference: compression and int8 are judged together.
         reference = build.onnx_model if build.onnx_model is not None else loaded.reference
         build.report["verification"] = verify(build.artifact, reference, held_out, profile)
-        if build.keras_model is not loaded.keras_model:
+        if build.keras_model is not loaded.keras_model and build.onnx_model is None:
             build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
     build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
     if build.settings.get("layer_error") and build.int8_tflite is not None:
