@@ -47,6 +47,10 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
+# Operators the lowering takes only as part of a pattern (a bare one is refused when lowering).
+PATTERN_ONLY = {"Erf": "lowered only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2))), which "}
+
+
 def onnx_model_of(path: str | Path) -> Any:
     """The ONNX graph inspected for ``path``: read safely, or converted from Keras with tf2onnx."""
     from .load import kind_of
@@ -132,8 +136,8 @@ def tflite_support(model: Any, allowed: list[str] | None) -> dict[str, str | Non
             continue
         missing = [alts for alts in TFLITE_BUILTINS[op]
                    if allowed is not None and not set(alts) & set(allowed)]
-        out[op] = None if not missing else "needs " + ", ".join("/".join(a) for a in missing) + \
-            " (not in the profile's operators.allowed)"
+        out[op] = None if not missing else PATTERN_ONLY.get(op, "") + "needs " + \
+            ", ".join("/".join(a) for a in missing) + " (not in the profile's operators.allowed)"
     return out
 
 

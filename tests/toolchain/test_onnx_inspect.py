@@ -62,7 +62,7 @@ def test_inspect_command_answers_for_a_model_the_lowering_cannot_take(run_cli, t
     assert code == 0, err
     assert "(onnx), 108 parameters" in out and "input x: [3, 6, 6] float32" in out
     assert re.search(r"^Erf +1 +yes +NO *$", out, re.M) and re.search(r"^Conv +1 +yes +yes *$", out, re.M), out
-    assert "cortex-m4: Erf: not in the ONNX lowering's operator set" in out
+    assert "cortex-m4: Erf: lowered only inside GELU" in out and "needs GELU" in out
 
 
 def test_inspect_command_on_the_keras_example_and_an_unknown_target(run_cli):
