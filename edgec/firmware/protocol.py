@@ -157,7 +157,9 @@ class Device:
             window = (window + self._read_exact(1, deadline))[-4:]
         head = self._read_exact(5, deadline)
         command, length = struct.unpack("<BI", head)
-        if length > 1 << 24:
+        # Once INFO is known no reply is longer than an INFER reply: a larger length is a damaged
+        # header, not a reply worth waiting ``timeout`` for.
+        if length > (max(24, 12 + self._info.output_bytes) if self._info else 1 << 24):
             raise DeviceError(f"a reply claims {length} bytes: the stream is out of step", transient=True)
         payload = self._read_exact(length, deadline)
         (crc,) = struct.unpack("<I", self._read_exact(4, deadline))
