@@ -1,16 +1,18 @@
-"""SIGKILL a multi-target `edgec compile` at seeded random moments; check OUT after every kill.
+"""SIGKILL a multi-target `edgec compile` at seeded random points; check OUT after every kill.
 
 Each round starts the same compile (the digits example for cortex-m4 + onnx-cpu, 100 eval samples)
-as a subprocess and kills it with SIGKILL at a seeded random moment of its output stage: a delay
-drawn uniformly from [0, WINDOW) seconds after the round's first temporary folder appears in OUT
-(before that moment nothing is written to OUT). WINDOW is the length of a first, complete run's
-output stage, unless given. After each kill, every final target folder in OUT must be complete:
-manifest.json lists every file, and every file's SHA-256 matches it. Temporary folders a killed
-round leaves behind must be gone once the next round has reached the output stage (it removes
-them under OUT's lock). A last round runs to the end and must leave complete folders and no
-temporary folder at all.
+as a subprocess and kills it with SIGKILL at a seeded random point of its output stage: as soon as
+its temporary target folders (``.TARGET.PID-xxxxxxxx``) hold N files in all, N drawn uniformly from
+1 to the number of files a complete run writes (counted by a first complete run, unless --files
+gives it). A point in the sequence of written files, not a delay, keeps the kills spread over the
+output stage whatever the machine's load (before that stage nothing is written to OUT); a round
+that ends before its point is seen is not counted, and another point is drawn. After each kill, every final target
+folder in OUT must be complete: manifest.json lists every file, and every file's SHA-256 matches
+it. Temporary folders a killed round leaves behind must be gone once the next round has reached
+the output stage (it removes them under OUT's lock). A last round runs to the end and must leave
+complete folders and no temporary folder at all.
 
-    .venv/bin/python tools/kill_compile.py --kills 20 [--seed 0] [--window S] [--out DIR]
+    .venv/bin/python tools/kill_compile.py --kills 20 [--seed 0] [--files N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -71,11 +73,10 @@ def temp_folders(out: Path) -> dict[str, int]:
 class Round:
     """One compile run: when it was killed (None: ran to the end) and what OUT looked like."""
 
-    kill_at: float | None  # seconds after its output stage began
+    kill_after: int | None  # files written into its temporary folders
     code: int = 0
     reached_output: bool = False  # it created a temporary folder: it held OUT's lock
-    output_at: float | None = None  # seconds until its first temporary folder appeared
-    duration: float = 0.0
+    written: dict[str, int] = field(default_factory=dict)  # files seen in each of its temporary folders
     killed_mid_write: bool = False  # a temporary folder of its own existed when it was killed
     left: set[str] = field(default_factory=set)  # temporary folders present after it ended
     own_left: bool = False  # one of them is its own
@@ -89,24 +90,29 @@ def compile_command(out: Path, eval_path: Path) -> list[str]:
             "--eval", str(eval_path), "-o", str(out)]
 
 
-def run_round(cmd: list[str], out: Path, kill_at: float | None, before: set[str]) -> Round:
-    """Run ``cmd``, SIGKILL it ``kill_at`` seconds into its output stage (if given), and check OUT."""
-    r = Round(kill_at=kill_at)
+def _count(folder: Path) -> int:
+    try:
+        return sum(1 for p in folder.rglob("*") if p.is_file())
+    except OSError:  # renamed or removed while counted
+        return 0
+
+
+def run_round(cmd: list[str], out: Path, kill_after: int | None, before: set[str]) -> Round:
+    """Run ``cmd``, SIGKILL it once ``kill_after`` files are in its temporary folders (if given), check OUT."""
+    r = Round(kill_after=kill_after)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    start = time.monotonic()
     while proc.poll() is None:
         own = [n for n, pid in temp_folders(out).items() if pid == proc.pid]
+        for name in own:
+            r.written[name] = max(r.written.get(name, 0), _count(out / name))
         r.reached_output |= bool(own)
-        if own and r.output_at is None:
-            r.output_at = time.monotonic() - start
-        if kill_at is not None and r.output_at is not None and time.monotonic() - start >= r.output_at + kill_at:
+        if kill_after is not None and sum(r.written.values()) >= kill_after:
             r.killed_mid_write = bool(own)
             proc.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.01)
+        time.sleep(0.005)
     r.code = proc.wait()
-    r.duration = time.monotonic() - start
-    r.reached_output |= kill_at is None or r.code == 0
+    r.reached_output |= kill_after is None or r.code == 0
     r.left = set(temp_folders(out))
     r.own_left = any(pid == proc.pid for pid in temp_folders(out).values())
     for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -122,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default: a fresh temporary one)")
-    p.add_argument("--window", type=float, help="kill within this many seconds of the output stage "
-                   "(default: measured by a first complete run)")
+    p.add_argument("--files", type=int, help="files a complete run writes (default: counted by a first run)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "out"
@@ -132,33 +137,40 @@ def main(argv: list[str] | None = None) -> int:
         np.savez(eval_path, **{k: v[:100] for k, v in data.items()})
         cmd = compile_command(out, eval_path)
         rounds = []
-        window = args.window
-        if window is None:  # a complete run: its output stage's length; it also gives the kills folders to damage
+        files = args.files
+        if files is None:  # a complete run counts them; it also gives the kills folders to damage
             rounds.append(run_round(cmd, out, None, set()))
-            window = rounds[0].duration - (rounds[0].output_at or 0)
+            files = sum(_count(out / t) for t in TARGETS)
         rng = random.Random(args.seed)
-        for _ in range(args.kills):
-            rounds.append(run_round(cmd, out, round(rng.uniform(0, window), 2), rounds[-1].left if rounds else set()))
+        points = [rng.randint(1, files) for _ in range(args.kills)]
+        while points and len(rounds) < 3 * args.kills + 1:
+            r = run_round(cmd, out, points[0], rounds[-1].left if rounds else set())
+            rounds.append(r)
+            if r.code == -signal.SIGKILL:
+                points.pop(0)
+            else:  # it ended before its point was seen (the last files and the rename are quick): another
+                points[0] = rng.randint(1, files)
         rounds.append(run_round(cmd, out, None, rounds[-1].left if rounds else set()))
-    return report(rounds, window)
+    return report(rounds, files)
 
 
-def report(rounds: list[Round], window: float) -> int:
+def report(rounds: list[Round], files: int) -> int:
     """Print the per-kill problems and the summary line; return the exit code."""
-    kills = [r for r in rounds if r.kill_at is not None]
+    kills = [r for r in rounds if r.code == -signal.SIGKILL]
     last = rounds[-1]
     incomplete = sum(bool(r.problems) for r in rounds)
     for r in rounds:
         for problem in r.problems:
-            print(f"kill at {r.kill_at} s: {problem}", file=sys.stderr)
+            print(f"kill after {r.kill_after} files: {problem}", file=sys.stderr)
     clean = last.code == 0 and not last.left and not last.problems
-    killed = sum(r.code == -signal.SIGKILL for r in kills)
-    print(f"kill_compile: {killed} SIGKILLs at 0-{window:.1f} s into the output stage of a compile of "
-          f"{' + '.join(TARGETS)} ({sum(r.killed_mid_write for r in kills)} while a target folder was being written, "
-          f"{sum(r.own_left for r in kills)} left a temporary folder); {incomplete} rounds with an incomplete final "
-          f"folder or a surviving stale folder; final run exit {last.code}, {len(last.left)} temporary folders "
-          f"left: {'OK' if clean and not incomplete else 'FAIL'}")
-    return 0 if clean and not incomplete and all(r.code == 0 for r in rounds if r.kill_at is None) else 1
+    points = sorted(r.kill_after for r in kills)
+    print(f"kill_compile: {len(kills)} SIGKILLs in the output stage of a compile of {' + '.join(TARGETS)}, after "
+          f"{', '.join(map(str, points))} of its {files} files ({sum(r.killed_mid_write for r in kills)} while a "
+          f"target folder was being written, {sum(r.own_left for r in kills)} left a temporary folder); "
+          f"{incomplete} rounds with an incomplete final folder or a surviving stale folder; final run exit "
+          f"{last.code}, {len(last.left)} temporary folders left: {'OK' if clean and not incomplete else 'FAIL'}")
+    complete_runs_ok = all(r.code == 0 for r in rounds if r.kill_after is None)
+    return 0 if clean and not incomplete and complete_runs_ok else 1
 
 if __name__ == "__main__":
     sys.exit(main())
