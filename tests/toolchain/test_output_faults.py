@@ -16,7 +16,7 @@ from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, ROOT, 
 pytestmark = pytest.mark.toolchain
 
 
-def test_sigkill_at_seeded_moments_leaves_only_complete_folders_and_the_next_run_cleans(capsys):
+def test_sigkill_at_seeded_points_leaves_only_complete_folders_and_the_next_run_cleans(capsys):
     from tools.kill_compile import main
 
     assert main(["--kills", "2", "--seed", "1", "--files", "25"]) == 0  # 25: what cortex-m4 + onnx-cpu write
