@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 # .cortex-m4.1234-k2j3h4g5 (a build in progress) and .cortex-m4.old-1234 (the folder it replaces).
 TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?:old-(?P<old>\d+)|(?P<pid>\d+)-[a-z0-9_]{8})$")
@@ -123,6 +126,10 @@ def locked(out: Path) -> Iterator[list[Path]]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise _busy(out) from None
-        yield remove_stale(out)
+        removed = remove_stale(out)
+        if removed:
+            log.info("removed %d stale temporary folder(s) of killed runs: %s", len(removed),
+                     ", ".join(p.name for p in removed))
+        yield removed
     finally:
         os.close(fd)

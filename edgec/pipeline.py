@@ -60,10 +60,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         float_tflite = quantize.float_tflite(loaded.keras_model)
     settings["macs"] = macs(parse(float_tflite))
     reports, failures = {}, []
-    with outdir.locked(Path(out)) as stale:  # one writer per OUT; a killed run's leftovers go
-        if stale:
-            log.info("removed %d stale temporary folder(s) of killed runs: %s", len(stale),
-                     ", ".join(p.name for p in stale))
+    with outdir.locked(Path(out)):  # one writer per OUT; a killed run's leftovers are removed first
         for profile in profiles:
             report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
                                      float_tflite, optimize_stages, Path(out))
