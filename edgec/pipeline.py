@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, host_isa, memory, outdir, quantize, stem, targets
+from . import __version__, host_isa, memory_check, outdir, quantize, stem, targets
 from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
@@ -49,7 +49,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     _check_drop_metric(recipe or {}, loaded.outputs)
     with status("checking calibration and evaluation samples"):
         calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles,
-                                    activations=memory.activation_bytes(loaded.keras_model))
+                                    activations=memory_check.activation_bytes(loaded.keras_model))
     if loaded.onnx_model is not None:
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
@@ -145,7 +145,7 @@ def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int
     held_out = open_dataset(eval_, inputs) if eval_ is not None else None
     # From the declared shapes, before a sample is read: refuse what cannot fit in memory.
     samples = len(calib) + (len(held_out) if held_out is not None else 0)
-    memory.check(samples, memory.sample_bytes(inputs), activations, memory.available_bytes())
+    memory_check.check(samples, memory_check.sample_bytes(inputs), activations, memory_check.available_bytes())
     calib.validate()
     _check_labels(calib, outputs)
     if held_out is not None:

@@ -61,7 +61,7 @@ def test_a_second_compile_into_a_busy_out_is_refused_and_a_native_abort_says_whe
 
 
 def test_a_calibration_set_too_large_for_memory_is_refused_with_numbers_before_any_work(run_cli, tmp_path):
-    from edgec.memory import available_bytes
+    from edgec.memory_check import available_bytes
 
     # A .npy whose header declares twice this machine's available memory: a sparse file, mapped, never read.
     count = 2 * available_bytes() // (8 * 8 * 4) + 1

@@ -1,4 +1,4 @@
-"""Stale temporary folders and OUT's lock (edgec.outdir); the memory pre-check (edgec.memory)."""
+"""Stale temporary folders and OUT's lock (edgec.outdir); the memory pre-check (edgec.memory_check)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_a_locked_out_is_refused_naming_the_holder_and_free_again_when_it_dies(t
 
 def test_memory_check_refuses_with_the_numbers_and_how_many_samples_fit():
     from edgec.errors import InputError
-    from edgec.memory import BATCH, check
+    from edgec.memory_check import BATCH, check
 
     check(1000, 784 * 4, 10_000, available=1 << 30)  # 3 MiB of samples: fits
     with pytest.raises(InputError) as e:
@@ -74,7 +74,7 @@ def test_memory_check_refuses_with_the_numbers_and_how_many_samples_fit():
 
 
 def test_available_memory_is_read_from_meminfo(tmp_path):
-    from edgec.memory import available_bytes
+    from edgec.memory_check import available_bytes
 
     (tmp_path / "meminfo").write_text("MemTotal:  2048 kB\nMemFree:  100 kB\nMemAvailable:    1024 kB\n")
     assert available_bytes(tmp_path / "meminfo") == 1024 * 1024
