@@ -154,8 +154,11 @@ def cmd_verify(args) -> int:
     if args.device or args.port:
         from .device_verify import verify_on_device
 
+        if not args.timeout > 0 or args.retries < 0:
+            raise InputError(f"--timeout must be > 0 s and --retries >= 0 (got {args.timeout:g}, {args.retries})",
+                             stage="verify")
         result = verify_on_device(folder, profile, loaded, data, device=args.device, port=args.port,
-                                  portable=args.portable)
+                                  portable=args.portable, timeout=args.timeout, retries=args.retries)
     elif args.outputs:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval))
@@ -172,10 +175,18 @@ def cmd_verify(args) -> int:
     console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
                   f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}, "
-                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}")
+                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}"
+                  + _link_note(result.get("link")))
     if not result["passed"]:
         raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
     return 0
+
+
+def _link_note(link: dict | None) -> str:
+    """A serial link that needed retries is worth a word (the results are still checked bit for bit)."""
+    if not link or not link.get("retries"):
+        return ""
+    return f" ({link['retries']} request(s) repeated after line faults, {link['reconnects']} reconnect(s))"
 
 
 def _evaluation(explicit, recipe: dict, inputs):

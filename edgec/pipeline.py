@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, host_isa, quantize, stem, targets
+from . import __version__, host_isa, memory_check, outdir, quantize, stem, targets
 from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
@@ -40,6 +40,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     _check_settings(profiles, recipe or {})
+    outdir.check_free(Path(out))  # another compile writing OUT: refuse before any work
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
     started = time.perf_counter()
@@ -48,7 +49,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     load_stage = {"name": "load", "seconds": round(time.perf_counter() - started, 3)}
     _check_drop_metric(recipe or {}, loaded.outputs)
     with status("checking calibration and evaluation samples"):
-        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles)
+        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles,
+                                    activations=memory_check.activation_bytes(loaded.keras_model))
     float_tflite, keras_model, optimize_stages = None, None, []
     if loaded.keras_model is not None:  # a Keras model, or an ONNX model some target needs lowered
         if loaded.onnx_model is not None:
@@ -60,11 +62,12 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     optimize_stages = [load_stage, *optimize_stages]
     settings["macs"] = macs(parse(float_tflite)) if float_tflite is not None else None
     reports, failures = {}, []
-    for profile in profiles:
-        report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
-                                 float_tflite, optimize_stages, Path(out))
-        reports[profile["id"]] = report
-        failures += report["failures"]
+    with outdir.locked(Path(out)):  # one writer per OUT; a killed run's leftovers are removed first
+        for profile in profiles:
+            report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
+                                     float_tflite, optimize_stages, Path(out))
+            reports[profile["id"]] = report
+            failures += report["failures"]
     if failures:
         raise GateError("; ".join(failures))
     return reports
@@ -147,7 +150,7 @@ def _check_labels(dataset, outputs: dict) -> None:
                          f"{classes} classes (0..{classes - 1})", stage="calibration")
 
 
-def _datasets(calibration, eval_, inputs, outputs, profiles):
+def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int = 0):
     needs_int8 = any(p.get("quantization", {}).get("scheme", "int8") == "int8" for p in profiles)
     if calibration is None:
         if needs_int8:
@@ -156,10 +159,13 @@ def _datasets(calibration, eval_, inputs, outputs, profiles):
                              stage="calibration")
         calibration = "random"
     calib = open_dataset(calibration, inputs)
+    held_out = open_dataset(eval_, inputs) if eval_ is not None else None
+    # From the declared shapes, before a sample is read: refuse what cannot fit in memory.
+    samples = len(calib) + (len(held_out) if held_out is not None else 0)
+    memory_check.check(samples, memory_check.sample_bytes(inputs), activations, memory_check.available_bytes())
     calib.validate()
     _check_labels(calib, outputs)
-    if eval_ is not None:
-        held_out = open_dataset(eval_, inputs)
+    if held_out is not None:
         held_out.validate()
         _check_labels(held_out, outputs)
         return calib, held_out
