@@ -85,7 +85,8 @@ def check_bit_exact(reference: bytes, compressed: bytes, samples: list) -> int:
     if not samples:
         raise GateError("LUT compression needs at least one sample to check bit-exactness", stage="lut")
     # run_tflm gives the host arena that DECODE outputs need.
-    where = first_difference(reference, compressed, samples)
+    where = first_difference(reference, compressed, samples, stage="lut",
+                             candidate_name="the LUT-compressed model")
     if where is not None:
         raise GateError(f"LUT-compressed model differs from the uncompressed one in the TFLM interpreter "
                         f"({where}); build without LUT compression (lut = false in the recipe)", stage="lut")
@@ -117,7 +118,7 @@ def _select(tflite_bytes: bytes, cands: list[dict]) -> list[dict]:
 def _arena(tflite: bytes) -> int:
     from .tflm_arena import measure_arena
 
-    return measure_arena(tflite)["arena_bytes"]
+    return measure_arena(tflite, stage="lut", model="the LUT-compressed model")["arena_bytes"]
 
 
 def compress(tflite_bytes: bytes, samples: list, *, arena_budget: int | None = None) -> tuple[bytes, dict]:

@@ -17,6 +17,7 @@ from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
 from .harness import write_harness
+from .isolate import NativeCrash
 from .load import load
 from .progress import status
 from .report import render_html, write_json, write_manifest
@@ -59,8 +60,12 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     settings["macs"] = macs(parse(float_tflite))
     reports, failures = {}, []
     for profile in profiles:
-        report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
-                                 float_tflite, optimize_stages, Path(out))
+        try:
+            report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
+                                     float_tflite, optimize_stages, Path(out))
+        except NativeCrash as e:  # one line naming the stage, the target and the model (exit 3)
+            e.target, e.model = e.target or profile["id"], str(model)
+            raise
         reports[profile["id"]] = report
         failures += report["failures"]
     if failures:

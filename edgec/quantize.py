@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from .calibration import Dataset
 from .errors import EdgecError, InputError, ToolchainError
+from .softmax_scale import raise_tiny_softmax_scales
 from .tf import tensorflow
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,12 @@ def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_chan
     ``--max-accuracy-drop``) go through :mod:`edgec.layer_error` instead.
     """
     if float_nodes:
-        return _int8_with_float_nodes(model, calibration, io_dtype=io_dtype, per_channel=per_channel,
-                                      float_nodes=list(float_nodes))
-    return _full_integer(model, calibration, activations="int8", io_dtype=io_dtype, per_channel=per_channel)
+        result = _int8_with_float_nodes(model, calibration, io_dtype=io_dtype, per_channel=per_channel,
+                                        float_nodes=list(float_nodes))
+    else:
+        result = _full_integer(model, calibration, activations="int8", io_dtype=io_dtype, per_channel=per_channel)
+    # The converter may write a softmax input scale that TFLite's int8 kernels abort on.
+    return raise_tiny_softmax_scales(result)[0]
 
 
 def _int8_with_float_nodes(model, calibration, *, io_dtype: str, per_channel: bool, float_nodes: list[str]

@@ -1,0 +1,127 @@
+"""Run native toolchain calls in a child process, so that an abort kills the child, not edgec.
+
+The TFLite Micro interpreter (``tflite-micro``'s C++ reference kernels) aborts the whole process on
+some models: a ``TFLITE_CHECK`` in a kernel's ``Prepare`` calls ``abort()`` with no message and no
+Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.tflm_fixups`). Run
+in-process, that is exit 134 and a half-built output folder. Here such calls run in one long-lived
+worker process (``multiprocessing``, "spawn" context: no fork of a process that holds TensorFlow's
+threads). A worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
+the next call starts a fresh worker.
+
+One worker is reused for every call of this process, because starting one costs about half a second
+(Python, NumPy and the ``tflite-micro`` extension), and the test suite and a compile run the
+interpreter many times. Arguments and results travel pickled over a pipe (models and sample batches
+of a few MB: milliseconds). Python exceptions raised in the worker are re-raised here unchanged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import signal
+import threading
+
+from .errors import ToolchainError
+
+
+class NativeCrash(ToolchainError):
+    """A native toolchain died by a signal (or exited) inside its worker process (exit 3).
+
+    ``signal_name`` is e.g. ``"SIGABRT"``; ``model`` is filled in by the pipeline with the model being
+    compiled, so that the one-line message names it.
+    """
+
+    def __init__(self, message: str, *, stage: str | None = None, target: str | None = None,
+                 signal_name: str | None = None, model: str | None = None):
+        super().__init__(message, stage=stage, target=target)
+        self.signal_name = signal_name
+        self.model = model
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (model {self.model})" if self.model else text
+
+
+def _serve(conn) -> None:
+    """The worker's loop: call each ``(fn, args, kwargs)`` received, send back the result or the error."""
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the parent went away
+            return
+        fn, args, kwargs = job
+        try:
+            conn.send(("ok", fn(*args, **kwargs)))
+        except Exception as e:  # noqa: BLE001 - every Python error goes back to the caller as it is
+            conn.send(("error", e))
+
+
+class _Worker:
+    def __init__(self):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child,), daemon=True, name="edgec-native")
+        self.process.start()
+        child.close()
+
+    def close(self) -> None:
+        self.conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def call(fn, *args, stage: str, what: str, **kwargs):
+    """``fn(*args, **kwargs)`` in the worker process; :class:`NativeCrash` if the worker dies doing it.
+
+    ``fn`` must be a module-level function (it is pickled by name). ``what`` says what ran, for the
+    message: "TFLite Micro interpreter ... running <what>".
+    """
+    global _worker
+    with _lock:
+        if _worker is None or not _worker.process.is_alive():
+            _worker = _Worker()
+        worker = _worker
+        try:
+            worker.conn.send((fn, args, kwargs))
+            status, value = worker.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            worker.process.join()
+            name = _signal_name(worker.process.exitcode)
+            _worker = None
+            raise NativeCrash(f"{what} crashed ({name}) in its worker process; the native toolchain "
+                              "aborted without a Python error", stage=stage, signal_name=name) from None
+        except BaseException:  # Ctrl-C, SIGTERM mid-call: the pipe is out of step, start afresh next time
+            worker.process.kill()
+            worker.process.join()
+            _worker = None
+            raise
+    if status == "error":
+        raise value
+    return value
+
+
+def shutdown() -> None:
+    """Stop the worker (also done at exit)."""
+    global _worker
+    with _lock:
+        if _worker is not None:
+            _worker.close()
+            _worker = None
+
+
+atexit.register(shutdown)
