@@ -23,7 +23,7 @@ from .progress import status
 from .report import render_html, write_json, write_manifest
 from .report_plots import plots_from_report
 from .tflite_model import macs, parse
-from .verify import verify
+from .verify import check_drop_kind, verify
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     _check_drop_metric(recipe or {}, loaded.outputs)
     with status("checking calibration and evaluation samples"):
         calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles)
+    check_drop_kind(recipe or {}, loaded.keras_model, held_out)
     if loaded.onnx_model is not None:
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
@@ -229,7 +230,8 @@ def _verify(build: Build, loaded) -> None:
     held_out, profile = build.evaluation, build.target
     with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
         # The user's model is the reference: compression and int8 are judged together.
-        build.report["verification"] = verify(build.artifact, loaded.keras_model, held_out, profile)
+        build.report["verification"] = verify(build.artifact, loaded.keras_model, held_out, profile,
+                                              kinds=build.settings)
         if build.keras_model is not loaded.keras_model:
             build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
     build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
