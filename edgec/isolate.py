@@ -4,8 +4,7 @@ The TFLite Micro interpreter (``tflite-micro``'s C++ reference kernels) aborts t
 some models: a ``TFLITE_CHECK`` in a kernel's ``Prepare`` calls ``abort()`` with no message and no
 Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.tflm_fixups`). Run
 in-process, that is exit 134 and a half-built output folder. Here such calls run in one long-lived
-worker process (``multiprocessing``, "spawn" context: no fork of a process that holds TensorFlow's
-threads). A worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
+worker process (a fresh ``python``, not a fork of a process that holds TensorFlow's threads). A worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
 the next call starts a fresh worker.
 
 One worker is reused for every call of this process, because starting one costs about half a second
@@ -17,9 +16,13 @@ of a few MB: milliseconds). Python exceptions raised in the worker are re-raised
 from __future__ import annotations
 
 import atexit
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 from .errors import ToolchainError
 
@@ -42,14 +45,14 @@ class NativeCrash(ToolchainError):
         return f"{text} (model {self.model})" if self.model else text
 
 
-def _serve(conn) -> None:
+def _serve(fd: int) -> None:
     """The worker's loop: call each ``(fn, args, kwargs)`` received, send back the result or the error."""
+    conn = Connection(fd)
     while True:
         try:
-            job = conn.recv()
-        except EOFError:  # the parent went away
+            fn, args, kwargs = conn.recv()
+        except (EOFError, KeyboardInterrupt):  # the parent went away, or Ctrl-C reached the whole group
             return
-        fn, args, kwargs = job
         try:
             conn.send(("ok", fn(*args, **kwargs)))
         except Exception as e:  # noqa: BLE001 - every Python error goes back to the caller as it is
@@ -57,19 +60,37 @@ def _serve(conn) -> None:
 
 
 class _Worker:
+    """``python -c`` running :func:`_serve` over a socket pair.
+
+    Not ``multiprocessing``'s "spawn": it re-imports the parent's main script in the child, so a user
+    script calling ``edgec.compile`` without an ``if __name__ == "__main__"`` guard would run again in
+    the worker. This child imports only edgec (from the same folder as this process's edgec).
+    """
+
     def __init__(self):
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True, name="edgec-native")
-        self.process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        code = (f"import sys; sys.path.insert(0, {package_root!r}); "
+                f"from edgec.isolate import _serve; _serve({theirs.fileno()})")
+        self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
+                                        stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
 
     def close(self) -> None:
         self.conn.close()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 _lock = threading.Lock()
@@ -93,21 +114,19 @@ def call(fn, *args, stage: str, what: str, **kwargs):
     """
     global _worker
     with _lock:
-        if _worker is None or not _worker.process.is_alive():
+        if _worker is None or _worker.exitcode is not None:
             _worker = _Worker()
         worker = _worker
         try:
             worker.conn.send((fn, args, kwargs))
             status, value = worker.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            worker.process.join()
-            name = _signal_name(worker.process.exitcode)
+            name = _signal_name(worker.process.wait())
             _worker = None
             raise NativeCrash(f"{what} crashed ({name}) in its worker process; the native toolchain "
                               "aborted without a Python error", stage=stage, signal_name=name) from None
         except BaseException:  # Ctrl-C, SIGTERM mid-call: the pipe is out of step, start afresh next time
-            worker.process.kill()
-            worker.process.join()
+            worker.kill()
             _worker = None
             raise
     if status == "error":

@@ -128,7 +128,8 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     labels = None if evaluation.random else data.labels
     metrics = {"runtime": runtime, **compare(reference, outputs, labels, names=output_names(keras_model),
                                              settings=kinds)}
-    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, outputs)
+    classifier = metrics["output_kind"] == "classifier"
+    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, outputs, classifier=classifier)
                               for name in settings.get("cross_check", []) if name != runtime}
     if evaluation.random:
         metrics["accuracy_note"] = "not measured: random samples (--calibration random)"
@@ -138,8 +139,10 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     return metrics
 
 
-def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray]) -> dict:
-    """Run the same artifact in another runtime: bit-exact, or by how much it differs."""
+def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray], *, classifier: bool
+                 ) -> dict:
+    """Run the same artifact in another runtime: bit-exact, or by how much it differs (SNR per output;
+    top-1 agreement when the first output is a classifier)."""
     checked = {}
     if name.startswith("litert") and artifact.suffix == ".tflite":
         from .tflm_slim import litert_readable
@@ -158,7 +161,7 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
         artifact = reference_model(artifact)
     other = RUNTIMES[name](artifact, samples)
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(outputs, other))
-    agree = float(np.mean(_top1(outputs[0]) == _top1(other[0])))
+    agree = float(np.mean(_top1(outputs[0]) == _top1(other[0]))) if classifier else None
     return {"bit_exact": diff == 0.0, "max_abs_diff": diff, "top1_agreement": agree,
             "snr_db": [_finite(snr_db(a, b)) for a, b in zip(outputs, other)], **checked}
 

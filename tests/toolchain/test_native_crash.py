@@ -135,3 +135,24 @@ def test_anomaly_detection_autoencoder_verifies_on_snr_and_cosine(run_cli, tmp_p
     code, _, err = run_cli("compile", tmp_path / "ad.h5", "-t", "cortex-m4", "--calibration", tmp_path / "calib.npz",
                            "-o", tmp_path / "drop", "--max-accuracy-drop", "0.01")
     assert code == 2 and "--max-accuracy-drop measures a top-1 drop" in err.strip().splitlines()[-1]
+
+
+def test_worker_does_not_rerun_a_script_without_a_main_guard(flat, tmp_path):
+    """multiprocessing's "spawn" would re-import the caller's script in the worker; edgec's worker must not."""
+    import os
+    import subprocess
+    import sys
+
+    import edgec
+
+    _, _, _, fixed = flat
+    (tmp_path / "m.tflite").write_bytes(fixed)
+    script = tmp_path / "user_script.py"
+    script.write_text("import numpy as np\nfrom edgec.tflm_run import run_tflm\nprint('script ran')\n"
+                      f"print(run_tflm(open({str(tmp_path / 'm.tflite')!r}, 'rb').read(), [np.zeros((1, 8), np.int8)])"
+                      "[0].ravel().tolist())\n")
+    root = os.path.dirname(os.path.dirname(edgec.__file__))  # this tree's edgec, not the venv's
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["script ran", "[-64, -64, -64, -64]"]
