@@ -56,7 +56,10 @@ def _serve(fd: int) -> None:
         try:
             conn.send(("ok", fn(*args, **kwargs)))
         except Exception as e:  # noqa: BLE001 - every Python error goes back to the caller as it is
-            conn.send(("error", e))
+            try:
+                conn.send(("error", e))
+            except Exception:  # noqa: BLE001 - an error that cannot be pickled: send its text
+                conn.send(("error", RuntimeError(f"{type(e).__name__}: {e}")))
 
 
 class _Worker:
@@ -109,8 +112,8 @@ def _signal_name(exitcode: int | None) -> str:
 def call(fn, *args, stage: str, what: str, **kwargs):
     """``fn(*args, **kwargs)`` in the worker process; :class:`NativeCrash` if the worker dies doing it.
 
-    ``fn`` must be a module-level function (it is pickled by name). ``what`` says what ran, for the
-    message: "TFLite Micro interpreter ... running <what>".
+    ``fn`` must be a module-level function (it is pickled by name), its arguments and result picklable.
+    ``what`` names what ran, for the message (e.g. "TFLite Micro interpreter on the slimmed model").
     """
     global _worker
     with _lock:

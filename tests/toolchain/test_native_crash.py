@@ -78,6 +78,20 @@ def test_slimming_is_skipped_with_a_note_when_the_interpreter_crashes(flat):
     assert report["applied"] and len(shipped) < len(fixed)
 
 
+def test_lut_compression_is_skipped_with_a_note_when_the_interpreter_crashes(flat):
+    from types import SimpleNamespace
+
+    from edgec.targets import resolve
+    from edgec.tflm import lut_compress
+
+    _, _, raw, _ = flat
+    build = SimpleNamespace(target=resolve("cortex-m4"), report={"compression": {}})
+    assert lut_compress(build, raw, [np.zeros((1, 8), np.int8)]) == raw
+    lut = build.report["compression"]["lut"]
+    assert "[lut] TFLite Micro interpreter on the model before LUT compression crashed (SIGABRT)" in lut["skipped"]
+    assert lut["bytes_after"] == lut["bytes_before"] == len(raw)
+
+
 def test_compile_that_crashes_the_interpreter_exits_3_with_one_line(flat, run_cli, tmp_path, monkeypatch):
     """Without the softmax fix the required arena measurement crashes: exit 3, the folder is not written."""
     from edgec import quantize
