@@ -146,6 +146,9 @@ def test_anomaly_detection_autoencoder_verifies_on_snr_and_cosine(run_cli, tmp_p
     assert recon["snr_db"] == ver["snr_db"] >= 20.0 and recon["cosine"] >= 0.98 and recon["max_abs_err"] > 0
     assert ver["top1_agreement"] is None and "not a classifier" in ver["top1_note"] and ver["passed"]
     assert "SNR" in out
+    code, out, err = run_cli("verify", tmp_path / "out" / "cortex-m4")  # the verify command judges it alike
+    again = json.loads((tmp_path / "out" / "cortex-m4" / "verify.json").read_text())
+    assert code == 0 and again["snr_db"] == ver["snr_db"] and f"SNR {ver['snr_db']:.1f} dB" in out, err
     code, _, err = run_cli("compile", tmp_path / "ad.h5", "-t", "cortex-m4", "--calibration", tmp_path / "calib.npz",
                            "-o", tmp_path / "drop", "--max-accuracy-drop", "0.01")
     assert code == 2 and "--max-accuracy-drop measures a top-1 drop" in err.strip().splitlines()[-1]
