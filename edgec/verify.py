@@ -36,6 +36,37 @@ def output_names(keras_model) -> list[str]:
     return list(getattr(keras_model, "output_names", None) or [])
 
 
+def match_outputs(outputs: list[np.ndarray], names: list[str], artifact: Path, reference: list[np.ndarray]
+                  ) -> list[np.ndarray]:
+    """The artifact's outputs in the Keras model's order.
+
+    The TFLite converter orders outputs by signature name (``a_box`` before ``z_probs``), so a ``.tflite``
+    artifact's are put back by its signature (or the unslimmed ``intermediate/model_int8.tflite``'s);
+    other formats keep the order, unless only matching per-sample shapes pairs them up one way.
+    """
+    if len(outputs) < 2:
+        return outputs
+    order = _signature_order(artifact, names, len(outputs))
+    if order is None:
+        shapes = [o.shape[1:] for o in outputs]
+        pairs = [[i for i, s in enumerate(shapes) if s == r.shape[1:]] for r in reference]
+        if all(len(p) == 1 for p in pairs) and len({p[0] for p in pairs}) == len(pairs):
+            order = [p[0] for p in pairs]
+    return [outputs[i] for i in order] if order else outputs
+
+
+def _signature_order(artifact: Path, names: list[str], count: int) -> list[int] | None:
+    from .tflite_model import signature_outputs
+
+    artifact = Path(artifact)
+    for path in (artifact, artifact.parent / "intermediate" / "model_int8.tflite"):
+        if path.suffix == ".tflite" and path.is_file():
+            positions = signature_outputs(path.read_bytes())
+            if len(names) == count and all(n in positions for n in names):
+                return [positions[n] for n in names]
+    return None
+
+
 def _top1(y: np.ndarray) -> np.ndarray:
     return top1(y)
 
@@ -126,10 +157,12 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     reference = reference_outputs(keras_model, samples)
     outputs = RUNTIMES[runtime](artifact, samples)
     labels = None if evaluation.random else data.labels
-    metrics = {"runtime": runtime, **compare(reference, outputs, labels, names=output_names(keras_model),
-                                             settings=kinds)}
+    names = output_names(keras_model)
+    matched = match_outputs(outputs, names, artifact, reference)
+    metrics = {"runtime": runtime, **compare(reference, matched, labels, names=names, settings=kinds)}
     classifier = metrics["output_kind"] == "classifier"
-    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, outputs, classifier=classifier)
+    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, matched, classifier=classifier,
+                                                 order=lambda other: match_outputs(other, names, artifact, reference))
                               for name in settings.get("cross_check", []) if name != runtime}
     if evaluation.random:
         metrics["accuracy_note"] = "not measured: random samples (--calibration random)"
@@ -139,10 +172,11 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     return metrics
 
 
-def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray], *, classifier: bool
-                 ) -> dict:
+def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray], *, classifier: bool,
+                 order) -> dict:
     """Run the same artifact in another runtime: bit-exact, or by how much it differs (SNR per output;
-    top-1 agreement when the first output is a classifier)."""
+    top-1 agreement when the first output is a classifier). ``order`` puts the other runtime's outputs
+    in the Keras model's order, as ``outputs`` are."""
     checked = {}
     if name.startswith("litert") and artifact.suffix == ".tflite":
         from .tflm_slim import litert_readable
@@ -159,7 +193,7 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
         from .cbackend.export import reference_model
 
         artifact = reference_model(artifact)
-    other = RUNTIMES[name](artifact, samples)
+    other = order(RUNTIMES[name](artifact, samples))
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(outputs, other))
     agree = float(np.mean(_top1(outputs[0]) == _top1(other[0]))) if classifier else None
     return {"bit_exact": diff == 0.0, "max_abs_diff": diff, "top1_agreement": agree,
@@ -198,7 +232,8 @@ def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, ev
     reference = reference_outputs(loaded.keras_model, samples)
     runtime = profile.get("verification", {}).get("runtime", "tflm")
     host = RUNTIMES[runtime](artifact, samples)
-    measured = compare(reference, captured.outputs, labels, names=list(loaded.outputs), settings=kinds)
+    matched = match_outputs(captured.outputs, list(loaded.outputs), artifact, reference)
+    measured = compare(reference, matched, labels, names=list(loaded.outputs), settings=kinds)
     metrics = {"device": captured.device, "runtime": captured.runtime, **measured,
                "bit_exact": all(np.array_equal(a, b) for a, b in zip(captured.outputs, host)),
                "host_runtime": runtime}
