@@ -69,3 +69,5 @@ def test_every_output_of_a_multi_output_model_is_verified_in_keras_order(run_cli
     assert probs["top1_agreement"] >= 0.9 and "top1_agreement" not in box
     assert box["snr_db"] >= 20 and box["cosine"] >= 0.98 and ver["top1_agreement"] == probs["top1_agreement"]
     assert all(len(c["snr_db"]) == 2 and min(c["snr_db"]) > 30 for c in ver["cross_check"].values())
+    page = (tmp_path / "out" / "cortex-m4" / "report.html").read_text()
+    assert "<td>z_probs</td><td>classifier</td>" in page and "<td>a_box</td><td>regression</td>" in page
