@@ -47,6 +47,10 @@ class NativeCrash(ToolchainError):
 
 def _serve(fd: int) -> None:
     """The worker's loop: call each ``(fn, args, kwargs)`` received, send back the result or the error."""
+    import resource
+
+    # An abort is reported as an error; a core file of it would only litter the user's folder.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     conn = Connection(fd)
     while True:
         try:
