@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgec-installed
-EXTRAS := onnx,openvino,device,report,test
+EXTRAS := onnx,openvino,device,report,sweep,test
 # A Python with only tflite_runtime (the last release, 2.14), as on an older edge board: the Linux
 # board harness must fall back to it when ai_edge_litert is missing.
 OLD_RUNTIME := build/tflite-runtime-2.14
