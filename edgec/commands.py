@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def cmd_targets(args) -> int:
         table.add_column(col)
     for p in targets.listing():
         mem, cpu = p.get("memory", {}), p.get("cpu", {})
-        table.add_row(p["id"], p["format"], cpu.get("core", "—"), str(cpu.get("clock_mhz", "—")),
+        table.add_row(p["id"], p["format"], cpu.get("core") or cpu.get("isa", "—"), str(cpu.get("clock_mhz", "—")),
                       _kb(mem.get("flash_bytes")), _kb(mem.get("ram_bytes")), p["description"])
     console.print(table)
     return 0
@@ -118,13 +119,23 @@ def cmd_inspect(args) -> int:
     import tempfile
 
     from .inspect_ops import inspect, render
-    from .load import load
+    from .load import kind_of, load
 
-    loaded = load(args.model, trust_model=args.trust_model)
-    console.print(f"model {loaded.source} ({loaded.kind}), {loaded.keras_model.count_params():,} parameters")
-    for kind, sig in (("input", loaded.inputs), ("output", loaded.outputs)):
+    if kind_of(Path(args.model)) == "onnx":
+        # Read, never lower: inspect must answer for the operators the TFLite lowering cannot take.
+        from .load_onnx import read, signature
+
+        model = read(args.model)
+        params = sum(math.prod(t.dims) for t in model.graph.initializer)
+        kind, inputs, outputs = "onnx", signature(model.graph.input, model), signature(model.graph.output, model)
+    else:
+        loaded = load(args.model, trust_model=args.trust_model)
+        params, kind, inputs, outputs = (loaded.keras_model.count_params(), loaded.kind, loaded.inputs,
+                                         loaded.outputs)
+    console.print(f"model {args.model} ({kind}), {params:,} parameters")
+    for role, sig in (("input", inputs), ("output", outputs)):
         for name, (shape, dtype) in sig.items():
-            console.print(f"  {kind} {name}: {list(shape)} {dtype}")
+            console.print(f"  {role} {name}: {list(shape)} {dtype}")
     with tempfile.TemporaryDirectory() as tmp:
         result = inspect(args.model, args.target or [], work=Path(tmp))
     console.print(render(result), highlight=False, markup=False)
@@ -154,7 +165,15 @@ def cmd_verify(args) -> int:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval), kinds=recipe)
     else:
-        result = {"device": "host", "bit_exact": None, **verify(artifact, loaded.keras_model, data, profile, kinds=recipe)}
+        from .host_isa import artifact_to_verify
+
+        judged, arithmetic = artifact_to_verify(folder, artifact, profile)
+        result = {"device": "host", "bit_exact": None,
+                  **verify(judged, loaded.keras_model, data, profile, kinds=recipe)}
+        if arithmetic is not None:
+            result["int8_arithmetic"] = arithmetic
+            if arithmetic.get("host_limited") and result["failures"]:
+                result["failures"].append(f"host-limited verdict: {arithmetic['note']}")
     write_json(folder / "verify.json", result)
     snr = result.get("snr_db")
     fit = (f"agreement {_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "

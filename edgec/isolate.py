@@ -4,7 +4,8 @@ The TFLite Micro interpreter (``tflite-micro``'s C++ reference kernels) aborts t
 some models: a ``TFLITE_CHECK`` in a kernel's ``Prepare`` calls ``abort()`` with no message and no
 Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.tflm_fixups`). Run
 in-process, that is exit 134 and a half-built output folder. Here such calls run in one long-lived
-worker process (a fresh ``python``, not a fork of a process that holds TensorFlow's threads). A worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
+worker process (a fresh ``python``, not a fork of a process that holds TensorFlow's threads). A
+worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
 the next call starts a fresh worker.
 
 One worker is reused for every call of this process, because starting one costs about half a second
