@@ -2,7 +2,7 @@
 
 The TFLite Micro interpreter (``tflite-micro``'s C++ reference kernels) aborts the whole process on
 some models: a ``TFLITE_CHECK`` in a kernel's ``Prepare`` calls ``abort()`` with no message and no
-Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.tflm_fixups`). Run
+Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.softmax_scale`). Run
 in-process, that is exit 134 and a half-built output folder. Here such calls run in one long-lived
 worker process (a fresh ``python``, not a fork of a process that holds TensorFlow's threads). A
 worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
