@@ -17,11 +17,13 @@ from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
 from .harness import write_harness
+from .isolate import NativeCrash
 from .load import load
 from .progress import status
 from .report import render_html, write_json, write_manifest
 from .report_plots import plots_from_report
 from .tflite_model import macs, parse
+from .verify import check_drop_kind
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     with status("checking calibration and evaluation samples"):
         calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles,
                                     activations=memory_check.activation_bytes(loaded.keras_model))
+    check_drop_kind(recipe or {}, loaded.reference, held_out)
     float_tflite, keras_model, optimize_stages = None, None, []
     if loaded.keras_model is not None:  # a Keras model, or an ONNX model some target needs lowered
         if loaded.onnx_model is not None:
@@ -64,8 +67,12 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     reports, failures = {}, []
     with outdir.locked(Path(out)):  # one writer per OUT; a killed run's leftovers are removed first
         for profile in profiles:
-            report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
-                                     float_tflite, optimize_stages, Path(out))
+            try:
+                report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
+                                         float_tflite, optimize_stages, Path(out))
+            except NativeCrash as e:  # one line naming the stage, the target and the model (exit 3)
+                e.target, e.model = e.target or profile["id"], str(model)
+                raise
             reports[profile["id"]] = report
             failures += report["failures"]
     if failures:
