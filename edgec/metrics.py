@@ -28,9 +28,11 @@ KINDS = ("classifier", "regression")
 def infer_kind(reference: np.ndarray, *, has_labels: bool = False) -> tuple[str, str]:
     """(kind, why) for one output from its float reference values (batch first)."""
     rows = reference.reshape(len(reference), -1) if reference.ndim > 1 else reference.reshape(-1, 1)
-    last = reference.shape[-1] if reference.ndim > 1 else 1
+    wide = [d for d in reference.shape[1:] if d != 1]
+    # The class axis is the last one, or the only one wider than 1 (N x 1000 x 1 x 1 from a 1x1 conv head).
+    last = wide[0] if len(wide) == 1 else reference.shape[-1] if reference.ndim > 1 else 1
     if last >= 2 and len(reference) and np.all(np.isfinite(reference)):
-        flat = reference.reshape(-1, last).astype(np.float64)
+        flat = (rows if len(wide) == 1 else reference.reshape(-1, last)).astype(np.float64)
         if flat.min() >= -1e-6 and flat.max() <= 1 + 1e-6 and np.allclose(flat.sum(axis=1), 1.0, atol=1e-3):
             return "classifier", f"probabilities over {last} classes (rows sum to 1)"
     if has_labels and rows.shape[1] >= 2:

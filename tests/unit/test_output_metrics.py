@@ -25,6 +25,9 @@ def test_softmax_rows_are_a_classifier_and_a_reconstruction_is_not():
     assert infer_kind(recon) == ("regression", "not probabilities over a class axis")
     assert infer_kind(np.random.RandomState(2).rand(20, 1).astype(np.float32))[0] == "regression"  # a score
     assert infer_kind(recon[:, :10], has_labels=True)[0] == "classifier"  # logits with class labels
+    # probabilities on the channel axis of an N x C x 1 x 1 map (a 1x1 conv head, e.g. SqueezeNet in ONNX)
+    assert infer_kind(_probabilities(20, 10).reshape(20, 10, 1, 1))[0] == "classifier"
+    assert infer_kind(recon.reshape(20, -1, 1, 1))[0] == "regression"
 
 
 def test_snr_is_signal_over_error_power_in_db():
