@@ -52,12 +52,14 @@ def read(path: str | Path, *, batch: int | None = 1) -> Any:
     if not model.HasField("graph") or not model.opset_import:
         raise InputError(f"{path}: not a readable ONNX model (no graph or opset; truncated or corrupt "
                          "file?)", stage=STAGE)
+    if not model.graph.output:
+        raise InputError(f"{path}: the graph has no outputs; nothing to compile", stage=STAGE)
     check_external_data(model, path.parent)
     try:
         from onnx.external_data_helper import load_external_data_for_model
 
         load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise InputError(f"{path}: cannot read its external data: {_first_line(e)}", stage=STAGE) from None
     _check(model, path)
     model = _convert_opset(model, path)
@@ -79,6 +81,8 @@ def check_external_data(model: Any, folder: Path) -> None:
         where = f"tensor '{tensor.name}': external data location '{location}'"
         if not location:
             raise InputError(f"{where} is empty", stage=STAGE)
+        if "\0" in location:
+            raise InputError(f"{where!r} contains a NUL byte", stage=STAGE)
         rel = Path(location)
         drive = len(location) > 1 and location[1] == ":"  # C:\... is absolute on Windows
         if rel.is_absolute() or location.startswith(("/", "\\")) or drive:
@@ -185,11 +189,12 @@ def load(path: str | Path, *, trust_model: bool = False) -> Any:
     ``trust_model`` is accepted for symmetry with Keras loading; ONNX files carry no code, and
     external data is always confined to the model's folder.
     """
-    from . import onnx_lower
+    from . import keras_checks, onnx_lower
     from .load import LoadedModel
 
     model = read(path)
     keras_model = onnx_lower.lower(model)
+    keras_checks.check_weights(keras_model, Path(path))
     onnx_lower.check(model, keras_model)
     return LoadedModel(keras_model, str(path), "onnx", signature(model.graph.input, model),
                        signature(model.graph.output, model), onnx_model=model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
 DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
 DIGITS_EVAL = ROOT / "calibration" / "digits" / "eval.npz"
-# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it.
-MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
+# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it;
+# EDGEC_SHARED names that folder when the checkout sits elsewhere (a git worktree).
+MLPERF = Path(os.environ.get("EDGEC_SHARED", ROOT.parent / "shared")) / "models" / "mlperf-tiny"
 needs_mlperf = pytest.mark.skipif(not MLPERF.is_dir(), reason=f"MLPerf Tiny models not found at {MLPERF}")
 
 
