@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from .calibration import (EVAL_FRACTION, IMAGE_SUFFIXES, LABEL_KEYS, SPLIT_SEED, ArrayDataset,
                           CSVDataset, Dataset, ImageFolderDataset, RandomDataset)
 from .errors import InputError
+from .keras_checks import ZIP_ERRORS
 
 InputSpec = dict[str, tuple[tuple[int, ...], str]]
 
@@ -128,7 +128,7 @@ def _open_npz(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
     try:
         archive = np.load(path, allow_pickle=False)
         keys = list(archive.files)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (*ZIP_ERRORS, ValueError) as e:
         raise InputError(f"{path}: not a readable .npz file ({e})", stage="calibration") from None
     label_key = _label_key(keys, manifest)
     data_keys = [k for k in keys if k != label_key]
@@ -147,7 +147,7 @@ def _open_npz(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
 def _read(archive, key: str, path: Path) -> np.ndarray:
     try:
         array = archive[key]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+    except (*ZIP_ERRORS, ValueError) as e:
         raise InputError(f"{path}: array '{key}' is unreadable ({e})", stage="calibration") from None
     if not isinstance(array, np.ndarray):  # numpy hands back the raw bytes of a member that is not .npy
         raise InputError(f"{path}: member '{key}' is not a .npy array", stage="calibration")

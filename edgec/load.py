@@ -87,8 +87,7 @@ def _saved_config(path: Path, kind: str) -> dict | None:
                 keras_checks.check_archive(z, path)
                 meta = keras_checks.json_member(z, "metadata.json", path) if "metadata.json" in names else {}
                 config = keras_checks.json_member(z, "config.json", path)
-        except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError,
-                RecursionError) as e:
+        except (*keras_checks.ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise InputError(f"{path}: corrupt or truncated .keras file ({type(e).__name__}: {e})",
                              stage=STAGE) from None
         if not isinstance(meta, dict) or not isinstance(config, dict):

@@ -120,3 +120,17 @@ def length_varints(data: bytes, nested_field: int) -> list[int]:
             if inner_payload > start + 1:  # a length-delimited field: its key byte, then the length
                 out.append(payload + start + 1)
     return out
+
+
+def zip_patch_headers(data: bytes, *, method: int | None = None, flags: int | None = None) -> bytes:
+    """Set the compression method and/or general-purpose flags of every member (local and central headers)."""
+    out = bytearray(data)
+    for signature, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        pos = out.find(signature)
+        while pos != -1:
+            if flags is not None:
+                struct.pack_into("<H", out, pos + flag_at, flags)
+            if method is not None:
+                struct.pack_into("<H", out, pos + method_at, method)
+            pos = out.find(signature, pos + 4)
+    return bytes(out)

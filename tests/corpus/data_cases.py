@@ -19,7 +19,7 @@ import numpy as np
 from tests.conftest import DIGITS_CALIBRATION, MLPERF
 
 from . import Case, Run
-from .byteops import flip, truncate, zip_boundaries, zip_members
+from .byteops import flip, truncate, zip_boundaries, zip_members, zip_patch_headers
 
 WAKEWORD_H5 = MLPERF / "str_ww_ref_model.h5"
 WAKEWORD_NPZ = MLPERF / "str_ww_calibration_samples.npz"
@@ -141,6 +141,9 @@ NPZ = {
     "npz_member_not_npy": lambda f, r: _raw_npz(f, [("image.npy", b"not an array")]),
     "npz_member_nested_zip": lambda f, r: _raw_npz(f, [("image.npy", _npz_bytes())]),
     "npz_empty_archive": lambda f, r: _raw_npz(f, []),
+    "npz_compression_method_unknown": lambda f, r: _npy_named(f, "data.npz", zip_patch_headers(_npz_bytes(), method=99)),
+    "npz_deflate_on_stored": lambda f, r: _npy_named(f, "data.npz", zip_patch_headers(_npz_bytes(), method=8)),
+    "npz_encrypted_members": lambda f, r: _npy_named(f, "data.npz", zip_patch_headers(_npz_bytes(), flags=1)),
     "npz_not_a_zip": lambda f, r: _npy_named(f, "data.npz", b"PK but not really"),
 }
 

@@ -15,7 +15,7 @@ import numpy as np
 from tests.conftest import DIGITS_MODEL, MLPERF
 
 from . import Case, Run
-from .byteops import flip, rezip, truncate, unzip, zip_boundaries, zip_members
+from .byteops import flip, rezip, truncate, unzip, zip_boundaries, zip_members, zip_patch_headers
 
 RESNET_H5 = MLPERF / "pretrainedResnet.h5"
 WAKEWORD_H5 = MLPERF / "str_ww_ref_model.h5"
@@ -231,6 +231,11 @@ def keras_cases() -> list[Case]:
         "eocd_signature_flipped": lambda: digits()[:digits().rindex(b"PK\x05\x06")] + b"PK\x05\x07" +
         digits()[digits().rindex(b"PK\x05\x06") + 4:],
         "local_header_signature_flipped": lambda: b"PK\x03\x05" + digits()[4:],
+        # atheris (fuzz_keras_config): an unknown compression method raised NotImplementedError.
+        "fuzz_compression_method_unknown": lambda: zip_patch_headers(digits(), method=99),
+        "compression_method_lzma_garbage": lambda: zip_patch_headers(digits(), method=14),
+        "compression_method_deflate_on_stored": lambda: zip_patch_headers(digits(), method=8),
+        "encrypted_members": lambda: zip_patch_headers(digits(), flags=1),
     }
     cases += [Case(f"keras_{name}", _static(fn)) for name, fn in members.items()]
     cases += [Case("keras_zip_bomb_config", _zip_bomb_config), Case("keras_fifo", _fifo),
