@@ -78,6 +78,9 @@ def check_external_data(model: Any, folder: Path) -> None:
             continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
+        if not isinstance(location, str):  # protobuf hands back bytes for a string that is not UTF-8
+            raise InputError(f"tensor '{tensor.name}': external data location {location!r} is not UTF-8 text",
+                             stage=STAGE)
         where = f"tensor '{tensor.name}': external data location '{location}'"
         if not location:
             raise InputError(f"{where} is empty", stage=STAGE)

@@ -184,6 +184,13 @@ def _symlink_out(folder: Path) -> None:
     (folder / "link.bin").symlink_to(outside)
 
 
+def _location_not_utf8(folder, rng):
+    run = _external(lambda f: "weights.bin")(folder, rng)
+    path = Path(run.model)
+    path.write_bytes(path.read_bytes().replace(b"weights.bin", b"weight\xff.bin"))
+    return run
+
+
 EXTERNAL = {
     "external_dotdot": _external(lambda f: "../weights.bin"),
     "external_absolute": _external(lambda f: "/etc/passwd"),
@@ -202,6 +209,8 @@ EXTERNAL = {
     "external_length_beyond_file": _external(lambda f: "weights.bin", extra={"length": "999999999"}),
     "external_offset_negative": _external(lambda f: "weights.bin", extra={"offset": "-64"}),
     "external_offset_not_a_number": _external(lambda f: "weights.bin", extra={"offset": "0x10"}),
+    # atheris (fuzz_onnx): a location that is not UTF-8 came back as bytes and raised TypeError.
+    "fuzz_external_location_not_utf8": _location_not_utf8,
     "external_length_short": _external(lambda f: "weights.bin", extra={"length": "100"}),
 }
 

@@ -40,6 +40,11 @@ def seeds(name: str, folder: Path) -> int:
     suffixes, extra = HARNESSES[name]
     folder.mkdir(parents=True, exist_ok=True)
     files = [ROOT / p if "{" not in p else Path(p.format(mlperf=MLPERF)) for p in extra]
+    if name == "tflite":
+        from tests.corpus.tflite_cases import cases as tflite_cases
+
+        for case_name, make in tflite_cases():
+            (folder / f"{case_name}.tflite").write_bytes(make())
     if name == "onnx":
         from tests.corpus.onnx_cases import small_cnn
 
