@@ -176,6 +176,8 @@ def _open_npy(path: Path, inputs: InputSpec) -> Dataset:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError, OverflowError) as e:
         raise InputError(f"{path}: not a readable .npy file ({e})", stage="calibration") from None
+    if not isinstance(arr, np.ndarray):  # np.load opens a zip archive whatever its name
+        raise InputError(f"{path}: a zip archive, not a .npy array (name it .npz)", stage="calibration")
     return _array_dataset(path, inputs, {next(iter(inputs)): arr}, None)
 
 

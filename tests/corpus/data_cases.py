@@ -182,6 +182,9 @@ NPY = {
     "npy_version_unknown": lambda f, r: _npy_file(f, b"\x93NUMPY\x09\x00" + _npy_bytes(_digits()[0])[8:]),
     "npy_data_truncated": lambda f, r: _npy_file(f, _npy_bytes(_digits()[0])[:2000]),
     "npy_empty_file": lambda f, r: _npy_file(f, b""),
+    # atheris (fuzz_calibration): a .npy that is a zip archive came back as NpzFile (AttributeError).
+    "fuzz_npy_empty_zip": lambda f, r: _npy_file(f, b"PK\x05\x06" + b"\0" * 18),
+    "npy_that_is_an_npz": lambda f, r: _npy_file(f, _npz_bytes()),
 }
 
 
