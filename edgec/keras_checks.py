@@ -53,19 +53,20 @@ def json_member(z: zipfile.ZipFile, name: str, path: Path) -> Any:
     return json.loads(data)
 
 
-def _inbound(value: Any) -> set[str]:
-    """Names of the layers a layer's ``inbound_nodes`` refer to (Keras 2 lists, Keras 3 keras_history)."""
-    found, stack = set(), [value]
+def _references(node: Any) -> set[tuple[str, int]]:
+    """(layer name, node index) pairs one inbound node reads (Keras 2 lists, Keras 3 keras_history)."""
+    found, stack = set(), [node]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             history = item.get("keras_history")
-            if isinstance(history, list) and history and isinstance(history[0], str):
-                found.add(history[0])
+            if isinstance(history, list) and len(history) >= 2 and isinstance(history[0], str) \
+                    and isinstance(history[1], int):
+                found.add((history[0], history[1]))
             stack.extend(item.values())
         elif isinstance(item, list):
             if len(item) >= 3 and isinstance(item[0], str) and isinstance(item[1], int):
-                found.add(item[0])
+                found.add((item[0], item[1]))
             stack.extend(item)
     return found
 
@@ -84,13 +85,21 @@ def check_graph(config: Any, path: Path) -> None:
         layers = item.get("layers")
         if not isinstance(layers, list):
             continue
-        edges = {str(layer.get("name", layer.get("config", {}).get("name") if isinstance(layer.get("config"), dict)
-                                   else None)): _inbound(layer.get("inbound_nodes", []))
-                 for layer in layers if isinstance(layer, dict)}
+        # Nodes, not layers: a shared layer may legitimately be called on its own earlier output.
+        edges = {}
+        for layer in layers:
+            nodes = layer.get("inbound_nodes", []) if isinstance(layer, dict) else []
+            for index, node in enumerate(nodes if isinstance(nodes, list) else []):
+                edges[(_layer_name(layer), index)] = _references(node)
         _refuse_cycle(edges, path)
 
 
-def _refuse_cycle(edges: dict[str, set[str]], path: Path) -> None:
+def _layer_name(layer: dict) -> str:
+    config = layer.get("config")
+    return str(layer.get("name", config.get("name") if isinstance(config, dict) else None))
+
+
+def _refuse_cycle(edges: dict[tuple[str, int], set[tuple[str, int]]], path: Path) -> None:
     state: dict[str, int] = {}  # 1 on the current path, 2 done
     for start in edges:
         if state.get(start):
@@ -104,7 +113,7 @@ def _refuse_cycle(edges: dict[str, set[str]], path: Path) -> None:
                 state[node] = 2
                 todo.pop()
             elif state.get(child) == 1:
-                raise InputError(f"{path}: layer '{child}' feeds itself through a cycle of inbound nodes; "
+                raise InputError(f"{path}: layer '{child[0]}' feeds itself through a cycle of inbound nodes; "
                                  "corrupt model config", stage=STAGE)
             elif child in edges and not state.get(child):
                 state[child] = 1
