@@ -119,7 +119,8 @@ def _labels(values: np.ndarray, path: Path, count: int) -> np.ndarray:
     labels = labels.reshape(-1)
     if len(labels) != count:
         raise InputError(f"{path}: {len(labels)} labels for {count} samples", stage="calibration")
-    if labels.dtype.kind not in "iu" and not np.all(np.equal(np.mod(labels, 1), 0)):
+    if labels.dtype.kind not in "iu" and not (np.all(np.equal(np.mod(labels, 1), 0))
+                                              and np.all(np.abs(labels) < 2**31)):
         raise InputError(f"{path}: labels must be integer class indices", stage="calibration")
     return labels.astype(np.int64)
 
