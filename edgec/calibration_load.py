@@ -175,7 +175,7 @@ def _open_npy(path: Path, inputs: InputSpec) -> Dataset:
                          "use an .npz with one array per input name", stage="calibration")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError, OverflowError) as e:
+    except (*ZIP_ERRORS, ValueError, OverflowError) as e:  # np.load opens a zip whatever its name
         raise InputError(f"{path}: not a readable .npy file ({e})", stage="calibration") from None
     if not isinstance(arr, np.ndarray):  # np.load opens a zip archive whatever its name
         raise InputError(f"{path}: a zip archive, not a .npy array (name it .npz)", stage="calibration")

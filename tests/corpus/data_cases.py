@@ -184,6 +184,8 @@ NPY = {
     "npy_empty_file": lambda f, r: _npy_file(f, b""),
     # atheris (fuzz_calibration): a .npy that is a zip archive came back as NpzFile (AttributeError).
     "fuzz_npy_empty_zip": lambda f, r: _npy_file(f, b"PK\x05\x06" + b"\0" * 18),
+    # atheris (fuzz_calibration, round 2): a .npy that is a broken zip raised BadZipFile.
+    "fuzz_npy_broken_zip": lambda f, r: _npy_file(f, b"PK\x05\x06" + b"\0" * 4 + b"\x01" + b"\xff" * 72 + b"\0" * 17),
     "npy_that_is_an_npz": lambda f, r: _npy_file(f, _npz_bytes()),
 }
 
