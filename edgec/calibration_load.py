@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from .errors import InputError
 from .keras_checks import ZIP_ERRORS
 
 InputSpec = dict[str, tuple[tuple[int, ...], str]]
+# What numpy raises on a damaged .npy header: its tokenizer's error escapes for an unclosed bracket.
+NPY_ERRORS = (ValueError, OverflowError, SyntaxError, tokenize.TokenError)
 
 
 def open_dataset(spec: str | Path, inputs: InputSpec) -> Dataset:
@@ -148,7 +151,7 @@ def _open_npz(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
 def _read(archive, key: str, path: Path) -> np.ndarray:
     try:
         array = archive[key]
-    except (*ZIP_ERRORS, ValueError) as e:
+    except (*ZIP_ERRORS, *NPY_ERRORS) as e:
         raise InputError(f"{path}: array '{key}' is unreadable ({e})", stage="calibration") from None
     if not isinstance(array, np.ndarray):  # numpy hands back the raw bytes of a member that is not .npy
         raise InputError(f"{path}: member '{key}' is not a .npy array", stage="calibration")
@@ -175,7 +178,7 @@ def _open_npy(path: Path, inputs: InputSpec) -> Dataset:
                          "use an .npz with one array per input name", stage="calibration")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (*ZIP_ERRORS, ValueError, OverflowError) as e:  # np.load opens a zip whatever its name
+    except (*ZIP_ERRORS, *NPY_ERRORS) as e:  # np.load opens a zip whatever its name
         raise InputError(f"{path}: not a readable .npy file ({e})", stage="calibration") from None
     if not isinstance(arr, np.ndarray):  # np.load opens a zip archive whatever its name
         raise InputError(f"{path}: a zip archive, not a .npy array (name it .npz)", stage="calibration")

@@ -186,6 +186,11 @@ NPY = {
     "fuzz_npy_empty_zip": lambda f, r: _npy_file(f, b"PK\x05\x06" + b"\0" * 18),
     # atheris (fuzz_calibration, round 2): a .npy that is a broken zip raised BadZipFile.
     "fuzz_npy_broken_zip": lambda f, r: _npy_file(f, b"PK\x05\x06" + b"\0" * 4 + b"\x01" + b"\xff" * 72 + b"\0" * 17),
+    # atheris (fuzz_calibration, round 3): an unclosed bracket in the header raised tokenize.TokenError.
+    "fuzz_npy_header_unclosed": lambda f, r: _npy_file(f, _npy_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 8, 8, 1")),
+    "npz_member_header_unclosed": lambda f, r: _raw_npz(f, [("image.npy", _npy_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 8, 8, 1"))]),
     "npy_that_is_an_npz": lambda f, r: _npy_file(f, _npz_bytes()),
 }
 
