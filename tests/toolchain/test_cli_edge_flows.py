@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
+from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, assert_refused
 from tests.toolchain.test_layer_error_outlier import _outlier_model
 
 pytestmark = pytest.mark.toolchain
@@ -76,8 +76,8 @@ def test_outputs_from_other_inputs_are_refused(run_cli, pi_build, tmp_path):
 
     other = np.zeros((100, 8, 8, 1), np.float32)
     save(tmp_path / "o.npz", [np.zeros((100, 10), np.float32)], inputs=[other], runtime="x", device="y")
-    code, _, err = run_cli("verify", pi_build, "--outputs", tmp_path / "o.npz")
-    assert code == 2 and "edgec: error:" in err
+    assert_refused(run_cli("verify", pi_build, "--outputs", tmp_path / "o.npz"), 2,
+                   "input_sha256 does not match the inputs given: captured on other inputs")
 
 
 def test_bench_times_artifact_and_reference_in_one_run(run_cli, pi_build):
@@ -103,7 +103,11 @@ def test_max_accuracy_drop_keeps_the_broken_onnx_node_in_float_and_passes(run_cl
                            "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
                            "--max-accuracy-drop", "0.02", "-o", tmp_path)
     assert code == 0, err
-    section = json.loads((tmp_path / "onnx-cpu" / "report.json").read_text())["keep_float"]
+    report = json.loads((tmp_path / "onnx-cpu" / "report.json").read_text())
+    section = report["keep_float"]
+    # onnx-cpu's U8U8 int8 computes the same on every CPU, so the drop does not depend on the host
+    # (it did with int8 weights: 0.242 on an AVX2-only AMD EPYC, above 0.3 with VNNI).
+    assert report["onnx"]["weight_dtype"] == "uint8" and report["int8_arithmetic"]["host_reproduces"]
     assert section["steps"][0]["drop"] > 0.3 and section["met"]  # plain int8 is broken; the loop fixes it
     assert any("mixer" in n for n in section["steps"][-1]["kept_float"])
 
