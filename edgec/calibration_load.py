@@ -130,10 +130,12 @@ def _labels(values: np.ndarray, path: Path, count: int) -> np.ndarray:
 
 def _open_npz(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
     try:
-        archive = np.load(path, allow_pickle=False)
-        keys = list(archive.files)
-    except (*ZIP_ERRORS, ValueError) as e:
+        archive = np.load(path, allow_pickle=False)  # reads a .npy too, whatever the file's name
+    except (*ZIP_ERRORS, *NPY_ERRORS) as e:
         raise InputError(f"{path}: not a readable .npz file ({e})", stage="calibration") from None
+    if isinstance(archive, np.ndarray):
+        raise InputError(f"{path}: a .npy array, not an .npz archive (name it .npy)", stage="calibration")
+    keys = list(archive.files)
     label_key = _label_key(keys, manifest)
     data_keys = [k for k in keys if k != label_key]
     arrays = {}

@@ -191,6 +191,10 @@ NPY = {
         "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 8, 8, 1")),
     "npz_member_header_unclosed": lambda f, r: _raw_npz(f, [("image.npy", _npy_header(
         "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 8, 8, 1"))]),
+    # atheris (fuzz_calibration, round 4): the same header in a file named .npz (np.load reads it as .npy).
+    "fuzz_npz_that_is_a_bad_npy": lambda f, r: _npy_named(f, "data.npz", _npy_header(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 8, 8, 1")),
+    "npz_that_is_an_npy": lambda f, r: _npy_named(f, "data.npz", _npy_bytes(_digits()[0])),
     "npy_that_is_an_npz": lambda f, r: _npy_file(f, _npz_bytes()),
 }
 
