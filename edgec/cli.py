@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -71,6 +73,12 @@ def _add_others(sub) -> None:
     v.add_argument("--portable", action="store_true",
                    help="with --device: build the firmware with the portable C kernels (no DSP/MVE)")
     v.add_argument("--port", metavar="PORT", help="a board running the firmware: /dev/ttyACM0 or socket://host:port")
+    v.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="with --port/--device: seconds to wait for each reply, and for a dropped port to come "
+                        "back (default: 30)")
+    v.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="with --port: ask again up to N times for a sample whose reply was lost or damaged "
+                        "(default: 3)")
     v.add_argument("--outputs", metavar="FILE",
                    help="outputs captured on a device by the harness (npz, see edgec/device_outputs.py)")
 
@@ -114,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so half-built target folders are removed.
     signal.signal(signal.SIGTERM, _terminate)
+    # A native crash (an abort or segfault in a toolchain's C++) cannot unwind: it at least says where
+    # it happened, on stderr; its temporary folder is removed by the next compile (edgec.outdir).
+    if not faulthandler.is_enabled():  # (pytest and `python -X faulthandler` enable it themselves)
+        with contextlib.suppress(ValueError, OSError, AttributeError):  # a stderr without a file descriptor
+            faulthandler.enable()
     try:
         return commands.COMMANDS[args.command](args)
     except EdgecError as e:

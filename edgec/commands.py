@@ -25,6 +25,13 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _agreement(ver: dict) -> str:
+    """Top-1 agreement for a classifier; the SNR for any other first output (edgec/metrics.py)."""
+    if ver.get("output_kind", "classifier") == "classifier" or "snr_db" not in ver:
+        return _pct(ver.get("top1_agreement"))
+    return "exact" if ver["snr_db"] is None else f"SNR {ver['snr_db']:.1f} dB"
+
+
 def _status(report: dict) -> str:
     failures = report.get("failures", [])
     if not failures:
@@ -43,7 +50,7 @@ def summary_table(reports: dict) -> Table:
         size, mem, ver = r["size"], r["memory"], r["verification"]
         table.add_row(tid, _kb(size["float_tflite_bytes"]), _kb(size["artifact_bytes"]), _kb(size["flash_bytes"]),
                       _kb(size["gzip_bytes"]), _kb(mem.get("arena_bytes")), _pct(ver.get("reference_top1")),
-                      _pct(ver.get("artifact_top1")), _pct(ver.get("top1_agreement")),
+                      _pct(ver.get("artifact_top1")), _agreement(ver),
                       _status(r))
     return table
 
@@ -145,35 +152,52 @@ def cmd_verify(args) -> int:
     folder = Path(args.build)
     recipe = _recipe_of(folder)
     profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
-    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
+    # An ONNX model is lowered to Keras only for the TFLite-based formats that were built from it.
+    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False),
+                  lower=profile["format"] in ("tflm", "litert", "c"))
     data = _evaluation(args.eval, recipe, loaded.inputs)
     files = ARTIFACT_FILES.get(profile["format"])
     artifact = folder / (files.artifact if files else "model.tflite")
     if args.device or args.port:
         from .device_verify import verify_on_device
 
+        if not args.timeout > 0 or args.retries < 0:
+            raise InputError(f"--timeout must be > 0 s and --retries >= 0 (got {args.timeout:g}, {args.retries})",
+                             stage="verify")
         result = verify_on_device(folder, profile, loaded, data, device=args.device, port=args.port,
-                                  portable=args.portable)
+                                  portable=args.portable, timeout=args.timeout, retries=args.retries)
     elif args.outputs:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
-                                 explicit_eval=bool(args.eval))
+                                 explicit_eval=bool(args.eval), kinds=recipe)
     else:
         from .host_isa import artifact_to_verify
 
         judged, arithmetic = artifact_to_verify(folder, artifact, profile)
-        result = {"device": "host", "bit_exact": None, **verify(judged, loaded.keras_model, data, profile)}
+        result = {"device": "host", "bit_exact": None,
+                  **verify(judged, loaded.reference, data, profile, kinds=recipe)}
         if arithmetic is not None:
             result["int8_arithmetic"] = arithmetic
             if arithmetic.get("host_limited") and result["failures"]:
                 result["failures"].append(f"host-limited verdict: {arithmetic['note']}")
     write_json(folder / "verify.json", result)
-    console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
-                  f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
-                  f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}, "
-                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}")
+    snr = result.get("snr_db")
+    fit = (f"agreement {_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
+           f"(float {_pct(result['reference_top1'])})" if result.get("output_kind", "classifier") == "classifier"
+           else f"SNR {'exact' if snr is None else f'{snr:.1f} dB'}, max abs error {result['max_abs_err']:.4g}")
+    console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: {fit}, "
+                  f"cosine {result['cosine']:.4f}, "
+                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}"
+                  + _link_note(result.get("link")))
     if not result["passed"]:
         raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
     return 0
+
+
+def _link_note(link: dict | None) -> str:
+    """A serial link that needed retries is worth a word (the results are still checked bit for bit)."""
+    if not link or not link.get("retries"):
+        return ""
+    return f" ({link['retries']} request(s) repeated after line faults, {link['reconnects']} reconnect(s))"
 
 
 def _evaluation(explicit, recipe: dict, inputs):

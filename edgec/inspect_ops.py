@@ -35,12 +35,20 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Div": (("MUL",),), "Dropout": (), "Flatten": (("RESHAPE",),), "Gemm": (("FULLY_CONNECTED",),),
     "GlobalAveragePool": (("MEAN",),), "HardSigmoid": (("MUL",), ("ADD",), ("RELU6", "MINIMUM")),
     "HardSwish": (("HARD_SWISH",),), "Identity": (), "LeakyRelu": (("LEAKY_RELU",),),
-    "MatMul": (("FULLY_CONNECTED",),), "MaxPool": (("MAX_POOL_2D",),), "Mul": (("MUL",),),
+    "MatMul": (("FULLY_CONNECTED", "BATCH_MATMUL"),), "MaxPool": (("MAX_POOL_2D",),), "Mul": (("MUL",),),
     "Pad": (("PAD", "PADV2"),), "Relu": (("RELU",),), "Reshape": (("RESHAPE",),),
     "Resize": (("RESIZE_NEAREST_NEIGHBOR",),), "Sigmoid": (("LOGISTIC",),), "Softmax": (("SOFTMAX",),),
     "Split": (("SPLIT", "SPLIT_V"),), "Squeeze": (("RESHAPE",),), "Sub": (("SUB",),),
     "Tanh": (("TANH",),), "Transpose": (), "Unsqueeze": (("RESHAPE",),),
+    "Cast": (), "GlobalMaxPool": (("REDUCE_MAX",),), "Max": (("MAXIMUM",),), "Min": (("MINIMUM",),),
+    "PRelu": (("PRELU",),), "ReduceMax": (("REDUCE_MAX",),), "ReduceMean": (("MEAN",),),
+    "Slice": (("STRIDED_SLICE", "SLICE"),), "Sum": (("ADD",),), "Erf": (("GELU",),), "Expand": (("MUL",),),
+    "Gather": (("GATHER",),), "LayerNormalization": (("MEAN",), ("SQUARED_DIFFERENCE",), ("RSQRT",)),
 }
+
+
+# Operators the lowering takes only as part of a pattern (a bare one is refused when lowering).
+PATTERN_ONLY = {"Erf": "lowered only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2))), which "}
 
 
 def onnx_model_of(path: str | Path) -> Any:
@@ -49,9 +57,9 @@ def onnx_model_of(path: str | Path) -> Any:
 
     path = Path(path)
     if kind_of(path) == "onnx":
-        from .load_onnx import read
+        from .load_onnx import fold, read
 
-        return read(path)
+        return fold(read(path), where=str(path))  # as compile sees it: shape arithmetic folded
     from .export_onnx import keras_to_onnx
     from .load import load
 
@@ -128,8 +136,8 @@ def tflite_support(model: Any, allowed: list[str] | None) -> dict[str, str | Non
             continue
         missing = [alts for alts in TFLITE_BUILTINS[op]
                    if allowed is not None and not set(alts) & set(allowed)]
-        out[op] = None if not missing else "needs " + ", ".join("/".join(a) for a in missing) + \
-            " (not in the profile's operators.allowed)"
+        out[op] = None if not missing else PATTERN_ONLY.get(op, "") + "needs " + \
+            ", ".join("/".join(a) for a in missing) + " (not in the profile's operators.allowed)"
     return out
 
 

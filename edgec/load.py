@@ -26,7 +26,11 @@ STAGE = "load"
 
 @dataclass
 class LoadedModel:
-    """A model ready for the pipeline: a float ``tf_keras.Model`` plus where it came from."""
+    """A model ready for the pipeline: a float ``tf_keras.Model`` and/or ONNX graph, and where it came from.
+
+    ``keras_model`` is None for an ONNX model loaded without the Keras lowering (ONNX Runtime and
+    OpenVINO targets only); then ``onnx_model`` (run in ONNX Runtime) is the float reference.
+    """
 
     keras_model: Any
     source: str
@@ -35,6 +39,20 @@ class LoadedModel:
     outputs: dict[str, tuple[tuple[int, ...], str]]
     onnx_model: Any = None  # the original ONNX model, when the source was ONNX
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> Any:
+        """The float model verification compares against: the Keras model, else the ONNX graph."""
+        return self.keras_model if self.keras_model is not None else self.onnx_model
+
+    @property
+    def params(self) -> int:
+        """Number of weights of the float model."""
+        if self.keras_model is not None:
+            return int(self.keras_model.count_params())
+        from .load_onnx import param_count
+
+        return param_count(self.onnx_model)
 
 
 def kind_of(path: Path) -> str:
@@ -55,14 +73,17 @@ def kind_of(path: Path) -> str:
     return kinds[suffix]
 
 
-def load(path: str | Path, *, trust_model: bool = False) -> LoadedModel:
-    """Load a Keras or ONNX model file, refusing unsafe content unless ``trust_model``."""
+def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> LoadedModel:
+    """Load a Keras or ONNX model file, refusing unsafe content unless ``trust_model``.
+
+    ``lower=False`` keeps an ONNX model as ONNX (no Keras lowering); Keras models ignore it.
+    """
     path = Path(path)
     kind = kind_of(path)
     if kind == "onnx":
         from . import load_onnx
 
-        return load_onnx.load(path, trust_model=trust_model)
+        return load_onnx.load(path, trust_model=trust_model, lower=lower)
     config = _saved_config(path, kind)
     if config is not None:
         _check_layers(config, path, trust_model)

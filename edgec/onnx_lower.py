@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 STAGE = "lower"
 NHWC = (0, 2, 3, 1)
 SUPPORTED_OPS = (
-    "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose",
-    "Div", "Dropout", "Flatten", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity",
-    "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Relu", "Reshape", "Resize", "Sigmoid", "Softmax",
-    "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv",
+    "ConvTranspose", "Div", "Dropout", "Erf", "Expand", "Flatten", "Gather", "Gemm", "GlobalAveragePool",
+    "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "MatMul",
+    "Max", "MaxPool", "Min", "Mul", "Pad",
+    "PRelu", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split",
+    "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
 )
 CHECK_TOLERANCE = 1e-4  # max abs error / output range
 

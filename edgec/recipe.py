@@ -11,6 +11,8 @@ of range are an :class:`InputError`); command-line flags of the same meaning ove
     low_rank = 0.95             # --low-rank 0.95  (retained singular-value energy)
     finetune_epochs = 5         # --finetune-epochs 5
     distill = true              # --distill
+    output_kind = "regression"  # verify every output by SNR/cosine (default: inferred per output)
+    output_kinds = {recon = "regression", label = "classifier"}   # or per output name
 
 No TensorFlow import here: ``edgec --help`` and ``--print-recipe`` stay instant.
 """
@@ -28,6 +30,7 @@ from .errors import InputError
 
 PRUNE_STRUCTURES = ("unstructured", "2:4")
 PRUNE_SCHEDULES = ("constant", "polynomial")
+OUTPUT_KINDS = ("classifier", "regression")  # edgec.metrics.KINDS (no NumPy import here)
 QAT_CHOICES = ("none", "auto", "plain", "prune_preserve", "cluster_preserve", "pcqat")
 
 
@@ -55,6 +58,8 @@ class Recipe:
     temperature: float = 4.0                # distillation temperature
     qat: str = "none"                       # none | auto | plain | prune_preserve | cluster_preserve | pcqat
     lut: bool = True                        # TFLite Micro LUT compression of clustered weights
+    output_kind: str | None = None          # classifier | regression for every output; None = inferred
+    output_kinds: dict[str, str] | None = None  # by output name: {recon = "regression"}
     seed: int = 0
 
     def validate(self) -> "Recipe":
@@ -84,6 +89,8 @@ class Recipe:
         _require(self.prune_structure != "2:4" or self.prune in (0.0, 0.5), "prune", self.prune,
                  "0.5 (or unset) with prune_structure 2:4, which keeps 2 of every 4 weights")
         _require(self.qat in QAT_CHOICES, "qat", self.qat, ", ".join(QAT_CHOICES))
+        for kind in [self.output_kind, *(self.output_kinds or {}).values()]:
+            _require(kind is None or kind in OUTPUT_KINDS, "output_kind", kind, " or ".join(OUTPUT_KINDS))
         return self
 
     @property
@@ -106,16 +113,21 @@ class Recipe:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None:
-                empty = "{}  (default: the clusters key for every layer)" if f.type.startswith("dict") \
-                    else "[]  (default: chosen automatically)"
+                empty = _UNSET.get(f.name) or ("{}  (default: the clusters key for every layer)"
+                                                if f.type.startswith("dict") else "[]  (default: chosen automatically)")
                 lines.append(f"# {f.name} = {empty}")
             else:
                 lines.append(f"{f.name} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
 
 
+# How an unset key shows in ``--print-recipe`` where the list/table wording does not fit.
+_UNSET = {"output_kind": '"regression"  (default: inferred per output; or "classifier")',
+          "output_kinds": "{}  (default: output_kind, else inferred, for every output)"}
+
 _TYPES = {"bool": (bool,), "float": (int, float), "int": (int,), "str": (str,),
-          "list[str] | None": (list, type(None)), "dict[str, int] | None": (dict, type(None))}
+          "list[str] | None": (list, type(None)), "dict[str, int] | None": (dict, type(None)),
+          "str | None": (str, type(None)), "dict[str, str] | None": (dict, type(None))}
 
 
 def _check_type(name: str, value, type_name: str) -> None:
@@ -124,7 +136,8 @@ def _check_type(name: str, value, type_name: str) -> None:
     if ok and isinstance(value, list):
         ok = all(isinstance(v, str) for v in value)
     if ok and isinstance(value, dict):
-        ok = all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
+        of = str if type_name.startswith("dict[str, str]") else int
+        ok = all(isinstance(k, str) and isinstance(v, of) and not isinstance(v, bool) for k, v in value.items())
     if not ok:
         raise InputError(f"recipe key {name!r} must be {type_name.replace(' | None', '')}, got {value!r}",
                          stage="recipe")

@@ -94,6 +94,17 @@ def _table(rows: dict) -> str:
     return f"<table>{cells}</table>"
 
 
+def _outputs_table(outputs: list[dict]) -> str:
+    """One row per model output: its kind and the metrics it is judged by (edgec/metrics.py)."""
+    if not outputs:
+        return ""
+    keys = ("name", "kind", "snr_db", "cosine", "cosine_min", "max_abs_err", "top1_agreement")
+    head = "".join(f"<th>{k}</th>" for k in keys)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(o.get(k)))}</td>" for k in keys) + "</tr>"
+                   for o in outputs)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def render_html(report: dict, extra_sections: list[str] | None = None) -> str:
     """A readable, self-contained HTML page for one target's report."""
     ver = report.get("verification", {})
@@ -112,7 +123,7 @@ def render_html(report: dict, extra_sections: list[str] | None = None) -> str:
         f"<ul class=fail>{failures}</ul>" if failures else "",
         "<h2>Size</h2>", _table(report.get("size", {})),
         "<h2>Memory</h2>", _table(report.get("memory", {})),
-        "<h2>Verification</h2>", _table(ver),
+        "<h2>Verification</h2>", _table(ver), _outputs_table(ver.get("outputs") or []),
         "<h2>Model</h2>", _table(report.get("model", {})),
         "<h2>Stages</h2>", f"<table>{stages}</table>",
     ]

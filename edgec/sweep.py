@@ -120,8 +120,9 @@ def _start_ray(address: str | None, workers: int | None) -> dict:
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     else:
+        # Loopback only: a local sweep needs no network, and must not listen on the machine's interfaces.
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False, object_store_memory=256 * 1024 * 1024)
+                 log_to_driver=False, object_store_memory=256 * 1024 * 1024, _node_ip_address="127.0.0.1")
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return {"name": "ray", "version": ray.__version__, "address": address or "local",
             "workers": cpus if address else (workers or os.cpu_count())}

@@ -52,6 +52,9 @@ SCHEMA: dict[str, Any] = {
         "min_top1_agreement": float,
         "max_top1_drop": float,
         "min_cosine": float,
+        # Non-classifier outputs (regression, reconstruction, embedding; edgec/metrics.py).
+        "min_snr_db": float,
+        "max_abs_err": float,
         "max_samples": int,
     },
     "device": {

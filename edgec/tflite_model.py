@@ -171,6 +171,25 @@ def _check_indices(tensors, operators, inputs, outputs) -> None:
                          stage="load")
 
 
+def signature_outputs(raw: bytes) -> dict[str, int]:
+    """Output name -> position in the model's output list, from the first signature ({} without one).
+
+    The converter orders a multi-output model's outputs by signature name, not as Keras does, so this
+    is how an artifact's outputs are matched to the Keras model's (TFLite Micro slimming drops the
+    signature; the unslimmed ``intermediate/model_int8.tflite`` has the same output order).
+    """
+    model = schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    if not model.signatureDefs or not model.subgraphs:
+        return {}
+    outputs = list(model.subgraphs[0].outputs)
+    found = {}
+    for m in model.signatureDefs[0].outputs or []:
+        name = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+        if m.tensorIndex in outputs:
+            found[name] = outputs.index(m.tensorIndex)
+    return found
+
+
 def constant_bytes(model: TFLiteModel) -> int:
     """Bytes of constant tensor data (weights, biases, tables) in the flatbuffer."""
     return sum(t.data.nbytes for t in model.tensors if t.data is not None)
