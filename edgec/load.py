@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import keras_checks
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def kind_of(path: Path) -> str:
         if (path / "saved_model.pb").is_file():
             return "savedmodel"
         raise InputError(f"{path}: a folder but not a SavedModel (no saved_model.pb)", stage=STAGE)
+    if not path.is_file():  # a FIFO or a device (/dev/zero) would block or never end
+        raise InputError(f"{path}: not a regular file", stage=STAGE)
     suffix = path.suffix.lower()
     kinds = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".onnx": "onnx"}
     if suffix not in kinds:
@@ -90,6 +93,7 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
                          "layer or call it once before saving", stage=STAGE)
     if config is None:  # SavedModel: the config is only reachable after loading
         _check_layers(json.loads(model.to_json()), path, trust_model)
+    keras_checks.check_weights(model, path)
     return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
                        _signature(model.output_names, model.outputs))
 
@@ -101,11 +105,15 @@ def _saved_config(path: Path, kind: str) -> dict | None:
                 names = set(z.namelist())
                 if "config.json" not in names:
                     raise InputError(f"{path}: not a Keras archive (no config.json)", stage=STAGE)
-                meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
-                config = json.loads(z.read("config.json"))
-        except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
+                keras_checks.check_archive(z, path)
+                meta = keras_checks.json_member(z, "metadata.json", path) if "metadata.json" in names else {}
+                config = keras_checks.json_member(z, "config.json", path)
+        except (*keras_checks.ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise InputError(f"{path}: corrupt or truncated .keras file ({type(e).__name__}: {e})",
                              stage=STAGE) from None
+        if not isinstance(meta, dict) or not isinstance(config, dict):
+            raise InputError(f"{path}: corrupt .keras file (metadata.json and config.json must hold JSON "
+                             "objects)", stage=STAGE)
         version = str(meta.get("keras_version", ""))
         if version.startswith("3"):
             log.info("%s was saved by Keras %s; trying tf_keras", path, version)
@@ -124,9 +132,12 @@ def _h5_config(path: Path) -> dict:
             if raw is None:
                 raise InputError(f"{path}: HDF5 file holds weights only (no model_config); save the whole "
                                  "model", stage=STAGE)
-            return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: corrupt or truncated HDF5 file ({e})", stage=STAGE) from None
+            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, TypeError) as e:
+        raise InputError(f"{path}: corrupt or truncated HDF5 file ({type(e).__name__}: {e})", stage=STAGE) from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: corrupt HDF5 file (model_config is not a JSON object)", stage=STAGE)
+    return config
 
 
 def _layer_classes(config: Any) -> list[tuple[str, str]]:
@@ -144,6 +155,7 @@ def _layer_classes(config: Any) -> list[tuple[str, str]]:
 
 
 def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
+    keras_checks.check_graph(config, path)
     if trust_model:
         return
     from .tf import keras
@@ -152,7 +164,14 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
     builtin = set(dir(k.layers)) | set(dir(k.initializers)) | set(dir(k.regularizers)) | set(
         dir(k.constraints)) | set(dir(k.activations)) | {"Functional", "Sequential", "Model", "TensorShape",
                                                         "__tuple__", "__tensor__", "DTypePolicy", "Policy"}
-    for cls, name in _layer_classes(config):
+    try:
+        layers = _layer_classes(config)
+    except RecursionError:
+        raise InputError(f"{path}: model config nested too deeply; refused", stage=STAGE) from None
+    for cls, name in layers:
+        if not isinstance(cls, str):
+            raise InputError(f"{path}: layer '{name}' has class_name {cls!r}, not a string; corrupt model "
+                             "config", stage=STAGE)
         if cls.startswith("__"):  # Keras 3 serializes tensors and tuples as "__keras_tensor__" etc.
             continue
         if cls == "Lambda":

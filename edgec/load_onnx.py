@@ -55,12 +55,14 @@ def read(path: str | Path, *, batch: int | None = 1) -> Any:
     if not model.HasField("graph") or not model.opset_import:
         raise InputError(f"{path}: not a readable ONNX model (no graph or opset; truncated or corrupt "
                          "file?)", stage=STAGE)
+    if not model.graph.output:
+        raise InputError(f"{path}: the graph has no outputs; nothing to compile", stage=STAGE)
     check_external_data(model, path.parent)
     try:
         from onnx.external_data_helper import load_external_data_for_model
 
         load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise InputError(f"{path}: cannot read its external data: {_first_line(e)}", stage=STAGE) from None
     _check(model, path)
     model = _convert_opset(model, path)
@@ -79,9 +81,14 @@ def check_external_data(model: Any, folder: Path) -> None:
             continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
+        if not isinstance(location, str):  # protobuf hands back bytes for a string that is not UTF-8
+            raise InputError(f"tensor '{tensor.name}': external data location {location!r} is not UTF-8 text",
+                             stage=STAGE)
         where = f"tensor '{tensor.name}': external data location '{location}'"
         if not location:
             raise InputError(f"{where} is empty", stage=STAGE)
+        if "\0" in location:
+            raise InputError(f"{where!r} contains a NUL byte", stage=STAGE)
         rel = Path(location)
         drive = len(location) > 1 and location[1] == ":"  # C:\... is absolute on Windows
         if rel.is_absolute() or location.startswith(("/", "\\")) or drive:
@@ -231,6 +238,7 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
     from .load import LoadedModel
 
     original = read(path)
+    _check_finite(original, path)
     model = fold(original, where=str(path))
     notes = [f"ONNX opset {opset_of(model)}; folded by onnxslim: {len(original.graph.node)} -> "
              f"{len(model.graph.node)} nodes"]
@@ -249,6 +257,21 @@ def lower_checked(model: Any) -> Any:
     keras_model = onnx_lower.lower(model)
     onnx_lower.check(model, keras_model)
     return keras_model
+
+
+def _check_finite(model: Any, path: str | Path) -> None:
+    """NaN or inf in a weight poisons calibration ranges and every output: a corrupt file."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    for tensor in model.graph.initializer:
+        try:
+            values = numpy_helper.to_array(tensor)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{path}: initializer '{tensor.name}' is unreadable: {_first_line(e)}",
+                             stage=STAGE) from None
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise InputError(f"{path}: initializer '{tensor.name}' contains NaN or inf; corrupt model", stage=STAGE)
 
 
 def param_count(model: Any) -> int:

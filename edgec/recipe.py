@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -65,6 +66,9 @@ class Recipe:
         """Check types and ranges; raise :class:`InputError` naming the key and what is allowed."""
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
+            if f.type == "float":  # TOML has nan and inf; no setting means either
+                _require(math.isfinite(getattr(self, f.name)), f.name, getattr(self, f.name), "a finite number")
+        _require(0 <= self.seed < 2**32, "seed", self.seed, "0..2**32-1")
         _require(0.0 <= self.prune < 1.0, "prune", self.prune, "a sparsity in [0, 1)")
         _require(self.prune_structure in PRUNE_STRUCTURES, "prune_structure", self.prune_structure,
                  " or ".join(PRUNE_STRUCTURES))
@@ -172,13 +176,15 @@ def from_dict(data: dict, *, base: Recipe | None = None, source: str = "recipe")
 def load(path: str | Path) -> Recipe:
     """Read an ``edgec.toml`` recipe file."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read
+        raise InputError(f"recipe file {path} cannot be read: not a regular file", stage="recipe")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"recipe file {path} does not exist", stage="recipe") from None
     except OSError as e:
         raise InputError(f"recipe file {path} cannot be read: {e.strerror}", stage="recipe") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"recipe file {path} is not valid TOML: {e}", stage="recipe") from None
     return from_dict(data, source=str(path))
 
