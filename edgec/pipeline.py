@@ -52,6 +52,9 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     if loaded.onnx_model is not None:
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
+    if loaded.keras3_model is not None:
+        with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
+            _check_rebuild(loaded, calib)
     keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
     optimize_stages = [load_stage, *optimize_stages]
     with status("converting the float reference"):  # the user's model, before any compression
@@ -162,14 +165,26 @@ def _check_lowering(loaded, calib) -> None:
                         f"{result['max_rel_err']:.2e} of the output range")
 
 
+def _check_rebuild(loaded, calib) -> None:
+    """A Keras 3 model rebuilt in tf_keras must give the Keras 3 outputs (see :mod:`edgec.load_keras3`)."""
+    from .load_keras3 import check_rebuild
+
+    samples = calib.subset(range(min(64, len(calib)))).arrays()  # enough to catch a wrong weight or option
+    loaded.notes.append(check_rebuild(loaded.keras_model, loaded.keras3_model, samples, loaded.source))
+
+
 def _optimize(keras_model, settings: dict, calib):
     """Fusion and compression as the recipe asks (see :mod:`edgec.optimize`), before quantization."""
     from dataclasses import fields
 
+    from .load_keras3 import is_signature_model, refuse_compression
     from .optimize import optimize
     from .recipe import Recipe, from_dict
 
     recipe = from_dict({f.name: settings[f.name] for f in fields(Recipe) if f.name in settings})
+    if is_signature_model(keras_model):  # a Keras-less SavedModel: no layers to fuse or compress
+        refuse_compression(recipe, settings["model"])
+        return keras_model, []
     if recipe.finetune_epochs and calib.random:
         raise InputError("fine-tuning and distillation need real samples, not --calibration random",
                          stage="optimize")

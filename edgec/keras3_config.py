@@ -1,0 +1,205 @@
+"""Translate a Keras 3 Sequential / Functional config into a ``tf_keras`` one and build it.
+
+The two formats differ in a few places, each handled here:
+
+- ``InputLayer`` has ``batch_shape`` (Keras 3) instead of ``batch_input_shape``;
+- dtype policies are ``{"class_name": "DTypePolicy", "config": {"name": ...}}`` dicts, ``tf_keras``
+  takes the policy name;
+- initializers, regularizers and constraints carry ``module`` / ``registered_name`` and, for some
+  classes, options ``tf_keras`` does not know (``input_axes``); the unknown ones are dropped when unset;
+- inbound nodes are ``{"args": [...], "kwargs": {...}}`` with ``__keras_tensor__`` entries whose
+  ``keras_history`` is ``[layer, node, tensor]``; ``tf_keras`` wants ``[[layer, node, tensor, kwargs]]``;
+- a single model input or output is ``[name, 0, 0]`` rather than a list of them.
+
+A layer option ``tf_keras`` does not accept is dropped only when it is unset (``None``/``False``) or
+has Keras 3's default, since it then changes nothing; LeakyReLU's renamed slope is renamed back; any other value, and any class ``tf_keras`` lacks, makes the layer
+"not rebuildable", and the error names it. The output check in :mod:`edgec.load_keras3` catches what
+a translation could still get wrong.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+STAGE = "load"
+_MODELS = ("Sequential", "Functional", "Model")
+# Options Keras 3 renamed: (class, Keras 3 name) -> tf_keras name.
+_RENAMED = {("LeakyReLU", "negative_slope"): "alpha"}
+# Values that mean what tf_keras does anyway for a layer that lacks the option (its layers are NHWC).
+_NEUTRAL = {"data_format": "channels_last"}
+# Keyword arguments every tf_keras layer takes through ``Layer.__init__(**kwargs)``.
+_LAYER_KWARGS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input_shape", "batch_input_shape",
+                 "batch_size", "weights", "activity_regularizer", "autocast", "implementation"}
+
+
+_NO_DEFAULT = object()
+
+
+class _NotRebuildable(Exception):
+    """A layer that has no faithful ``tf_keras`` equivalent: (layer name, reason)."""
+
+
+def rebuild(class_name: str, config: dict, path: Path) -> Any:
+    """Build the ``tf_keras`` model for a Keras 3 model config (``model.get_config()``)."""
+    from .tf import keras
+
+    k2 = keras()
+    try:
+        translated = _model_config(class_name, config, k2)
+    except _NotRebuildable as e:
+        name, reason = e.args
+        raise InputError(f"{path}: layer '{name}' cannot be rebuilt in tf_keras ({reason}), which pruning, "
+                         "clustering and the TFLite converter need; replace it with a built-in Keras 2 layer or "
+                         "export the model to ONNX", stage=STAGE) from None
+    try:
+        if class_name == "Sequential":
+            return k2.Sequential.from_config(translated)
+        return k2.Model.from_config(translated)
+    except (ValueError, TypeError, KeyError) as e:
+        raise InputError(f"{path}: the Keras 3 model cannot be rebuilt in tf_keras ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]})", stage=STAGE) from None
+
+
+def _model_config(class_name: str, config: dict, k2) -> dict:
+    out = {"name": config.get("name"), "trainable": config.get("trainable", True)}
+    if class_name == "Sequential":
+        out["layers"] = [_layer(entry, k2, functional=False) for entry in config["layers"]]
+        if config.get("build_input_shape") is not None:
+            out["build_input_shape"] = config["build_input_shape"]
+        return out
+    skip = {entry["config"].get("name"): 1 for entry in config["layers"] if _has_own_input(entry)}
+    out["layers"] = [_layer(entry, k2, functional=True, skip=skip) for entry in config["layers"]]
+    out["input_layers"] = _endpoints(config["input_layers"], skip)
+    out["output_layers"] = _endpoints(config["output_layers"], skip)
+    return out
+
+
+def _has_own_input(entry: dict) -> bool:
+    """A nested model with its own InputLayer: tf_keras numbers its nodes from 1 (node 0 is internal)
+    where Keras 3 numbers them from 0, so references to it are shifted by one."""
+    if entry.get("class_name") == "Functional":
+        return True
+    layers = entry.get("config", {}).get("layers") if entry.get("class_name") == "Sequential" else None
+    return bool(layers) and layers[0].get("class_name") == "InputLayer"
+
+
+def _history(history: list, skip: dict) -> list:
+    name, node, index = history
+    return [name, node + skip.get(name, 0), index]
+
+
+def _endpoints(value: list, skip: dict | None = None) -> list:
+    """``[name, node, tensor]`` (a single endpoint in Keras 3) or a list of them -> a list of them."""
+    if value and isinstance(value[0], str):
+        value = [value]
+    return [_history(list(v), skip or {}) for v in value]
+
+
+def _layer(entry: dict, k2, *, functional: bool, skip: dict | None = None) -> dict:
+    cls = entry["class_name"]
+    config = entry["config"]
+    name = str(config.get("name", "?"))
+    if cls in _MODELS:
+        inner = {"class_name": "Functional" if cls != "Sequential" else "Sequential",
+                 "config": _model_config(cls, config, k2)}
+    else:
+        layer_class = getattr(k2.layers, cls, None)
+        if layer_class is None or entry.get("module") not in (None, "keras", "keras.layers") or \
+                entry.get("registered_name") not in (None, cls):
+            raise _NotRebuildable(name, f"tf_keras has no built-in layer '{cls}'")
+        inner = {"class_name": cls, "config": _layer_options(cls, config, layer_class, name, k2)}
+    if functional:
+        inner["name"] = entry.get("name", name)
+        inner["inbound_nodes"] = [_node(node, name, skip or {}) for node in entry.get("inbound_nodes", [])]
+    return inner
+
+
+def _accepted(layer_class) -> set[str]:
+    """Option names a tf_keras layer class accepts, through its own or its parents' ``__init__``."""
+    names = set(_LAYER_KWARGS)
+    for klass in inspect.getmro(layer_class):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names |= {p for p in inspect.signature(init).parameters if p not in ("self", "args", "kwargs")}
+    return names
+
+
+def _layer_options(cls: str, config: dict, layer_class, name: str, k2) -> dict:
+    config = dict(config)
+    if cls == "InputLayer" and "batch_shape" in config:
+        config["batch_input_shape"] = config.pop("batch_shape")
+    accepted = _accepted(layer_class)
+    out = {}
+    for key, value in config.items():
+        key = _RENAMED.get((cls, key), key)
+        if key not in accepted:
+            # An option tf_keras lacks is dropped only when it keeps the behaviour tf_keras has: unset,
+            # or Keras 3's default (new Keras 3 options default to the old behaviour).
+            if _unset(value) or _NEUTRAL.get(key) == value or _keras3_default(cls, key) == value:
+                continue
+            raise _NotRebuildable(name, f"option {key}={value!r} of {cls} has no tf_keras equivalent")
+        out[key] = _value(key, value, name, k2)
+    return out
+
+
+def _unset(value: Any) -> bool:
+    """``None`` or ``False`` (not ``0``, which can be a real setting)."""
+    return value is None or value is False
+
+
+def _keras3_default(cls: str, key: str) -> Any:
+    """The default of option ``key`` in Keras 3's ``cls.__init__`` (JSON form), or a sentinel when none."""
+    from .load_keras3 import keras3_module
+
+    klass = getattr(keras3_module().layers, cls, None)
+    for base in inspect.getmro(klass) if isinstance(klass, type) else ():
+        init = base.__dict__.get("__init__")
+        param = inspect.signature(init).parameters.get(key) if init is not None else None
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return json.loads(json.dumps(param.default, default=str))
+    return _NO_DEFAULT
+
+
+def _value(key: str, value: Any, name: str, k2) -> Any:
+    """Translate one option value: dtype policies to names, Keras 3 objects to tf_keras objects."""
+    if not (isinstance(value, dict) and "class_name" in value and "config" in value):
+        return value
+    cls, inner = value["class_name"], value["config"]
+    if cls in ("DTypePolicy", "FloatDTypePolicy"):
+        return inner["name"]
+    for module in (k2.initializers, k2.regularizers, k2.constraints):
+        klass = getattr(module, cls, None)
+        if klass is not None and isinstance(klass, type):
+            params = set(inspect.signature(klass.__init__).parameters) - {"self"}
+            unknown = {k: v for k, v in inner.items() if k not in params and not _unset(v)}
+            if unknown:
+                raise _NotRebuildable(name, f"{key} {cls} options {unknown} have no tf_keras equivalent")
+            return {"class_name": cls, "config": {k: v for k, v in inner.items() if k in params}}
+    raise _NotRebuildable(name, f"{key} is a '{cls}', which tf_keras has no built-in equivalent for")
+
+
+def _node(node: Any, layer: str, skip: dict | None = None) -> list:
+    """One Keras 3 inbound node ``{"args", "kwargs"}`` -> tf_keras ``[[layer, node, tensor, kwargs], ...]``."""
+    if isinstance(node, list):  # already the Keras 2 form
+        return node
+    args, kwargs = node.get("args", []), node.get("kwargs", {}) or {}
+    if len(args) != 1:
+        raise _NotRebuildable(layer, f"it is called with {len(args)} positional arguments; tf_keras configs "
+                                     "take one (a tensor or a list of tensors)")
+    if any(_is_tensor(v) for v in kwargs.values()):
+        raise _NotRebuildable(layer, "it takes tensors as keyword arguments")
+    first = args[0]
+    tensors = first if isinstance(first, list) else [first]
+    if not all(_is_tensor(t) for t in tensors):
+        raise _NotRebuildable(layer, "it is called on something other than tensors")
+    return [[*_history(t["config"]["keras_history"], skip or {}), dict(kwargs) if i == 0 else {}]
+            for i, t in enumerate(tensors)]
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
