@@ -211,6 +211,13 @@ def _copy_weights(source, target, path: Path) -> None:
         layer.set_weights(weights)
 
 
+def check_on_calibration(loaded, calibration, count: int = 64) -> None:
+    """:func:`check_rebuild` on the first ``count`` calibration samples (enough to catch a wrong weight
+    or option; the rebuild is exact or clearly off); the result goes in the model's report notes."""
+    samples = calibration.subset(range(min(count, len(calibration)))).arrays()
+    loaded.notes.append(check_rebuild(loaded.keras_model, loaded.keras3_model, samples, loaded.source))
+
+
 def check_rebuild(rebuilt, original, samples: dict, source: str) -> str:
     """Run both models on ``samples`` (input name -> array); raise naming the first differing layer,
     else return a note for the report."""

@@ -53,8 +53,10 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
             _check_lowering(loaded, calib)
     if loaded.keras3_model is not None:
+        from .load_keras3 import check_on_calibration
+
         with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
-            _check_rebuild(loaded, calib)
+            check_on_calibration(loaded, calib)
     keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
     optimize_stages = [load_stage, *optimize_stages]
     with status("converting the float reference"):  # the user's model, before any compression
@@ -163,14 +165,6 @@ def _check_lowering(loaded, calib) -> None:
     result = check(loaded.onnx_model, loaded.keras_model, calib.subset(range(count)).arrays())
     loaded.notes.append(f"lowering matches ONNX Runtime on {count} calibration samples: max error "
                         f"{result['max_rel_err']:.2e} of the output range")
-
-
-def _check_rebuild(loaded, calib) -> None:
-    """A Keras 3 model rebuilt in tf_keras must give the Keras 3 outputs (see :mod:`edgec.load_keras3`)."""
-    from .load_keras3 import check_rebuild
-
-    samples = calib.subset(range(min(64, len(calib)))).arrays()  # enough to catch a wrong weight or option
-    loaded.notes.append(check_rebuild(loaded.keras_model, loaded.keras3_model, samples, loaded.source))
 
 
 def _optimize(keras_model, settings: dict, calib):
