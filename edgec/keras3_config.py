@@ -93,8 +93,11 @@ def _history(history: list, skip: dict) -> list:
     return [name, node + skip.get(name, 0), index]
 
 
-def _endpoints(value: list, skip: dict | None = None) -> list:
-    """``[name, node, tensor]`` (a single endpoint in Keras 3) or a list of them -> a list of them."""
+def _endpoints(value: list | dict, skip: dict | None = None) -> list | dict:
+    """``[name, node, tensor]`` (a single endpoint in Keras 3), a list of them or a dict of them (named
+    outputs; tf_keras keeps the structure) -> a list or dict of them."""
+    if isinstance(value, dict):
+        return {key: _history(list(v), skip or {}) for key, v in value.items()}
     if value and isinstance(value[0], str):
         value = [value]
     return [_history(list(v), skip or {}) for v in value]

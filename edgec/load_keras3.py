@@ -88,17 +88,21 @@ def is_plain_savedmodel(path: Path) -> bool:
     return not root.user_object.identifier.startswith("_tf_keras")
 
 
-def _objects(config: Any):
-    """Yield every serialized object (a dict with ``class_name``) in a config, outside compile_config."""
+def _objects(config: Any, layer: str = "?"):
+    """Yield (object, enclosing layer name) for every serialized object (a dict with ``class_name``)
+    in a config, outside compile_config."""
     if isinstance(config, dict):
         if "class_name" in config and "config" in config:
-            yield config
+            inner = config["config"]
+            if isinstance(inner, dict) and "name" in inner:
+                layer = str(inner["name"])
+            yield config, layer
         for key, value in config.items():
             if key != "compile_config":  # optimizer, loss and metrics are not layers
-                yield from _objects(value)
+                yield from _objects(value, layer)
     elif isinstance(config, list):
         for value in config:
-            yield from _objects(value)
+            yield from _objects(value, layer)
 
 
 def _builtin_names(keras3) -> set[str]:
@@ -119,12 +123,11 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
     if trust_model:
         return
     builtin = _builtin_names(keras3_module())
-    for obj in _objects(config):
+    for obj, name in _objects(config):
         cls = str(obj["class_name"])
         if cls.startswith("__"):  # "__keras_tensor__", "__tuple__": structure, not code
             continue
         inner = obj["config"]
-        name = str(inner.get("name", "?")) if isinstance(inner, dict) else str(inner)
         if cls == "Lambda":
             raise InputError(f"{path}: layer '{name}' is a Lambda layer, which runs Python code stored in the "
                              "model; refused (pass --trust-model if you trust this file)", stage=STAGE)

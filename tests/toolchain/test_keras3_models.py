@@ -155,6 +155,13 @@ def test_keras3_custom_class_is_refused_before_loading(run_cli, tmp_path):
         assert_refused(_refusal(run_cli, path, tmp_path), 2, "layer 'scale' uses custom class 'Scale'",
                        "--trust-model")
 
+    def doubled(x):
+        return x * 2.0
+
+    path = tmp_path / "activation.keras"
+    _tiny_dense(k3, k3.layers.Dense(4, activation=doubled, name="hidden")).save(path)
+    assert_refused(_refusal(run_cli, path, tmp_path), 2, "layer 'hidden' uses custom function 'doubled'")
+
 
 def test_keras3_layer_without_a_tf_keras_equivalent_is_named(run_cli, tmp_path):
     k3 = _keras3()
