@@ -157,9 +157,9 @@ def _unset(value: Any) -> bool:
 
 def _keras3_default(cls: str, key: str) -> Any:
     """The default of option ``key`` in Keras 3's ``cls.__init__`` (JSON form), or a sentinel when none."""
-    from .load_keras3 import keras3_module
+    from .tf import keras3
 
-    klass = getattr(keras3_module().layers, cls, None)
+    klass = getattr(keras3().layers, cls, None)
     for base in inspect.getmro(klass) if isinstance(klass, type) else ():
         init = base.__dict__.get("__init__")
         param = inspect.signature(init).parameters.get(key) if init is not None else None

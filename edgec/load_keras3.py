@@ -7,13 +7,13 @@ a ``tf_keras`` (Keras 2) model. ``tf_keras`` cannot read Keras 3 files, so a Ker
 1. the saved config is scanned before anything is deserialized, against Keras 3's own built-in names
    (Keras 3 records ``module`` and ``registered_name`` for every object); ``compile_config``
    (optimizer, loss, metrics) is skipped, since those are not layers and never reach the pipeline;
-2. the file is loaded by Keras 3 itself (``import keras`` gives Keras 3 as a separate package even
-   when ``TF_USE_LEGACY_KERAS=1`` has made ``tf.keras`` mean ``tf_keras``), so Keras 3 reads its own
-   weights format and gives the reference model;
+2. the file is loaded by Keras 3 itself (:func:`edgec.tf.keras3`: ``import keras`` gives Keras 3 as
+   a separate package even when ``TF_USE_LEGACY_KERAS=1`` has made ``tf.keras`` mean ``tf_keras``),
+   so Keras 3 reads its own weights format and gives the reference model;
 3. the architecture is translated to a ``tf_keras`` config (:mod:`edgec.keras3_config`) and the
    weights are copied layer by layer, by name, with their shapes checked;
 4. the pipeline checks that both models give the same outputs on the calibration samples
-   (:func:`check_rebuild`); the first layer whose outputs differ is named in the error.
+   (:func:`check_on_calibration`); the first layer whose outputs differ is named in the error.
 
 SavedModels without Keras metadata (what Keras 3's ``model.export()`` writes) hold no layer graph:
 their serving signature is wrapped in a one-layer ``tf_keras`` model (:func:`load_savedmodel`),
@@ -122,7 +122,9 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
     """
     if trust_model:
         return
-    builtin = _builtin_names(keras3_module())
+    from .tf import keras3
+
+    builtin = _builtin_names(keras3())
     for obj, name in _objects(config):
         cls = str(obj["class_name"])
         if cls.startswith("__"):  # "__keras_tensor__", "__tuple__": structure, not code
@@ -140,16 +142,6 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
             what = f"custom class '{cls}'" if cls != "function" else f"custom function '{inner}'"
             raise InputError(f"{path}: layer '{name}' uses {what}, not a built-in Keras layer; refused "
                              "(pass --trust-model to load it with its code importable)", stage=STAGE)
-
-
-def keras3_module():
-    """Keras 3 (the ``keras`` package), imported after TensorFlow so ``tf.keras`` stays ``tf_keras``."""
-    from .tf import tensorflow
-
-    tensorflow()
-    import keras
-
-    return keras
 
 
 def saved_config(path: Path, kind: str) -> dict:
@@ -170,9 +162,10 @@ def load(path: Path, kind: str, *, trust_model: bool) -> tuple[Any, Any, str]:
     The caller has scanned the config with :func:`check_layers` first.
     """
     from .keras3_config import rebuild
+    from .tf import keras3
 
     version = keras_version(path, kind)
-    k3 = keras3_module()
+    k3 = keras3()
     try:
         original = k3.saving.load_model(path, compile=False, safe_mode=not trust_model)
     except Exception as e:  # Keras 3 raises many types for files it cannot read
@@ -256,10 +249,9 @@ def _relative_error(a, b) -> float:
 
 def _first_differing_layer(rebuilt, original, feed) -> str:
     """Name of the first layer (in the rebuilt model's order) whose outputs differ between the two."""
-    k3 = keras3_module()
-    from .tf import keras
+    from .tf import keras, keras3
 
-    k2 = keras()
+    k2, k3 = keras(), keras3()
     for layer in rebuilt.layers:
         if type(layer).__name__ == "InputLayer":
             continue

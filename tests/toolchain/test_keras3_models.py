@@ -20,9 +20,9 @@ SHAPE = (12, 12, 1)
 
 
 def _keras3():
-    from edgec.load_keras3 import keras3_module
+    from edgec.tf import keras3
 
-    k3 = keras3_module()
+    k3 = keras3()
     assert k3.__version__.startswith("3")
     return k3
 
