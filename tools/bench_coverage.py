@@ -1,0 +1,317 @@
+"""Coverage benchmark: the models users bring x the targets they ship to, one `edgec compile` per cell.
+
+Each cell is one real `edgec compile MODEL -t TARGET` in its own process (a native abort in one cell
+cannot take the others down), classified from its exit code, its one-line error and its report.json:
+
+- ``verified``: exit 0, the artifact passed verification in the target's runtime;
+- ``refused``: exit 2 (bad input, an operator the target cannot run, ...) or exit 1 on a flash/RAM
+  budget (the model does not fit the target): the reason is the cell;
+- ``failed``: exit 1 on a verification threshold, exit 3 (a toolchain failed);
+- ``crash``: killed by a signal, a traceback, any other exit code, or the per-cell time limit.
+
+Models (all random weights except MLPerf's, which are the trained references):
+
+- ``keras.applications`` built in code, in tf_keras (saved ``.h5``) and in Keras 3 (saved ``.keras``),
+  at 96x96x3 with 10 classes; batch-norm statistics are set from real photos (momentum 0, a few
+  training-mode passes) so that outputs depend on the input, as in ../shared/models/torch-onnx;
+- the ``onnx`` wheel's light model zoo (``onnx/backend/test/data/light``);
+- MLPerf Tiny's KWS, ResNet-8 and wake word (../shared/models/mlperf-tiny);
+- the PyTorch exports of ../shared/models/torch-onnx (both exporters).
+
+Calibration and held-out samples are crops of scikit-learn's two sample photos (real images),
+normalized per family; audio-like and vector inputs get seeded normal noise (no data set here).
+Random-weight models are judged by the metrics edgec picks for their output (SNR and cosine for
+non-classifiers); their top-1 is not meaningful, and the table says so where the gate used it.
+
+    .venv/bin/python tools/bench_coverage.py [--models REGEX] [--targets cortex-m7 onnx-cpu]
+        [--out build/coverage] [--timeout 1500]
+
+Writes ``OUT/coverage.json`` (every cell: status, reason, exit code, seconds, key numbers) and
+``OUT/coverage.md`` (the README table), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "models"
+TARGETS = ("cortex-m7", "android-arm64", "intel-cpu", "onnx-cpu")
+CALIBRATION_SAMPLES = 48
+EVAL_SAMPLES = 32
+
+# name -> (keras.applications class, constructor kwargs, how its input is scaled)
+KERAS_APPS = {
+    "MobileNet-0.25": ("MobileNet", {"alpha": 0.25}, "pm1"),
+    "MobileNetV2-0.35": ("MobileNetV2", {"alpha": 0.35}, "pm1"),
+    "MobileNetV3Small": ("MobileNetV3Small", {"minimalistic": False}, "255"),
+    "MobileNetV3Large": ("MobileNetV3Large", {}, "255"),
+    "EfficientNetB0": ("EfficientNetB0", {}, "255"),
+    "ResNet50": ("ResNet50", {}, "pm1"),
+    "DenseNet121": ("DenseNet121", {}, "pm1"),
+    "NASNetMobile": ("NASNetMobile", {}, "pm1"),
+}
+APP_SIZE = 96
+
+# Runs in a child process: build one keras.applications model with random weights, set its batch-norm
+# statistics from the given images, save it. The same code serves tf_keras and Keras 3.
+_BUILD_APP = r"""
+import json, os, sys
+import numpy as np
+spec = json.loads(sys.argv[1])
+if spec["keras"] == "tf_keras":
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tf_keras as keras
+else:
+    import keras
+keras.utils.set_random_seed(0)
+cls = getattr(keras.applications, spec["cls"])
+model = cls(input_shape=(spec["size"], spec["size"], 3), weights=None, classes=10, **spec["kwargs"])
+x = np.load(spec["images"])
+bns = [l for l in model.layers if type(l).__name__ == "BatchNormalization"]
+for layer in bns:
+    layer.momentum = 0.0  # each training-mode pass sets the moving statistics to this batch's
+for _ in range(2):
+    model(x, training=True)
+for layer in bns:
+    layer.momentum = 0.99
+model.save(spec["path"])
+print(json.dumps({"params": int(model.count_params())}))
+"""
+
+
+@dataclass
+class Case:
+    """One model row of the matrix: its file, input layout and the samples it is fed."""
+
+    name: str
+    family: str
+    path: Path | None  # None: built by `make`
+    input_shape: tuple[int, ...]  # without batch
+    scale: str  # pm1 | 255 | imagenet | noise | ww | random
+    make: tuple | None = None  # (keras flavour, app name) for generated keras.applications models
+
+
+def photos(n: int, size: int, seed: int) -> np.ndarray:
+    """``n`` square crops of scikit-learn's sample photos, antialiased to ``size``, uint8 NHWC in 0..255."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    images = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        img = images[rng.integers(len(images))]
+        side = int(rng.integers(min(size, 96), min(img.shape[:2]) + 1))
+        y, x = rng.integers(0, img.shape[0] - side + 1), rng.integers(0, img.shape[1] - side + 1)
+        crop = Image.fromarray(img[y:y + side, x:x + side]).resize((size, size), Image.LANCZOS)
+        out[i] = np.asarray(crop)[:, ::-1] if rng.random() < 0.5 else np.asarray(crop)
+    return out
+
+
+def samples(case: Case, n: int, seed: int) -> np.ndarray:
+    """Inputs for ``case``: real photo crops normalized as the family expects, or seeded noise."""
+    shape = case.input_shape
+    if case.scale == "noise":
+        return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+    nchw = shape[0] == 3 and shape[-1] != 3
+    size = shape[-1] if nchw else shape[0]
+    x = photos(n, size, seed).astype(np.float32)
+    if case.scale == "pm1":
+        x = x / 127.5 - 1.0
+    elif case.scale == "imagenet":
+        x = (x / 255.0 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
+
+
+def onnx_input_shape(path: Path) -> tuple[int, ...]:
+    """The (first) graph input's shape without its batch dimension."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    first = next(i for i in model.graph.input if i.name not in inits)
+    return tuple(d.dim_value for d in first.type.tensor_type.shape.dim[1:])
+
+
+def cases(work: Path) -> list[Case]:
+    """Every model row, in table order (generated models are built later, on demand)."""
+    import onnx
+
+    rows = []
+    for flavour, ext in (("tf_keras", "h5"), ("keras3", "keras")):
+        for name, (_, _, scale) in KERAS_APPS.items():
+            rows.append(Case(f"{name} ({flavour})", f"keras.applications, {flavour}",
+                             work / "models" / f"{name}.{flavour}.{ext}", (APP_SIZE, APP_SIZE, 3), scale,
+                             make=(flavour, name)))
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    for path in sorted(light.glob("*.onnx")):
+        rows.append(Case(path.stem.removeprefix("light_"), "onnx light zoo", path, onnx_input_shape(path),
+                         "imagenet"))
+    mlperf = SHARED / "mlperf-tiny"
+    rows += [Case("MLPerf KWS", "MLPerf Tiny", mlperf / "kws_ref_model", (49, 10, 1), "noise"),
+             Case("MLPerf ResNet-8", "MLPerf Tiny", mlperf / "pretrainedResnet.h5", (32, 32, 3), "255"),
+             Case("MLPerf wake word", "MLPerf Tiny", mlperf / "str_ww_ref_model.h5", (), "ww")]
+    for path in sorted((SHARED / "torch-onnx").glob("*.onnx")):
+        shape = onnx_input_shape(path)
+        scale = "imagenet" if len(shape) == 3 and shape[0] == 3 else "noise"
+        rows.append(Case(path.name.removesuffix(".onnx"), "PyTorch torch.onnx", path, shape, scale))
+    return rows
+
+
+def build_app(case: Case, work: Path) -> str | None:
+    """Write a generated keras.applications model; None when done, else why it could not be built."""
+    if case.path.exists():
+        return None
+    flavour, name = case.make
+    cls, kwargs, _ = KERAS_APPS[name]
+    case.path.parent.mkdir(parents=True, exist_ok=True)
+    images = work / "models" / f"bn_{case.scale}.npy"
+    if not images.exists():
+        np.save(images, samples(case, 16, seed=99))
+    spec = {"keras": "tf_keras" if flavour == "tf_keras" else "keras3", "cls": cls, "kwargs": kwargs,
+            "size": APP_SIZE, "images": str(images), "path": str(case.path)}
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    done = subprocess.run([sys.executable, "-c", _BUILD_APP, json.dumps(spec)], capture_output=True, text=True,
+                          env=env, timeout=900)
+    if done.returncode != 0:
+        lines = [l for l in done.stderr.strip().splitlines() if l.strip()]
+        return f"model not built: {lines[-1] if lines else done.returncode}"
+    return None
+
+
+def data_files(case: Case, work: Path) -> tuple[str, str]:
+    """(calibration, eval) arguments for ``case``: .npy files of samples (or the MLPerf sets)."""
+    if case.scale == "ww":
+        ww = np.load(SHARED / "mlperf-tiny" / "str_ww_calibration_samples.npz")
+        x = ww["specs"].astype(np.float32)
+        folder = work / "data"
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "ww_cal.npy", x[:CALIBRATION_SAMPLES])
+        np.save(folder / "ww_eval.npy", x[CALIBRATION_SAMPLES:CALIBRATION_SAMPLES + EVAL_SAMPLES])
+        return str(folder / "ww_cal.npy"), str(folder / "ww_eval.npy")
+    key = re.sub(r"[^A-Za-z0-9]+", "_", f"{case.scale}_{'x'.join(map(str, case.input_shape))}")
+    cal, ev = work / "data" / f"{key}_cal.npy", work / "data" / f"{key}_eval.npy"
+    if not cal.exists():
+        cal.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cal, samples(case, CALIBRATION_SAMPLES, seed=0))
+        np.save(ev, samples(case, EVAL_SAMPLES, seed=1))
+    return str(cal), str(ev)
+
+
+def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_out: bool) -> dict:
+    """One cell: status, reason and the numbers worth a glance, from what the compile left."""
+    lines = [l for l in stderr.strip().splitlines() if l.strip()]
+    error = next((l for l in reversed(lines) if l.startswith("edgec: error:")), lines[-1] if lines else "")
+    cell = {"exit": code, "seconds": round(seconds, 1)}
+    if report:
+        ver = report.get("verification", {})
+        cell["flash_bytes"] = report.get("size", {}).get("flash_bytes")
+        cell["metrics"] = {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "max_abs_err")
+                           if ver.get(k) is not None}
+    if timed_out:
+        return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s"}
+    if "Traceback (most recent call last)" in stderr:
+        return {**cell, "status": "crash", "reason": "traceback: " + (lines[-1] if lines else "")}
+    if code == 0:
+        return {**cell, "status": "verified", "reason": ""}
+    reason = error.removeprefix("edgec: error:").strip()
+    if code == 1:
+        failures = (report or {}).get("failures", [])
+        if failures and all("budget" in f for f in failures):
+            return {**cell, "status": "refused", "reason": "over budget: " + "; ".join(failures)}
+        return {**cell, "status": "failed", "reason": "; ".join(failures) or reason}
+    if code == 2:
+        return {**cell, "status": "refused", "reason": reason}
+    if code == 3:
+        return {**cell, "status": "failed", "reason": reason}
+    return {**cell, "status": "crash", "reason": f"exit {code}: {reason}"}
+
+
+def run_cell(case: Case, target: str, work: Path, timeout: float) -> dict:
+    """Compile ``case`` for ``target`` in a child process and classify the result."""
+    out = work / "out" / re.sub(r"[^A-Za-z0-9.]+", "_", case.name)
+    cal, ev = data_files(case, work)
+    cmd = [sys.executable, "-m", "edgec", "compile", str(case.path), "-t", target, "--calibration", cal,
+           "--eval", ev, "-o", str(out)]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        code, stderr, timed_out = done.returncode, done.stderr, False
+    except subprocess.TimeoutExpired as e:
+        code, stderr, timed_out = -9, (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) \
+            else (e.stderr or ""), True
+    seconds = time.monotonic() - start
+    path = out / target / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else None
+    return classify(code, stderr, report, seconds, timed_out)
+
+
+def short(cell: dict) -> str:
+    """A table cell: the verdict and, for anything but a pass, its reason cut to one clause."""
+    if cell["status"] == "verified":
+        m = cell.get("metrics", {})
+        bits = [f"SNR {m['snr_db']:.0f} dB" if "snr_db" in m else None,
+                f"cos {m['cosine']:.3f}" if "cosine" in m else None]
+        return "verified" + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
+    reason = cell["reason"].replace("|", "/")
+    return f"{cell['status']}: {reason[:110]}{'...' if len(reason) > 110 else ''}"
+
+
+def markdown(results: dict, targets: list[str]) -> str:
+    """The coverage table and its totals."""
+    rows = ["| model | family | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
+    for name, entry in results.items():
+        rows.append(f"| {name} | {entry['family']} | " + " | ".join(short(entry["cells"][t]) for t in targets
+                                                                    if t in entry["cells"]) + " |")
+    cells = [c for e in results.values() for c in e["cells"].values()]
+    count = {s: sum(c["status"] == s for c in cells) for s in ("verified", "refused", "failed", "crash")}
+    fitting = [c for c in cells if not c["reason"].startswith("over budget")]
+    rate = count["verified"] / len(fitting) if fitting else 0.0
+    rows.append("")
+    rows.append(f"{len(cells)} cells: {count['verified']} verified, {count['refused']} refused, "
+                f"{count['failed']} failed, {count['crash']} crashed; {100 * rate:.0f}% of the "
+                f"{len(fitting)} cells that fit their target's budget compile and verify.")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "build" / "coverage"))
+    parser.add_argument("--models", default=".", help="regular expression on the model names")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS))
+    parser.add_argument("--timeout", type=float, default=1500.0, help="seconds per cell")
+    args = parser.parse_args()
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    results_path = work / "coverage.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for case in cases(work):
+        if not re.search(args.models, case.name):
+            continue
+        entry = results.setdefault(case.name, {"family": case.family, "cells": {}})
+        why = build_app(case, work) if case.make else (None if case.path.exists() else f"missing: {case.path}")
+        for target in args.targets:
+            cell = ({"status": "failed", "reason": why, "exit": None, "seconds": 0.0} if why
+                    else run_cell(case, target, work, args.timeout))
+            entry["cells"][target] = cell
+            print(f"{case.name:40s} {target:14s} {short(cell)}", flush=True)
+            results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    table = markdown(results, args.targets)
+    (work / "coverage.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
