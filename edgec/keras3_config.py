@@ -38,6 +38,16 @@ _LAYER_KWARGS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input_sh
 
 
 _NO_DEFAULT = object()
+# Activation names: Keras 3's silu is tf_keras's swish; hard_sigmoid is relu6(x + 3) / 6 in Keras 3
+# but clip(0.2 x + 0.5) in tf_keras (checked: they differ by up to 0.067).
+_ACTIVATION_RENAMED = {"silu": "swish"}
+_ACTIVATION_DIFFERS = {"hard_sigmoid"}
+# Keras 3 operations on tensors in a functional model (e.g. hard-sigmoid's ``x + 3.0`` in MobileNetV3)
+# -> the TensorFlow function tf_keras's TFOpLambda calls for the same expression.
+_OPS = {("keras.src.ops.numpy", "Add"): "math.add", ("keras.src.ops.numpy", "Subtract"): "math.subtract",
+        ("keras.src.ops.numpy", "Multiply"): "math.multiply", ("keras.src.ops.numpy", "Divide"): "math.truediv",
+        ("keras.src.ops.numpy", "TrueDivide"): "math.truediv", ("keras.src.ops.numpy", "Maximum"): "math.maximum",
+        ("keras.src.ops.numpy", "Minimum"): "math.minimum"}
 
 
 class _NotRebuildable(Exception):
@@ -110,6 +120,11 @@ def _layer(entry: dict, k2, *, functional: bool, skip: dict | None = None) -> di
     if cls in _MODELS:
         inner = {"class_name": "Functional" if cls != "Sequential" else "Sequential",
                  "config": _model_config(cls, config, k2)}
+    elif str(entry.get("module", "")).startswith("keras.src.ops."):
+        if not functional or (entry.get("module"), cls) not in _OPS:
+            raise _NotRebuildable(name, f"Keras 3 operation '{cls}' ({entry.get('module')}) has no tf_keras "
+                                        "layer equivalent")
+        return _op_layer(entry, name, _OPS[entry["module"], cls], skip or {})
     else:
         layer_class = getattr(k2.layers, cls, None)
         if layer_class is None or entry.get("module") not in (None, "keras", "keras.layers") or \
@@ -120,6 +135,30 @@ def _layer(entry: dict, k2, *, functional: bool, skip: dict | None = None) -> di
         inner["name"] = entry.get("name", name)
         inner["inbound_nodes"] = [_node(node, name, skip or {}) for node in entry.get("inbound_nodes", [])]
     return inner
+
+
+def _op_layer(entry: dict, name: str, function: str, skip: dict) -> dict:
+    """A Keras 3 binary operation on a tensor (``x + 3.0``, ``x * y``) -> tf_keras's ``TFOpLambda``.
+
+    ``TFOpLambda`` names a TensorFlow API function (``math.add``), not code from the file, and is what
+    tf_keras itself saves for the same expression; its second operand is a keyword argument, a
+    number or a tensor reference ``[layer, node, tensor]``.
+    """
+    nodes = []
+    for node in entry.get("inbound_nodes", []):
+        args = node.get("args", [])
+        if len(args) != 2 or node.get("kwargs") or not _is_tensor(args[0]):
+            raise _NotRebuildable(name, f"operation {function} is called as {len(args)} arguments with a "
+                                        "tensor first; only that form has a tf_keras equivalent")
+        other = args[1]
+        if _is_tensor(other):
+            other = _history(other["config"]["keras_history"], skip)
+        elif not isinstance(other, (int, float)):
+            raise _NotRebuildable(name, f"operation {function} has a non-numeric operand")
+        # TFOpLambda keeps its input's structure in the config: one tensor is one flat entry, not a list.
+        nodes.append([*_history(args[0]["config"]["keras_history"], skip), {"y": other, "name": None}])
+    return {"class_name": "TFOpLambda", "name": name, "inbound_nodes": nodes,
+            "config": {"name": name, "trainable": False, "dtype": "float32", "function": function}}
 
 
 def _accepted(layer_class) -> set[str]:
@@ -146,8 +185,19 @@ def _layer_options(cls: str, config: dict, layer_class, name: str, k2) -> dict:
             if _unset(value) or _NEUTRAL.get(key) == value or _keras3_default(cls, key) == value:
                 continue
             raise _NotRebuildable(name, f"option {key}={value!r} of {cls} has no tf_keras equivalent")
+        if key.endswith("activation") and isinstance(value, str):
+            value = _activation(key, value, name, k2)
         out[key] = _value(key, value, name, k2)
     return out
+
+
+def _activation(key: str, value: str, name: str, k2) -> str:
+    """A Keras 3 activation name -> the tf_keras name of the same function."""
+    value = _ACTIVATION_RENAMED.get(value, value)
+    if value in _ACTIVATION_DIFFERS or not hasattr(k2.activations, value):
+        what = "computes a different function under that name in" if value in _ACTIVATION_DIFFERS else "is not in"
+        raise _NotRebuildable(name, f"{key} '{value}' of Keras 3 {what} tf_keras")
+    return value
 
 
 def _unset(value: Any) -> bool:

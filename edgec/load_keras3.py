@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,15 @@ def _builtin_names(keras3) -> set[str]:
     return names
 
 
+def _keras_op(module: Any, cls: str) -> bool:
+    """A Keras 3 operation class (``keras.src.ops.numpy.Add``: ``x + 3.0`` in a functional model).
+
+    Looked up in modules Keras has already imported, so nothing named by the file is imported.
+    """
+    loaded = sys.modules.get(str(module)) if str(module).startswith("keras.src.ops.") else None
+    return loaded is not None and isinstance(getattr(loaded, cls, None), type)
+
+
 def check_layers(config: dict, path: Path, trust_model: bool) -> None:
     """Refuse Lambda layers and non-built-in classes in a Keras 3 config unless ``trust_model``.
 
@@ -137,7 +147,7 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
         keras_module = module is None or module == "keras" or str(module).startswith("keras.")
         registered = obj.get("registered_name")
         own_name = registered in (None, cls) or (cls == "function" and registered == "function")
-        known = cls in builtin and (cls != "function" or str(inner) in builtin)
+        known = (cls in builtin and (cls != "function" or str(inner) in builtin)) or _keras_op(module, cls)
         if not (keras_module and own_name and known):
             what = f"custom class '{cls}'" if cls != "function" else f"custom function '{inner}'"
             raise InputError(f"{path}: layer '{name}' uses {what}, not a built-in Keras layer; refused "
@@ -190,6 +200,8 @@ def _json_default(value):
 def _copy_weights(source, target, path: Path) -> None:
     """Copy weights from the Keras 3 model to the rebuilt one, layer by layer and by name."""
     for layer in target.layers:
+        if not layer.weights:  # nothing to copy (and operations are not layers in Keras 3)
+            continue
         try:
             origin = source.get_layer(layer.name)
         except ValueError:

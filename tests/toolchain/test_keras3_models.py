@@ -169,6 +169,11 @@ def test_keras3_layer_without_a_tf_keras_equivalent_is_named(run_cli, tmp_path):
     _tiny_dense(k3, k3.layers.RMSNormalization(name="rms")).save(path)
     assert_refused(_refusal(run_cli, path, tmp_path), 2, "layer 'rms' cannot be rebuilt in tf_keras",
                    "no built-in layer 'RMSNormalization'")
+    # Same name, other function: Keras 3's hard_sigmoid is relu6(x + 3) / 6, tf_keras's a clipped line.
+    path = tmp_path / "hard.keras"
+    _tiny_dense(k3, k3.layers.Activation("hard_sigmoid", name="hard")).save(path)
+    assert_refused(_refusal(run_cli, path, tmp_path), 2, "layer 'hard' cannot be rebuilt",
+                   "'hard_sigmoid' of Keras 3 computes a different function")
 
 
 def test_functional_keras3_model_with_branches_is_rebuilt_output_equal(tmp_path):
@@ -194,8 +199,9 @@ def test_functional_keras3_model_with_branches_is_rebuilt_output_equal(tmp_path)
 
 
 def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
-    """Renamed options (LeakyReLU), Keras 3-only options at their defaults (Resizing), a nested
-    Sequential with its own Input (node numbering), depthwise/separable convolutions and an LSTM."""
+    """Renamed options (LeakyReLU) and activations (silu), Keras 3-only options at their defaults
+    (Resizing), operations on tensors (MobileNetV3's hard-swish form), a nested Sequential with its own
+    Input (node numbering), depthwise/separable convolutions and an LSTM."""
     from edgec.load import load
     from edgec.load_keras3 import check_rebuild
 
@@ -208,6 +214,7 @@ def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
     x = L.DepthwiseConv2D(3, padding="same", name="dw")(L.Rescaling(0.5, 0.1)(L.ZeroPadding2D(1)(inp)))
     x = L.SeparableConv2D(4, 3, padding="same", name="sep")(L.LeakyReLU(0.2, name="leaky")(inner(x)))
     x = L.Resizing(4, 4, name="resize")(x)
+    x = L.ReLU(6.0)(x + 3.0) * (1.0 / 6.0) - L.Dense(4, activation="silu", name="silu")(x)  # Keras 3 ops
     seq = L.LSTM(3, name="lstm")(L.Conv1D(3, 2, padding="causal")(L.Reshape((16, 4))(x)))
     x = L.Concatenate()([L.GlobalAveragePooling2D()(x), seq])
     k3.Model(inp, L.Dense(3, name="head")(L.LayerNormalization()(x))).save(tmp_path / "layers.keras")
