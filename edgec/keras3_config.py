@@ -42,6 +42,8 @@ _NO_DEFAULT = object()
 # but clip(0.2 x + 0.5) in tf_keras (checked: they differ by up to 0.067).
 _ACTIVATION_RENAMED = {"silu": "swish"}
 _ACTIVATION_DIFFERS = {"hard_sigmoid"}
+# Keras 3 activations a standalone Activation layer of a functional model is rebuilt from (see _expand).
+_EXPANDED = {"relu6", "hard_sigmoid", "hard_silu", "hard_swish"}
 # Keras 3 operations on tensors in a functional model (e.g. hard-sigmoid's ``x + 3.0`` in MobileNetV3)
 # -> the TensorFlow function tf_keras's TFOpLambda calls for the same expression.
 _OPS = {("keras.src.ops.numpy", "Add"): "math.add", ("keras.src.ops.numpy", "Subtract"): "math.subtract",
@@ -83,7 +85,7 @@ def _model_config(class_name: str, config: dict, k2) -> dict:
             out["build_input_shape"] = config["build_input_shape"]
         return out
     skip = {entry["config"].get("name"): 1 for entry in config["layers"] if _has_own_input(entry)}
-    out["layers"] = [_layer(entry, k2, functional=True, skip=skip) for entry in config["layers"]]
+    out["layers"] = [layer for entry in config["layers"] for layer in _functional_layers(entry, k2, skip)]
     out["input_layers"] = _endpoints(config["input_layers"], skip)
     out["output_layers"] = _endpoints(config["output_layers"], skip)
     return out
@@ -135,6 +137,41 @@ def _layer(entry: dict, k2, *, functional: bool, skip: dict | None = None) -> di
         inner["name"] = entry.get("name", name)
         inner["inbound_nodes"] = [_node(node, name, skip or {}) for node in entry.get("inbound_nodes", [])]
     return inner
+
+
+def _functional_layers(entry: dict, k2, skip: dict) -> list[dict]:
+    """One Keras 3 layer -> its tf_keras layer, or the chain of built-in layers that computes a Keras 3
+    activation tf_keras lacks (``Activation("hard_silu")`` in MobileNetV3)."""
+    activation = entry.get("config", {}).get("activation")
+    if entry.get("class_name") != "Activation" or activation not in _EXPANDED:
+        return [_layer(entry, k2, functional=True, skip=skip)]
+    name = str(entry["config"].get("name"))
+    nodes = entry.get("inbound_nodes", [])
+    if len(nodes) != 1 or len(nodes[0].get("args", [])) != 1 or not _is_tensor(nodes[0]["args"][0]):
+        raise _NotRebuildable(name, f"activation '{activation}' is rebuilt from several tf_keras layers, which "
+                                    "needs the layer to be called once on one tensor")
+    source = _history(nodes[0]["args"][0]["config"]["keras_history"], skip)
+    return _expand(activation, name, source)
+
+
+def _expand(activation: str, name: str, source: list) -> list[dict]:
+    """relu6 = ReLU(6); hard_sigmoid = relu6(x + 3) / 6; hard_silu = hard_swish = x * hard_sigmoid(x),
+    as Keras 3 defines them; the last layer keeps the original name, so later layers find it."""
+    def op(layer: str, function: str, after: list, y) -> dict:
+        return {"class_name": "TFOpLambda", "name": layer, "inbound_nodes": [[*after, {"y": y, "name": None}]],
+                "config": {"name": layer, "trainable": False, "dtype": "float32", "function": function}}
+
+    def relu6(layer: str, after: list) -> dict:
+        return {"class_name": "ReLU", "name": layer, "inbound_nodes": [[[*after, {}]]],
+                "config": {"name": layer, "trainable": False, "dtype": "float32", "max_value": 6.0}}
+
+    if activation == "relu6":
+        return [relu6(name, source)]
+    chain = [op(f"{name}__plus3", "math.add", source, 3.0), relu6(f"{name}__relu6", [f"{name}__plus3", 0, 0])]
+    if activation == "hard_sigmoid":
+        return [*chain, op(name, "math.truediv", [f"{name}__relu6", 0, 0], 6.0)]
+    return [*chain, op(f"{name}__div6", "math.truediv", [f"{name}__relu6", 0, 0], 6.0),
+            op(name, "math.multiply", [f"{name}__div6", 0, 0], source)]
 
 
 def _op_layer(entry: dict, name: str, function: str, skip: dict) -> dict:

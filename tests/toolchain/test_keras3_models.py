@@ -171,7 +171,7 @@ def test_keras3_layer_without_a_tf_keras_equivalent_is_named(run_cli, tmp_path):
                    "no built-in layer 'RMSNormalization'")
     # Same name, other function: Keras 3's hard_sigmoid is relu6(x + 3) / 6, tf_keras's a clipped line.
     path = tmp_path / "hard.keras"
-    _tiny_dense(k3, k3.layers.Activation("hard_sigmoid", name="hard")).save(path)
+    _tiny_dense(k3, k3.layers.Dense(4, activation="hard_sigmoid", name="hard")).save(path)
     assert_refused(_refusal(run_cli, path, tmp_path), 2, "layer 'hard' cannot be rebuilt",
                    "'hard_sigmoid' of Keras 3 computes a different function")
 
@@ -200,8 +200,8 @@ def test_functional_keras3_model_with_branches_is_rebuilt_output_equal(tmp_path)
 
 def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
     """Renamed options (LeakyReLU) and activations (silu), Keras 3-only options at their defaults
-    (Resizing), operations on tensors (MobileNetV3's hard-swish form), a nested Sequential with its own
-    Input (node numbering), depthwise/separable convolutions and an LSTM."""
+    (Resizing), operations on tensors and Keras 3-only activations (MobileNetV3's hard-swish), a
+    nested Sequential with its own Input (node numbering), depthwise/separable convolutions, an LSTM."""
     from edgec.load import load
     from edgec.load_keras3 import check_rebuild
 
@@ -215,7 +215,9 @@ def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
     x = L.SeparableConv2D(4, 3, padding="same", name="sep")(L.LeakyReLU(0.2, name="leaky")(inner(x)))
     x = L.Resizing(4, 4, name="resize")(x)
     x = L.ReLU(6.0)(x + 3.0) * (1.0 / 6.0) - L.Dense(4, activation="silu", name="silu")(x)  # Keras 3 ops
-    seq = L.LSTM(3, name="lstm")(L.Conv1D(3, 2, padding="causal")(L.Reshape((16, 4))(x)))
+    # Activations tf_keras lacks, rebuilt from built-in layers (MobileNetV3 uses hard_silu).
+    x = L.Concatenate()([L.Activation(a, name=a)(x) for a in ("relu6", "hard_sigmoid", "hard_silu")])
+    seq = L.LSTM(3, name="lstm")(L.Conv1D(3, 2, padding="causal")(L.Reshape((16, 12))(x)))
     x = L.Concatenate()([L.GlobalAveragePooling2D()(x), seq])
     k3.Model(inp, L.Dense(3, name="head")(L.LayerNormalization()(x))).save(tmp_path / "layers.keras")
     loaded = load(tmp_path / "layers.keras")
