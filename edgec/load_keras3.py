@@ -182,6 +182,10 @@ def load(path: Path, kind: str, *, trust_model: bool) -> tuple[Any, Any, str]:
         text = " ".join(str(e).split())[:200]
         raise InputError(f"{path}: Keras {version} cannot load it ({type(e).__name__}: {text})",
                          stage=STAGE) from None
+    if type(original).__name__ not in ("Sequential", "Functional"):
+        raise InputError(f"{path}: a subclassed Keras 3 model ('{type(original).__name__}') has no layer graph "
+                         "to rebuild in tf_keras; build it with keras.Sequential or the functional API, or export "
+                         "it to ONNX", stage=STAGE)
     if not getattr(original, "inputs", None):
         raise InputError(f"{path}: the model was saved before it was built (no inputs); give it an Input "
                          "layer or call it once before saving", stage=STAGE)
