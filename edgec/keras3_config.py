@@ -9,12 +9,16 @@ The two formats differ in a few places, each handled here:
   classes, options ``tf_keras`` does not know (``input_axes``); the unknown ones are dropped when unset;
 - inbound nodes are ``{"args": [...], "kwargs": {...}}`` with ``__keras_tensor__`` entries whose
   ``keras_history`` is ``[layer, node, tensor]``; ``tf_keras`` wants ``[[layer, node, tensor, kwargs]]``;
-- a single model input or output is ``[name, 0, 0]`` rather than a list of them.
+- a single model input or output is ``[name, 0, 0]`` rather than a list of them, and a nested model
+  with its own InputLayer numbers its nodes from 0 in Keras 3 and from 1 in tf_keras;
+- operations on tensors (``x + 3.0``) are Keras 3 ``ops`` nodes; tf_keras saves the same expression
+  as a ``TFOpLambda`` layer naming a TensorFlow function.
 
 A layer option ``tf_keras`` does not accept is dropped only when it is unset (``None``/``False``) or
-has Keras 3's default, since it then changes nothing; LeakyReLU's renamed slope is renamed back; any other value, and any class ``tf_keras`` lacks, makes the layer
-"not rebuildable", and the error names it. The output check in :mod:`edgec.load_keras3` catches what
-a translation could still get wrong.
+has Keras 3's default, since it then changes nothing; renamed options and activations are renamed
+back; any other value, and any class or activation ``tf_keras`` lacks, makes the layer "not
+rebuildable", and the error names it. The output check in :mod:`edgec.load_keras3` catches what a
+translation could still get wrong.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ _NEUTRAL = {"data_format": "channels_last"}
 # Keyword arguments every tf_keras layer takes through ``Layer.__init__(**kwargs)``.
 _LAYER_KWARGS = {"name", "trainable", "dtype", "dynamic", "input_dim", "input_shape", "batch_input_shape",
                  "batch_size", "weights", "activity_regularizer", "autocast", "implementation"}
-
-
 _NO_DEFAULT = object()
 # Activation names: Keras 3's silu is tf_keras's swish; hard_sigmoid is relu6(x + 3) / 6 in Keras 3
 # but clip(0.2 x + 0.5) in tf_keras (checked: they differ by up to 0.067).
