@@ -81,6 +81,22 @@ def _add_others(sub) -> None:
     f.add_argument("--image", help="firmware image to program (default: built from the folder for QEMU boards)")
     f.add_argument("--dry-run", action="store_true", help="print the exact command only")
 
+    s = sub.add_parser("sweep", help="search compression recipes for the flash/RAM/latency/accuracy trade-off (Ray)")
+    s.add_argument("model", help=".keras, .h5, SavedModel folder or .onnx")
+    s.add_argument("--target", "-t", required=True, metavar="ID", help="target profile id")
+    s.add_argument("--calibration", required=True, metavar="DATA", help="as for `edgec compile`")
+    s.add_argument("--eval", metavar="DATA", help="held-out evaluation set (default: split from calibration)")
+    s.add_argument("--space", required=True, metavar="sweep.toml", help="the search space (see edgec/sweep_space.py)")
+    s.add_argument("--trials", type=int, metavar="N", help="number of trials (random search; caps a grid)")
+    s.add_argument("--address", metavar="ADDR", help="a running Ray cluster (ray://host:10001 or host:6379); "
+                   "default: Ray started here, one trial per core")
+    s.add_argument("--workers", type=int, metavar="N", help="local Ray: trials at once (default: the cores)")
+    s.add_argument("-o", "--out", default="build/sweep", help="output folder (default: build/sweep)")
+    s.add_argument("--trust-model", action="store_true", help="as for `edgec compile`")
+    s.add_argument("--max-flash", type=int, metavar="BYTES", help="constraint for the best trial")
+    s.add_argument("--max-ram", type=int, metavar="BYTES", help="constraint for the best trial")
+    s.add_argument("--max-accuracy-drop", type=float, metavar="X", help="constraint for the best trial (0..1)")
+
     b = sub.add_parser("bench", help="host latency of the artifact and its float reference, same run")
     b.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
     b.add_argument("--runtime", help="runtime to time in (default: the format's own)")

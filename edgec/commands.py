@@ -100,7 +100,7 @@ def cmd_targets(args) -> int:
         table.add_column(col)
     for p in targets.listing():
         mem, cpu = p.get("memory", {}), p.get("cpu", {})
-        table.add_row(p["id"], p["format"], cpu.get("core", "—"), str(cpu.get("clock_mhz", "—")),
+        table.add_row(p["id"], p["format"], cpu.get("core") or cpu.get("isa", "—"), str(cpu.get("clock_mhz", "—")),
                       _kb(mem.get("flash_bytes")), _kb(mem.get("ram_bytes")), p["description"])
     console.print(table)
     return 0
@@ -147,7 +147,14 @@ def cmd_verify(args) -> int:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval))
     else:
-        result = {"device": "host", "bit_exact": None, **verify(artifact, loaded.keras_model, data, profile)}
+        from .host_isa import artifact_to_verify
+
+        judged, arithmetic = artifact_to_verify(folder, artifact, profile)
+        result = {"device": "host", "bit_exact": None, **verify(judged, loaded.keras_model, data, profile)}
+        if arithmetic is not None:
+            result["int8_arithmetic"] = arithmetic
+            if arithmetic.get("host_limited") and result["failures"]:
+                result["failures"].append(f"host-limited verdict: {arithmetic['note']}")
     write_json(folder / "verify.json", result)
     console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
                   f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
@@ -252,7 +259,42 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """``edgec sweep``: run the trials on Ray, print the front, write sweep.json/.html and the best edgec.toml."""
+    from .sweep import sweep
+
+    if args.trials is not None and args.trials < 1 or args.workers is not None and args.workers < 1:
+        raise InputError("--trials and --workers take a positive number", stage="sweep")
+    result = sweep(args.model, args.target, calibration=args.calibration, eval=args.eval, space=args.space,
+                   out=args.out, trials=args.trials, address=args.address, workers=args.workers,
+                   trust_model=args.trust_model, max_flash=args.max_flash, max_ram=args.max_ram,
+                   max_accuracy_drop=args.max_accuracy_drop)
+    table = Table(title=f"edgec sweep: {len(result['trials'])} trials ({result['skipped']} from an earlier run), "
+                        f"Pareto front")
+    for col in ("trial", "settings", "flash", "RAM", "accuracy", "latency"):
+        table.add_column(col, justify="left" if col in ("trial", "settings") else "right")
+    for t in result["trials"]:
+        if t["id"] in result["pareto"]:
+            m = t["metrics"]
+            settings = ", ".join(f"{k}={v}" for k, v in {**t["recipe"], **t["flags"]}.items())
+            latency = "—" if m.get("latency") is None else f"{m['latency']:,.4g} {m['latency_unit']}"
+            table.add_row(t["id"], settings, _kb(m["flash_bytes"]), _kb(m.get("ram_bytes")), _pct(m["accuracy"]),
+                          latency)
+    console.print(table)
+    failed = sum(t["status"] == "failed" for t in result["trials"])
+    out = Path(args.out)
+    if result["best"]:
+        flags = " ".join(f"--{k} {v}" for k, v in result["best"]["flags"].items())
+        console.print(f"best within the constraints: {result['best']['id']}; "
+                      f"edgec compile ... --recipe {out / 'edgec.toml'} {flags}".rstrip())
+    else:
+        console.print(f"no best trial: {result['best_reason']}")
+    console.print(f"{failed} trial(s) failed; see {out / 'sweep.json'} and {out / 'sweep.html'}")
+    return 0
+
+
 COMMANDS = {
+    "sweep": cmd_sweep,
     "compile": cmd_compile,
     "targets": cmd_targets,
     "inspect": cmd_inspect,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import stem
+from . import stem, targets
 from .errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
@@ -142,13 +142,15 @@ def sample_count(samples: Any) -> int:
 
 def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: bool = True,
              work: Path, limit: int = CALIBRATION_SAMPLES, activation_dtype: str = "uint8",
-             nodes_to_exclude: list[str] | None = None) -> Any:
+             nodes_to_exclude: list[str] | None = None, weight_dtype: str = "int8", reduce_range: bool = False) -> Any:
     """Quantize a float ONNX model to INT8 QDQ with ``quantize_static``; return the ModelProto.
 
     ``method`` is minmax, entropy or percentile; ``work`` holds ORT's temporary files. Weights are
     symmetric int8 per channel. Activations are asymmetric uint8 by default, because ONNX Runtime's
     x86 kernels are built for uint8 x int8 (measured on ResNet-8 here: 1.48x over float with uint8,
     0.61x with int8 activations); TensorRT wants ``activation_dtype="int8"`` (symmetric).
+    ``weight_dtype`` "uint8" (U8U8) or ``reduce_range`` (7-bit weights) keep x86 CPUs without VNNI
+    from saturating (see :func:`edgec.targets.int8_arithmetic`).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -158,8 +160,9 @@ def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: b
     if method not in methods:
         raise InputError(f"calibration method '{method}' is unknown (use one of "
                          f"{', '.join(CALIBRATION_METHODS)})", stage=STAGE)
-    if activation_dtype not in ("uint8", "int8"):
-        raise InputError(f"activation_dtype '{activation_dtype}' is unknown (uint8 or int8)", stage=STAGE)
+    for what, value in (("activation_dtype", activation_dtype), ("weight_dtype", weight_dtype)):
+        if value not in ("uint8", "int8"):
+            raise InputError(f"{what} '{value}' is unknown (uint8 or int8)", stage=STAGE)
     activations = QuantType.QUInt8 if activation_dtype == "uint8" else QuantType.QInt8
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -173,8 +176,9 @@ def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: b
     try:
         with contextlib.redirect_stdout(chatter):
             quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
-                            activation_type=activations, weight_type=QuantType.QInt8,
-                            per_channel=per_channel, calibrate_method=methods[method],
+                            activation_type=activations,
+                            weight_type=QuantType.QUInt8 if weight_dtype == "uint8" else QuantType.QInt8,
+                            per_channel=per_channel, reduce_range=reduce_range, calibrate_method=methods[method],
                             extra_options={"ActivationSymmetric": activations == QuantType.QInt8,
                                            "WeightSymmetric": True},
                             calibration_providers=["CPUExecutionProvider"],
@@ -232,11 +236,13 @@ def export(build: Any) -> None:
     if scheme == "int8":
         method = calibration_method(build)
         float_model = model
+        arithmetic = targets.int8_arithmetic(build.target)
 
         def quantized(excluded: list[str]) -> Any:
             return quantize(float_model, build.calibration, method=method, per_channel=q.get("per_channel", True),
                             activation_dtype=q.get("activation_dtype", "uint8"), work=build.work,
-                            nodes_to_exclude=excluded)
+                            nodes_to_exclude=excluded, weight_dtype=arithmetic["weight_dtype"],
+                            reduce_range=arithmetic["reduce_range"])
 
         keep, max_drop = build.settings.get("keep_float") or [], build.settings.get("max_accuracy_drop")
         if keep or max_drop is not None:
@@ -250,7 +256,8 @@ def export(build: Any) -> None:
             model = quantized(float_layers)
             info["stem"] = build.report["stem"]["chosen"]
         info.update(calibration_method=method, per_channel=q.get("per_channel", True),
-                    activation_dtype=q.get("activation_dtype", "uint8"),
+                    activation_dtype=q.get("activation_dtype", "uint8"), isa=arithmetic["isa"],
+                    weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"],
                     calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))
     out = build.out / "model.onnx"
     raw = model.SerializeToString(deterministic=True)

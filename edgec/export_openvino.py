@@ -15,7 +15,7 @@ average (0.900 / 0.956); the global min/max that the TFLite converter and ONNX R
 needed only by CPUs without VNNI, whose AVX2 int8 dot product can saturate): without it 0.945 -> 0.975
 when bias correction is off. NNCF's default *fast* bias correction then costs 0.895 / 0.973; its full
 bias correction (statistics per layer on the quantized model) gives 0.980 / 0.996, at a few seconds.
-The target's ``quantization.overflow_fix`` says which CPUs it is for.
+The target's ``cpu.isa`` says which CPUs it is for (``edgec.targets.int8_arithmetic``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from . import targets
 from .errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 STAGE = "export-openvino"
 SCHEMES = ("fp32", "fp16", "int8")
 CALIBRATION_SAMPLES = 300  # NNCF's default subset size
-OVERFLOW_FIXES = ("disable", "first_layer", "enable")
 # edgec's calibration methods -> NNCF's activation range estimators (the ONNX path's meaning).
 RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
 
@@ -157,16 +157,15 @@ def export(build: Any) -> None:
                             "device": build.target.get("device", {}).get("device_string", "CPU")}
     if scheme == "int8":
         method = calibration_method(build)
-        overflow_fix = q.get("overflow_fix", "disable")
-        if overflow_fix not in OVERFLOW_FIXES:
-            raise InputError(f"quantization.overflow_fix '{overflow_fix}' is not one of {', '.join(OVERFLOW_FIXES)}",
-                             stage=STAGE, target=build.target.get("id"))
+        arithmetic = targets.int8_arithmetic(build.target)  # resolve() has checked the values
+        overflow_fix = arithmetic["overflow_fix"]
         ov_model = _quantize_build(build, ov_model, method, overflow_fix, model)
         info.update(calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES),
                     quantizer="nncf.quantize" if build.settings.get("max_accuracy_drop") is None
                     else "nncf.quantize_with_accuracy_control",
                     preset="performance", bias_correction="full", calibration_method=method,
-                    activation_range_estimator=RANGE_ESTIMATORS[method], overflow_fix=overflow_fix)
+                    activation_range_estimator=RANGE_ESTIMATORS[method], overflow_fix=overflow_fix,
+                    isa=arithmetic["isa"])
     xml = save(ov_model, build.out, compress_to_fp16=scheme == "fp16")
     weights = xml.with_suffix(".bin")
     build.artifact = xml

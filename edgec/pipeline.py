@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, quantize, stem, targets
+from . import __version__, host_isa, quantize, stem, targets
 from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
@@ -22,7 +22,6 @@ from .progress import status
 from .report import render_html, write_json, write_manifest
 from .report_plots import plots_from_report
 from .tflite_model import macs, parse
-from .verify import verify
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +232,8 @@ def _verify(build: Build, loaded) -> None:
     held_out, profile = build.evaluation, build.target
     with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
         # The user's model is the reference: compression and int8 are judged together.
-        build.report["verification"] = verify(build.artifact, loaded.keras_model, held_out, profile)
+        # ONNX Runtime / OpenVINO int8: the shipped artifact, or its twin on a host without VNNI
+        build.report["verification"] = host_isa.verify_build(build, loaded.keras_model)
         if build.keras_model is not loaded.keras_model:
             build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
     build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
@@ -391,6 +391,7 @@ def _write_reports(build: Build, loaded) -> None:
     (build.out / "report.html").write_text(render_html(build.report, figures))
     settings = build.settings
     write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
+                   host=build.report.get("int8_arithmetic"),
                    inputs={"model": loaded.source, "calibration": _path_or_none(settings.get("calibration")),
                            "eval": _path_or_none(settings.get("eval"))})
 

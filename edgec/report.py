@@ -58,8 +58,11 @@ def _jsonable(value):
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None]) -> dict:
-    """``manifest.json``: versions, the resolved recipe, SHA-256 of every input and output file."""
+def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None], host: dict | None = None) -> dict:
+    """``manifest.json``: versions, the resolved recipe, SHA-256 of every input and output file.
+
+    ``host``: the build host's int8 arithmetic against the target's (``edgec.host_isa.check``), if it applies.
+    """
     outputs = {str(p.relative_to(folder)): sha256_path(p)
                for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"}
     manifest = {
@@ -69,6 +72,8 @@ def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None])
         "inputs": {k: (sha256_path(Path(v)) if v and Path(v).exists() else None) for k, v in inputs.items()},
         "outputs": outputs,
     }
+    if host is not None:
+        manifest["host"] = {k: host[k] for k in ("host_isa", "target_isa", "host_reproduces")}
     write_json(folder / "manifest.json", manifest)
     return manifest
 

@@ -21,7 +21,8 @@ SCHEMA: dict[str, Any] = {
     "extends": str,
     "abstract": bool,  # a base profile that only others extend; hidden from `edgec targets`
     "format": str,  # tflm | litert | openvino | onnx | c
-    "cpu": {"core": str, "arch": str, "clock_mhz": int, "fpu": bool, "dsp": bool, "mve": bool},
+    # isa (x86 only): the instruction set the target's int8 arithmetic assumes, one of ISAS
+    "cpu": {"core": str, "arch": str, "isa": str, "clock_mhz": int, "fpu": bool, "dsp": bool, "mve": bool},
     "memory": {
         "flash_bytes": int,
         "ram_bytes": int,
@@ -38,7 +39,8 @@ SCHEMA: dict[str, Any] = {
         "io_dtype": str,  # int8 | uint8 | float32
         "calibration_method": str,  # minmax | entropy | percentile (ONNX Runtime quantize_static)
         "activation_dtype": str,  # ONNX QDQ activations: uint8 (x86 U8S8 kernels) | int8 (TensorRT)
-        "overflow_fix": str,  # NNCF: disable (VNNI CPUs) | first_layer | enable (AVX2-only CPUs)
+        # NNCF: disable | first_layer | enable; derived from cpu.isa when absent (see int8_arithmetic)
+        "overflow_fix": str,
         "int16x8": bool,  # int16-activation kernels exist: --max-accuracy-drop may ship a 16x8 model
         "stem": str,  # int8 | float | auto: the convolutions reading the input in float (edgec/stem.py)
     },
@@ -60,6 +62,15 @@ SCHEMA: dict[str, Any] = {
 }
 
 _META_KEYS = {"extends", "abstract"}
+
+# x86 int8 arithmetic. AVX2 (and AVX-512 without VNNI) multiplies u8 x s8 with VPMADDUBSW, which adds
+# two products into a *saturating* int16: 255 * 127 * 2 = 64,770 > 32,767, so full 8-bit weights can
+# clip. VNNI (VPDPBUSD) accumulates in int32 and never does. ONNX Runtime's fixes are 7-bit weights
+# (quantize_static reduce_range: 255 * 64 * 2 = 32,640 fits) or uint8 weights (U8U8), NNCF's is its
+# "overflow fix" (7-bit weights). "any" is for artifacts that must be right on whatever CPU runs them.
+VNNI_ISAS = ("avx512_vnni", "avx_vnni")
+ISAS = (*VNNI_ISAS, "avx2", "any")
+OVERFLOW_FIXES = ("disable", "first_layer", "enable")
 
 
 def _targets_dir(directory: Path | None) -> Path:
@@ -130,7 +141,42 @@ def resolve(target_id: str, directory: Path | None = None, _seen: tuple = ()) ->
     profile.pop("extends", None)
     if not profile.get("abstract"):
         _require_complete(profile, path.name)
+    _check_isa(profile, path.name)
     return profile
+
+
+def _check_isa(profile: dict, where: str) -> None:
+    isa = profile.get("cpu", {}).get("isa")
+    if isa is not None and isa not in ISAS:
+        raise InputError(f"{where}: cpu.isa '{isa}' is not one of {', '.join(ISAS)}", stage="targets")
+    fix = profile.get("quantization", {}).get("overflow_fix")
+    if fix is not None and fix not in OVERFLOW_FIXES:
+        raise InputError(f"{where}: quantization.overflow_fix '{fix}' is not one of {', '.join(OVERFLOW_FIXES)}",
+                         stage="targets")
+    # "disable" on a CPU without VNNI is exactly the saturation bug the isa key exists to prevent.
+    if fix == "disable" and isa in ("avx2", "any"):
+        raise InputError(f"{where}: quantization.overflow_fix 'disable' needs a VNNI CPU, but cpu.isa is "
+                         f"'{isa}' (use 'enable' or 'first_layer', or leave it out)", stage="targets")
+
+
+def int8_arithmetic(profile: dict) -> dict[str, Any]:
+    """How this target's int8 models are quantized so that its CPU computes them exactly.
+
+    ``isa`` is the profile's ``cpu.isa`` (None: not an x86 target; ARM dot products, TensorRT and GPUs
+    accumulate in int32 and are treated like VNNI). ONNX Runtime: "avx2" keeps the fast u8 x s8
+    kernels with 7-bit weights (``reduce_range``); "any" uses uint8 weights instead (U8U8: MLAS widens
+    both to 16 bits before multiplying, exact on every CPU, at full 8-bit precision but slower: see
+    the README). NNCF: an explicit ``quantization.overflow_fix`` wins ("first_layer" is NNCF's own
+    default, a bet that only the first layer sees inputs large enough to clip), otherwise "enable"
+    (7-bit weights in every layer) follows from a non-VNNI isa, as edgec cannot know which layers clip.
+    ``saturation_safe``: no x86 CPU saturates on the resulting artifact.
+    """
+    isa = profile.get("cpu", {}).get("isa")
+    exact = isa not in ("avx2", "any")
+    fix = profile.get("quantization", {}).get("overflow_fix") or ("disable" if exact else "enable")
+    safe = fix == "enable" if profile.get("format") == "openvino" else not exact
+    return {"isa": isa, "saturation_safe": safe, "weight_dtype": "uint8" if isa == "any" else "int8",
+            "reduce_range": isa == "avx2", "overflow_fix": fix}
 
 
 def _is_abstract(target_id: str, folder: Path) -> bool:

@@ -103,7 +103,11 @@ def test_max_accuracy_drop_keeps_the_broken_onnx_node_in_float_and_passes(run_cl
                            "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
                            "--max-accuracy-drop", "0.02", "-o", tmp_path)
     assert code == 0, err
-    section = json.loads((tmp_path / "onnx-cpu" / "report.json").read_text())["keep_float"]
+    report = json.loads((tmp_path / "onnx-cpu" / "report.json").read_text())
+    section = report["keep_float"]
+    # onnx-cpu's U8U8 int8 computes the same on every CPU, so the drop does not depend on the host
+    # (it did with int8 weights: 0.242 on an AVX2-only AMD EPYC, above 0.3 with VNNI).
+    assert report["onnx"]["weight_dtype"] == "uint8" and report["int8_arithmetic"]["host_reproduces"]
     assert section["steps"][0]["drop"] > 0.3 and section["met"]  # plain int8 is broken; the loop fixes it
     assert any("mixer" in n for n in section["steps"][-1]["kept_float"])
 
