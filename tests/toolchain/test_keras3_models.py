@@ -224,3 +224,17 @@ def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
     samples = {"image": np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32)}
     assert "outputs match Keras 3 on 16" in check_rebuild(loaded.keras_model, loaded.keras3_model, samples, "m")
     assert loaded.keras_model.get_layer("leaky").get_config()["alpha"] == pytest.approx(0.2)
+
+
+def test_tf_keras_savedmodel_keeps_its_layers(tmp_path):
+    """Only SavedModels without a Keras graph are wrapped; a tf_keras one still loads layer by layer."""
+    from edgec.load import load
+    from edgec.load_keras3 import is_signature_model
+    from edgec.tf import keras
+
+    k2 = keras()
+    inp = k2.Input((4,), name="x")
+    k2.Model(inp, k2.layers.Dense(2, name="head")(k2.layers.Dense(3, name="hidden")(inp))).save(tmp_path / "tfk")
+    loaded = load(tmp_path / "tfk")
+    assert not is_signature_model(loaded.keras_model) and loaded.keras3_model is None
+    assert [layer.name for layer in loaded.keras_model.layers] == ["x", "hidden", "head"]
