@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgec-installed
-EXTRAS := onnx,openvino,device,report,sweep,test
+EXTRAS := onnx,openvino,device,sweep,test
 # A Python with only tflite_runtime (the last release, 2.14), as on an older edge board: the Linux
 # board harness must fall back to it when ai_edge_litert is missing.
 OLD_RUNTIME := build/tflite-runtime-2.14
@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-# Cross toolchain and emulator for the generated-C backend and the QEMU boards (Debian packages);
-# qemu-user runs ONNX Runtime on an emulated AVX2 CPU (tests/toolchain/test_int8_saturation.py).
+# Cross toolchain and emulator for the generated-C backend and the QEMU boards, the host C compiler
+# the C backend's host check builds the generated C with, and qemu-user, which runs ONNX Runtime on an
+# emulated AVX2 CPU (tests/toolchain/test_int8_saturation.py) (Debian packages).
 toolchains:
-	@command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
-	  && command -v qemu-x86_64 >/dev/null && test -e /usr/lib/arm-none-eabi/newlib/libc.a \
+	@command -v gcc >/dev/null && command -v arm-none-eabi-gcc >/dev/null \
+	  && command -v qemu-system-arm >/dev/null && command -v qemu-x86_64 >/dev/null \
+	  && test -e /usr/lib/arm-none-eabi/newlib/libc.a \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user >/dev/null; }
+	       gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user >/dev/null; }
 
 $(CIFAR10): $(STAMP) tools/cifar10.py
 	$(BIN)/python tools/cifar10.py

@@ -148,12 +148,3 @@ def strip(model):
         return model
     return tfmot().clustering.keras.strip_clustering(model)
 
-
-def unique_values(model, names: list[str]) -> dict[str, int]:
-    """Largest number of distinct kernel values per output channel, on the (stripped) Keras model."""
-    out = {}
-    for name in names:
-        kernel = model.get_layer(name).get_weights()[0]
-        flat = kernel.reshape(-1, kernel.shape[-1])
-        out[name] = int(max(len(np.unique(flat[:, c])) for c in range(flat.shape[1])))
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -111,13 +112,23 @@ def cmd_inspect(args) -> int:
     import tempfile
 
     from .inspect_ops import inspect, render
-    from .load import load
+    from .load import kind_of, load
 
-    loaded = load(args.model, trust_model=args.trust_model)
-    console.print(f"model {loaded.source} ({loaded.kind}), {loaded.keras_model.count_params():,} parameters")
-    for kind, sig in (("input", loaded.inputs), ("output", loaded.outputs)):
+    if kind_of(Path(args.model)) == "onnx":
+        # Read, never lower: inspect must answer for the operators the TFLite lowering cannot take.
+        from .load_onnx import read, signature
+
+        model = read(args.model)
+        params = sum(math.prod(t.dims) for t in model.graph.initializer)
+        kind, inputs, outputs = "onnx", signature(model.graph.input, model), signature(model.graph.output, model)
+    else:
+        loaded = load(args.model, trust_model=args.trust_model)
+        params, kind, inputs, outputs = (loaded.keras_model.count_params(), loaded.kind, loaded.inputs,
+                                         loaded.outputs)
+    console.print(f"model {args.model} ({kind}), {params:,} parameters")
+    for role, sig in (("input", inputs), ("output", outputs)):
         for name, (shape, dtype) in sig.items():
-            console.print(f"  {kind} {name}: {list(shape)} {dtype}")
+            console.print(f"  {role} {name}: {list(shape)} {dtype}")
     with tempfile.TemporaryDirectory() as tmp:
         result = inspect(args.model, args.target or [], work=Path(tmp))
     console.print(render(result), highlight=False, markup=False)

@@ -237,8 +237,11 @@ def _verify(build: Build, loaded) -> None:
         if build.keras_model is not loaded.keras_model:
             build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
     build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
-    if build.settings.get("layer_error") and build.int8_tflite is not None:
-        _layer_analysis(build)
+    if build.settings.get("layer_error"):
+        if build.int8_tflite is not None:
+            _layer_analysis(build)
+        elif _onnx_int8(build):
+            _onnx_layer_analysis(build)
     _explain_failure(build)
     build.report["failures"] = build.failures
 
@@ -326,12 +329,17 @@ def _onnx_layer_analysis(build: Build) -> list[str]:
     return [x["layer"] for x in layers[:3]]
 
 
+def _onnx_int8(build: Build) -> bool:
+    return build.target["format"] == "onnx" and build.target.get("quantization", {}).get("scheme") == "int8"
+
+
 def _explain_failure(build: Build) -> None:
     """When verification fails on an int8 artifact, name the layers int8 hurts most."""
     if build.report["verification"]["passed"]:
         return
-    if build.target["format"] == "onnx" and build.target.get("quantization", {}).get("scheme") == "int8":
-        worst = _onnx_layer_analysis(build)
+    if _onnx_int8(build):
+        layers = build.report.get("layer_error", {}).get("layers")  # already there with --layer-error
+        worst = [x["layer"] for x in layers[:3]] if layers else _onnx_layer_analysis(build)
         build.failures.append(f"[verify / {build.target['id']}] worst int8 tensors: {', '.join(worst)}")
         return
     if build.int8_tflite is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
 DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
 DIGITS_EVAL = ROOT / "calibration" / "digits" / "eval.npz"
-# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it.
-MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
+# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it;
+# EDGEC_MLPERF_MODELS points elsewhere (a git worktree, say).
+MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS") or ROOT.parent / "shared" / "models" / "mlperf-tiny")
 needs_mlperf = pytest.mark.skipif(not MLPERF.is_dir(), reason=f"MLPerf Tiny models not found at {MLPERF}")
 
 
@@ -48,3 +50,27 @@ def resnet8_calibration(path, n=1200, seed=0):
     model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)
     np.savez(path, input_1=stable_crops(model, n, seed))
     return path
+
+
+# ResNet-8 on photo crops: calibrated with resnet8_calibration, its int8 model agrees with the float
+# model on 94.1% of 2,783 fresh stable crops (stable_crops(model, 4000, seed=1)) in TFLite Micro, under
+# the 0.95 gate of cortex-m4 (ONNX Runtime: 96.6%; OpenVINO, on the 209 held-out crops: 99.5%). The 209
+# held-out crops pass that gate at 0.952, by one sample. The tests therefore bound the agreement three
+# standard errors below the lowest measurement at n = 209 (0.941 - 3 * 0.0163 = 0.89) and check that
+# the build's verdict follows the gate, rather than require a pass that these out-of-distribution
+# crops do not support (on CIFAR-10 the agreement is 97.8%, see the README).
+RESNET8_AGREEMENT_FLOOR = 0.89
+
+
+def assert_verdict_follows_agreement(code: int, err: str, report: dict, floor: float = RESNET8_AGREEMENT_FLOOR):
+    """The agreement is at least ``floor``; the build passed iff it met the target's gate, and failed on that alone."""
+    from edgec.targets import resolve
+
+    verification = report["verification"]
+    agreement = verification["top1_agreement"]
+    gate = resolve(report["target"])["verification"]["min_top1_agreement"]
+    assert agreement >= floor, verification
+    if agreement >= gate:
+        assert code == 0 and verification["passed"], err
+    else:
+        assert code == 1 and [f.split()[0] for f in verification["failures"]] == ["top1_agreement"], err

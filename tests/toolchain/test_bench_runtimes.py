@@ -53,11 +53,21 @@ def test_litert_bench_times_int8_and_float_reference_and_measures_memory(tflite_
 
 
 def test_tflm_bench_runs_the_micro_interpreter(tflite_pair):
+    from edgec.errors import ToolchainError
+    from edgec.tflm_slim import slim
+
     artifact, reference = tflite_pair
-    result = bench.bench(artifact, reference, "tflm", runs=10, warmup=2, memory=False,
+    # One zero point shared by all channels: TFLite Micro reads it, LiteRT refuses to load it. So
+    # benching this file succeeds only if the micro interpreter is the one that runs it.
+    slimmed = artifact.parent / "slim.tflite"
+    slimmed.write_bytes(slim(artifact.read_bytes())[0])
+    with pytest.raises(ToolchainError, match="litert could not load slim.tflite: QuantizationParam has 1 zero_point"):
+        bench.bench(slimmed, reference, "litert", runs=2, warmup=0, memory=False, out=artifact.parent / "x.json")
+    result = bench.bench(slimmed, reference, "tflm", runs=10, warmup=2, memory=False,
                          out=artifact.parent / "tflm.json")
+    assert result["runtime"] == "tflm" and result["artifact"]["path"] == "slim.tflite"
     assert result["artifact"]["runs"] == 10 and result["artifact"]["peak_memory_bytes"] is None
-    assert result["speedup"] > 0
+    assert result["speedup"] == pytest.approx(result["reference"]["p50_ms"] / result["artifact"]["p50_ms"], rel=1e-2)
 
 
 def test_onnxruntime_and_openvino_bench_the_qdq_model_against_float(onnx_pair, tmp_path):

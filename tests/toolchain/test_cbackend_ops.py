@@ -198,7 +198,8 @@ def test_not_a_tflite_file_is_an_input_error(tmp_path):
         generate(b"definitely not a model", tmp_path)
 
 
-QEMU_MACHINES = ["qemu-mps2-an386", "qemu-mps3-an547"]  # Cortex-M4 (DSP) and Cortex-M55 (MVE)
+# Cortex-M4 and M7 (DSP, Armv7E-M), M33 (DSP, Armv8-M with TrustZone) and M55 (MVE): all four cores.
+QEMU_MACHINES = ["qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-mps3-an547"]
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,

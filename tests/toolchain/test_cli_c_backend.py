@@ -20,7 +20,8 @@ def c_build(tmp_path_factory):
     from edgec.cli import main
 
     out = tmp_path_factory.mktemp("cbuild")
-    assert main(["compile", str(DIGITS_MODEL), "-t", "cortex-m4", "-t", "cortex-m55", "--backend", "c",
+    targets = [a for t in ("cortex-m4", "cortex-m55", "cortex-m7", "cortex-m33") for a in ("-t", t)]
+    assert main(["compile", str(DIGITS_MODEL), *targets, "--backend", "c",
                  "--calibration", str(DIGITS_CALIBRATION), "--eval", str(DIGITS_EVAL), "-o", str(out)]) == 0
     return out
 
@@ -45,6 +46,21 @@ def test_verify_on_emulated_board_is_bit_exact_on_every_held_out_sample(run_cli,
     counts = result["instructions_per_inference"]
     assert 0 < counts["min"] <= counts["p50"] <= counts["max"] and result["per_mac"] > 0
     assert result["firmware"]["text"] > 0
+
+
+@pytest.mark.parametrize("target,device", [("cortex-m7", "qemu-mps2-an500"), ("cortex-m33", "qemu-mps2-an505")])
+def test_verify_on_emulated_m7_and_m33_is_bit_exact(run_cli, c_build, tmp_path, target, device):
+    # The other two emulated cores, each built within its own profile's flash and RAM; 100 samples
+    # keep it short (the M4 and M55 runs above take all 500).
+    import numpy as np
+
+    data = np.load(DIGITS_EVAL)
+    np.savez(tmp_path / "eval.npz", image=data["image"][:100], label=data["label"][:100])
+    code, out, err = run_cli("verify", c_build / target, "--device", device, "--eval", tmp_path / "eval.npz")
+    assert code == 0, err
+    result = json.loads((c_build / target / "verify.json").read_text())
+    assert result["bit_exact"] is True and result["samples"] == 100 and result["mismatched_samples"] == []
+    assert result["device"] == device and 0 < result["instructions_per_inference"]["min"]
 
 
 def test_verify_device_refuses_a_tflm_build(run_cli, tmp_path):

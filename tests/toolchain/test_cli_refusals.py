@@ -30,7 +30,7 @@ def build(tmp_path_factory):
     return out / "cortex-m4"
 
 
-def test_output_path_that_is_a_file_isassert_refused(run_cli, tmp_path):
+def test_output_path_that_is_a_file_is_refused(run_cli, tmp_path):
     (tmp_path / "file").write_text("x")
     assert_refused(_compile(run_cli, tmp_path / "file"), 2, "cannot write the output folder")
 
@@ -42,7 +42,7 @@ def test_a_file_in_place_of_the_target_folder_is_replaced_without_leftovers(run_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cortex-m4"]
 
 
-def test_recipe_that_is_a_folder_isassert_refused(run_cli, tmp_path):
+def test_recipe_that_is_a_folder_is_refused(run_cli, tmp_path):
     assert_refused(_compile(run_cli, tmp_path / "out", "--recipe", tmp_path), 2, "cannot be read")
 
 
@@ -59,7 +59,7 @@ def _digits_npz(path, images=None, labels=None):
     (lambda d: _digits_npz(d / "s.npz", images=(np.load(DIGITS_CALIBRATION)["image"] * 16).astype(np.uint8)),
      ["dtype uint8 for a float32 input", "preprocessing"]),
 ])
-def test_bad_labels_and_integer_images_areassert_refused(run_cli, tmp_path, mutate, words):
+def test_bad_labels_and_integer_images_are_refused(run_cli, tmp_path, mutate, words):
     assert_refused(_compile(run_cli, tmp_path / "out", calibration=mutate(tmp_path)), 2, *words)
     assert not (tmp_path / "out" / "cortex-m4").exists()
 
@@ -86,15 +86,32 @@ def test_dynamic_shapes_are_refused_naming_the_input(run_cli, tmp_path):
 def test_two_input_model_compiles_for_tflite_targets(run_cli, tmp_path):
     from edgec.tf import keras
 
+    from edgec.runtimes import predict_litert, predict_tflm
+    from edgec.tflite_model import parse
+
     k = keras()
-    a, b = k.Input((4,), name="a"), k.Input((3,), name="b")
+    k.utils.set_random_seed(0)
+    # Two inputs of one shape: bound in the wrong order, they would still run, and give other outputs.
+    a, b = k.Input((4,), name="a"), k.Input((4,), name="b")
     x = k.layers.Concatenate()([k.layers.Dense(5)(a), k.layers.Dense(5)(b)])
-    k.Model([a, b], k.layers.Dense(3, activation="softmax")(x)).save(tmp_path / "two.keras")
+    model = k.Model([a, b], k.layers.Dense(3, activation="softmax")(x))
+    model.save(tmp_path / "two.keras")
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "two.npz", a=rng.random((40, 4), dtype=np.float32), b=rng.random((40, 3), dtype=np.float32))
+    np.savez(tmp_path / "two.npz", a=rng.random((40, 4), dtype=np.float32), b=rng.random((40, 4), dtype=np.float32))
     code, _, err = run_cli("compile", tmp_path / "two.keras", "-t", "cortex-m4", "-t", "raspberry-pi-4",
                            "--calibration", tmp_path / "two.npz", "-o", tmp_path / "out")
     assert code == 0, err
+    fresh = {"a": rng.random((16, 4), dtype=np.float32), "b": rng.random((16, 4), dtype=np.float32)}
+    expected = model.predict([fresh["a"], fresh["b"]], verbose=0)
+    assert np.abs(model.predict([fresh["b"], fresh["a"]], verbose=0) - expected).max() > 0.05  # order matters
+    for target, predict in (("cortex-m4", predict_tflm), ("raspberry-pi-4", predict_litert)):
+        folder = tmp_path / "out" / target
+        tflite = parse((folder / "model.tflite").read_bytes())
+        assert [list(tflite.tensors[i].shape) for i in tflite.inputs] == [[1, 4], [1, 4]]
+        report = json.loads((folder / "report.json").read_text())["verification"]
+        assert report["passed"] and report["samples"] > 0 and report["top1_agreement"] == 1.0, report
+        # The artifact, fed by input name, gives the Keras model's outputs within int8 rounding.
+        assert np.abs(predict(folder / "model.tflite", fresh)[0] - expected).max() < 0.02, target
 
 
 def test_verify_refuses_missing_foreign_and_changed_builds(run_cli, build, tmp_path):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgec import inspect_ops
+from tests.conftest import DIGITS_MODEL, assert_refused
 
 pytestmark = pytest.mark.toolchain
 
@@ -49,3 +52,21 @@ def test_tflite_builtins_missing_from_the_profile_are_named(tmp_path):
     verdicts = inspect_ops.tflite_support(model, ["CONV_2D", "RELU"])
     assert verdicts["Conv"] is None and verdicts["Relu"] is None
     assert "LOGISTIC" in verdicts["Sigmoid"] and "operators.allowed" in verdicts["Sigmoid"]
+
+
+def test_inspect_command_answers_for_a_model_the_lowering_cannot_take(run_cli, tmp_path):
+    # `edgec inspect` once lowered every ONNX model first, and so refused exactly the models whose
+    # unsupported operators it is there to name.
+    code, out, err = run_cli("inspect", _model(tmp_path), "-t", "onnx-cpu", "-t", "cortex-m4")
+    assert code == 0, err
+    assert "(onnx), 108 parameters" in out and "input x: [3, 6, 6] float32" in out
+    assert re.search(r"^Erf +1 +yes +NO *$", out, re.M) and re.search(r"^Conv +1 +yes +yes *$", out, re.M), out
+    assert "cortex-m4: Erf: not in the ONNX lowering's operator set" in out
+
+
+def test_inspect_command_on_the_keras_example_and_an_unknown_target(run_cli):
+    code, out, err = run_cli("inspect", DIGITS_MODEL, "-t", "cortex-m0plus")
+    assert code == 0, err
+    assert "(keras), 86,186 parameters" in out and "input image: [8, 8, 1] float32" in out
+    assert re.search(r"^Conv +3 +yes *$", out, re.M) and "NO" not in out, out
+    assert_refused(run_cli("inspect", DIGITS_MODEL, "-t", "cortex-m9"), 2, "unknown target 'cortex-m9'")

@@ -17,12 +17,18 @@ pytestmark = pytest.mark.toolchain
 RNG = np.random.default_rng(0)
 
 
-def _w(name: str, *shape: int, scale: float = 0.3) -> onnx.TensorProto:
-    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+@pytest.fixture(autouse=True)
+def _seed_per_test():
+    """Restart RNG before each test, so that its weights and inputs do not depend on which tests ran first."""
+    RNG.bit_generator.state = np.random.default_rng(0).bit_generator.state
 
 
-def _positive(name: str, *shape: int) -> onnx.TensorProto:
-    return numpy_helper.from_array(RNG.uniform(0.5, 1.5, shape).astype(np.float32), name)
+def _w(name: str, *shape: int, scale: float = 0.3, rng: np.random.Generator = RNG) -> onnx.TensorProto:
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def _positive(name: str, *shape: int, rng: np.random.Generator = RNG) -> onnx.TensorProto:
+    return numpy_helper.from_array(rng.uniform(0.5, 1.5, shape).astype(np.float32), name)
 
 
 def _ints(name: str, values) -> onnx.TensorProto:
@@ -64,10 +70,12 @@ def _cnn_nodes():
         n("Add", ["mm", "bm"], ["logits"], name="bias"),
         n("Softmax", ["logits"], ["y"], name="softmax", axis=-1),
     ]
-    inits = [_w("w1", 8, 3, 3, 3), _w("b1", 8), _positive("s", 8), _w("sh", 8), _w("mu", 8),
-             _positive("var", 8), _w("wd", 8, 1, 3, 3), numpy_helper.from_array(np.float32(0), "zero"),
-             numpy_helper.from_array(np.float32(6), "six"), _w("w3", 12, 8, 2, 2), _w("b3", 12),
-             _w("wg", 16, 12), _w("bg", 16), _w("wm", 16, 5), _w("bm", 5)]
+    rng = np.random.default_rng(0)  # its own generator: the same weights whoever calls it, in any order
+    inits = [_w("w1", 8, 3, 3, 3, rng=rng), _w("b1", 8, rng=rng), _positive("s", 8, rng=rng), _w("sh", 8, rng=rng),
+             _w("mu", 8, rng=rng), _positive("var", 8, rng=rng), _w("wd", 8, 1, 3, 3, rng=rng),
+             numpy_helper.from_array(np.float32(0), "zero"), numpy_helper.from_array(np.float32(6), "six"),
+             _w("w3", 12, 8, 2, 2, rng=rng), _w("b3", 12, rng=rng), _w("wg", 16, 12, rng=rng), _w("bg", 16, rng=rng),
+             _w("wm", 16, 5, rng=rng), _w("bm", 5, rng=rng)]
     return nodes, inits
 
 

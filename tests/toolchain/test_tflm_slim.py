@@ -96,5 +96,5 @@ def test_slim_shares_one_zero_point_per_weight_tensor_and_drops_signatures(digit
     assert "one zero point shared by all channels" in litert_readable(slimmed)
     from ai_edge_litert.interpreter import Interpreter
 
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match=r"QuantizationParam has 1 zero_point values and \d+ scale values"):
         Interpreter(model_content=slimmed).allocate_tensors()

@@ -2,9 +2,7 @@
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
-from edgec import report_plots  # noqa: E402
+from edgec import report_plots
 
 REPORT = {
     "format": "litert",
