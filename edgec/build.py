@@ -14,6 +14,7 @@ from typing import Any
 
 from .calibration import Dataset
 from .errors import InputError
+from .outdir import temp_prefix
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Build:
     artifact: Path | None = None  # the file verification runs
     final_tflite: bytes | None = None  # the .tflite that ships, when the format has one
     failures: list[str] = field(default_factory=list)
+    onnx_model: Any = None  # the user's folded ONNX graph, quantized as is (ONNX/OpenVINO, no lowering)
     analysis: Any = None  # per-layer int8 error (edgec.layer_error.LayerAnalysis), computed on demand
 
     def stage(self, name: str, **details) -> "_StageTimer":
@@ -60,12 +62,14 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``final``; on success it replaces ``final`` whole.
 
     On any exception the temporary folder is removed and ``final`` is left as it was, so a target
-    folder is written whole or not at all.
+    folder is written whole or not at all. A process killed outright leaves the temporary folder;
+    the next compile into the same OUT removes it (:mod:`edgec.outdir`).
     """
     final = Path(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        # The pid in the name lets the next run tell a killed run's folder from a live one.
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), dir=final.parent))
     except OSError as e:
         raise InputError(f"cannot write the output folder {final.parent}: {e.strerror}", stage="output") from None
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder

@@ -182,9 +182,11 @@ class ImageFolderDataset(Dataset):
         size = self._spec.get("size", [h, w])
         try:
             with Image.open(self._files[i]) as im:
+                im.verify()  # chunk checksums: a flipped bit is refused, not decoded into a sample
+            with Image.open(self._files[i]) as im:
                 im = im.convert(mode).resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
                 arr = np.asarray(im, np.float32)
-        except (UnidentifiedImageError, OSError) as e:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise InputError(f"{self._files[i]}: not a readable image ({e})", stage="calibration") from None
         if arr.ndim == 2:
             arr = arr[..., None]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import zipfile
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,11 @@ import numpy as np
 from .calibration import (EVAL_FRACTION, IMAGE_SUFFIXES, LABEL_KEYS, SPLIT_SEED, ArrayDataset,
                           CSVDataset, Dataset, ImageFolderDataset, RandomDataset)
 from .errors import InputError
+from .keras_checks import ZIP_ERRORS
 
 InputSpec = dict[str, tuple[tuple[int, ...], str]]
+# What numpy raises on a damaged .npy header: its tokenizer's error escapes for an unclosed bracket.
+NPY_ERRORS = (ValueError, OverflowError, SyntaxError, tokenize.TokenError)
 
 
 def open_dataset(spec: str | Path, inputs: InputSpec) -> Dataset:
@@ -28,6 +31,8 @@ def open_dataset(spec: str | Path, inputs: InputSpec) -> Dataset:
     if not path.exists():
         raise InputError(f"calibration data '{spec}' not found (give .npz, .npy, .csv, an image folder, "
                          "or 'random')", stage="calibration")
+    if not path.is_dir() and not path.is_file():  # a FIFO or a device would block or never end
+        raise InputError(f"{path}: not a regular file or folder", stage="calibration")
     manifest = _manifest(path)
     if path.is_dir():
         return _open_images(path, inputs, manifest)
@@ -62,9 +67,42 @@ def _manifest(path: Path) -> dict:
     if not file.is_file():
         return {}
     try:
-        return json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"{file}: not valid JSON: {e}", stage="calibration") from None
+    _check_manifest(manifest, file)
+    return manifest
+
+
+def _check_manifest(manifest, file: Path) -> None:
+    """The manifest's keys have the types and ranges the loaders rely on (see edgec.calibration)."""
+    def bad(what: str):
+        raise InputError(f"{file}: {what}", stage="calibration")
+
+    if not isinstance(manifest, dict):
+        bad("must hold a JSON object")
+    classes = manifest.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(
+            isinstance(c, str) and c and "/" not in c and "\\" not in c and c not in (".", "..") for c in classes)):
+        bad("'classes' must be a list of subfolder names")
+    if manifest.get("labels") is not None and not isinstance(manifest["labels"], str):
+        bad("'labels' must be the name of the label array or column")
+    image = manifest.get("image", {})
+    if not isinstance(image, dict):
+        bad("'image' must be an object (size, mode, scale, mean, std)")
+    size = image.get("size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in size)):
+        bad(f"image 'size' must be [height, width] in 1..8192, got {size!r}")
+    if image.get("mode", "L") not in ("L", "RGB"):
+        bad(f"image 'mode' must be \"L\" or \"RGB\", got {image['mode']!r}")
+    for key in ("scale", "mean", "std"):
+        value = np.asarray(image.get(key, 1.0), dtype=object)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                   for v in value.reshape(-1)) or value.ndim > 1:
+            bad(f"image '{key}' must be a number or a list of numbers, got {image[key]!r}")
+    if np.any(np.asarray(image.get("std", 1.0), dtype=np.float64) == 0):
+        bad("image 'std' must not be 0")
 
 
 def _label_key(keys, manifest: dict) -> str | None:
@@ -84,17 +122,20 @@ def _labels(values: np.ndarray, path: Path, count: int) -> np.ndarray:
     labels = labels.reshape(-1)
     if len(labels) != count:
         raise InputError(f"{path}: {len(labels)} labels for {count} samples", stage="calibration")
-    if labels.dtype.kind not in "iu" and not np.all(np.equal(np.mod(labels, 1), 0)):
+    if labels.dtype.kind not in "iu" and not (np.all(np.equal(np.mod(labels, 1), 0))
+                                              and np.all(np.abs(labels) < 2**31)):
         raise InputError(f"{path}: labels must be integer class indices", stage="calibration")
     return labels.astype(np.int64)
 
 
 def _open_npz(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
     try:
-        archive = np.load(path, allow_pickle=False)
-        keys = list(archive.files)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        archive = np.load(path, allow_pickle=False)  # reads a .npy too, whatever the file's name
+    except (*ZIP_ERRORS, *NPY_ERRORS) as e:
         raise InputError(f"{path}: not a readable .npz file ({e})", stage="calibration") from None
+    if isinstance(archive, np.ndarray):
+        raise InputError(f"{path}: a .npy array, not an .npz archive (name it .npy)", stage="calibration")
+    keys = list(archive.files)
     label_key = _label_key(keys, manifest)
     data_keys = [k for k in keys if k != label_key]
     arrays = {}
@@ -106,14 +147,17 @@ def _open_npz(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
         else:
             raise InputError(f"{path}: no array named '{name}' for model input '{name}' (arrays: "
                              f"{', '.join(data_keys) or 'none'})", stage="calibration")
-    return _array_dataset(path, inputs, arrays, archive[label_key] if label_key else None)
+    return _array_dataset(path, inputs, arrays, _read(archive, label_key, path) if label_key else None)
 
 
 def _read(archive, key: str, path: Path) -> np.ndarray:
     try:
-        return archive[key]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        array = archive[key]
+    except (*ZIP_ERRORS, *NPY_ERRORS) as e:
         raise InputError(f"{path}: array '{key}' is unreadable ({e})", stage="calibration") from None
+    if not isinstance(array, np.ndarray):  # numpy hands back the raw bytes of a member that is not .npy
+        raise InputError(f"{path}: member '{key}' is not a .npy array", stage="calibration")
+    return array
 
 
 def _array_dataset(path: Path, inputs: InputSpec, arrays: dict, labels) -> Dataset:
@@ -136,16 +180,21 @@ def _open_npy(path: Path, inputs: InputSpec) -> Dataset:
                          "use an .npz with one array per input name", stage="calibration")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except (*ZIP_ERRORS, *NPY_ERRORS) as e:  # np.load opens a zip whatever its name
         raise InputError(f"{path}: not a readable .npy file ({e})", stage="calibration") from None
+    if not isinstance(arr, np.ndarray):  # np.load opens a zip archive whatever its name
+        raise InputError(f"{path}: a zip archive, not a .npy array (name it .npz)", stage="calibration")
     return _array_dataset(path, inputs, {next(iter(inputs)): arr}, None)
 
 
 def _open_csv(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
     if len(inputs) != 1:
         raise InputError(f"{path}: CSV calibration supports single-input models only", stage="calibration")
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path}: not a readable CSV file ({e})", stage="calibration") from None
     if not rows:
         raise InputError(f"{path}: empty CSV", stage="calibration")
     header = rows[0]
@@ -155,9 +204,19 @@ def _open_csv(path: Path, inputs: InputSpec, manifest: dict) -> Dataset:
     label_key = _label_key(header, manifest) if has_header else None
     if label_key:
         col = header.index(label_key)
-        labels = np.asarray([int(float(r[col])) for r in body])
+        labels = np.asarray([_csv_label(r, col, i, path) for i, r in enumerate(body)])
         body = [r[:col] + r[col + 1:] for r in body]
     return CSVDataset(str(path), inputs, body, labels, path)
+
+
+def _csv_label(row: list[str], col: int, i: int, path: Path) -> int:
+    try:
+        value = float(row[col])
+    except (IndexError, ValueError):
+        raise InputError(f"{path}: sample {i}: no numeric label in column {col + 1}", stage="calibration") from None
+    if not np.isfinite(value) or value != int(value):
+        raise InputError(f"{path}: sample {i}: label {row[col]!r} is not a class index", stage="calibration")
+    return int(value)
 
 
 def _not_number(value: str) -> bool:
@@ -181,11 +240,18 @@ def _open_images(folder: Path, inputs: InputSpec, manifest: dict) -> Dataset:
         for label, cls in enumerate(classes):
             for f in sorted((folder / cls).iterdir()) if (folder / cls).is_dir() else []:
                 if f.suffix.lower() in IMAGE_SUFFIXES:
-                    files.append(f)
+                    files.append(_regular(f))
                     labels.append(label)
     else:
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(_regular(f) for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})", stage="calibration")
     return ImageFolderDataset(str(folder), inputs, files, np.asarray(labels) if classes else None,
                               manifest.get("image", {}))
+
+
+def _regular(file: Path) -> Path:
+    """An image path that is a regular file (a FIFO would block the reader, a folder is no image)."""
+    if not file.is_file():
+        raise InputError(f"{file}: not a regular file", stage="calibration")
+    return file

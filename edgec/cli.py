@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -58,9 +60,10 @@ def _add_others(sub) -> None:
     t = sub.add_parser("targets", help="list target profiles, or show one resolved")
     t.add_argument("id", nargs="?")
 
-    i = sub.add_parser("inspect", help="show a model's signature and operators")
+    i = sub.add_parser("inspect", help="which of a model's operators each target can run, and why not")
     i.add_argument("model")
-    i.add_argument("--target", "-t", action="append", metavar="ID")
+    i.add_argument("--target", "-t", action="append", metavar="ID", help="a target (repeatable; default: all)")
+    i.add_argument("--backend", choices=["c"], help="check microcontroller targets for the generated-C backend")
     i.add_argument("--trust-model", action="store_true")
 
     v = sub.add_parser("verify", help="re-run verification of a build on an evaluation set")
@@ -71,6 +74,12 @@ def _add_others(sub) -> None:
     v.add_argument("--portable", action="store_true",
                    help="with --device: build the firmware with the portable C kernels (no DSP/MVE)")
     v.add_argument("--port", metavar="PORT", help="a board running the firmware: /dev/ttyACM0 or socket://host:port")
+    v.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="with --port/--device: seconds to wait for each reply, and for a dropped port to come "
+                        "back (default: 30)")
+    v.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="with --port: ask again up to N times for a sample whose reply was lost or damaged "
+                        "(default: 3)")
     v.add_argument("--outputs", metavar="FILE",
                    help="outputs captured on a device by the harness (npz, see edgec/device_outputs.py)")
 
@@ -114,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so half-built target folders are removed.
     signal.signal(signal.SIGTERM, _terminate)
+    # A native crash (an abort or segfault in a toolchain's C++) cannot unwind: it at least says where
+    # it happened, on stderr; its temporary folder is removed by the next compile (edgec.outdir).
+    if not faulthandler.is_enabled():  # (pytest and `python -X faulthandler` enable it themselves)
+        with contextlib.suppress(ValueError, OSError, AttributeError):  # a stderr without a file descriptor
+            faulthandler.enable()
     try:
         return commands.COMMANDS[args.command](args)
     except EdgecError as e:

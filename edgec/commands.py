@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -25,6 +24,13 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _agreement(ver: dict) -> str:
+    """Top-1 agreement for a classifier; the SNR for any other first output (edgec/metrics.py)."""
+    if ver.get("output_kind", "classifier") == "classifier" or "snr_db" not in ver:
+        return _pct(ver.get("top1_agreement"))
+    return "exact" if ver["snr_db"] is None else f"SNR {ver['snr_db']:.1f} dB"
+
+
 def _status(report: dict) -> str:
     failures = report.get("failures", [])
     if not failures:
@@ -43,7 +49,7 @@ def summary_table(reports: dict) -> Table:
         size, mem, ver = r["size"], r["memory"], r["verification"]
         table.add_row(tid, _kb(size["float_tflite_bytes"]), _kb(size["artifact_bytes"]), _kb(size["flash_bytes"]),
                       _kb(size["gzip_bytes"]), _kb(mem.get("arena_bytes")), _pct(ver.get("reference_top1")),
-                      _pct(ver.get("artifact_top1")), _pct(ver.get("top1_agreement")),
+                      _pct(ver.get("artifact_top1")), _agreement(ver),
                       _status(r))
     return table
 
@@ -108,30 +114,19 @@ def cmd_targets(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    """``edgec inspect MODEL [--target ID]``: signature, and which operators each target can run."""
+    """``edgec inspect MODEL [--target ID ...]``: operators x targets (yes / NO / why), size and MACs.
+
+    Exits 0 whatever the operators are (an operator no target runs is an answer); 2 for a file that
+    cannot be read.
+    """
     import tempfile
 
     from .inspect_ops import inspect, render
-    from .load import kind_of, load
 
-    if kind_of(Path(args.model)) == "onnx":
-        # Read, never lower: inspect must answer for the operators the TFLite lowering cannot take.
-        from .load_onnx import read, signature
-
-        model = read(args.model)
-        params = sum(math.prod(t.dims) for t in model.graph.initializer)
-        kind, inputs, outputs = "onnx", signature(model.graph.input, model), signature(model.graph.output, model)
-    else:
-        loaded = load(args.model, trust_model=args.trust_model)
-        params, kind, inputs, outputs = (loaded.keras_model.count_params(), loaded.kind, loaded.inputs,
-                                         loaded.outputs)
-    console.print(f"model {args.model} ({kind}), {params:,} parameters")
-    for role, sig in (("input", inputs), ("output", outputs)):
-        for name, (shape, dtype) in sig.items():
-            console.print(f"  {role} {name}: {list(shape)} {dtype}")
     with tempfile.TemporaryDirectory() as tmp:
-        result = inspect(args.model, args.target or [], work=Path(tmp))
-    console.print(render(result), highlight=False, markup=False)
+        result = inspect(args.model, args.target or None, work=Path(tmp), trust_model=args.trust_model,
+                         backend=args.backend)
+    console.print(render(result), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -145,35 +140,52 @@ def cmd_verify(args) -> int:
     folder = Path(args.build)
     recipe = _recipe_of(folder)
     profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
-    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False))
+    # An ONNX model is lowered to Keras only for the TFLite-based formats that were built from it.
+    loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False),
+                  lower=profile["format"] in ("tflm", "litert", "c"))
     data = _evaluation(args.eval, recipe, loaded.inputs)
     files = ARTIFACT_FILES.get(profile["format"])
     artifact = folder / (files.artifact if files else "model.tflite")
     if args.device or args.port:
         from .device_verify import verify_on_device
 
+        if not args.timeout > 0 or args.retries < 0:
+            raise InputError(f"--timeout must be > 0 s and --retries >= 0 (got {args.timeout:g}, {args.retries})",
+                             stage="verify")
         result = verify_on_device(folder, profile, loaded, data, device=args.device, port=args.port,
-                                  portable=args.portable)
+                                  portable=args.portable, timeout=args.timeout, retries=args.retries)
     elif args.outputs:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
-                                 explicit_eval=bool(args.eval))
+                                 explicit_eval=bool(args.eval), kinds=recipe)
     else:
         from .host_isa import artifact_to_verify
 
         judged, arithmetic = artifact_to_verify(folder, artifact, profile)
-        result = {"device": "host", "bit_exact": None, **verify(judged, loaded.keras_model, data, profile)}
+        result = {"device": "host", "bit_exact": None,
+                  **verify(judged, loaded.reference, data, profile, kinds=recipe)}
         if arithmetic is not None:
             result["int8_arithmetic"] = arithmetic
             if arithmetic.get("host_limited") and result["failures"]:
                 result["failures"].append(f"host-limited verdict: {arithmetic['note']}")
     write_json(folder / "verify.json", result)
-    console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: agreement "
-                  f"{_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
-                  f"(float {_pct(result['reference_top1'])}), cosine {result['cosine']:.4f}, "
-                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}")
+    snr = result.get("snr_db")
+    fit = (f"agreement {_pct(result['top1_agreement'])}, top-1 {_pct(result['artifact_top1'])} "
+           f"(float {_pct(result['reference_top1'])})" if result.get("output_kind", "classifier") == "classifier"
+           else f"SNR {'exact' if snr is None else f'{snr:.1f} dB'}, max abs error {result['max_abs_err']:.4g}")
+    console.print(f"{folder}: {result['device']} / {result['runtime']} on {result['samples']} samples: {fit}, "
+                  f"cosine {result['cosine']:.4f}, "
+                  f"bit-exact: {'n/a (host run)' if result['bit_exact'] is None else result['bit_exact']}"
+                  + _link_note(result.get("link")))
     if not result["passed"]:
         raise GateError("; ".join(result["failures"]), stage="verify", target=profile["id"])
     return 0
+
+
+def _link_note(link: dict | None) -> str:
+    """A serial link that needed retries is worth a word (the results are still checked bit for bit)."""
+    if not link or not link.get("retries"):
+        return ""
+    return f" ({link['retries']} request(s) repeated after line faults, {link['reconnects']} reconnect(s))"
 
 
 def _evaluation(explicit, recipe: dict, inputs):
@@ -262,11 +274,13 @@ def _recipe_of(folder: Path) -> dict:
 def cmd_bench(args) -> int:
     """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
     from .bench import bench_build, table
+    from .report import refresh_index
 
     _recipe_of(Path(args.build))  # refuses a missing, foreign or damaged build folder
     result = bench_build(Path(args.build), runtime=args.runtime, runs=args.runs, warmup=args.warmup,
                          threads=args.threads)
     console.print(table(result), highlight=False, markup=False)
+    refresh_index(Path(args.build).parent)  # a multi-target build's index shows the latency now
     return 0
 
 

@@ -22,7 +22,8 @@ STAGE = "verify"
 
 
 def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device: str | None = None,
-                     port: str | None = None, portable: bool = False) -> dict:
+                     port: str | None = None, portable: bool = False, timeout: float = 30.0,
+                     retries: int = 3) -> dict:
     """Stream ``evaluation`` through the firmware; return the ``verify.json`` content."""
     from .firmware.run import run_on_device, run_target_on_qemu
 
@@ -41,18 +42,19 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
     # Raw outputs (int8, or float32 for a float-output model), one (1, ...) array per sample.
     expected = list(run_tflm(tflite, quantized)[0])
     payloads = [q.tobytes() for q in quantized]
-    firmware = None
+    firmware, link = None, {}
     if port:
-        results = run_on_device(port, payloads)
+        results = run_on_device(port, payloads, timeout=timeout, retries=retries, link=link)
     else:
         firmware, results = run_target_on_qemu(folder, profile, payloads, work=folder / "intermediate" / "firmware",
-                                               device=device, cflags=("-DEDGEC_PORTABLE",) if portable else ())
+                                               device=device, cflags=("-DEDGEC_PORTABLE",) if portable else (),
+                                               timeout=timeout)
     # int8, or float32 for a model with float output: compared bit for bit either way.
     got = [np.frombuffer(r.output, out_detail["dtype"]).reshape(e.shape) for r, e in zip(results, expected)]
     mismatches = [i for i, (g, e) in enumerate(zip(got, expected)) if g.tobytes() != e.tobytes()]
     outputs = [np.concatenate([dequantize_output(g, out_detail) for g in got])]
     labels = None if evaluation.random else data.labels
-    metrics = compare(reference_outputs(loaded.keras_model, samples), outputs, labels)
+    metrics = compare(reference_outputs(loaded.reference, samples), outputs, labels)
     counts = np.array([r.ticks for r in results], np.int64)
     macs = report.get("c_backend", {}).get("macs") or report["model"].get("macs")
     kernels = "portable C" if portable else "optimized (DSP/MVE where the core has it)"
@@ -61,6 +63,8 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
               "instructions_per_inference" if not port else "cycles_per_inference": {
                   "min": int(counts.min()), "p50": int(np.median(counts)), "max": int(counts.max())},
               "per_mac": round(float(np.median(counts)) / macs, 3) if macs else None}
+    if port:
+        result["link"] = link  # requests repeated after line faults, and reconnects
     if firmware is not None:
         result["firmware"] = {"board": firmware.board, "text": firmware.text, "data": firmware.data,
                               "bss": firmware.bss, "elf": str(firmware.elf.relative_to(folder))}

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import stem, targets
 from .errors import InputError, ToolchainError
+from .load_onnx import opset_of
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,17 @@ def calibration_method(build: Any) -> str:
 
 
 def float_onnx(build: Any) -> Any:
-    """The float, fused ONNX model of a build (cached in ``build.work``) plus the fusion report."""
+    """The float, fused ONNX model of a build plus the fusion report.
+
+    The user's own (folded) ONNX graph when the build has one (``build.onnx_model``: an ONNX model
+    kept as ONNX), else the Keras model converted by tf2onnx.
+    """
     from . import onnx_fuse
 
-    model = keras_to_onnx(build.keras_model)
+    native = getattr(build, "onnx_model", None)
+    model = native if native is not None else keras_to_onnx(build.keras_model)
     fused, counts = onnx_fuse.fuse(model)
+    counts["source"] = "the model's own ONNX graph (folded by onnxslim)" if native is not None else "tf2onnx"
     onnx_fuse.check_equal(model, fused)
     return fused, counts
 
@@ -232,7 +239,7 @@ def export(build: Any) -> None:
     model, counts = float_onnx(build)
     float_path = build.work / "model_float.onnx"
     onnx.save(model, str(float_path))
-    info = {"opset": OPSET, "scheme": scheme, "fusion": counts}
+    info = {"opset": opset_of(model), "scheme": scheme, "fusion": counts}
     if scheme == "int8":
         method = calibration_method(build)
         float_model = model

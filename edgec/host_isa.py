@@ -109,7 +109,7 @@ def verify_build(build, reference_model, *, host: str | None = None) -> dict:
     if section is None or section["host_reproduces"]:
         if section is not None:
             section["verified"] = str(build.artifact.relative_to(build.out))
-        return verify(build.artifact, reference_model, build.evaluation, build.target)
+        return verify(build.artifact, reference_model, build.evaluation, build.target, kinds=build.settings)
     log.warning("%s: %s", build.target["id"], section["note"])
     folder = build.work / TWIN_FOLDER
     (folder / "intermediate").mkdir(parents=True)
@@ -117,8 +117,8 @@ def verify_build(build, reference_model, *, host: str | None = None) -> dict:
                                report={"size": {}, "compression": {}}, failures=[], artifact=None)
     EXPORTERS[twin.target["format"]](twin)
     build.failures += [f"[host twin] {f}" for f in twin.failures]
-    result = verify(twin.artifact, reference_model, build.evaluation, twin.target)
-    shipped = verify(build.artifact, reference_model, build.evaluation, build.target)
+    result = verify(twin.artifact, reference_model, build.evaluation, twin.target, kinds=build.settings)
+    shipped = verify(build.artifact, reference_model, build.evaluation, build.target, kinds=build.settings)
     section["verified"] = str(twin.artifact.relative_to(build.out))
     section["shipped_on_host"] = {"note": "host-limited: this CPU's saturating int8 arithmetic, not the target's",
                                   **{k: shipped[k] for k in ("top1_agreement", "cosine", "artifact_top1")}}

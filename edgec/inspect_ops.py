@@ -12,6 +12,7 @@ The answer comes from the toolchain each target uses, not from a hand-kept list 
   (:data:`TFLITE_BUILTINS`) must be in the profile's ``operators.allowed`` (LiteRT: any builtin).
 
 Keras models are converted to ONNX with tf2onnx first, so every target is judged on the same graph.
+An operator nothing can run is an answer, not an error: ``inspect`` exits 0 for any readable model.
 """
 
 from __future__ import annotations
@@ -35,27 +36,37 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Div": (("MUL",),), "Dropout": (), "Flatten": (("RESHAPE",),), "Gemm": (("FULLY_CONNECTED",),),
     "GlobalAveragePool": (("MEAN",),), "HardSigmoid": (("MUL",), ("ADD",), ("RELU6", "MINIMUM")),
     "HardSwish": (("HARD_SWISH",),), "Identity": (), "LeakyRelu": (("LEAKY_RELU",),),
-    "MatMul": (("FULLY_CONNECTED",),), "MaxPool": (("MAX_POOL_2D",),), "Mul": (("MUL",),),
+    "MatMul": (("FULLY_CONNECTED", "BATCH_MATMUL"),), "MaxPool": (("MAX_POOL_2D",),), "Mul": (("MUL",),),
     "Pad": (("PAD", "PADV2"),), "Relu": (("RELU",),), "Reshape": (("RESHAPE",),),
     "Resize": (("RESIZE_NEAREST_NEIGHBOR",),), "Sigmoid": (("LOGISTIC",),), "Softmax": (("SOFTMAX",),),
     "Split": (("SPLIT", "SPLIT_V"),), "Squeeze": (("RESHAPE",),), "Sub": (("SUB",),),
     "Tanh": (("TANH",),), "Transpose": (), "Unsqueeze": (("RESHAPE",),),
+    "Cast": (), "GlobalMaxPool": (("REDUCE_MAX",),), "Max": (("MAXIMUM",),), "Min": (("MINIMUM",),),
+    "PRelu": (("PRELU",),), "ReduceMax": (("REDUCE_MAX",),), "ReduceMean": (("MEAN",),),
+    "Slice": (("STRIDED_SLICE", "SLICE"),), "Sum": (("ADD",),), "Erf": (("GELU",),), "Expand": (("MUL",),),
+    "Gather": (("GATHER",),), "LayerNormalization": (("MEAN",), ("SQUARED_DIFFERENCE",), ("RSQRT",)),
 }
 
 
-def onnx_model_of(path: str | Path) -> Any:
-    """The ONNX graph inspected for ``path``: read safely, or converted from Keras with tf2onnx."""
+# Operators the lowering takes only as part of a pattern (a bare one is refused when lowering).
+PATTERN_ONLY = {"Erf": "lowered only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2))), which "}
+
+
+def onnx_model_of(path: str | Path, *, trust_model: bool = False) -> tuple[Any, int | None]:
+    """The ONNX graph inspected for ``path`` (read safely, or converted from Keras with tf2onnx), and
+    for a Keras model its own parameter count (Keras counts batch-norm statistics; tf2onnx folds them)."""
     from .load import kind_of
 
     path = Path(path)
     if kind_of(path) == "onnx":
-        from .load_onnx import read
+        from .load_onnx import fold, read
 
-        return read(path)
+        return fold(read(path), where=str(path)), None  # as compile sees it: shape arithmetic folded
     from .export_onnx import keras_to_onnx
     from .load import load
 
-    return keras_to_onnx(load(path).keras_model)
+    keras_model = load(path, trust_model=trust_model).keras_model
+    return keras_to_onnx(keras_model), int(keras_model.count_params())
 
 
 def _nodes(model: Any) -> list[tuple[str, str, str]]:
@@ -81,7 +92,8 @@ def onnxruntime_support(model: Any) -> dict[str, str | None]:
     for _, op, domain in _nodes(model):
         version = _opset(model, domain)
         ranges = kernels.get((op, domain), [])
-        ok = any(low <= version <= high for low, high in ranges)
+        # ONNX Runtime turns Constant nodes into initializers when it loads the graph: no kernel needed.
+        ok = any(low <= version <= high for low, high in ranges) or (op == "Constant" and not domain)
         out[op] = None if ok else (f"no CPU kernel for opset {version}" if ranges else "no CPU kernel")
     return out
 
@@ -117,65 +129,128 @@ def openvino_support(model: Any, work: Path) -> dict[str, str | None]:
     return out
 
 
-def tflite_support(model: Any, allowed: list[str] | None) -> dict[str, str | None]:
-    """ONNX op type -> None if the lowering covers it and its TFLite builtins are ``allowed``."""
+def tflite_support(model: Any, allowed: list[str] | None, c_ops: Any = None) -> dict[str, str | None]:
+    """ONNX op type -> None if the lowering covers it and its TFLite builtins are ``allowed``.
+
+    ``c_ops``: the TFLite builtins edgec's generated C implements (``--backend c``), or None.
+    """
     from .onnx_lower import SUPPORTED_OPS
 
     out: dict[str, str | None] = {}
     for _, op, domain in _nodes(model):
         if domain not in ("", "ai.onnx") or op not in SUPPORTED_OPS:
-            out[op] = "not in the ONNX lowering's operator set"
+            out[op] = "not lowerable to TFLite (not in the ONNX lowering's operator set)"
             continue
         missing = [alts for alts in TFLITE_BUILTINS[op]
                    if allowed is not None and not set(alts) & set(allowed)]
-        out[op] = None if not missing else "needs " + ", ".join("/".join(a) for a in missing) + \
-            " (not in the profile's operators.allowed)"
+        out[op] = None if not missing else PATTERN_ONLY.get(op, "") + "needs " + \
+            ", ".join("/".join(a) for a in missing) + " (not in the target's operators.allowed)"
+        if out[op] is None and c_ops is not None:
+            gaps = [alts for alts in TFLITE_BUILTINS[op] if not set(alts) & set(c_ops)]
+            out[op] = None if not gaps else PATTERN_ONLY.get(op, "") + "needs " + \
+                ", ".join("/".join(a) for a in gaps) + " (not supported by the C backend)"
     return out
 
 
-def inspect(model_path: str | Path, target_ids: list[str], *, work: Path) -> dict[str, Any]:
+PATHS = {"onnx": "native ONNX, no lowering", "openvino": "native ONNX, no lowering",
+         "tflm": "ONNX -> Keras lowering -> TFLite", "litert": "ONNX -> Keras lowering -> TFLite",
+         "c": "ONNX -> Keras lowering -> TFLite -> generated C"}
+
+
+def _verdicts(model: Any, profile: dict, work: Path) -> tuple[dict[str, str | None], str]:
+    """Per-operator verdicts of one target, and the toolchain that gave them."""
+    fmt = profile.get("format")
+    if fmt == "onnx":
+        return onnxruntime_support(model), "onnxruntime CPU kernel registry"
+    if fmt == "openvino":
+        return openvino_support(model, work), "OpenVINO ONNX front end + CPU plugin query"
+    if fmt in ("tflm", "litert", "c"):
+        allowed = profile.get("operators", {}).get("allowed") if fmt != "litert" else None
+        c_ops = None
+        if fmt == "c":
+            from .cbackend.codegen import OPS
+
+            c_ops = set(OPS)
+        return tflite_support(model, allowed, c_ops), "edgec ONNX lowering + operators.allowed" + (
+            " + C backend kernels" if fmt == "c" else "")
+    raise InputError(f"target '{profile['id']}': format '{fmt}' has no operator check", stage=STAGE)
+
+
+def inspect(model_path: str | Path, target_ids: list[str] | None, *, work: Path, trust_model: bool = False,
+            backend: str | None = None) -> dict[str, Any]:
     """Per target: the model's operators it can run and the ones it cannot, with the reason.
 
-    Returns ``{"model", "operators": {op: count}, "targets": {id: {"format", "checked_by",
-    "supported": [...], "unsupported": {op: reason}, "ok": bool}}}``.
+    ``target_ids`` None means every target. Returns ``{"model", "summary", "operators": {op: count},
+    "targets": {id: {"format", "path", "checked_by", "supported": [...], "unsupported": {op: reason},
+    "ok": bool}}}``; ``summary`` holds the signature, parameters, float bytes and MACs.
     """
     from . import targets
+    from .inspect_model import summary
 
-    model = onnx_model_of(model_path)
+    model, keras_params = onnx_model_of(model_path, trust_model=trust_model)
     counts = dict(sorted(collections.Counter(op for _, op, _ in _nodes(model)).items()))
-    result: dict[str, Any] = {"model": str(model_path), "operators": counts, "targets": {}}
-    for target_id in target_ids:
+    info = summary(model)
+    if keras_params is not None:  # a Keras model: say which graph was counted
+        info["keras_params"] = keras_params
+        info["note"] = "counted on the ONNX graph tf2onnx made of the Keras model (batch norms folded)"
+    result: dict[str, Any] = {"model": str(model_path), "summary": info, "operators": counts, "targets": {}}
+    ids = target_ids or [p["id"] for p in targets.listing()]
+    for target_id in ids:
         profile = targets.resolve(target_id)
-        fmt = profile.get("format")
-        if fmt == "onnx":
-            verdicts, by = onnxruntime_support(model), "onnxruntime CPU kernel registry"
-        elif fmt == "openvino":
-            verdicts, by = openvino_support(model, Path(work)), "OpenVINO ONNX front end + CPU plugin query"
-        elif fmt in ("tflm", "litert", "c"):
-            allowed = profile.get("operators", {}).get("allowed") if fmt != "litert" else None
-            verdicts, by = tflite_support(model, allowed), "edgec ONNX lowering + operators.allowed"
-        else:
-            raise InputError(f"target '{target_id}': format '{fmt}' has no operator check", stage=STAGE)
+        if backend is not None and profile.get("format") == "tflm":
+            profile = targets.with_backend(profile, backend)
+        verdicts, by = _verdicts(model, profile, Path(work))
         unsupported = {op: why for op, why in sorted(verdicts.items()) if why}
         result["targets"][target_id] = {
-            "format": fmt, "checked_by": by,
+            "format": profile["format"], "path": PATHS[profile["format"]], "checked_by": by,
             "supported": sorted(op for op, why in verdicts.items() if not why),
             "unsupported": unsupported, "ok": not unsupported}
     return result
 
 
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]" if shape is not None else "[unknown]"
+
+
+def _summary_lines(result: dict[str, Any]) -> list[str]:
+    info = result.get("summary")
+    if not info:
+        return []
+    macs = f"{info['macs']:,} MACs" + (f" (not counted for {len(info['macs_unknown'])} nodes of unknown shape)"
+                                       if info["macs_unknown"] else "")
+    keras = f"{info['keras_params']:,} parameters in the Keras model; " if "keras_params" in info else ""
+    lines = [f"{keras}{info['params']:,} parameters, {info['float_bytes']:,} B as float "
+             f"({info['float_bytes'] / 2**20:.2f} MiB), {macs}"]
+    lines += [f"  ({info['note']})"] if info.get("note") else []
+    lines += [f"  input {n}: {_shape(s)} {t}" for n, s, t in info["inputs"]]
+    lines += [f"  output {n}: {_shape(s)} {t}" for n, s, t in info["outputs"]]
+    return lines
+
+
 def render(result: dict[str, Any]) -> str:
-    """A plain-text table of :func:`inspect`'s result for the terminal."""
+    """A plain-text table of :func:`inspect`'s result: operators x targets, yes / NO, then why and how."""
     ops = list(result["operators"])
     ids = list(result["targets"])
     width = max([len(o) for o in ops] + [8])
     lines = [f"{result['model']}: {sum(result['operators'].values())} nodes, {len(ops)} operator types",
-             "operator".ljust(width) + "  count  " + "  ".join(ids)]
+             *_summary_lines(result), "", "operator".ljust(width) + "  count  " + "  ".join(ids)]
     for op in ops:
         cells = ["yes".ljust(len(t)) if op not in result["targets"][t]["unsupported"] else "NO".ljust(len(t))
                  for t in ids]
         lines.append(op.ljust(width) + f"  {result['operators'][op]:5d}  " + "  ".join(cells))
+    tw = max([len(t) for t in ids] + [6])
+    lines += ["", "how each target runs it:"]
     for t in ids:
-        for op, why in result["targets"][t]["unsupported"].items():
-            lines.append(f"{t}: {op}: {why}")
+        info = result["targets"][t]
+        verdict = "runs every operator" if info["ok"] else f"cannot run {len(info['unsupported'])} operator type(s)"
+        lines.append(f"  {t.ljust(tw)}  {info['format']}: {info.get('path', '')}; {verdict} "
+                     f"(checked by {info['checked_by']})")
+    why = []
+    for t in ids:  # one line per target and reason, naming every operator it applies to
+        by_reason: dict[str, list[str]] = {}
+        for op, reason in result["targets"][t]["unsupported"].items():
+            by_reason.setdefault(reason, []).append(op)
+        why += [f"{t}: {', '.join(ops_)}: {reason}" for reason, ops_ in by_reason.items()]
+    if why:
+        lines += ["", "why not:", *why]
     return "\n".join(lines)

@@ -72,8 +72,8 @@ class LayerAnalysis:
         """The ``n`` layers with the largest noise-to-signal ratio."""
         return self.layers[:n]
 
-    def to_json(self, n: int = 10) -> dict:
-        """The report.json section: the metric used, and the worst ``n`` layers."""
+    def to_json(self, n: int | None = None) -> dict:
+        """The report.json section: the metric used, and the worst ``n`` layers (all by default)."""
         return {"tool": "tf.lite.experimental.QuantizationDebugger", "ranked_by": "noise_to_signal",
                 "layers": self.layers[:n],
                 "suspicious": [x["layer"] for x in self.layers

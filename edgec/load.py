@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import keras_checks
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,11 @@ STAGE = "load"
 
 @dataclass
 class LoadedModel:
-    """A model ready for the pipeline: a float ``tf_keras.Model`` plus where it came from."""
+    """A model ready for the pipeline: a float ``tf_keras.Model`` and/or ONNX graph, and where it came from.
+
+    ``keras_model`` is None for an ONNX model loaded without the Keras lowering (ONNX Runtime and
+    OpenVINO targets only); then ``onnx_model`` (run in ONNX Runtime) is the float reference.
+    """
 
     keras_model: Any
     source: str
@@ -37,6 +42,20 @@ class LoadedModel:
     keras3_model: Any = None  # the Keras 3 original that ``keras_model`` was rebuilt from
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def reference(self) -> Any:
+        """The float model verification compares against: the Keras model, else the ONNX graph."""
+        return self.keras_model if self.keras_model is not None else self.onnx_model
+
+    @property
+    def params(self) -> int:
+        """Number of weights of the float model."""
+        if self.keras_model is not None:
+            return int(self.keras_model.count_params())
+        from .load_onnx import param_count
+
+        return param_count(self.onnx_model)
+
 
 def kind_of(path: Path) -> str:
     """Classify a model path by its form; an unknown form is an :class:`InputError`."""
@@ -46,6 +65,8 @@ def kind_of(path: Path) -> str:
         if (path / "saved_model.pb").is_file():
             return "savedmodel"
         raise InputError(f"{path}: a folder but not a SavedModel (no saved_model.pb)", stage=STAGE)
+    if not path.is_file():  # a FIFO or a device (/dev/zero) would block or never end
+        raise InputError(f"{path}: not a regular file", stage=STAGE)
     suffix = path.suffix.lower()
     kinds = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".onnx": "onnx"}
     if suffix not in kinds:
@@ -54,14 +75,17 @@ def kind_of(path: Path) -> str:
     return kinds[suffix]
 
 
-def load(path: str | Path, *, trust_model: bool = False) -> LoadedModel:
-    """Load a Keras or ONNX model file, refusing unsafe content unless ``trust_model``."""
+def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> LoadedModel:
+    """Load a Keras or ONNX model file, refusing unsafe content unless ``trust_model``.
+
+    ``lower=False`` keeps an ONNX model as ONNX (no Keras lowering); Keras models ignore it.
+    """
     path = Path(path)
     kind = kind_of(path)
     if kind == "onnx":
         from . import load_onnx
 
-        return load_onnx.load(path, trust_model=trust_model)
+        return load_onnx.load(path, trust_model=trust_model, lower=lower)
     keras3 = _load_keras3(path, kind, trust_model)
     if keras3 is not None:
         return keras3
@@ -74,6 +98,7 @@ def load(path: str | Path, *, trust_model: bool = False) -> LoadedModel:
                          "layer or call it once before saving", stage=STAGE)
     if config is None:  # SavedModel: the config is only reachable after loading
         _check_layers(json.loads(model.to_json()), path, trust_model)
+    keras_checks.check_weights(model, path)
     return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
                        _signature(model.output_names, model.outputs))
 
@@ -84,15 +109,17 @@ def _load_keras3(path: Path, kind: str, trust_model: bool) -> LoadedModel | None
 
     if kind == "savedmodel" and load_keras3.is_plain_savedmodel(path):
         model = load_keras3.load_savedmodel(path)
+        keras_checks.check_weights(model, path)
         return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
                            _signature(model.output_names, model.outputs),
                            notes=["SavedModel without a Keras graph: its serving signature is compiled as one "
                                   "layer (no compression stages)"])
     if not load_keras3.is_keras3(path, kind):
         return None
-    _saved_config(path, kind)  # the same corrupt-file and weights-only checks as Keras 2 files
-    load_keras3.check_layers(load_keras3.saved_config(path, kind), path, trust_model)
+    config = _saved_config(path, kind)  # the same corrupt-file and weights-only checks as Keras 2 files
+    load_keras3.check_layers(config, path, trust_model)
     model, original, version = load_keras3.load(path, kind, trust_model=trust_model)
+    keras_checks.check_weights(model, path)
     return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
                        _signature(model.output_names, model.outputs), keras3_model=original,
                        notes=[f"saved by Keras {version}; rebuilt in tf_keras"])
@@ -105,10 +132,15 @@ def _saved_config(path: Path, kind: str) -> dict | None:
                 names = set(z.namelist())
                 if "config.json" not in names:
                     raise InputError(f"{path}: not a Keras archive (no config.json)", stage=STAGE)
-                config = json.loads(z.read("config.json"))
-        except (zipfile.BadZipFile, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
+                keras_checks.check_archive(z, path)
+                meta = keras_checks.json_member(z, "metadata.json", path) if "metadata.json" in names else {}
+                config = keras_checks.json_member(z, "config.json", path)
+        except (*keras_checks.ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise InputError(f"{path}: corrupt or truncated .keras file ({type(e).__name__}: {e})",
                              stage=STAGE) from None
+        if not isinstance(meta, dict) or not isinstance(config, dict):
+            raise InputError(f"{path}: corrupt .keras file (metadata.json and config.json must hold JSON "
+                             "objects)", stage=STAGE)
         return config
     if kind == "h5":
         return _h5_config(path)
@@ -124,9 +156,12 @@ def _h5_config(path: Path) -> dict:
             if raw is None:
                 raise InputError(f"{path}: HDF5 file holds weights only (no model_config); save the whole "
                                  "model", stage=STAGE)
-            return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: corrupt or truncated HDF5 file ({e})", stage=STAGE) from None
+            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, TypeError) as e:
+        raise InputError(f"{path}: corrupt or truncated HDF5 file ({type(e).__name__}: {e})", stage=STAGE) from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: corrupt HDF5 file (model_config is not a JSON object)", stage=STAGE)
+    return config
 
 
 def _layer_classes(config: Any) -> list[tuple[str, str]]:
@@ -144,6 +179,7 @@ def _layer_classes(config: Any) -> list[tuple[str, str]]:
 
 
 def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
+    keras_checks.check_graph(config, path)
     if trust_model:
         return
     from .tf import keras
@@ -152,7 +188,14 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
     builtin = set(dir(k.layers)) | set(dir(k.initializers)) | set(dir(k.regularizers)) | set(
         dir(k.constraints)) | set(dir(k.activations)) | {"Functional", "Sequential", "Model", "TensorShape",
                                                         "__tuple__", "__tensor__", "DTypePolicy", "Policy"}
-    for cls, name in _layer_classes(config):
+    try:
+        layers = _layer_classes(config)
+    except RecursionError:
+        raise InputError(f"{path}: model config nested too deeply; refused", stage=STAGE) from None
+    for cls, name in layers:
+        if not isinstance(cls, str):
+            raise InputError(f"{path}: layer '{name}' has class_name {cls!r}, not a string; corrupt model "
+                             "config", stage=STAGE)
         if cls.startswith("__"):  # Keras 3 serializes tensors and tuples as "__keras_tensor__" etc.
             continue
         if cls == "Lambda":

@@ -154,18 +154,6 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
                              "(pass --trust-model to load it with its code importable)", stage=STAGE)
 
 
-def saved_config(path: Path, kind: str) -> dict:
-    """The model config of a Keras 3 file, read without deserializing anything."""
-    if kind == "keras":
-        with zipfile.ZipFile(path) as z:
-            return json.loads(z.read("config.json"))
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        raw = f.attrs["model_config"]
-        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-
-
 def load(path: Path, kind: str, *, trust_model: bool) -> tuple[Any, Any, str]:
     """Load a Keras 3 file; return (rebuilt ``tf_keras`` model, Keras 3 model, Keras version).
 

@@ -1,4 +1,4 @@
-"""Front end for ONNX: read a model file safely, check it, fix its batch, and lower it to Keras.
+"""Front end for ONNX: read a model file safely, check it, fix its batch, fold it, and lower it to Keras.
 
 Safety comes first because an ONNX file can point at arbitrary files through *external data*
 (``location`` entries on tensors). Every location is checked before any byte of it is read: it must be
@@ -9,7 +9,9 @@ path we have not checked.
 After loading: ``onnx.checker.check_model(full_check=True)`` (which includes strict shape inference),
 the opset is brought into :data:`SUPPORTED_OPSETS` with ``onnx.version_converter`` or refused, a
 dynamic batch dimension is fixed to 1 (every edge target wants static shapes), and shapes are
-inferred so that the lowering knows every tensor's rank.
+inferred so that the lowering knows every tensor's rank. :func:`fold` then evaluates constants and
+shape arithmetic with onnxslim; the folded graph is what every target starts from (ONNX Runtime and
+OpenVINO quantize it as is, TFLite targets get its Keras lowering).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ STAGE = "load"
 SUPPORTED_OPSETS = (13, 21)
 # Where a model outside the range is converted to: the middle of the range, well supported by all.
 CONVERT_TO_OPSET = 17
+FOLD_TOLERANCE = 1e-5  # max abs difference / output range between the folded and the original graph
 _ONNX_DOMAINS = ("", "ai.onnx")
 
 
@@ -52,12 +55,14 @@ def read(path: str | Path, *, batch: int | None = 1) -> Any:
     if not model.HasField("graph") or not model.opset_import:
         raise InputError(f"{path}: not a readable ONNX model (no graph or opset; truncated or corrupt "
                          "file?)", stage=STAGE)
+    if not model.graph.output:
+        raise InputError(f"{path}: the graph has no outputs; nothing to compile", stage=STAGE)
     check_external_data(model, path.parent)
     try:
         from onnx.external_data_helper import load_external_data_for_model
 
         load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise InputError(f"{path}: cannot read its external data: {_first_line(e)}", stage=STAGE) from None
     _check(model, path)
     model = _convert_opset(model, path)
@@ -76,9 +81,14 @@ def check_external_data(model: Any, folder: Path) -> None:
             continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
+        if not isinstance(location, str):  # protobuf hands back bytes for a string that is not UTF-8
+            raise InputError(f"tensor '{tensor.name}': external data location {location!r} is not UTF-8 text",
+                             stage=STAGE)
         where = f"tensor '{tensor.name}': external data location '{location}'"
         if not location:
             raise InputError(f"{where} is empty", stage=STAGE)
+        if "\0" in location:
+            raise InputError(f"{where!r} contains a NUL byte", stage=STAGE)
         rel = Path(location)
         drive = len(location) > 1 and location[1] == ":"  # C:\... is absolute on Windows
         if rel.is_absolute() or location.startswith(("/", "\\")) or drive:
@@ -113,7 +123,7 @@ def opset_of(model: Any) -> int:
 
 
 def _convert_opset(model: Any, path: Path) -> Any:
-    from onnx import version_converter
+    from onnx import helper, version_converter
 
     low, high = SUPPORTED_OPSETS
     version = opset_of(model)
@@ -122,6 +132,9 @@ def _convert_opset(model: Any, path: Path) -> Any:
     log.info("%s: opset %d is outside %d..%d; converting to %d", path, version, low, high, CONVERT_TO_OPSET)
     try:
         converted = version_converter.convert_version(model, CONVERT_TO_OPSET)
+        # The converter keeps the old IR version; IR < 4 wants every initializer listed as a graph input,
+        # which folding (and ONNX Runtime's quantizer) drop, so raise it to what the new opset needs.
+        converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(converted.opset_import))
         _check(converted, path)
     except (RuntimeError, ValueError, InputError) as e:
         raise InputError(f"{path}: opset {version} is outside the supported range {low}..{high} and "
@@ -179,21 +192,95 @@ def signature(values: Any, model: Any) -> dict[str, tuple[tuple[int, ...], str]]
     return out
 
 
-def load(path: str | Path, *, trust_model: bool = False) -> Any:
-    """Read an ONNX file safely and lower it to a float ``tf_keras`` model (``LoadedModel``).
+def fold(model: Any, *, where: str = "model") -> Any:
+    """Fold constants and shape arithmetic with onnxslim; the result must match ONNX Runtime.
 
-    ``trust_model`` is accepted for symmetry with Keras loading; ONNX files carry no code, and
-    external data is always confined to the model's folder.
+    Exporters leave ``Shape -> Gather -> Concat -> Reshape`` chains, ``ConstantOfShape`` and weight
+    casts in the graph; onnxslim (a kept library, not hand-written passes) evaluates them once so
+    that both the lowering and the ONNX Runtime / OpenVINO quantizers see static operators. The
+    folded graph is checked against the original in ONNX Runtime on random inputs.
     """
-    from . import onnx_lower
+    import onnxslim
+
+    from .onnx_fuse import check_equal
+
+    try:
+        # FusionGemm turns a 3-D MatMul+Add into Reshape(batch*rows) -> Gemm -> Reshape, which moves
+        # the batch axis; the lowering keeps it as MatMul+Add (a Dense layer), the runtimes fuse it.
+        folded = onnxslim.slim(model, skip_fusion_patterns=["FusionGemm"])
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
+        log.warning("%s: onnxslim could not fold the graph (%s); using it unfolded", where, _first_line(e))
+        return model
+    # Fusions reorder float sums (Conv+BN); a tolerance of 1e-5 of the output range bounds that.
+    try:
+        check_equal(model, folded, tolerance=FOLD_TOLERANCE)
+    except _ort_errors() as e:  # e.g. a custom-domain op: OpenVINO may still take the graph unfolded
+        log.warning("%s: ONNX Runtime cannot run the model (%s); not folding it", where, _first_line(e))
+        return model
+    return _infer_shapes(folded, Path(where))
+
+
+def _ort_errors() -> tuple[type[Exception], ...]:
+    """ONNX Runtime's own exception classes (they derive from Exception only)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    return (ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidArgument, ort_state.NotImplemented,
+            ort_state.RuntimeException)
+
+
+def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> Any:
+    """Read an ONNX file safely, fold it, and lower it to a float ``tf_keras`` model (``LoadedModel``).
+
+    ``lower=False`` skips the Keras lowering (``keras_model`` is None): ONNX Runtime and OpenVINO
+    targets quantize the folded ONNX graph itself. ``trust_model`` is accepted for symmetry with
+    Keras loading; ONNX files carry no code, and external data is always confined to the model's folder.
+    """
     from .load import LoadedModel
 
-    model = read(path)
+    original = read(path)
+    _check_finite(original, path)
+    model = fold(original, where=str(path))
+    notes = [f"ONNX opset {opset_of(model)}; folded by onnxslim: {len(original.graph.node)} -> "
+             f"{len(model.graph.node)} nodes"]
+    keras_model = None
+    if lower:
+        keras_model = lower_checked(model)
+        notes.append("lowered to tf_keras")
+    return LoadedModel(keras_model, str(path), "onnx", signature(model.graph.input, model),
+                       signature(model.graph.output, model), onnx_model=model, notes=notes)
+
+
+def lower_checked(model: Any) -> Any:
+    """The Keras lowering of a folded ONNX model, checked against ONNX Runtime on random inputs."""
+    from . import onnx_lower
+
     keras_model = onnx_lower.lower(model)
     onnx_lower.check(model, keras_model)
-    return LoadedModel(keras_model, str(path), "onnx", signature(model.graph.input, model),
-                       signature(model.graph.output, model), onnx_model=model,
-                       notes=[f"ONNX opset {opset_of(model)} lowered to tf_keras"])
+    return keras_model
+
+
+def _check_finite(model: Any, path: str | Path) -> None:
+    """NaN or inf in a weight poisons calibration ranges and every output: a corrupt file."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    for tensor in model.graph.initializer:
+        try:
+            values = numpy_helper.to_array(tensor)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{path}: initializer '{tensor.name}' is unreadable: {_first_line(e)}",
+                             stage=STAGE) from None
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise InputError(f"{path}: initializer '{tensor.name}' contains NaN or inf; corrupt model", stage=STAGE)
+
+
+def param_count(model: Any) -> int:
+    """Number of weights in an ONNX graph (elements of its floating-point initializers)."""
+    import numpy as np
+    from onnx import TensorProto
+
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if t.data_type in floats))
 
 
 def _first_line(error: Exception) -> str:

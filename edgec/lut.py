@@ -85,7 +85,8 @@ def check_bit_exact(reference: bytes, compressed: bytes, samples: list) -> int:
     if not samples:
         raise GateError("LUT compression needs at least one sample to check bit-exactness", stage="lut")
     # run_tflm gives the host arena that DECODE outputs need.
-    where = first_difference(reference, compressed, samples)
+    where = first_difference(reference, compressed, samples, stage="lut",
+                             candidate_name="the LUT-compressed model")
     if where is not None:
         raise GateError(f"LUT-compressed model differs from the uncompressed one in the TFLM interpreter "
                         f"({where}); build without LUT compression (lut = false in the recipe)", stage="lut")
@@ -114,10 +115,10 @@ def _select(tflite_bytes: bytes, cands: list[dict]) -> list[dict]:
     return kept
 
 
-def _arena(tflite: bytes) -> int:
+def _arena(tflite: bytes, model: str = "the LUT-compressed model") -> int:
     from .tflm_arena import measure_arena
 
-    return measure_arena(tflite)["arena_bytes"]
+    return measure_arena(tflite, stage="lut", model=model)["arena_bytes"]
 
 
 def compress(tflite_bytes: bytes, samples: list, *, arena_budget: int | None = None) -> tuple[bytes, dict]:
@@ -132,7 +133,7 @@ def compress(tflite_bytes: bytes, samples: list, *, arena_budget: int | None = N
     base = len(tflite_bytes)
     cands = candidates(tflite_model.parse(tflite_bytes))
     kept = _select(tflite_bytes, cands)
-    arena_before = _arena(tflite_bytes)
+    arena_before = _arena(tflite_bytes, "the model before LUT compression")
     report = {"bytes_before": base, "bytes_after": base, "arena_bytes_before": arena_before,
               "arena_bytes_after": arena_before, "tensors": cands, "bit_exact_samples": 0}
     out = _build(tflite_bytes, kept) if kept else tflite_bytes

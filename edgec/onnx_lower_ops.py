@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from .onnx_lower import NHWC, Lowering, Value, attrs
+from .onnx_lower_attention import batch_matmul, expand, gather, gelu, layer_norm
+from .onnx_lower_zoo import cast, global_max_pool, prelu, reduce, slice_, variadic
 from .onnx_lower_shape import (_axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize,
                                split, transpose)
 
@@ -133,7 +135,12 @@ def gemm(state: Lowering, node: Any, index: int) -> None:
 
 
 def matmul(state: Lowering, node: Any, index: int) -> None:
-    """MatMul by a constant 2-D matrix: Dense; a following Add of a constant vector becomes its bias."""
+    """MatMul by a constant 2-D matrix: Dense; a following Add of a constant vector becomes its bias.
+
+    Two tensors (attention): a batched matrix product, see :func:`edgec.onnx_lower_attention.batch_matmul`.
+    """
+    if not state.values[node.input[1]].is_const:
+        return batch_matmul(state, node, index)
     weight = state.const(node, 1, what="B")
     if weight.ndim != 2:
         raise _refuse(node, "only a constant 2-D right-hand matrix is supported")
@@ -249,13 +256,15 @@ def _pool(kind: str):
     def handler(state: Lowering, node: Any, index: int) -> None:
         layers = state.keras.layers
         a = attrs(node)
-        if a.get("ceil_mode", 0):
-            raise _refuse(node, "ceil_mode=1 is not supported")
+        if a.get("ceil_mode", 0) and kind != "max":
+            raise _refuse(node, "ceil_mode=1 is supported for MaxPool only")
         x, w = _window_2d(state, node)
         if any(d != 1 for d in w["dilations"]):
             raise _refuse(node, "dilated pooling is not supported")
-        if w["explicit"] is not None:
-            raise _refuse(node, "only 'same' or 'valid' pads are supported for pooling")
+        if kind == "max" and (w["explicit"] is not None or a.get("ceil_mode", 0)):
+            x, w = _max_pool_edges(state, node, x, w), {**w, "padding": "valid"}
+        elif w["explicit"] is not None:
+            raise _refuse(node, "only 'same' or 'valid' pads are supported for average pooling")
         if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
             raise _refuse(node, "count_include_pad=1 with padding is not supported")
         layer = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
@@ -263,6 +272,31 @@ def _pool(kind: str):
         state.set(node.output[0], y, NHWC)
     handler.__doc__ = f"{kind} pooling (2-D): a Keras pooling layer on NHWC."
     return handler
+
+
+def _max_pool_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
+    """Explicit pads and ceil_mode=1 of a MaxPool as repeated edge rows/columns, then 'valid' pooling.
+
+    ONNX pads are smaller than the kernel, and ceil mode's last window starts inside the input, so
+    every window that covers padding also covers the edge row/column next to it: copies of the edge
+    change no maximum, unlike zero padding (wrong for negative values) or -inf padding (which would
+    ruin int8 ranges).
+    """
+    if w["padding"] == "same":
+        raise _refuse(node, "ceil_mode=1 with auto_pad SAME is not supported")
+    explicit = w["explicit"] or ((0, 0), (0, 0))
+    out = state.shape(node.output[0])[2:]
+    for axis, (size, k, s, o, (begin, end)) in enumerate(zip(x.shape[1:3], w["kernel"], w["strides"], out,
+                                                             explicit)):
+        size = int(size)
+        end = max(end, (o - 1) * s + k - size - begin)  # ceil mode's last window may need more
+        if not begin and not end:
+            continue
+        first, last = [slice(None)] * 4, [slice(None)] * 4
+        first[axis + 1], last[axis + 1] = slice(0, 1), slice(size - 1, size)
+        parts = [x[tuple(first)]] * begin + [x] + [x[tuple(last)]] * end
+        x = state.keras.layers.Concatenate(axis=axis + 1, name=state.name(node, f"_edges{axis}"))(parts)
+    return x
 
 
 def global_avg_pool(state: Lowering, node: Any, index: int) -> None:
@@ -297,4 +331,8 @@ HANDLERS = {
     "LeakyRelu": _unary(_leaky), "Relu": _unary(lambda s, n: s.keras.layers.ReLU(name=s.name(n))),
     "Sigmoid": _unary(_activation("sigmoid")), "Tanh": _unary(_activation("tanh")),
     "Pad": pad, "Resize": resize, "Softmax": softmax, "Split": split, "Transpose": transpose,
+    "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_max_pool,
+    "Sum": variadic("Sum"), "Min": variadic("Min"), "Max": variadic("Max"), "PRelu": prelu,
+    "Slice": slice_, "Cast": cast, "LayerNormalization": layer_norm, "Erf": gelu, "Gather": gather,
+    "Expand": expand,
 }

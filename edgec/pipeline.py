@@ -11,21 +11,23 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, host_isa, quantize, stem, targets
+from . import __version__, host_isa, memory_check, outdir, quantize, stem, targets
 from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
 from .harness import write_harness
+from .isolate import NativeCrash
 from .load import load
 from .progress import status
-from .report import render_html, write_json, write_manifest
-from .report_plots import plots_from_report
+from .report import write_index, write_reports
 from .tflite_model import macs, parse
+from .verify import check_drop_kind
 
 log = logging.getLogger(__name__)
 
 TFLITE_FORMATS = {"tflm", "litert", "c"}
+NATIVE_ONNX_FORMATS = {"onnx", "openvino"}  # their toolchains take an ONNX graph as it is
 
 
 def compile(model, targets_: list[str], *, calibration: str | None, eval: str | None = None,  # noqa: A002
@@ -39,37 +41,63 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     _check_settings(profiles, recipe or {})
+    outdir.check_free(Path(out))  # another compile writing OUT: refuse before any work
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
     started = time.perf_counter()
     with status(f"loading {model}"):
-        loaded = load(model, trust_model=trust_model)
+        loaded = load(model, trust_model=trust_model, lower=_needs_keras(profiles, recipe or {}))
     load_stage = {"name": "load", "seconds": round(time.perf_counter() - started, 3)}
     _check_drop_metric(recipe or {}, loaded.outputs)
     with status("checking calibration and evaluation samples"):
-        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles)
-    if loaded.onnx_model is not None:
-        with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
-            _check_lowering(loaded, calib)
-    if loaded.keras3_model is not None:
-        from .load_keras3 import check_on_calibration
+        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles,
+                                    activations=memory_check.activation_bytes(loaded.keras_model))
+    check_drop_kind(recipe or {}, loaded.reference, held_out)
+    float_tflite, keras_model, optimize_stages = None, None, []
+    if loaded.keras_model is not None:  # a Keras model, or an ONNX model some target needs lowered
+        if loaded.onnx_model is not None:
+            with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
+                _check_lowering(loaded, calib)
+        if loaded.keras3_model is not None:
+            from .load_keras3 import check_on_calibration
 
-        with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
-            check_on_calibration(loaded, calib)
-    keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
+            with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
+                check_on_calibration(loaded, calib)
+        keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
+        with status("converting the float reference"):  # the user's model, before any compression
+            float_tflite = quantize.float_tflite(loaded.keras_model)
     optimize_stages = [load_stage, *optimize_stages]
-    with status("converting the float reference"):  # the user's model, before any compression
-        float_tflite = quantize.float_tflite(loaded.keras_model)
-    settings["macs"] = macs(parse(float_tflite))
+    settings["macs"] = macs(parse(float_tflite)) if float_tflite is not None else None
     reports, failures = {}, []
-    for profile in profiles:
-        report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
-                                 float_tflite, optimize_stages, Path(out))
-        reports[profile["id"]] = report
-        failures += report["failures"]
+    with outdir.locked(Path(out)):  # one writer per OUT; a killed run's leftovers are removed first
+        for profile in profiles:
+            try:
+                report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
+                                         float_tflite, optimize_stages, Path(out))
+            except NativeCrash as e:  # one line naming the stage, the target and the model (exit 3)
+                e.target, e.model = e.target or profile["id"], str(model)
+                raise
+            reports[profile["id"]] = report
+            failures += report["failures"]
+        if len(reports) > 1:
+            write_index(Path(out), reports)
     if failures:
         raise GateError("; ".join(failures))
     return reports
+
+
+def _needs_keras(profiles: list[dict], recipe: dict) -> bool:
+    """Whether an ONNX model must be lowered to Keras: a TFLite-based target or a TF-MOT stage needs it.
+
+    ONNX Runtime and OpenVINO targets otherwise quantize the user's (folded) ONNX graph itself.
+    """
+    return any(p["format"] not in NATIVE_ONNX_FORMATS for p in profiles) or _compresses(recipe)
+
+
+def _compresses(recipe: dict) -> bool:
+    """The recipe asks for a Keras/TF-MOT compression stage (fusion alone is done on ONNX too)."""
+    keys = ("prune", "clusters", "cluster_counts", "cluster_bits", "low_rank", "finetune_epochs")
+    return any(recipe.get(k) for k in keys) or recipe.get("qat", "none") != "none"
 
 
 def _check_settings(profiles: list[dict], recipe: dict) -> None:
@@ -135,7 +163,7 @@ def _check_labels(dataset, outputs: dict) -> None:
                          f"{classes} classes (0..{classes - 1})", stage="calibration")
 
 
-def _datasets(calibration, eval_, inputs, outputs, profiles):
+def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int = 0):
     needs_int8 = any(p.get("quantization", {}).get("scheme", "int8") == "int8" for p in profiles)
     if calibration is None:
         if needs_int8:
@@ -144,10 +172,13 @@ def _datasets(calibration, eval_, inputs, outputs, profiles):
                              stage="calibration")
         calibration = "random"
     calib = open_dataset(calibration, inputs)
+    held_out = open_dataset(eval_, inputs) if eval_ is not None else None
+    # From the declared shapes, before a sample is read: refuse what cannot fit in memory.
+    samples = len(calib) + (len(held_out) if held_out is not None else 0)
+    memory_check.check(samples, memory_check.sample_bytes(inputs), activations, memory_check.available_bytes())
     calib.validate()
     _check_labels(calib, outputs)
-    if eval_ is not None:
-        held_out = open_dataset(eval_, inputs)
+    if held_out is not None:
         held_out.validate()
         _check_labels(held_out, outputs)
         return calib, held_out
@@ -195,20 +226,27 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
     with atomic_folder(out / profile["id"]) as folder:
         work = folder / "intermediate"
         work.mkdir()
+        native = loaded.onnx_model is not None and fmt in NATIVE_ONNX_FORMATS and not _compresses(settings)
         build = Build(target=profile, keras_model=keras_model, calibration=calib, evaluation=held_out,
                       out=folder, work=work, settings=settings, report=_new_report(profile, loaded, keras_model),
-                      float_tflite=float_tflite)
+                      float_tflite=float_tflite, onnx_model=loaded.onnx_model if native else None)
         build.report["stages"] = list(optimize_stages)
         build.report["model"]["macs"] = settings.get("macs")
-        build.report["size"]["float_tflite_bytes"] = len(float_tflite)
-        (work / "model_float.tflite").write_bytes(float_tflite)
+        if float_tflite is not None:
+            build.report["size"]["float_tflite_bytes"] = len(float_tflite)
+            (work / "model_float.tflite").write_bytes(float_tflite)
+        else:
+            build.report["model"]["macs_note"] = "not counted: the ONNX model was not converted to .tflite"
+        if native:
+            build.report["model"]["notes"].append("quantized as ONNX (no Keras lowering): the float reference "
+                                                  "is the folded ONNX model in ONNX Runtime")
         if fmt in TFLITE_FORMATS:
             with status(f"{profile['id']}: int8 post-training quantization"):
                 _quantize(build)
         _export(build)
         _verify(build, loaded)
         write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
-        _write_reports(build, loaded)
+        write_reports(build, loaded.source)
     return build.report
 
 
@@ -232,9 +270,10 @@ def _verify(build: Build, loaded) -> None:
     held_out, profile = build.evaluation, build.target
     with build.stage("verify"), status(f"{profile['id']}: verifying on {len(held_out)} held-out samples"):
         # The user's model is the reference: compression and int8 are judged together.
+        reference = build.onnx_model if build.onnx_model is not None else loaded.reference
         # ONNX Runtime / OpenVINO int8: the shipped artifact, or its twin on a host without VNNI
-        build.report["verification"] = host_isa.verify_build(build, loaded.keras_model)
-        if build.keras_model is not loaded.keras_model:
+        build.report["verification"] = host_isa.verify_build(build, reference)
+        if build.keras_model is not loaded.keras_model and build.onnx_model is None:
             build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
     build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
     if build.settings.get("layer_error"):
@@ -354,8 +393,9 @@ def _new_report(profile, loaded, keras_model) -> dict:
         "target": profile["id"],
         "format": profile["format"],
         "edgec_version": __version__,
-        "model": {"source": loaded.source, "kind": loaded.kind, "params": int(loaded.keras_model.count_params()),
-                  "params_after_optimize": int(keras_model.count_params()),
+        "model": {"source": loaded.source, "kind": loaded.kind, "params": loaded.params,
+                  "params_after_optimize": int(keras_model.count_params()) if keras_model is not None
+                  else loaded.params,
                   "macs": None, "macs_note": "counted on the float .tflite: conv, depthwise, dense, matmul",
                   "inputs": _sig(loaded.inputs), "outputs": _sig(loaded.outputs),
                   "notes": list(loaded.notes)},
@@ -389,20 +429,3 @@ def _finish_sizes(build: Build) -> None:
         memory["flash_budget_bytes"], memory["ram_budget_bytes"] = flash_budget, ram_budget
     if build.final_tflite is None and build.target["format"] != "c":
         build.report["compression"]["note"] = "per-layer sparsity and unique values are measured on .tflite artifacts"
-
-
-def _write_reports(build: Build, loaded) -> None:
-    write_json(build.out / "report.json", build.report)
-    plots = plots_from_report(build.report, build.out / "plots")
-    figures = [f'<h2>{name.replace("_", " ").title()}</h2><img src="plots/{path.name}" alt="{name}">'
-               for name, path in plots.items()]
-    (build.out / "report.html").write_text(render_html(build.report, figures))
-    settings = build.settings
-    write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
-                   host=build.report.get("int8_arithmetic"),
-                   inputs={"model": loaded.source, "calibration": _path_or_none(settings.get("calibration")),
-                           "eval": _path_or_none(settings.get("eval"))})
-
-
-def _path_or_none(value):
-    return None if value in (None, "random") else value

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from .calibration import Dataset
 from .errors import EdgecError, InputError, ToolchainError
+from .isolate import call
+from .softmax_scale import raise_tiny_softmax_scales
 from .tf import tensorflow
 
 log = logging.getLogger(__name__)
@@ -74,34 +76,50 @@ def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_chan
     ``--max-accuracy-drop``) go through :mod:`edgec.layer_error` instead.
     """
     if float_nodes:
-        return _int8_with_float_nodes(model, calibration, io_dtype=io_dtype, per_channel=per_channel,
-                                      float_nodes=list(float_nodes))
-    return _full_integer(model, calibration, activations="int8", io_dtype=io_dtype, per_channel=per_channel)
+        result = _int8_with_float_nodes(model, calibration, io_dtype=io_dtype, per_channel=per_channel,
+                                        float_nodes=list(float_nodes))
+    else:
+        result = _full_integer(model, calibration, activations="int8", io_dtype=io_dtype, per_channel=per_channel)
+    # The converter may write a softmax input scale that TFLite's int8 kernels abort on.
+    return raise_tiny_softmax_scales(result)[0]
 
 
 def _int8_with_float_nodes(model, calibration, *, io_dtype: str, per_channel: bool, float_nodes: list[str]
                            ) -> bytes:
     # The converter's public API cannot leave single ops in float; its MLIR quantizer can, from a
     # calibrated model (what TFLite's QuantizationDebugger does for its denylists).
-    from tensorflow.lite.python import convert
-
     tf = tensorflow()
     converter = _converter(model, calibration, ops=tf.lite.OpsSet.TFLITE_BUILTINS_INT8, per_channel=per_channel)
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True
     calibrated = _convert(converter, "int8 calibration")
+    _io_type(io_dtype)  # an unknown io_dtype is refused here, before the worker
+    # Bytes in, bytes out: the MLIR quantizer runs in edgec's worker process, where a C++ abort is an error.
+    result, error = call(_mlir_quantize, calibrated, io_dtype=io_dtype, per_channel=per_channel,
+                         float_nodes=float_nodes, stage=STAGE, what="TFLite's MLIR quantizer")
+    if result is None:
+        raise ToolchainError(f"TFLite quantizer failed (int8, {len(float_nodes)} layer(s) in float): "
+                             f"{_explain(error)}", stage=STAGE)
+    check_fully_quantized(result, allowed_float=float_nodes)
+    return result
+
+
+def _mlir_quantize(calibrated: bytes, *, io_dtype: str, per_channel: bool, float_nodes: list[str]
+                   ) -> tuple[bytes | None, str]:
+    """In the worker: (quantized model, "") or (None, the quantizer's error and its C++ stderr)."""
+    from tensorflow.lite.python import convert
+
     io = _io_type(io_dtype)
     with _captured_stderr() as err:
         try:
             result = convert.mlir_quantize(calibrated, disable_per_channel=not per_channel,
                                            fully_quantize=io_dtype != "float32", input_data_type=io,
                                            output_data_type=io, denylisted_nodes=float_nodes)
-        except Exception as e:  # the quantizer wraps MLIR failures in several exception types
-            raise ToolchainError(f"TFLite quantizer failed (int8, {len(float_nodes)} layer(s) in float): "
-                                 f"{_explain(str(e) + chr(10) + ''.join(err))}", stage=STAGE) from None
-    result = bytes(result)
-    check_fully_quantized(result, allowed_float=float_nodes)
-    return result
+        except Exception as e:  # noqa: BLE001 - the quantizer wraps MLIR failures in several exception types
+            error = str(e)
+        else:
+            return bytes(result), ""
+    return None, error + "\n" + "".join(err)
 
 
 def int16x8_tflite(model, calibration: Dataset | dict, *, io_dtype: str = "int8", per_channel: bool = True

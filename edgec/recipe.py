@@ -11,6 +11,8 @@ of range are an :class:`InputError`); command-line flags of the same meaning ove
     low_rank = 0.95             # --low-rank 0.95  (retained singular-value energy)
     finetune_epochs = 5         # --finetune-epochs 5
     distill = true              # --distill
+    output_kind = "regression"  # verify every output by SNR/cosine (default: inferred per output)
+    output_kinds = {recon = "regression", label = "classifier"}   # or per output name
 
 No TensorFlow import here: ``edgec --help`` and ``--print-recipe`` stay instant.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,6 +30,7 @@ from .errors import InputError
 
 PRUNE_STRUCTURES = ("unstructured", "2:4")
 PRUNE_SCHEDULES = ("constant", "polynomial")
+OUTPUT_KINDS = ("classifier", "regression")  # edgec.metrics.KINDS (no NumPy import here)
 QAT_CHOICES = ("none", "auto", "plain", "prune_preserve", "cluster_preserve", "pcqat")
 
 
@@ -54,12 +58,17 @@ class Recipe:
     temperature: float = 4.0                # distillation temperature
     qat: str = "none"                       # none | auto | plain | prune_preserve | cluster_preserve | pcqat
     lut: bool = True                        # TFLite Micro LUT compression of clustered weights
+    output_kind: str | None = None          # classifier | regression for every output; None = inferred
+    output_kinds: dict[str, str] | None = None  # by output name: {recon = "regression"}
     seed: int = 0
 
     def validate(self) -> "Recipe":
         """Check types and ranges; raise :class:`InputError` naming the key and what is allowed."""
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
+            if f.type == "float":  # TOML has nan and inf; no setting means either
+                _require(math.isfinite(getattr(self, f.name)), f.name, getattr(self, f.name), "a finite number")
+        _require(0 <= self.seed < 2**32, "seed", self.seed, "0..2**32-1")
         _require(0.0 <= self.prune < 1.0, "prune", self.prune, "a sparsity in [0, 1)")
         _require(self.prune_structure in PRUNE_STRUCTURES, "prune_structure", self.prune_structure,
                  " or ".join(PRUNE_STRUCTURES))
@@ -80,6 +89,8 @@ class Recipe:
         _require(self.prune_structure != "2:4" or self.prune in (0.0, 0.5), "prune", self.prune,
                  "0.5 (or unset) with prune_structure 2:4, which keeps 2 of every 4 weights")
         _require(self.qat in QAT_CHOICES, "qat", self.qat, ", ".join(QAT_CHOICES))
+        for kind in [self.output_kind, *(self.output_kinds or {}).values()]:
+            _require(kind is None or kind in OUTPUT_KINDS, "output_kind", kind, " or ".join(OUTPUT_KINDS))
         return self
 
     @property
@@ -102,16 +113,21 @@ class Recipe:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None:
-                empty = "{}  (default: the clusters key for every layer)" if f.type.startswith("dict") \
-                    else "[]  (default: chosen automatically)"
+                empty = _UNSET.get(f.name) or ("{}  (default: the clusters key for every layer)"
+                                                if f.type.startswith("dict") else "[]  (default: chosen automatically)")
                 lines.append(f"# {f.name} = {empty}")
             else:
                 lines.append(f"{f.name} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
 
 
+# How an unset key shows in ``--print-recipe`` where the list/table wording does not fit.
+_UNSET = {"output_kind": '"regression"  (default: inferred per output; or "classifier")',
+          "output_kinds": "{}  (default: output_kind, else inferred, for every output)"}
+
 _TYPES = {"bool": (bool,), "float": (int, float), "int": (int,), "str": (str,),
-          "list[str] | None": (list, type(None)), "dict[str, int] | None": (dict, type(None))}
+          "list[str] | None": (list, type(None)), "dict[str, int] | None": (dict, type(None)),
+          "str | None": (str, type(None)), "dict[str, str] | None": (dict, type(None))}
 
 
 def _check_type(name: str, value, type_name: str) -> None:
@@ -120,7 +136,8 @@ def _check_type(name: str, value, type_name: str) -> None:
     if ok and isinstance(value, list):
         ok = all(isinstance(v, str) for v in value)
     if ok and isinstance(value, dict):
-        ok = all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
+        of = str if type_name.startswith("dict[str, str]") else int
+        ok = all(isinstance(k, str) and isinstance(v, of) and not isinstance(v, bool) for k, v in value.items())
     if not ok:
         raise InputError(f"recipe key {name!r} must be {type_name.replace(' | None', '')}, got {value!r}",
                          stage="recipe")
@@ -159,13 +176,15 @@ def from_dict(data: dict, *, base: Recipe | None = None, source: str = "recipe")
 def load(path: str | Path) -> Recipe:
     """Read an ``edgec.toml`` recipe file."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block the read
+        raise InputError(f"recipe file {path} cannot be read: not a regular file", stage="recipe")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"recipe file {path} does not exist", stage="recipe") from None
     except OSError as e:
         raise InputError(f"recipe file {path} cannot be read: {e.strerror}", stage="recipe") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"recipe file {path} is not valid TOML: {e}", stage="recipe") from None
     return from_dict(data, source=str(path))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import platform
 from importlib import metadata
@@ -78,50 +77,53 @@ def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None],
     return manifest
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if value is None:
-        return "—"
-    return str(value)
+def write_reports(build, source: str) -> None:
+    """``report.json`` (with the per-layer table of the shipped file), ``report.html``, ``manifest.json``."""
+    from .layer_table import section
+    from .report_html import render_html
+
+    fmt = build.target["format"]
+    shipped = build.final_tflite or (build.int8_tflite if fmt == "c" else None)
+    artifact = build.artifact if fmt in ("onnx", "openvino") else None
+    sample = build.evaluation.subset(range(1)).arrays() if fmt == "onnx" and len(build.evaluation) else None
+    build.report["layers"] = section(shipped, build.report.get("layer_error"), fmt, artifact, sample)
+    budget_mem, memory = build.target.get("memory", {}), build.report["memory"]
+    for key in ("flash_reserved_bytes", "ram_reserved_bytes"):  # drawn after the budget in the gauges
+        if memory.get(key.replace("reserved", "budget")) is not None:
+            memory.setdefault(key, budget_mem.get(key, 0))
+    write_json(build.out / "report.json", build.report)
+    (build.out / "report.html").write_text(render_html(build.report))
+    settings = build.settings
+    write_manifest(build.out, recipe={**settings, "target": build.target["id"]},
+                   host=build.report.get("int8_arithmetic"),
+                   inputs={"model": source, "calibration": _path_or_none(settings.get("calibration")),
+                           "eval": _path_or_none(settings.get("eval"))})
 
 
-def _table(rows: dict) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-                    for k, v in rows.items() if not isinstance(v, (dict, list)))
-    return f"<table>{cells}</table>"
+def _path_or_none(value):
+    return None if value in (None, "random") else value
 
 
-def render_html(report: dict, extra_sections: list[str] | None = None) -> str:
-    """A readable, self-contained HTML page for one target's report."""
-    ver = report.get("verification", {})
-    status = "passed" if ver.get("passed") else "FAILED"
-    stages = "".join(f"<tr><td>{html.escape(s['name'])}</td><td>{s.get('seconds', 0):.2f} s</td></tr>"
-                     for s in report.get("stages", []))
-    layers = "".join(
-        f"<tr><td>{html.escape(str(layer.get('name')))}</td><td>{_fmt(layer.get('sparsity'))}</td>"
-        f"<td>{_fmt(layer.get('unique_values_max_per_channel'))}</td></tr>"
-        for layer in report.get("compression", {}).get("layers", []))
-    failures = "".join(f"<li>{html.escape(f)}</li>" for f in ver.get("failures", []) + report.get("failures", []))
-    parts = [
-        f"<h1>edgec report: {html.escape(report['target'])}</h1>",
-        f"<p>Format <b>{html.escape(report['format'])}</b>, model <code>{html.escape(report['model']['source'])}"
-        f"</code>, edgec {html.escape(report['edgec_version'])}. Verification <b>{status}</b>.</p>",
-        f"<ul class=fail>{failures}</ul>" if failures else "",
-        "<h2>Size</h2>", _table(report.get("size", {})),
-        "<h2>Memory</h2>", _table(report.get("memory", {})),
-        "<h2>Verification</h2>", _table(ver),
-        "<h2>Model</h2>", _table(report.get("model", {})),
-        "<h2>Stages</h2>", f"<table>{stages}</table>",
-    ]
-    if layers:
-        parts += ["<h2>Compression (measured in the artifact)</h2>",
-                  f"<table><tr><th>layer</th><th>sparsity</th><th>unique values / channel</th></tr>{layers}</table>"]
-    parts += extra_sections or []
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
-             "text-align:left}th{background:#f4f4f4}.fail{color:#b00}")
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>edgec {html.escape(report['target'])}"
-            f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+def write_index(out: Path, reports: dict[str, dict]) -> None:
+    """``OUT/index.html`` of a multi-target compile, linking each target's report (and its bench.json)."""
+    from .report_html import render_index
+
+    out.mkdir(parents=True, exist_ok=True)
+    benches = {t: json.loads((out / t / "bench.json").read_text()) for t in reports
+               if (out / t / "bench.json").is_file()}
+    (out / "index.html").write_text(render_index(reports, benches))
+
+
+def refresh_index(out: Path) -> bool:
+    """Re-render ``OUT/index.html``, if a compile wrote one, from its targets' current reports and benches."""
+    import re
+
+    index = Path(out) / "index.html"
+    if not index.is_file():
+        return False
+    found = re.search(r'data-targets="([^"]*)"', index.read_text())
+    targets = [t for t in (found.group(1).split() if found else []) if (index.parent / t / "report.json").is_file()]
+    if not targets:
+        return False
+    write_index(index.parent, {t: json.loads((index.parent / t / "report.json").read_text()) for t in targets})
+    return True

@@ -97,10 +97,11 @@ def order_inputs(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.nda
 def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run every sample through the TFLite Micro interpreter (reference kernels), one at a time."""
     raw = Path(artifact).read_bytes()
-    out_details = tflm_io_details(raw)[1]
+    where = {"stage": "verify", "model": str(artifact)}
+    out_details = tflm_io_details(raw, **where)[1]
     # Stacked per-sample outputs (N, 1, ...) -> batch first (N, ...), as the other runtimes return.
     return [dequantize_output(y.reshape(-1, *y.shape[2:]), d)
-            for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs)), out_details)]
+            for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs), **where), out_details)]
 
 
 def predict_litert(artifact: Path | bytes, inputs: dict[str, np.ndarray], *, num_threads: int = 1,

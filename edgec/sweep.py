@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from . import sweep_front, sweep_space
-from .errors import InputError
+from .errors import EdgecError, InputError
 from .recipe import from_dict
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,20 @@ def run_trial(spec: dict) -> dict:
 
 
 def _start_ray(address: str | None, workers: int | None) -> dict:
+    # Ray's client gives a cluster 5 + 10 + 15 s to answer; a loaded head node's client server needs more
+    # to start the process that serves us. Read when Ray is imported, so set before.
+    os.environ.setdefault("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "20")
     import ray
 
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise EdgecError(f"cannot join the Ray cluster at {address}: {e}", stage="sweep") from None
     else:
+        # Loopback only: a local sweep needs no network, and must not listen on the machine's interfaces.
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False, object_store_memory=256 * 1024 * 1024)
+                 log_to_driver=False, object_store_memory=256 * 1024 * 1024, _node_ip_address="127.0.0.1")
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return {"name": "ray", "version": ray.__version__, "address": address or "local",
             "workers": cpus if address else (workers or os.cpu_count())}

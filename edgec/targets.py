@@ -7,6 +7,7 @@ configuration error, so that a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ SCHEMA: dict[str, Any] = {
         "min_top1_agreement": float,
         "max_top1_drop": float,
         "min_cosine": float,
+        # Non-classifier outputs (regression, reconstruction, embedding; edgec/metrics.py).
+        "min_snr_db": float,
+        "max_abs_err": float,
         "max_samples": int,
     },
     "device": {
@@ -81,7 +85,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise InputError(f"{path}: not valid TOML: {e}", stage="targets") from None
 
 
@@ -113,7 +117,7 @@ def _merge(base: dict, override: dict) -> dict:
 
 def available(directory: Path | None = None) -> list[str]:
     """Ids of all profiles in the targets folder, abstract ones included, sorted."""
-    return sorted(p.stem for p in _targets_dir(directory).glob("*.toml"))
+    return sorted(p.stem for p in _targets_dir(directory).glob("*.toml") if p.is_file())
 
 
 def resolve(target_id: str, directory: Path | None = None, _seen: tuple = ()) -> dict[str, Any]:
@@ -123,7 +127,7 @@ def resolve(target_id: str, directory: Path | None = None, _seen: tuple = ()) ->
     """
     folder = _targets_dir(directory)
     path = folder / f"{target_id}.toml"
-    if not path.is_file():
+    if not _ID.fullmatch(target_id) or not path.is_file():
         names = ", ".join(t for t in available(directory) if not _is_abstract(t, folder))
         raise InputError(f"unknown target '{target_id}' (available: {names})", stage="targets")
     if target_id in _seen:
@@ -141,6 +145,7 @@ def resolve(target_id: str, directory: Path | None = None, _seen: tuple = ()) ->
     profile.pop("extends", None)
     if not profile.get("abstract"):
         _require_complete(profile, path.name)
+        _check_values(profile, path.name)
     _check_isa(profile, path.name)
     return profile
 
@@ -187,6 +192,47 @@ def _require_complete(profile: dict, where: str) -> None:
     for key in ("description", "format"):
         if key not in profile:
             raise InputError(f"{where}: missing '{key}' (after extends)", stage="targets")
+
+
+# Allowed values of the enumerated keys, and (low, high) ranges of the numbers, of a resolved profile.
+CHOICES = {
+    "format": ("tflm", "litert", "openvino", "onnx", "c"),
+    "quantization.scheme": ("int8", "fp16", "fp32"),
+    "quantization.io_dtype": ("int8", "uint8", "float32"),
+    "quantization.calibration_method": ("minmax", "entropy", "percentile"),
+    "quantization.activation_dtype": ("uint8", "int8"),
+}
+RANGES = {
+    "cpu.clock_mhz": (1, 100_000), "memory.flash_bytes": (1, 2**40), "memory.ram_bytes": (1, 2**40),
+    "memory.flash_reserved_bytes": (0, 2**40), "memory.ram_reserved_bytes": (0, 2**40),
+    "memory.arena_margin_fraction": (0.0, 10.0), "memory.arena_margin_bytes": (0, 2**40),
+    "verification.min_top1_agreement": (0.0, 1.0), "verification.max_top1_drop": (0.0, 1.0),
+    "verification.min_cosine": (-1.0, 1.0), "verification.max_samples": (1, 10**7),
+    "device.threads": (1, 1024),
+}
+_LISTS = ("operators.allowed", "verification.cross_check", "device.providers")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _check_values(profile: dict, where: str) -> None:
+    """Enumerations, ranges (NaN is out of every range), lists of strings, budgets left after reserves."""
+    def get(dotted: str):
+        table, _, key = dotted.rpartition(".")
+        return (profile.get(table, {}) if table else profile).get(key)
+
+    for key, allowed in CHOICES.items():
+        if get(key) is not None and get(key) not in allowed:
+            raise InputError(f"{where}: '{key}' = {get(key)!r}; use one of {', '.join(allowed)}", stage="targets")
+    for key, (low, high) in RANGES.items():
+        value = get(key)
+        if value is not None and not low <= value <= high:
+            raise InputError(f"{where}: '{key}' = {value!r} is outside {low}..{high}", stage="targets")
+    for key in _LISTS:
+        if get(key) is not None and not all(isinstance(v, str) for v in get(key)):
+            raise InputError(f"{where}: '{key}' must be a list of strings", stage="targets")
+    flash, ram = model_budget(profile)
+    if (flash is not None and flash <= 0) or (ram is not None and ram <= 0):
+        raise InputError(f"{where}: the reserved memory leaves nothing for the model", stage="targets")
 
 
 def listing(directory: Path | None = None) -> list[dict[str, Any]]:

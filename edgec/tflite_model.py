@@ -143,15 +143,51 @@ def parse(raw: bytes) -> TFLiteModel:
     if not model.subgraphs:
         raise InputError("TFLite model has no subgraph", stage="load")
     graph = model.subgraphs[0]
-    tensors = [_tensor(model, i, t) for i, t in enumerate(graph.tensors or [])]
-    operators = [
-        Operator(i, _op_name(model, op.opcodeIndex), [int(x) for x in (op.inputs if op.inputs is not None else [])],
-                 [int(x) for x in (op.outputs if op.outputs is not None else [])], op.builtinOptions)
-        for i, op in enumerate(graph.operators or [])
-    ]
+    try:
+        tensors = [_tensor(model, i, t) for i, t in enumerate(graph.tensors or [])]
+        operators = [
+            Operator(i, _op_name(model, op.opcodeIndex), [int(x) for x in (op.inputs if op.inputs is not None else [])],
+                     [int(x) for x in (op.outputs if op.outputs is not None else [])], op.builtinOptions)
+            for i, op in enumerate(graph.operators or [])
+        ]
+        inputs = [int(i) for i in (graph.inputs if graph.inputs is not None else [])]
+        outputs = [int(i) for i in (graph.outputs if graph.outputs is not None else [])]
+    except (IndexError, ValueError, TypeError, UnicodeDecodeError, OverflowError) as e:
+        # The object API unpacks without checking: indices, names and sizes are checked here.
+        raise InputError(f"corrupt TFLite flatbuffer: {type(e).__name__}: {e}", stage="load") from None
+    _check_indices(tensors, operators, inputs, outputs)
     return TFLiteModel(raw=raw, model=model, tensors=tensors, operators=operators,
-                       inputs=[int(i) for i in graph.inputs], outputs=[int(i) for i in graph.outputs],
-                       subgraphs=len(model.subgraphs))
+                       inputs=inputs, outputs=outputs, subgraphs=len(model.subgraphs))
+
+
+def _check_indices(tensors, operators, inputs, outputs) -> None:
+    count = len(tensors)
+    for op in operators:  # -1 marks an omitted optional input
+        if any(not -1 <= t < count for t in op.inputs + op.outputs):
+            raise InputError(f"corrupt TFLite flatbuffer: operator {op.index} ({op.name}) names a tensor "
+                             f"outside 0..{count - 1}", stage="load")
+    if any(not 0 <= t < count for t in inputs + outputs):
+        raise InputError(f"corrupt TFLite flatbuffer: a graph input or output outside 0..{count - 1}",
+                         stage="load")
+
+
+def signature_outputs(raw: bytes) -> dict[str, int]:
+    """Output name -> position in the model's output list, from the first signature ({} without one).
+
+    The converter orders a multi-output model's outputs by signature name, not as Keras does, so this
+    is how an artifact's outputs are matched to the Keras model's (TFLite Micro slimming drops the
+    signature; the unslimmed ``intermediate/model_int8.tflite`` has the same output order).
+    """
+    model = schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    if not model.signatureDefs or not model.subgraphs:
+        return {}
+    outputs = list(model.subgraphs[0].outputs)
+    found = {}
+    for m in model.signatureDefs[0].outputs or []:
+        name = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+        if m.tensorIndex in outputs:
+            found[name] = outputs.index(m.tensorIndex)
+    return found
 
 
 def constant_bytes(model: TFLiteModel) -> int:
@@ -166,19 +202,31 @@ def macs(model: TFLiteModel) -> int:
         if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
                            "BATCH_MATMUL"):
             continue
-        out = model.tensors[op.outputs[0]].shape
-        weights = model.tensors[op.inputs[1]].shape
-        out_elems = int(np.prod(out)) if out else 0
-        if op.name == "CONV_2D":  # weights [out_c, kh, kw, in_c]
-            total += out_elems * int(np.prod(weights[1:]))
-        elif op.name == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out_c]
-            total += out_elems * int(weights[1] * weights[2])
-        elif op.name == "FULLY_CONNECTED":  # weights [out, in]
-            total += out_elems * int(weights[-1])
-        elif op.name == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input
-            inp = model.tensors[op.inputs[2]].shape
-            total += int(np.prod(inp)) * int(np.prod(weights[:3]))
-        else:
-            a = model.tensors[op.inputs[0]].shape
-            total += out_elems * int(a[-1])
+        try:
+            total += _op_macs(model, op)
+        except IndexError:  # a tensor missing, or of another rank than the operator needs
+            raise InputError(f"corrupt TFLite model: operator {op.index} ({op.name}) has tensors of unexpected "
+                             "number or rank", stage="load") from None
     return total
+
+
+def op_macs(model: TFLiteModel, op: Operator) -> int:
+    """Multiply-accumulates of one operator (conv, depthwise, dense, transpose conv, matmul; else 0)."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"):
+        return 0
+    return _op_macs(model, op)
+
+
+def _op_macs(model: TFLiteModel, op: Operator) -> int:
+    out = model.tensors[op.outputs[0]].shape
+    weights = model.tensors[op.inputs[1]].shape
+    out_elems = int(np.prod(out)) if out else 0
+    if op.name == "CONV_2D":  # weights [out_c, kh, kw, in_c]
+        return out_elems * int(np.prod(weights[1:]))
+    if op.name == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out_c]
+        return out_elems * int(weights[1] * weights[2])
+    if op.name == "FULLY_CONNECTED":  # weights [out, in]
+        return out_elems * int(weights[-1])
+    if op.name == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input
+        return int(np.prod(model.tensors[op.inputs[2]].shape)) * int(np.prod(weights[:3]))
+    return out_elems * int(model.tensors[op.inputs[0]].shape[-1])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import GateError, InputError, ToolchainError
+from .isolate import NativeCrash, call
 from .targets import model_budget
 from .tflite_model import parse, schema
 from .tflm_arena import measure_arena
@@ -45,17 +46,22 @@ def resolver_method(op: str) -> str:
 
 def align(tflite: bytes) -> bytes:
     """Re-serialize with TFLite Micro's aligner so constant buffers are 16-byte aligned."""
+    out = call(_align, tflite, stage=STAGE, what="TFLite Micro's flatbuffer aligner")
+    misaligned = [i for i, off in buffer_offsets(out) if off % ALIGNMENT]
+    if misaligned:
+        raise ToolchainError(f"flatbuffer aligner left buffers {misaligned[:5]} unaligned", stage=STAGE)
+    return out
+
+
+def _align(tflite: bytes) -> bytes:
+    """The aligner itself (C++), run in edgec's worker process."""
     from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper as aligner
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "in.tflite"), Path(tmp, "out.tflite")
         src.write_bytes(tflite)
         aligner.align_tflite_model(str(src), str(dst))
-        out = dst.read_bytes()
-    misaligned = [i for i, off in buffer_offsets(out) if off % ALIGNMENT]
-    if misaligned:
-        raise ToolchainError(f"flatbuffer aligner left buffers {misaligned[:5]} unaligned", stage=STAGE)
-    return out
+        return dst.read_bytes()
 
 
 def buffer_offsets(tflite: bytes) -> list[tuple[int, int]]:
@@ -205,7 +211,13 @@ def lut_compress(build, tflite: bytes, samples: list) -> bytes:
     arena_budget = None
     if ram_budget is not None:  # the decoded weights live in the arena; leave room for the margin
         arena_budget = int((ram_budget - mem.get("arena_margin_bytes", 0)) / (1 + mem.get("arena_margin_fraction", 0)))
-    compressed, report = compress(tflite, samples, arena_budget=arena_budget)
+    try:
+        compressed, report = compress(tflite, samples, arena_budget=arena_budget)
+    except NativeCrash as e:  # LUT compression is optional: ship the model uncompressed and say why
+        log.warning("%s: LUT compression skipped: %s", build.target["id"], e)
+        build.report["compression"]["lut"] = {"skipped": str(e), "bytes_before": len(tflite),
+                                              "bytes_after": len(tflite)}
+        return tflite
     build.report["compression"]["lut"] = report
     return compressed
 
@@ -227,7 +239,7 @@ def export(build) -> None:
 
         check_bit_exact(build.int8_tflite, tflite, samples)
     ops = check_operators(tflite, build.target.get("operators", {}).get("allowed", []), build.target["id"])
-    arena = measure_arena(tflite)
+    arena = measure_arena(tflite, stage=STAGE, model="the shipped model")
     reserve, note = arena_reserve(arena["arena_bytes"], build.target)
     header, source = render_model_data(tflite, arena_bytes=reserve, arena_note=note, io=io_comment(tflite),
                                        tflm_only=litert_readable(tflite))

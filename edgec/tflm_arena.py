@@ -37,8 +37,18 @@ def _capture_fd2(fn) -> str:
         return tmp.read().decode(errors="replace")
 
 
-def measure_arena(tflite: bytes) -> dict:
-    """Run one inference (zeros) and return ``{"arena_bytes", "head_bytes", "tail_bytes", "log"}``."""
+def measure_arena(tflite: bytes, *, stage: str = "export", model: str = "the model") -> dict:
+    """Run one inference (zeros) and return ``{"arena_bytes", "head_bytes", "tail_bytes", "log"}``.
+
+    Runs in edgec's worker process (:mod:`edgec.isolate`): an interpreter abort is a
+    :class:`~edgec.isolate.NativeCrash` naming ``stage`` and ``model``.
+    """
+    from . import isolate
+
+    return isolate.call(_measure, tflite, stage=stage, what=f"TFLite Micro interpreter on {model}")
+
+
+def _measure(tflite: bytes) -> dict:
     from tflite_micro.python.tflite_micro import runtime
 
     try:

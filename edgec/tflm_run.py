@@ -5,6 +5,10 @@ device verification all run samples through :func:`run_tflm`, always with the la
 interpreter's default (ten times the model size) is too small for large activations, and DECODE outputs
 of a LUT-compressed model need arena room too. Quantizing and dequantizing are the callers' business
 (:mod:`edgec.runtimes`); here values pass exactly as the interpreter takes and gives them.
+
+The interpreter runs in edgec's worker process (:mod:`edgec.isolate`): a model that makes its C++
+abort raises :class:`edgec.isolate.NativeCrash` (naming ``stage`` and the model) instead of killing
+edgec. All samples of a call run in one round trip to the worker.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from . import isolate
 from .tflite_model import parse
 from .tflm_arena import HOST_ARENA_BYTES
+
+INTERPRETER = "TFLite Micro interpreter"
 
 
 def _interpreter(tflite: bytes):
@@ -23,16 +30,22 @@ def _interpreter(tflite: bytes):
     return runtime.Interpreter.from_bytes(tflite, arena_size=HOST_ARENA_BYTES)
 
 
-def tflm_io_details(tflite: bytes) -> tuple[list[dict], list[dict]]:
+def tflm_io_details(tflite: bytes, *, stage: str = "tflm", model: str = "the model"
+                    ) -> tuple[list[dict], list[dict]]:
     """The interpreter's input and output details (``dtype``, ``shape``, ``quantization_parameters``),
     in model order: what :func:`edgec.runtimes.quantize_input` and ``dequantize_output`` read."""
+    return isolate.call(_io_details, tflite, stage=stage, what=f"{INTERPRETER} on {model}")
+
+
+def _io_details(tflite: bytes) -> tuple[list[dict], list[dict]]:
     model = parse(tflite)
     interp = _interpreter(tflite)
     return ([interp.get_input_details(i) for i in range(len(model.inputs))],
             [interp.get_output_details(i) for i in range(len(model.outputs))])
 
 
-def run_tflm(tflite: bytes, samples: Iterable[np.ndarray | Sequence[np.ndarray]]) -> list[np.ndarray]:
+def run_tflm(tflite: bytes, samples: Iterable[np.ndarray | Sequence[np.ndarray]], *, stage: str = "tflm",
+             model: str = "the model") -> list[np.ndarray]:
     """Run ``samples`` one at a time through the TFLite Micro interpreter (reference kernels).
 
     A sample is one array for a single-input model (or to set only input 0), else a list of arrays,
@@ -40,8 +53,12 @@ def run_tflm(tflite: bytes, samples: Iterable[np.ndarray | Sequence[np.ndarray]]
     refuses any other; quantize float samples first) and are reshaped to the input's shape, so the
     batch dimension of 1 may be left out; an array of the wrong size gets the interpreter's ValueError.
     Returns, per model output, the raw outputs (not dequantized) stacked over samples: shape
-    ``(len(samples), *output shape)``.
+    ``(len(samples), *output shape)``. ``stage`` and ``model`` name what ran if the interpreter crashes.
     """
+    return isolate.call(_run, tflite, list(samples), stage=stage, what=f"{INTERPRETER} on {model}")
+
+
+def _run(tflite: bytes, samples: list) -> list[np.ndarray]:
     model = parse(tflite)
     interp = _interpreter(tflite)
     shapes = [interp.get_input_details(i)["shape"] for i in range(len(model.inputs))]
@@ -63,10 +80,13 @@ def _empty(detail: dict) -> np.ndarray:
     return np.empty((0, *detail["shape"]), detail["dtype"])
 
 
-def first_difference(reference: bytes, candidate: bytes, samples: list) -> str | None:
+def first_difference(reference: bytes, candidate: bytes, samples: list, *, stage: str = "tflm",
+                     candidate_name: str = "the candidate model") -> str | None:
     """Run both models on ``samples`` in TFLite Micro; None when every output is identical, else where
-    the first difference is (sample, output, max difference in LSB)."""
-    ref, got = run_tflm(reference, samples), run_tflm(candidate, samples)
+    the first difference is (sample, output, max difference in LSB). A crash of either model is a
+    :class:`~edgec.isolate.NativeCrash` naming it (``candidate_name`` for the candidate)."""
+    ref = run_tflm(reference, samples, stage=stage, model="the reference model")
+    got = run_tflm(candidate, samples, stage=stage, model=candidate_name)
     for n in range(len(samples)):
         for i, (x, y) in enumerate((a[n], b[n]) for a, b in zip(ref, got)):
             if x.shape != y.shape:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 
 from .artifact_stats import layer_name
+from .isolate import NativeCrash
 from .tflite_model import _op_name, parse, schema
 from .tflm_run import first_difference
 
@@ -92,9 +93,20 @@ def litert_readable(tflite: bytes) -> str | None:
 
 
 def slim_checked(tflite: bytes, samples: list) -> tuple[bytes, dict]:
-    """:func:`slim`, kept only when TFLite Micro gives identical outputs on ``samples``; else the input."""
+    """:func:`slim`, kept only when TFLite Micro gives identical outputs on ``samples``; else the input.
+
+    An interpreter crash on either model skips slimming (``skipped`` in the report says why); a model
+    that crashes unslimmed fails later, where running it is required (arena, verification).
+    """
     slimmed, report = slim(tflite)
-    where = first_difference(tflite, slimmed, samples) if samples else "no samples to check with"
+    try:
+        where = first_difference(tflite, slimmed, samples, stage="slim", candidate_name="the slimmed model"
+                                 ) if samples else "no samples to check with"
+    except NativeCrash as e:  # slimming is optional: ship the unslimmed model and say why
+        log.warning("TFLite Micro slimming skipped: %s", e)
+        report.update(applied=False, skipped=str(e), reason=f"crashed: {e}", bit_exact_samples=0,
+                      bytes_after=len(tflite))
+        return tflite, report
     report["bit_exact_samples"] = 0 if where else len(samples)
     if where is not None or len(slimmed) >= len(tflite):
         log.warning("TFLite Micro slimming not applied (%s)", where or "no smaller")

@@ -14,7 +14,9 @@ import numpy as np
 
 from .calibration import Dataset
 from .errors import GateError, InputError
+from .metrics import output_failures, output_metrics, resolve_kinds, snr_db, top1
 from .runtimes import RUNTIMES
+from .verify_detail import detail
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,13 @@ STAGE = "verify"
 
 
 def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Float Keras outputs for stacked samples, as a list (one array per model output)."""
+    """Float outputs for stacked samples, as a list (one array per model output).
+
+    ``keras_model`` is a ``tf_keras.Model``, or an ``onnx.ModelProto`` that ONNX Runtime runs (an
+    ONNX model kept as ONNX, see :attr:`edgec.load.LoadedModel.reference`).
+    """
+    if hasattr(keras_model, "graph"):
+        return _onnx_outputs(keras_model, samples)
     names = list(keras_model.input_names)
     feed = [samples[n] for n in names] if all(n in samples for n in names) else list(samples.values())
     out = keras_model(feed if len(feed) > 1 else feed[0], training=False)
@@ -30,8 +38,55 @@ def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.nd
     return [np.asarray(o, np.float32) for o in out]
 
 
+def _onnx_outputs(model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
+    from .export_onnx import feeds
+    from .onnx_lower import run_onnx
+
+    initializers = {t.name for t in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in initializers]
+    return [np.asarray(o, np.float32) for o in run_onnx(model, feeds(samples, names))]
+
+
+def output_names(keras_model) -> list[str]:
+    """The Keras model's output names, in output order."""
+    if hasattr(keras_model, "graph"):  # an ONNX model kept as ONNX
+        return [o.name for o in keras_model.graph.output]
+    return list(getattr(keras_model, "output_names", None) or [])
+
+
+def match_outputs(outputs: list[np.ndarray], names: list[str], artifact: Path, reference: list[np.ndarray]
+                  ) -> list[np.ndarray]:
+    """The artifact's outputs in the Keras model's order.
+
+    The TFLite converter orders outputs by signature name (``a_box`` before ``z_probs``), so a ``.tflite``
+    artifact's are put back by its signature (or the unslimmed ``intermediate/model_int8.tflite``'s);
+    other formats keep the order, unless only matching per-sample shapes pairs them up one way.
+    """
+    if len(outputs) < 2:
+        return outputs
+    order = _signature_order(artifact, names, len(outputs))
+    if order is None:
+        shapes = [o.shape[1:] for o in outputs]
+        pairs = [[i for i, s in enumerate(shapes) if s == r.shape[1:]] for r in reference]
+        if all(len(p) == 1 for p in pairs) and len({p[0] for p in pairs}) == len(pairs):
+            order = [p[0] for p in pairs]
+    return [outputs[i] for i in order] if order else outputs
+
+
+def _signature_order(artifact: Path, names: list[str], count: int) -> list[int] | None:
+    from .tflite_model import signature_outputs
+
+    artifact = Path(artifact)
+    for path in (artifact, artifact.parent / "intermediate" / "model_int8.tflite"):
+        if path.suffix == ".tflite" and path.is_file():
+            positions = signature_outputs(path.read_bytes())
+            if len(names) == count and all(n in positions for n in names):
+                return [positions[n] for n in names]
+    return None
+
+
 def _top1(y: np.ndarray) -> np.ndarray:
-    return y.reshape(len(y), -1).argmax(axis=1)
+    return top1(y)
 
 
 def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -39,46 +94,57 @@ def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(_top1(outputs) == labels))
 
 
-def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.ndarray | None) -> dict:
-    """The verification metrics for artifact outputs against the float reference."""
-    ref, art = reference[0], artifact[0]
-    if ref.shape != art.shape:
-        raise GateError(f"artifact output shape {art.shape} differs from the float model's {ref.shape}",
-                        stage=STAGE)
-    diffs = [float(np.nanmax(np.abs(r - a))) if r.size else 0.0 for r, a in zip(reference, artifact)]
-    r2, a2 = ref.reshape(len(ref), -1).astype(np.float64), art.reshape(len(art), -1).astype(np.float64)
-    norms = np.linalg.norm(r2, axis=1) * np.linalg.norm(a2, axis=1)
-    cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
-    nonfinite = int(sum(np.size(a) - np.count_nonzero(np.isfinite(a)) for a in artifact))
-    if nonfinite:  # NaN would compare false everywhere and hide behind a "good" cosine
-        art = np.nan_to_num(art, nan=0.0, posinf=0.0, neginf=0.0)
+def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.ndarray | None, *,
+            names: list[str] | None = None, settings: dict | None = None) -> dict:
+    """The verification metrics for artifact outputs against the float reference.
+
+    ``outputs`` holds one entry per output (:mod:`edgec.metrics`: its kind, SNR, cosine, max abs error,
+    top-1 for classifiers). The top-level keys are the first output's, as before (``top1_agreement``
+    and the top-1 accuracies are null, with ``top1_note``, when it is not a classifier), except
+    ``max_abs_err`` and ``nonfinite_outputs``, which cover every output. ``settings`` holds the
+    recipe's ``output_kind`` / ``output_kinds``.
+    """
+    names = list(names or [])[:len(artifact)]
+    names += [f"output_{i}" for i in range(len(names), len(artifact))]
+    for ref, art, name in zip(reference, artifact, names):
+        if ref.shape != art.shape:
+            raise GateError(f"artifact output '{name}' shape {art.shape} differs from the float model's "
+                            f"{ref.shape}", stage=STAGE)
+    kinds = resolve_kinds(reference, names, settings or {}, has_labels=labels is not None)
+    outputs = []
+    for i, (ref, art, name, (kind, why)) in enumerate(zip(reference, artifact, names, kinds)):
+        m = output_metrics(ref, art, kind, labels if i == 0 else None)
+        outputs.append({"name": name, "kind_reason": why, **m})
+    first = outputs[0]
     metrics = {
-        "samples": int(len(ref)),
-        "nonfinite_outputs": nonfinite,
-        "top1_agreement": float(np.mean(_top1(ref) == _top1(art))),
-        "max_abs_err": max(diffs),
-        "cosine": float(np.mean(cos)),
-        "cosine_min": float(np.min(cos)),
-        "reference_top1": None,
-        "artifact_top1": None,
+        "samples": int(len(reference[0])),
+        "nonfinite_outputs": sum(o["nonfinite_outputs"] for o in outputs),
+        "output_kind": first["kind"],
+        "top1_agreement": first.get("top1_agreement"),
+        "max_abs_err": max(o["max_abs_err"] for o in outputs),
+        "cosine": first["cosine"],
+        "cosine_min": first["cosine_min"],
+        "snr_db": first["snr_db"],
+        "reference_top1": first.get("reference_top1"),
+        "artifact_top1": first.get("artifact_top1"),
+        "outputs": outputs,
     }
-    if labels is not None:
-        metrics["reference_top1"] = top1_accuracy(ref, labels)
-        metrics["artifact_top1"] = top1_accuracy(art, labels)
+    if first["kind"] != "classifier":
+        metrics["top1_note"] = f"not measured: output '{first['name']}' is not a classifier ({first['kind_reason']})"
     return metrics
 
 
 def gate(metrics: dict, thresholds: dict) -> list[str]:
-    """Names and values of every threshold the metrics breach (empty list: passed)."""
+    """Names and values of every threshold the metrics breach (empty list: passed).
+
+    Each output is judged by its kind (:func:`edgec.metrics.output_failures`); the top-1 drop applies
+    to the first output when labels were given and it is a classifier.
+    """
+    outputs = metrics.get("outputs") or [{"kind": "classifier", **metrics}]
+    named = len(outputs) > 1
     failures = []
-    if metrics.get("nonfinite_outputs"):
-        failures.append(f"{metrics['nonfinite_outputs']} output values are NaN or inf")
-    agree = thresholds.get("min_top1_agreement")
-    if agree is not None and metrics["top1_agreement"] < agree:
-        failures.append(f"top1_agreement {metrics['top1_agreement']:.4f} < {agree}")
-    cos = thresholds.get("min_cosine")
-    if cos is not None and metrics["cosine"] < cos:
-        failures.append(f"cosine {metrics['cosine']:.4f} < {cos}")
+    for o in outputs:
+        failures += output_failures(o, thresholds, o.get("name", "") if named else "")
     drop = thresholds.get("max_top1_drop")
     if drop is not None and metrics.get("artifact_top1") is not None:
         lost = metrics["reference_top1"] - metrics["artifact_top1"]
@@ -88,9 +154,11 @@ def gate(metrics: dict, thresholds: dict) -> list[str]:
     return failures
 
 
-def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, runtime: str | None = None
-           ) -> dict:
+def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, runtime: str | None = None,
+           kinds: dict | None = None) -> dict:
     """Run ``artifact`` on ``evaluation`` in the target's runtime and cross-check runtimes.
+
+    ``kinds``: the recipe's ``output_kind`` / ``output_kinds`` (:func:`edgec.metrics.resolve_kinds`).
 
     Returns the ``verification`` section of ``report.json`` (with ``passed`` and ``failures``); does not
     raise on a breach, so the caller can write the report first.
@@ -107,8 +175,13 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     reference = reference_outputs(keras_model, samples)
     outputs = RUNTIMES[runtime](artifact, samples)
     labels = None if evaluation.random else data.labels
-    metrics = {"runtime": runtime, **compare(reference, outputs, labels)}
-    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, outputs)
+    names = output_names(keras_model)
+    matched = match_outputs(outputs, names, artifact, reference)
+    metrics = {"runtime": runtime, **compare(reference, matched, labels, names=names, settings=kinds)}
+    metrics["outputs_detail"] = detail(reference, matched, names)
+    classifier = metrics["output_kind"] == "classifier"
+    metrics["cross_check"] = {name: _cross_check(name, artifact, samples, matched, classifier=classifier,
+                                                 order=lambda other: match_outputs(other, names, artifact, reference))
                               for name in settings.get("cross_check", []) if name != runtime}
     if evaluation.random:
         metrics["accuracy_note"] = "not measured: random samples (--calibration random)"
@@ -118,8 +191,11 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     return metrics
 
 
-def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray]) -> dict:
-    """Run the same artifact in another runtime: bit-exact, or by how much it differs."""
+def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndarray], *, classifier: bool,
+                 order) -> dict:
+    """Run the same artifact in another runtime: bit-exact, or by how much it differs (SNR per output;
+    top-1 agreement when the first output is a classifier). ``order`` puts the other runtime's outputs
+    in the Keras model's order, as ``outputs`` are."""
     checked = {}
     if name.startswith("litert") and artifact.suffix == ".tflite":
         from .tflm_slim import litert_readable
@@ -136,14 +212,19 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
         from .cbackend.export import reference_model
 
         artifact = reference_model(artifact)
-    other = RUNTIMES[name](artifact, samples)
+    other = order(RUNTIMES[name](artifact, samples))
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(outputs, other))
-    agree = float(np.mean(_top1(outputs[0]) == _top1(other[0])))
-    return {"bit_exact": diff == 0.0, "max_abs_diff": diff, "top1_agreement": agree, **checked}
+    agree = float(np.mean(_top1(outputs[0]) == _top1(other[0]))) if classifier else None
+    return {"bit_exact": diff == 0.0, "max_abs_diff": diff, "top1_agreement": agree,
+            "snr_db": [_finite(snr_db(a, b)) for a, b in zip(outputs, other)], **checked}
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(x, 3)
 
 
 def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, evaluation: Dataset,
-                    profile: dict, *, explicit_eval: bool = False) -> dict:
+                    profile: dict, *, explicit_eval: bool = False, kinds: dict | None = None) -> dict:
     """Check outputs captured on a device (``edgec verify --outputs``) against the float model.
 
     The inputs are the harness's ``inputs.npz`` (or ``--eval``); labels are used when those inputs are
@@ -167,11 +248,28 @@ def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, ev
         labels = head.labels if same and not evaluation.random else None
     captured = load_outputs(outputs_file, output_shapes=[s for s, _ in loaded.outputs.values()],
                             inputs=[samples[n] for n in names])
-    reference = reference_outputs(loaded.keras_model, samples)
+    reference = reference_outputs(loaded.reference, samples)
     runtime = profile.get("verification", {}).get("runtime", "tflm")
     host = RUNTIMES[runtime](artifact, samples)
-    metrics = {"device": captured.device, "runtime": captured.runtime, **compare(reference, captured.outputs, labels),
+    matched = match_outputs(captured.outputs, list(loaded.outputs), artifact, reference)
+    measured = compare(reference, matched, labels, names=list(loaded.outputs), settings=kinds)
+    metrics = {"device": captured.device, "runtime": captured.runtime, **measured,
                "bit_exact": all(np.array_equal(a, b) for a, b in zip(captured.outputs, host)),
                "host_runtime": runtime}
     failures = gate(metrics, profile.get("verification", {}))
     return {**metrics, "failures": failures, "passed": not failures}
+
+
+def check_drop_kind(recipe: dict, keras_model, held_out: Dataset) -> None:
+    """``--max-accuracy-drop`` is a top-1 drop: refuse it when the first output is not a classifier."""
+    if recipe.get("max_accuracy_drop") is None:
+        return
+    head = held_out.subset(range(min(16, len(held_out))))
+    reference = reference_outputs(keras_model, head.arrays())
+    names = output_names(keras_model) or [f"output_{i}" for i in range(len(reference))]
+    has_labels = not held_out.random and held_out.labels is not None
+    kind, why = resolve_kinds(reference, names, recipe, has_labels=has_labels)[0]
+    if kind != "classifier":
+        raise InputError(f"--max-accuracy-drop measures a top-1 drop, but output '{names[0]}' is {kind} ({why}); "
+                         "use --keep-float LAYER and the verification metrics (SNR, cosine, max abs error), or "
+                         "set output_kind = \"classifier\" in the recipe", stage="compile")

@@ -11,6 +11,12 @@ CRC, a byte not arriving in time) with command 0xFF and keeps serving.
 
 pyserial's ``serial_for_url`` opens both a real board (``/dev/ttyACM0``) and QEMU's UART on a
 local socket (``socket://127.0.0.1:PORT``) with the same code.
+
+Line faults are *transient* (:attr:`DeviceError.transient`): a reply that does not arrive in
+time, fails its CRC or is out of step, a request the device received damaged (its bad-CRC and
+timeout statuses), a connection that dropped. INFER is a pure function of its input, so the
+caller (:func:`edgec.firmware.run.run_on_device`) may resynchronize and ask again; anything
+else (a wrong length, a failing model) is final.
 """
 
 from __future__ import annotations
@@ -48,10 +54,21 @@ ST_BAD_CRC, ST_BAD_LENGTH, ST_UNKNOWN_COMMAND, ST_INVOKE_FAILED, ST_TIMEOUT, ST_
 class DeviceError(ToolchainError):
     """The device answered with an error status, or did not answer in time (exit 3)."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: int | None = None):
+    def __init__(self, message: str, *, status: int | None = None, detail: int | None = None,
+                 transient: bool = False):
         self.status = status
         self.detail = detail
+        self.transient = transient  # a line fault: resynchronizing and asking again is safe
         super().__init__(message, stage="device")
+
+    @property
+    def reason(self) -> str:
+        """The message without the stage prefix."""
+        return str(self.args[0])
+
+
+# The device's own answers to a request that reached it damaged: worth sending again.
+TRANSIENT_STATUSES = {ST_BAD_CRC, ST_TIMEOUT}
 
 
 @dataclass(frozen=True)
@@ -88,11 +105,14 @@ class Device:
 
         self.url = url
         self.timeout = timeout
+        self._baudrate = baudrate
         try:
             self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.5)
         except (serial.SerialException, ValueError, OSError) as e:
             raise InputError(f"cannot open device port {url}: {e}", stage="device") from None
         self._info: DeviceInfo | None = None
+        self.lost = False  # the connection dropped; resync() reopens it
+        self.reconnects = 0
 
     def close(self) -> None:
         """Close the port."""
@@ -106,15 +126,27 @@ class Device:
 
     def send_raw(self, data: bytes) -> None:
         """Write ``data`` as is (tests use it to send corrupted frames)."""
-        self._port.write(data)
-        self._port.flush()
+        import serial
+
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (serial.SerialException, OSError) as e:
+            self.lost = True
+            raise DeviceError(f"connection lost while sending ({e})", transient=True) from None
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
+        import serial
+
         buf = bytearray()
         while len(buf) < n:
             if time.monotonic() > deadline:
-                raise DeviceError(f"no complete reply from {self.url} within {self.timeout:.0f} s")
-            buf += self._port.read(n - len(buf))
+                raise DeviceError(f"no complete reply within {self.timeout:g} s", transient=True)
+            try:
+                buf += self._port.read(n - len(buf))
+            except (serial.SerialException, OSError) as e:  # QEMU gone, USB unplugged, board reset
+                self.lost = True
+                raise DeviceError(f"connection lost while reading a reply ({e})", transient=True) from None
         return bytes(buf)
 
     def read_frame(self) -> tuple[int, bytes]:
@@ -125,12 +157,14 @@ class Device:
             window = (window + self._read_exact(1, deadline))[-4:]
         head = self._read_exact(5, deadline)
         command, length = struct.unpack("<BI", head)
-        if length > 1 << 24:
-            raise DeviceError(f"reply from {self.url} claims {length} bytes: the stream is out of step")
+        # Once INFO is known no reply is longer than an INFER reply: a larger length is a damaged
+        # header, not a reply worth waiting ``timeout`` for.
+        if length > (max(24, 12 + self._info.output_bytes) if self._info else 1 << 24):
+            raise DeviceError(f"a reply claims {length} bytes: the stream is out of step", transient=True)
         payload = self._read_exact(length, deadline)
         (crc,) = struct.unpack("<I", self._read_exact(4, deadline))
         if crc != zlib.crc32(head + payload):
-            raise DeviceError(f"reply from {self.url} failed its CRC check (serial line noise?)")
+            raise DeviceError("a reply failed its CRC check (noise on the line?)", transient=True)
         return command, payload
 
     def request(self, command: int, payload: bytes = b"") -> bytes:
@@ -157,8 +191,39 @@ class Device:
 
     def drain(self, settle: float = 0.2) -> None:
         """Discard anything the device still sends (after an error reply), waiting ``settle`` s."""
+        import serial
+
         time.sleep(settle)
-        self._port.reset_input_buffer()
+        deadline = time.monotonic() + self.timeout  # a line that never goes quiet is not waited out
+        try:
+            while self._port.read(4096) and time.monotonic() < deadline:
+                pass  # until the line is quiet for 0.5 s (the read timeout)
+            self._port.reset_input_buffer()
+        except (serial.SerialException, OSError):
+            self.lost = True
+
+    def resync(self) -> None:
+        """After a line fault: reopen a dropped connection (waiting up to ``timeout`` for a board that
+        resets to come back), else discard the rest of a damaged reply so the next one starts clean."""
+        if not self.lost:
+            self.drain()
+        if not self.lost:
+            return
+        import serial
+
+        self._port.close()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self._port = serial.serial_for_url(self.url, baudrate=self._baudrate, timeout=0.5)
+                self.lost = False
+                self.reconnects += 1
+                return
+            except (serial.SerialException, ValueError, OSError) as e:
+                if time.monotonic() > deadline:
+                    raise DeviceError(f"connection lost and reopening it failed for {self.timeout:g} s ({e})"
+                                      ) from None
+                time.sleep(0.25)
 
 
 def check_reply(command: int, payload: bytes, *, expected: int) -> None:
@@ -171,6 +236,8 @@ def check_reply(command: int, payload: bytes, *, expected: int) -> None:
         what = STATUS.get(status, f"status {status}")
         extra = f" (expected {detail} bytes)" if status == ST_BAD_LENGTH and detail else ""
         extra = f" (code {detail})" if status in (ST_INVOKE_FAILED, ST_FAULT) else extra
-        raise DeviceError(f"device replied: {what}{extra}", status=status, detail=detail)
-    if command != expected:
-        raise DeviceError(f"device replied to command {command & 0x7F:#04x}, expected {expected & 0x7F:#04x}")
+        raise DeviceError(f"device replied: {what}{extra}", status=status, detail=detail,
+                          transient=status in TRANSIENT_STATUSES)
+    if command != expected:  # a stale reply, or one from before a reset
+        raise DeviceError(f"device replied to command {command & 0x7F:#04x}, expected {expected & 0x7F:#04x}",
+                          transient=True)

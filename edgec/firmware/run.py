@@ -30,26 +30,56 @@ def _check_inputs(inputs: list[bytes], info: DeviceInfo) -> None:
                              stage="device")
 
 
-def _stream(device: Device, inputs: list[bytes], *, qemu: bool) -> list[Inference]:
-    info = device.info()
+def _attempt(device: Device, what: str, call, retries: int, link: dict):
+    """``call()`` with up to ``retries`` more attempts after a transient line fault, resynchronizing in
+    between; the final error names the port, ``what`` was being done and what happened."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except DeviceError as e:
+            error = e
+            if not e.transient or attempt == retries:
+                break
+            log.info("%s: %s: %s; resynchronizing and asking again", device.url, what, e.reason)
+            link["retries"] += 1
+            try:
+                device.resync()
+            except DeviceError as lost:
+                error = lost
+                break
+            finally:
+                link["reconnects"] = device.reconnects
+    tries = f" (after {attempt + 1} attempts)" if attempt else ""
+    raise DeviceError(f"{device.url}: {what}: {error.reason}{tries}", status=error.status,
+                      detail=error.detail) from None
+
+
+def _stream(device: Device, inputs: list[bytes], *, qemu: bool, retries: int = 0,
+            link: dict | None = None) -> list[Inference]:
+    link = {"retries": 0, "reconnects": 0} if link is None else link
+    link.setdefault("retries", 0)
+    link.setdefault("reconnects", 0)
+    info = _attempt(device, "INFO request before the first sample", device.info, retries, link)
     _check_inputs(inputs, info)
     results = []
-    for data in inputs:
-        r = device.infer(data)
+    for i, data in enumerate(inputs):
+        r = _attempt(device, f"sample {i} of {len(inputs)}", lambda d=data: device.infer(d), retries, link)
         count = instructions(r.ticks, info) if qemu else r.ticks
         results.append(Inference(output=r.output, ticks=count))
     return results
 
 
 def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, board: str | None = None,
-                  timeout: float = 60.0) -> list[Inference]:
+                  timeout: float = 60.0, retries: int = 3, link: dict | None = None) -> list[Inference]:
     """Run each input on the device and return ``[(output_bytes, count), ...]`` in order.
 
     ``target`` is a :class:`FirmwareImage` (or an ELF path plus ``board``), run under QEMU for
     the duration of the call; or a port / pyserial URL (``/dev/ttyACM0``,
     ``socket://127.0.0.1:5555``) of a board already running the firmware. ``count`` is the
     instruction count under QEMU (``-icount shift=0``, exact to one timer tick) and the SysTick
-    core-cycle count on a real board. ``timeout`` bounds each reply.
+    core-cycle count on a real board. ``timeout`` bounds each reply; on a port, after a line fault
+    (see :mod:`edgec.firmware.protocol`) a sample is asked for again up to ``retries`` times, and
+    ``link`` (a dict, when given) counts the ``retries`` and ``reconnects``.
     """
     if isinstance(target, FirmwareImage) or (isinstance(target, Path) and target.suffix == ".elf"):
         elf = target.elf if isinstance(target, FirmwareImage) else target
@@ -57,15 +87,15 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
         if machine is None:
             raise InputError("run_on_device: an ELF path needs board=", stage="device")
         with QemuSession(elf, machine) as session, Device(session.url, timeout=timeout) as device:
-            try:
-                return _stream(device, inputs, qemu=True)
+            try:  # a local emulator's line has no noise: a fault there is a crash, reported at once
+                return _stream(device, inputs, qemu=True, link=link)
             except DeviceError as e:
                 if session.exit_code() is not None:
                     raise DeviceError(f"QEMU stopped (exit code {session.exit_code()}): {session.output()}",
                                       status=e.status) from None
                 raise
     with Device(str(target), timeout=timeout) as device:
-        return _stream(device, inputs, qemu=False)
+        return _stream(device, inputs, qemu=False, retries=retries, link=link)
 
 
 def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: Path, device: str | None = None,

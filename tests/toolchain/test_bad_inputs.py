@@ -131,7 +131,10 @@ def test_random_calibration_marks_accuracy_as_not_measured(run_cli, tmp_path):
     assert report["reference_top1"] is None and report["artifact_top1"] is None
     assert report["accuracy_note"] == "not measured: random samples (--calibration random)"
     # Only accuracy goes unmeasured: the artifact is still compared with the float model, sample by sample.
-    assert report["passed"] and report["samples"] == 64 and report["top1_agreement"] == 1.0, report
+    # Its head is 3 logits without softmax or labels, so it is judged as a regression output: by SNR
+    # (edgec/metrics.py), and top-1 is not a metric of it.
+    assert report["passed"] and report["samples"] == 64 and report["output_kind"] == "regression", report
+    assert report["snr_db"] >= 20 and report["top1_agreement"] is None, report
 
 
 # --- point 6: targets -------------------------------------------------------------------------------

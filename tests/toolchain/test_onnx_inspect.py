@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -34,7 +35,8 @@ def test_erf_runs_in_onnx_runtime_and_openvino_but_not_on_a_microcontroller(tmp_
     assert result["targets"]["onnx-cpu"]["ok"] and result["targets"]["intel-cpu"]["ok"]
     m4 = result["targets"]["cortex-m4"]
     assert m4["supported"] == ["Conv", "Relu"] and not m4["ok"]
-    assert "lowering" in m4["unsupported"]["Erf"]
+    # The lowering takes Erf only inside GELU, a builtin cortex-m4's TFLite Micro op list lacks.
+    assert "GELU" in m4["unsupported"]["Erf"]
     table = inspect_ops.render(result)
     assert "Erf" in table and "NO" in table and "cortex-m4: Erf:" in table
 
@@ -59,14 +61,57 @@ def test_inspect_command_answers_for_a_model_the_lowering_cannot_take(run_cli, t
     # unsupported operators it is there to name.
     code, out, err = run_cli("inspect", _model(tmp_path), "-t", "onnx-cpu", "-t", "cortex-m4")
     assert code == 0, err
-    assert "(onnx), 108 parameters" in out and "input x: [3, 6, 6] float32" in out
+    assert "108 parameters" in out and "input x: [1, 3, 6, 6] float32" in out
     assert re.search(r"^Erf +1 +yes +NO *$", out, re.M) and re.search(r"^Conv +1 +yes +yes *$", out, re.M), out
-    assert "cortex-m4: Erf: not in the ONNX lowering's operator set" in out
+    assert "cortex-m4: Erf: lowered only inside GELU" in out and "needs GELU" in out
 
 
 def test_inspect_command_on_the_keras_example_and_an_unknown_target(run_cli):
     code, out, err = run_cli("inspect", DIGITS_MODEL, "-t", "cortex-m0plus")
     assert code == 0, err
-    assert "(keras), 86,186 parameters" in out and "input image: [8, 8, 1] float32" in out
+    assert "86,186 parameters in the Keras model" in out and "input image: [1, 8, 8, 1] float32" in out
     assert re.search(r"^Conv +3 +yes *$", out, re.M) and "NO" not in out, out
     assert_refused(run_cli("inspect", DIGITS_MODEL, "-t", "cortex-m9"), 2, "unknown target 'cortex-m9'")
+
+
+LIGHT_ZOO = sorted((Path(onnx.__file__).parent / "backend" / "test" / "data" / "light").glob("*.onnx"))
+
+
+def test_model_facts_are_read_from_the_graph(tmp_path):
+    from edgec.inspect_model import summary
+
+    info = summary(onnx.load(str(_model(tmp_path))))
+    assert info["params"] == 4 * 3 * 3 * 3 and info["float_bytes"] == 4 * 108
+    assert info["macs"] == (4 * 6 * 6) * (3 * 3 * 3) and not info["macs_unknown"]
+    assert info["inputs"] == [("x", (1, 3, 6, 6), "float32")] and info["outputs"] == [("y", (1, 4, 6, 6), "float32")]
+
+
+def test_inspect_answers_for_a_model_that_cannot_be_lowered(run_cli, tmp_path):
+    code, out, err = run_cli("inspect", _model(tmp_path, "Hardmax"), "-t", "cortex-m4", "-t", "onnx-cpu")
+    assert code == 0, err
+    assert re.search(r"^Hardmax\s+1\s+NO\s+yes\s*$", out, re.M), out
+    assert "cortex-m4: Hardmax: not lowerable to TFLite (not in the ONNX lowering's operator set)" in out
+    assert "onnx-cpu   onnx: native ONNX, no lowering; runs every operator" in out
+    assert "108 parameters, 432 B as float" in out and "3,888 MACs" in out
+
+
+def test_c_backend_names_the_kernels_it_lacks(tmp_path):
+    result = inspect_ops.inspect(_model(tmp_path, "Tanh"), ["cortex-m4"], work=tmp_path / "w", backend="c")
+    assert result["targets"]["cortex-m4"]["format"] == "c" and result["targets"]["cortex-m4"]["ok"]
+    verdicts = inspect_ops.tflite_support(onnx.load(str(_model(tmp_path, "Sigmoid"))), None, {"CONV_2D", "RELU"})
+    assert "not supported by the C backend" in verdicts["Sigmoid"] and verdicts["Conv"] is None
+
+
+def test_unreadable_model_is_refused_with_exit_2(run_cli, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    assert_refused(run_cli("inspect", bad, "-t", "onnx-cpu"), 2, "not a readable ONNX model")
+
+
+@pytest.mark.parametrize("path", LIGHT_ZOO, ids=lambda p: p.stem)
+def test_every_light_zoo_model_gets_its_table(run_cli, path):
+    code, out, err = run_cli("inspect", path, "-t", "cortex-m4", "-t", "onnx-cpu", "-t", "intel-cpu")
+    assert code == 0, err
+    assert re.search(r"^[\d,]+ parameters, [\d,]+ B as float .* [\d,]+ MACs", out, re.M), out
+    assert re.search(r"^Conv\s+\d+\s+yes\s+yes\s+yes", out, re.M), out
+    assert "how each target runs it:" in out

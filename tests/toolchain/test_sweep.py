@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -128,15 +130,27 @@ def test_a_worker_killed_mid_trial_is_recorded_failed_and_the_sweep_goes_on(tmp_
 def test_a_ray_start_cluster_gives_the_same_trials_and_front(local_sweep):
     tmp, local = local_sweep
     port, client = _free_port(), _free_port()
-    started = subprocess.run([str(RAY), "start", "--head", f"--port={port}", f"--ray-client-server-port={client}",
-                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                             capture_output=True, text=True, timeout=180)
-    assert started.returncode == 0, started.stderr[-2000:]
+    temp = tempfile.mkdtemp(prefix="edgec-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    # `ray start --block` in the foreground: SIGTERM stops exactly this cluster (`ray stop` would stop
+    # every Ray on the machine). Loopback only.
+    head = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}",
+                             f"--ray-client-server-port={client}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and head.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", client)) == 0:
+                    break
+            time.sleep(1)
+        assert head.poll() is None, head.stderr.read()[-2000:]
         done = _sweep(tmp, "cluster", "--address", f"ray://127.0.0.1:{client}")
         assert done.returncode == 0, done.stderr[-2000:]
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, timeout=120)
+        head.terminate()
+        head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
     remote = json.loads((tmp / "cluster" / "sweep.json").read_text())
     assert remote["engine"]["address"] == f"ray://127.0.0.1:{client}" and remote["engine"]["workers"] == 2
     assert [t["id"] for t in remote["trials"]] == [t["id"] for t in local["trials"]]

@@ -1,0 +1,117 @@
+"""Transformer-block operators for :mod:`edgec.onnx_lower`: LayerNormalization, GELU (the exporters'
+``Erf`` pattern), Gather on a constant index, MatMul of two tensors, Expand.
+
+``handler(state, node, index)``, listed in ``HANDLERS`` of :mod:`edgec.onnx_lower_ops`. Each maps to
+TFLite builtins (layer normalization is decomposed by the converter; GELU, GATHER, BATCH_MATMUL,
+MUL), so the lowered model still converts to int8 TFLite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .onnx_lower import Lowering, attrs
+from .onnx_lower_shape import _refuse
+
+
+def _scalar(state: Lowering, name: str) -> float | None:
+    value = state.values.get(name)
+    if value is None or not value.is_const or value.const.size != 1:
+        return None
+    return float(value.const.reshape(()))
+
+
+def layer_norm(state: Lowering, node: Any, index: int) -> None:
+    """LayerNormalization over the last axis with constant scale/bias: a Keras LayerNormalization."""
+    shape = state.shape(node.input[0])
+    axis = attrs(node).get("axis", -1) % len(shape)
+    if axis != len(shape) - 1 or axis == 0:
+        raise _refuse(node, "only normalization over the last axis is supported")
+    scale = state.const(node, 1, what="scale")
+    bias = state.const(node, 2, what="bias")
+    value = state.values[node.input[0]]
+    keras_axis = list(value.perm).index(axis)
+    layer = state.keras.layers.LayerNormalization(axis=keras_axis, epsilon=attrs(node).get("epsilon", 1e-5),
+                                                  name=state.name(node))
+    y = layer(value.tensor)
+    size = shape[axis]
+    layer.set_weights([np.broadcast_to(scale, (size,)).astype(np.float32),
+                       np.broadcast_to(0.0 if bias is None else bias, (size,)).astype(np.float32)])
+    state.set(node.output[0], y, value.perm)
+
+
+def _single_user(state: Lowering, name: str, op: str) -> Any:
+    users = state.consumers.get(name, [])
+    outputs = {o.name for o in state.model.graph.output}
+    return users[0] if len(users) == 1 and users[0].op_type == op and name not in outputs else None
+
+
+def _other(node: Any, name: str) -> str | None:
+    rest = [n for n in node.input if n != name]
+    return rest[0] if len(rest) == 1 else None
+
+
+def gelu(state: Lowering, node: Any, index: int) -> None:
+    """Erf inside ``0.5 * x * (1 + erf(x / sqrt(2)))``, as both torch.onnx exporters write GELU: tf.nn.gelu.
+
+    A bare Erf is refused: TFLite has no ERF builtin. The pattern's Add and Muls are folded into
+    this one op (skipped when the lowering reaches them).
+    """
+    nodes = list(state.model.graph.node)
+    producer = next((n for n in nodes if node.input[0] in n.output), None)
+    ok = producer is not None and producer.op_type in ("Div", "Mul")
+    x = producer.input[0] if ok else None
+    if ok:
+        c = _scalar(state, producer.input[1])
+        ok = c is not None and math.isclose(c, math.sqrt(2) if producer.op_type == "Div" else 1 / math.sqrt(2),
+                                            rel_tol=1e-4)
+    add = _single_user(state, node.output[0], "Add") if ok else None
+    ok = add is not None and _scalar(state, _other(add, node.output[0]) or "") == 1.0
+    mul = _single_user(state, add.output[0], "Mul") if ok else None
+    ok = mul is not None and _other(mul, add.output[0]) == x
+    half = _single_user(state, mul.output[0], "Mul") if ok else None
+    if not ok or half is None or _scalar(state, _other(half, mul.output[0]) or "") != 0.5:
+        raise _refuse(node, "Erf is supported only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)))")
+    value = state.values[x]
+    y = state.tf.nn.gelu(value.tensor, approximate=False, name=state.name(node, "_gelu"))
+    state.skip.update(nodes.index(n) for n in (add, mul, half))
+    state.set(half.output[0], y, value.perm)
+
+
+def gather(state: Lowering, node: Any, index: int) -> None:
+    """Gather of a tensor at a constant scalar index on a non-batch axis (drops that axis): tf.gather."""
+    value = state.values[node.input[0]]
+    indices = state.const(node, 1, what="indices")
+    rank = len(state.shape(node.input[0]))
+    axis = attrs(node).get("axis", 0) % rank
+    if value.is_const or np.ndim(indices) != 0 or axis == 0:
+        raise _refuse(node, "only a scalar constant index into a tensor, not on the batch axis, is supported")
+    keras_axis = list(value.perm).index(axis)
+    position = int(indices) % state.shape(node.input[0])[axis]
+    y = state.tf.gather(value.tensor, position, axis=keras_axis, name=state.name(node))
+    left = [p for p in value.perm if p != axis]
+    state.set(node.output[0], y, tuple(p - (p > axis) for p in left))
+
+
+def batch_matmul(state: Lowering, node: Any, index: int) -> None:
+    """MatMul of two tensors of one rank (attention's Q.K^T and P.V): BATCH_MATMUL in ONNX layout."""
+    ra, rb = (len(state.shape(n)) for n in node.input[:2])
+    if ra != rb or ra < 3 or state.shape(node.input[0])[:-2] != state.shape(node.input[1])[:-2]:
+        raise _refuse(node, "only MatMul of two tensors with equal batch dimensions is supported")
+    a, b = state.onnx_layout(node.input[0]), state.onnx_layout(node.input[1])
+    y = state.tf.linalg.matmul(a, b, name=state.name(node))
+    state.set(node.output[0], y, tuple(range(ra)))
+
+
+def expand(state: Lowering, node: Any, index: int) -> None:
+    """Expand to the inferred static shape, batch unchanged: a multiplication by ones (batch-agnostic)."""
+    src, out = state.shape(node.input[0]), state.shape(node.output[0])
+    value = state.values[node.input[0]]
+    if value.is_const or len(src) != len(out) or -1 in out or out[0] != src[0]:
+        raise _refuse(node, f"expand {src} -> {out} of a constant, of the rank or of the batch is not supported")
+    ones = np.ones([1, *(out[p] for p in value.perm[1:])], np.float32)
+    y = state.tf.math.multiply(value.tensor, ones, name=state.name(node))
+    state.set(node.output[0], y, value.perm)

@@ -1,0 +1,130 @@
+"""ONNX stays ONNX: ONNX Runtime and OpenVINO targets quantize the user's (onnxslim-folded) graph,
+and the Keras lowering runs only for TFLite-based targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from edgec import load_onnx
+from tests.toolchain.test_onnx_lower import _ints, _value, _w
+
+pytestmark = pytest.mark.toolchain
+
+ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+def _lrn_model(path: Path) -> None:
+    """A CNN with LRN (AlexNet/GoogLeNet era; not in the lowering) and TorchScript-style shape arithmetic."""
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("Relu", ["c1"], ["r1"], name="relu1"),
+        n("LRN", ["r1"], ["lrn"], name="lrn", size=3),
+        n("GlobalAveragePool", ["lrn"], ["gap"], name="gap"),
+        # Shape -> Gather -> Unsqueeze -> Concat -> Reshape: the flatten torch.jit leaves behind.
+        n("Shape", ["gap"], ["shape"], name="shape"),
+        n("Gather", ["shape", "zero"], ["batch"], name="gather", axis=0),
+        n("Unsqueeze", ["batch", "axis0"], ["batch1"], name="unsqueeze"),
+        n("Concat", ["batch1", "minus1"], ["newshape"], name="concat", axis=0),
+        n("Reshape", ["gap", "newshape"], ["flat"], name="reshape"),
+        n("Gemm", ["flat", "wg", "bg"], ["y"], name="fc", transB=1),
+    ]
+    inits = [_w("w1", 8, 3, 3, 3), _w("b1", 8), numpy_helper.from_array(np.int64(0), "zero"),
+             _ints("axis0", [0]), _ints("minus1", [-1]), _w("wg", 5, 8), _w("bg", 5)]
+    graph = helper.make_graph(nodes, "lrn_cnn", [_value("x", "N", 3, 16, 16)], [_value("y", "N", 5)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_folding_removes_shape_arithmetic_and_keeps_outputs(tmp_path):
+    _lrn_model(tmp_path / "m.onnx")
+    original = load_onnx.read(tmp_path / "m.onnx")
+    folded = load_onnx.fold(original)
+    ops = {node.op_type for node in folded.graph.node}
+    assert not ops & {"Shape", "Gather", "Concat", "Unsqueeze"}, ops
+    assert {"Conv", "LRN", "Gemm"} <= ops
+    x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    from edgec.onnx_lower import run_onnx
+
+    np.testing.assert_allclose(run_onnx(folded, {"x": x})[0], run_onnx(original, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_model_outside_the_lowering_compiles_natively_and_only_tflite_targets_need_lowering(run_cli, tmp_path):
+    _lrn_model(tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(-1, 1, (24, 3, 16, 16)).astype(np.float32))
+    out = tmp_path / "out"
+    code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "onnx-cpu", "-t", "intel-cpu",
+                           "--calibration", tmp_path / "calib.npz", "-o", out)
+    assert code == 0, err
+    for target, runtime in (("onnx-cpu", "onnxruntime"), ("intel-cpu", "openvino")):
+        report = json.loads((out / target / "report.json").read_text())
+        assert report["verification"]["runtime"] == runtime and report["verification"]["passed"]
+        assert report["verification"]["cosine"] > 0.99
+        assert any("no Keras lowering" in note for note in report["model"]["notes"])
+        assert report["size"]["float_tflite_bytes"] is None and report["model"]["macs"] is None
+        assert report["model"]["params"] == 8 * 3 * 9 + 8 + 5 * 8 + 5
+    shipped = onnx.load(str(out / "onnx-cpu" / "model.onnx"))
+    ops = {node.op_type for node in shipped.graph.node}
+    assert {"LRN", "QuantizeLinear", "DequantizeLinear"} <= ops  # the user's operator, int8 around it
+    assert json.loads((out / "onnx-cpu" / "report.json").read_text())["onnx"]["fusion"]["source"].startswith(
+        "the model's own ONNX graph")
+    # Same inputs, same bytes: folding and quantize_static of the user's graph are deterministic.
+    code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "onnx-cpu", "--calibration", tmp_path / "calib.npz",
+                           "-o", tmp_path / "again")
+    assert code == 0, err
+    assert (tmp_path / "again" / "onnx-cpu" / "model.onnx").read_bytes() == (out / "onnx-cpu" / "model.onnx").read_bytes()
+    # `edgec verify` re-runs the check against the ONNX model (no lowering needed either).
+    code, _, err = run_cli("verify", out / "onnx-cpu")
+    assert code == 0 and json.loads((out / "onnx-cpu" / "verify.json").read_text())["passed"], err
+    # A TFLite Micro target needs the lowering, which does not cover LRN: one clear line, exit 2.
+    code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "cortex-m4", "--calibration",
+                           tmp_path / "calib.npz", "-o", tmp_path / "out_m4")
+    assert code == 2 and "operator LRN is not supported by the ONNX lowering" in err
+    assert "Traceback" not in err and not (tmp_path / "out_m4" / "cortex-m4").exists()
+
+
+def _zoo_photos(count: int) -> np.ndarray:
+    """Real photos (scikit-learn's two samples), 224x224 crops, ImageNet-normalized, NCHW."""
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(count):
+        img = load_sample_images().images[i % 2]
+        size = int(rng.integers(200, 420))
+        y, x = rng.integers(0, img.shape[0] - size + 1), rng.integers(0, img.shape[1] - size + 1)
+        idx = np.arange(224) * size // 224
+        crop = img[y + idx][:, x + idx] / 255.0
+        out.append(((crop - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32)
+
+
+@pytest.mark.skipif(not (ZOO / "light_squeezenet.onnx").is_file(), reason="onnx wheel without its light zoo")
+def test_light_zoo_squeezenet_compiles_and_verifies_for_onnx_runtime_and_openvino(run_cli, tmp_path):
+    """The onnx wheel's SqueezeNet (opset 9, ConstantOfShape weights) for onnx-cpu and intel-cpu.
+
+    What is judged: the build exits 0 with the targets' own thresholds on the 3 held-out photos of 12,
+    the artifact is int8 (QDQ nodes / FakeQuantize ops), and it is the zoo's own graph (no tf2onnx).
+    The light zoo's weights are synthetic, so the 1000-way softmax is nearly flat: top-1 and the
+    softmax's cosine say little; the max abs error bounds the int8 error on each probability.
+    """
+    np.savez(tmp_path / "photos.npz", data_0=_zoo_photos(12))
+    out = tmp_path / "out"
+    code, _, err = run_cli("compile", ZOO / "light_squeezenet.onnx", "-t", "onnx-cpu", "-t", "intel-cpu",
+                           "--calibration", tmp_path / "photos.npz", "-o", out)
+    assert code == 0, err
+    from edgec.export_openvino import fake_quantize_count
+
+    assert fake_quantize_count(out / "intel-cpu" / "model.xml") > 0
+    shipped = onnx.load(str(out / "onnx-cpu" / "model.onnx"))
+    assert sum(node.op_type == "QuantizeLinear" for node in shipped.graph.node) > 20
+    for target in ("onnx-cpu", "intel-cpu"):
+        report = json.loads((out / target / "report.json").read_text())
+        v = report["verification"]
+        assert v["passed"] and v["samples"] == 3 and v["max_abs_err"] < 0.01, v
+        assert "ConstantOfShape" not in json.dumps(report.get("onnx", {}))

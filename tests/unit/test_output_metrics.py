@@ -1,0 +1,92 @@
+"""Verification metrics that fit the output (edgec/metrics.py, edgec/verify.py's compare and gate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgec import recipe
+from edgec.errors import InputError
+from edgec.metrics import infer_kind, snr_db
+from edgec.verify import compare, gate
+
+THRESHOLDS = {"min_top1_agreement": 0.95, "min_cosine": 0.98, "min_snr_db": 20.0, "max_top1_drop": 0.02}
+
+
+def _probabilities(n: int, classes: int, seed: int = 0) -> np.ndarray:
+    logits = np.random.RandomState(seed).normal(0, 3, (n, classes))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_softmax_rows_are_a_classifier_and_a_reconstruction_is_not():
+    assert infer_kind(_probabilities(20, 10))[0] == "classifier"
+    recon = np.random.RandomState(1).normal(0, 1, (20, 640)).astype(np.float32)
+    assert infer_kind(recon) == ("regression", "not probabilities over a class axis")
+    assert infer_kind(np.random.RandomState(2).rand(20, 1).astype(np.float32))[0] == "regression"  # a score
+    assert infer_kind(recon[:, :10], has_labels=True)[0] == "classifier"  # logits with class labels
+    # probabilities on the channel axis of an N x C x 1 x 1 map (a 1x1 conv head, e.g. SqueezeNet in ONNX)
+    assert infer_kind(_probabilities(20, 10).reshape(20, 10, 1, 1))[0] == "classifier"
+    assert infer_kind(recon.reshape(20, -1, 1, 1))[0] == "regression"
+
+
+def test_snr_is_signal_over_error_power_in_db():
+    ref = np.ones((4, 100), np.float32)
+    assert snr_db(ref, ref * 1.1) == pytest.approx(20.0)  # error power 1% of the signal's
+    assert snr_db(ref, ref) is None  # no error at all
+
+
+def test_reconstruction_is_judged_by_snr_not_top1():
+    rng = np.random.RandomState(0)
+    ref = rng.normal(0, 1, (50, 640)).astype(np.float32)
+    close = ref + rng.normal(0, 0.03, ref.shape).astype(np.float32)  # ~30 dB: argmax of 640 values still flips
+    metrics = compare([ref], [close], None, names=["recon"])
+    assert metrics["output_kind"] == "regression" and metrics["top1_agreement"] is None
+    assert 29 < metrics["snr_db"] < 31 and metrics["outputs"][0]["snr_db"] == metrics["snr_db"]
+    assert "not a classifier" in metrics["top1_note"]
+    assert gate(metrics, THRESHOLDS) == []
+    noisy = ref + rng.normal(0, 0.3, ref.shape).astype(np.float32)  # ~10 dB, cosine 0.96
+    failures = gate(compare([ref], [noisy], None, names=["recon"]), {**THRESHOLDS, "min_cosine": 0.9})
+    assert len(failures) == 1 and failures[0].startswith("SNR 10.") and "< 20.0 dB" in failures[0]
+
+
+def test_classifier_keeps_its_keys_and_top1_gate():
+    ref = _probabilities(40, 10)
+    art = ref[:, ::-1].copy()  # another class every time
+    labels = ref.argmax(axis=1)
+    metrics = compare([ref], [art], labels)
+    assert metrics["output_kind"] == "classifier" and metrics["reference_top1"] == 1.0
+    assert metrics["top1_agreement"] < 0.2 and metrics["artifact_top1"] < 0.2
+    failures = gate(metrics, THRESHOLDS)
+    assert any(f.startswith("top1_agreement") for f in failures) and any(f.startswith("top-1 drop") for f in failures)
+    assert not any("SNR" in f for f in failures)
+
+
+def test_every_output_of_a_multi_output_model_is_verified_and_named():
+    rng = np.random.RandomState(3)
+    probs, box = _probabilities(30, 5), rng.normal(0, 1, (30, 4)).astype(np.float32)
+    bad_box = box + rng.normal(0, 1, box.shape).astype(np.float32)
+    metrics = compare([probs, box], [probs, bad_box], None, names=["label", "box"])
+    assert [(o["name"], o["kind"]) for o in metrics["outputs"]] == [("label", "classifier"), ("box", "regression")]
+    failures = gate(metrics, THRESHOLDS)
+    assert failures and all(f.startswith("output 'box' ") for f in failures)
+
+
+def test_recipe_sets_the_kind_for_every_output_or_by_name():
+    probs = _probabilities(10, 4)
+    every = compare([probs], [probs], None, names=["p"], settings={"output_kind": "regression"})
+    assert every["output_kind"] == "regression" and "output_kind" in every["outputs"][0]["kind_reason"]
+    by_name = compare([probs, probs], [probs, probs], None, names=["a", "b"],
+                      settings={"output_kind": "regression", "output_kinds": {"b": "classifier"}})
+    assert [o["kind"] for o in by_name["outputs"]] == ["regression", "classifier"]
+    with pytest.raises(InputError, match="output_kinds names c"):
+        compare([probs], [probs], None, names=["a"], settings={"output_kinds": {"c": "regression"}})
+
+
+def test_recipe_output_kind_is_checked():
+    r = recipe.from_dict({"output_kind": "regression", "output_kinds": {"recon": "classifier"}})
+    assert r.output_kind == "regression" and "output_kinds = {\"recon\" = \"classifier\"}" in r.to_toml()
+    with pytest.raises(InputError, match="output_kind"):
+        recipe.from_dict({"output_kind": "embedding"})
+    with pytest.raises(InputError, match="output_kinds"):
+        recipe.from_dict({"output_kinds": {"recon": 3}})
