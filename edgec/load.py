@@ -114,9 +114,11 @@ def _load_keras3(path: Path, kind: str, trust_model: bool) -> LoadedModel | None
                            _signature(model.output_names, model.outputs),
                            notes=["SavedModel without a Keras graph: its serving signature is compiled as one "
                                   "layer (no compression stages)"])
+    if kind not in ("keras", "h5"):
+        return None
+    config = _saved_config(path, kind)  # corrupt files are refused here, before the version is read
     if not load_keras3.is_keras3(path, kind):
         return None
-    config = _saved_config(path, kind)  # the same corrupt-file and weights-only checks as Keras 2 files
     load_keras3.check_layers(config, path, trust_model)
     model, original, version = load_keras3.load(path, kind, trust_model=trust_model)
     keras_checks.check_weights(model, path)

@@ -50,7 +50,8 @@ def keras_version(path: Path, kind: str) -> str:
     try:
         if kind == "keras":
             with zipfile.ZipFile(path) as z:
-                return str(json.loads(z.read("metadata.json")).get("keras_version", ""))
+                meta = json.loads(z.read("metadata.json"))
+                return str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
         import h5py
 
         with h5py.File(path, "r") as f:
