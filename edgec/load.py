@@ -4,7 +4,8 @@ Keras models (``.keras``, ``.h5``, SavedModel folders) are read through ``tf_ker
 Before anything is deserialized, the saved configuration is scanned: ``Lambda`` layers (which carry
 Python code) and classes that are not built-in Keras layers are refused unless ``trust_model`` is
 set, because loading them would run or need code from the model file. ONNX models go through
-:mod:`edgec.load_onnx`.
+:mod:`edgec.load_onnx`; files written by Keras 3 and SavedModels without a Keras graph (Keras 3's
+``model.export()``) go through :mod:`edgec.load_keras3`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class LoadedModel:
     inputs: dict[str, tuple[tuple[int, ...], str]]
     outputs: dict[str, tuple[tuple[int, ...], str]]
     onnx_model: Any = None  # the original ONNX model, when the source was ONNX
+    keras3_model: Any = None  # the Keras 3 original that ``keras_model`` was rebuilt from
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -84,6 +86,9 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
         from . import load_onnx
 
         return load_onnx.load(path, trust_model=trust_model, lower=lower)
+    keras3 = _load_keras3(path, kind, trust_model)
+    if keras3 is not None:
+        return keras3
     config = _saved_config(path, kind)
     if config is not None:
         _check_layers(config, path, trust_model)
@@ -96,6 +101,30 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
     keras_checks.check_weights(model, path)
     return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
                        _signature(model.output_names, model.outputs))
+
+
+def _load_keras3(path: Path, kind: str, trust_model: bool) -> LoadedModel | None:
+    """Keras 3 files and Keras-less SavedModels (see :mod:`edgec.load_keras3`); None for the others."""
+    from . import load_keras3
+
+    if kind == "savedmodel" and load_keras3.is_plain_savedmodel(path):
+        model = load_keras3.load_savedmodel(path)
+        keras_checks.check_weights(model, path)
+        return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
+                           _signature(model.output_names, model.outputs),
+                           notes=["SavedModel without a Keras graph: its serving signature is compiled as one "
+                                  "layer (no compression stages)"])
+    if kind not in ("keras", "h5"):
+        return None
+    config = _saved_config(path, kind)  # corrupt files are refused here, before the version is read
+    if not load_keras3.is_keras3(path, kind):
+        return None
+    load_keras3.check_layers(config, path, trust_model)
+    model, original, version = load_keras3.load(path, kind, trust_model=trust_model)
+    keras_checks.check_weights(model, path)
+    return LoadedModel(model, str(path), kind, _signature(model.input_names, model.inputs),
+                       _signature(model.output_names, model.outputs), keras3_model=original,
+                       notes=[f"saved by Keras {version}; rebuilt in tf_keras"])
 
 
 def _saved_config(path: Path, kind: str) -> dict | None:
@@ -114,9 +143,6 @@ def _saved_config(path: Path, kind: str) -> dict | None:
         if not isinstance(meta, dict) or not isinstance(config, dict):
             raise InputError(f"{path}: corrupt .keras file (metadata.json and config.json must hold JSON "
                              "objects)", stage=STAGE)
-        version = str(meta.get("keras_version", ""))
-        if version.startswith("3"):
-            log.info("%s was saved by Keras %s; trying tf_keras", path, version)
         return config
     if kind == "h5":
         return _h5_config(path)
@@ -198,18 +224,7 @@ def _load_keras(path: Path, kind: str, trust_model: bool):
 
 def _load_failure(path: Path, kind: str, error: Exception) -> str:
     text = " ".join(str(error).split("Full object config")[0].split())[:200]
-    if kind == "keras" and _keras_version(path).startswith("3"):
-        return (f"{path}: saved by Keras {_keras_version(path)} and tf_keras (Keras 2) cannot read it "
-                f"({text}); re-save it from tf_keras, or export it to a SavedModel or ONNX")
     return f"{path}: cannot load the model ({type(error).__name__}: {text})"
-
-
-def _keras_version(path: Path) -> str:
-    try:
-        with zipfile.ZipFile(path) as z:
-            return str(json.loads(z.read("metadata.json")).get("keras_version", ""))
-    except (KeyError, zipfile.BadZipFile, OSError, json.JSONDecodeError):
-        return ""
 
 
 def _signature(names, tensors) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -58,6 +58,11 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
         if loaded.onnx_model is not None:
             with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
                 _check_lowering(loaded, calib)
+        if loaded.keras3_model is not None:
+            from .load_keras3 import check_on_calibration
+
+            with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
+                check_on_calibration(loaded, calib)
         keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
         with status("converting the float reference"):  # the user's model, before any compression
             float_tflite = quantize.float_tflite(loaded.keras_model)
@@ -196,10 +201,14 @@ def _optimize(keras_model, settings: dict, calib):
     """Fusion and compression as the recipe asks (see :mod:`edgec.optimize`), before quantization."""
     from dataclasses import fields
 
+    from .load_keras3 import is_signature_model, refuse_compression
     from .optimize import optimize
     from .recipe import Recipe, from_dict
 
     recipe = from_dict({f.name: settings[f.name] for f in fields(Recipe) if f.name in settings})
+    if is_signature_model(keras_model):  # a Keras-less SavedModel: no layers to fuse or compress
+        refuse_compression(recipe, settings["model"])
+        return keras_model, []
     if recipe.finetune_epochs and calib.random:
         raise InputError("fine-tuning and distillation need real samples, not --calibration random",
                          stage="optimize")

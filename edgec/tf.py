@@ -53,6 +53,20 @@ def keras():
     return tf_keras
 
 
+@cache
+def keras3():
+    """Return Keras 3 (the ``keras`` package), for reading files Keras 3 wrote.
+
+    ``TF_USE_LEGACY_KERAS=1`` only redirects ``tf.keras``; ``import keras`` still gives Keras 3, a
+    separate package that can live in the same process as ``tf_keras``. TensorFlow is imported first
+    so that the environment above is set before either Keras sees it.
+    """
+    tensorflow()
+    import keras as keras_3
+
+    return keras_3
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and TensorFlow and make TF ops deterministic."""
     import random

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -83,16 +80,6 @@ def test_custom_object_in_h5_is_refused_before_loading(run_cli, tmp_path):
     path = tmp_path / "custom.h5"
     _tiny(k, Scale(name="scale")).save(path)
     _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "custom class 'Scale'", "--trust-model")
-
-
-def test_keras3_only_model_gets_a_clear_message(run_cli, tmp_path):
-    path = tmp_path / "k3.keras"
-    script = ("import keras; i = keras.Input((4,), name='x'); "
-              f"keras.Model(i, keras.layers.Dense(2)(i)).save({str(path)!r})")
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True)
-    assert json.loads(__import__("zipfile").ZipFile(path).read("metadata.json"))["keras_version"].startswith("3")
-    _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "saved by Keras 3", "tf_keras")
 
 
 def test_folder_that_is_not_a_savedmodel_and_unknown_suffix(run_cli, tmp_path):
