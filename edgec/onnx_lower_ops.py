@@ -12,7 +12,7 @@ import numpy as np
 
 from .onnx_lower import NHWC, Lowering, Value, attrs
 from .onnx_lower_attention import batch_matmul, expand, gather, gelu, layer_norm
-from .onnx_lower_zoo import cast, global_max_pool, prelu, reduce, slice_, variadic
+from .onnx_lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
 from .onnx_lower_shape import (_axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize,
                                split, transpose)
 
@@ -299,15 +299,6 @@ def _max_pool_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
     return x
 
 
-def global_avg_pool(state: Lowering, node: Any, index: int) -> None:
-    """GlobalAveragePool: GlobalAveragePooling2D(keepdims=True) on NHWC."""
-    if len(state.shape(node.input[0])) != 4:
-        raise _refuse(node, "only 4-D inputs are supported")
-    x = state.layout(node.input[0], NHWC)
-    y = state.keras.layers.GlobalAveragePooling2D(keepdims=True, name=state.name(node))(x)
-    state.set(node.output[0], y, NHWC)
-
-
 def softmax(state: Lowering, node: Any, index: int) -> None:
     """Softmax over one axis (opset 13 semantics)."""
     axis = _axis(state, node.input[0], attrs(node).get("axis", -1))
@@ -326,12 +317,12 @@ HANDLERS = {
     "Clip": _unary(_clip_layer), "Concat": concat, "Constant": constant, "Conv": conv,
     "ConvTranspose": conv_transpose, "Dropout": passthrough, "Identity": passthrough,
     "Flatten": reshape_like, "Reshape": reshape_like, "Squeeze": reshape_like, "Unsqueeze": reshape_like,
-    "Gemm": gemm, "MatMul": matmul, "GlobalAveragePool": global_avg_pool,
+    "Gemm": gemm, "MatMul": matmul, "GlobalAveragePool": global_pool("GlobalAveragePooling2D"),
     "HardSigmoid": _unary(_hard_sigmoid), "HardSwish": _unary(_hard_swish),
     "LeakyRelu": _unary(_leaky), "Relu": _unary(lambda s, n: s.keras.layers.ReLU(name=s.name(n))),
     "Sigmoid": _unary(_activation("sigmoid")), "Tanh": _unary(_activation("tanh")),
     "Pad": pad, "Resize": resize, "Softmax": softmax, "Split": split, "Transpose": transpose,
-    "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_max_pool,
+    "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_pool("GlobalMaxPooling2D"),
     "Sum": variadic("Sum"), "Min": variadic("Min"), "Max": variadic("Max"), "PRelu": prelu,
     "Slice": slice_, "Cast": cast, "LayerNormalization": layer_norm, "Erf": gelu, "Gather": gather,
     "Expand": expand,

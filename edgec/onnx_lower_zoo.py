@@ -55,13 +55,16 @@ def reduce(kind: str):
     return handler
 
 
-def global_max_pool(state: Lowering, node: Any, index: int) -> None:
-    """GlobalMaxPool: GlobalMaxPooling2D(keepdims=True) on NHWC."""
-    if len(state.shape(node.input[0])) != 4:
-        raise _refuse(node, "only 4-D inputs are supported")
-    x = state.layout(node.input[0], NHWC)
-    y = state.keras.layers.GlobalMaxPooling2D(keepdims=True, name=state.name(node))(x)
-    state.set(node.output[0], y, NHWC)
+def global_pool(layer: str):
+    """A GlobalAveragePool / GlobalMaxPool handler: Keras ``layer`` (keepdims=True) on NHWC, 4-D inputs only."""
+    def handler(state: Lowering, node: Any, index: int) -> None:
+        if len(state.shape(node.input[0])) != 4:
+            raise _refuse(node, "only 4-D inputs are supported")
+        x = state.layout(node.input[0], NHWC)
+        y = getattr(state.keras.layers, layer)(keepdims=True, name=state.name(node))(x)
+        state.set(node.output[0], y, NHWC)
+    handler.__doc__ = f"Global pooling: {layer}(keepdims=True) on NHWC."
+    return handler
 
 
 def variadic(kind: str):
