@@ -59,6 +59,7 @@ bench: $(STAMP) toolchains $(CIFAR10)
 	$(BIN)/python tools/bench_runtimes.py
 	$(BIN)/python tools/bench_compression.py
 	$(BIN)/python tools/bench_cbackend.py
+	$(BIN)/python tools/bench_coverage.py
 
 # Coverage-guided fuzzing (atheris) of the loaders, FUZZ_SECONDS each, seeded from tests/corpus.
 # Not part of `make test`; crashes land in build/fuzz/<harness>/crashes/.
