@@ -246,6 +246,6 @@ def test_device_verify_sends_float_inputs_and_compares_float_outputs_bit_for_bit
     x = np.random.default_rng(0).normal(0, 2, (12, 5, 5, 2)).astype(np.float32)
     samples = ArrayDataset("test", {"input_1": ((5, 5, 2), "float32")}, {"input_1": x})
     profile = {"id": "test", "memory": {"flash_bytes": 1 << 20, "ram_bytes": 1 << 20}, "verification": {}}
-    result = verify_on_device(tmp_path, profile, types.SimpleNamespace(keras_model=models.small_conv_model()),
+    result = verify_on_device(tmp_path, profile, types.SimpleNamespace(reference=models.small_conv_model()),
                               samples, device="qemu-mps2-an386")
     assert result["bit_exact"] and result["samples"] == 12 and result["passed"], result
