@@ -15,8 +15,8 @@ def compile(model, targets, *, calibration=None, eval=None, out="build", trust_m
     """
     from dataclasses import fields
 
-    from .pipeline import compile as _compile
-    from .recipe import Recipe, from_dict, load
+    from edgec.pipeline import compile as _compile
+    from edgec.compress.recipe import Recipe, from_dict, load
 
     known = {f.name for f in fields(Recipe)}
     base = load(recipe) if recipe else Recipe()

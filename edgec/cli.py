@@ -9,8 +9,9 @@ import logging
 import signal
 import sys
 
-from . import __version__, recipe
-from .errors import EdgecError
+from edgec import __version__
+from edgec.compress import recipe
+from edgec.core.errors import EdgecError
 
 log = logging.getLogger("edgec")
 
@@ -81,7 +82,7 @@ def _add_others(sub) -> None:
                    help="with --port: ask again up to N times for a sample whose reply was lost or damaged "
                         "(default: 3)")
     v.add_argument("--outputs", metavar="FILE",
-                   help="outputs captured on a device by the harness (npz, see edgec/device_outputs.py)")
+                   help="outputs captured on a device by the harness (npz, see edgec/device/outputs.py)")
 
     f = sub.add_parser("flash", help="program a board with a build (QEMU boards: run it)")
     f.add_argument("build", help="OUT/<target> folder written by `edgec compile`")
@@ -95,7 +96,7 @@ def _add_others(sub) -> None:
     s.add_argument("--target", "-t", required=True, metavar="ID", help="target profile id")
     s.add_argument("--calibration", required=True, metavar="DATA", help="as for `edgec compile`")
     s.add_argument("--eval", metavar="DATA", help="held-out evaluation set (default: split from calibration)")
-    s.add_argument("--space", required=True, metavar="sweep.toml", help="the search space (see edgec/sweep_space.py)")
+    s.add_argument("--space", required=True, metavar="sweep.toml", help="the search space (see edgec/sweep/space.py)")
     s.add_argument("--trials", type=int, metavar="N", help="number of trials (random search; caps a grid)")
     s.add_argument("--address", metavar="ADDR", help="a running Ray cluster (ray://host:10001 or host:6379); "
                    "default: Ray started here, one trial per core")
@@ -119,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s")
-    from . import commands
+    from edgec import commands
 
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so half-built target folders are removed.
     signal.signal(signal.SIGTERM, _terminate)
     # A native crash (an abort or segfault in a toolchain's C++) cannot unwind: it at least says where
-    # it happened, on stderr; its temporary folder is removed by the next compile (edgec.outdir).
+    # it happened, on stderr; its temporary folder is removed by the next compile (edgec.core.outdir).
     if not faulthandler.is_enabled():  # (pytest and `python -X faulthandler` enable it themselves)
         with contextlib.suppress(ValueError, OSError, AttributeError):  # a stderr without a file descriptor
             faulthandler.enable()

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import targets
-from .errors import EdgecError, GateError, InputError
+from edgec.core import targets
+from edgec.core.errors import EdgecError, GateError, InputError
 
 # Off a terminal (CI logs, pipes) rich assumes 80 columns and wraps every cell; give tables room.
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -25,7 +25,7 @@ def _pct(x) -> str:
 
 
 def _agreement(ver: dict) -> str:
-    """Top-1 agreement for a classifier; the SNR for any other first output (edgec/metrics.py)."""
+    """Top-1 agreement for a classifier; the SNR for any other first output (edgec/core/metrics.py)."""
     if ver.get("output_kind", "classifier") == "classifier" or "snr_db" not in ver:
         return _pct(ver.get("top1_agreement"))
     return "exact" if ver["snr_db"] is None else f"SNR {ver['snr_db']:.1f} dB"
@@ -56,8 +56,8 @@ def summary_table(reports: dict) -> Table:
 
 def cmd_compile(args) -> int:
     """``edgec compile``: run the pipeline, print the summary, exit 1 on a failed gate."""
-    from .pipeline import compile as run
-    from .recipe import from_args
+    from edgec.pipeline import compile as run
+    from edgec.compress.recipe import from_args
 
     resolved = from_args(args, args.recipe)
     if args.print_recipe:
@@ -121,7 +121,7 @@ def cmd_inspect(args) -> int:
     """
     import tempfile
 
-    from .inspect_ops import inspect, render
+    from edgec.inspect import inspect, render
 
     with tempfile.TemporaryDirectory() as tmp:
         result = inspect(args.model, args.target or None, work=Path(tmp), trust_model=args.trust_model,
@@ -132,10 +132,10 @@ def cmd_inspect(args) -> int:
 
 def cmd_verify(args) -> int:
     """``edgec verify OUT/ID [--eval DATA | --outputs FILE]``: re-run verification; writes ``verify.json``."""
-    from .export import ARTIFACT_FILES
-    from .load import load
-    from .report import write_json
-    from .verify import verify, verify_captured
+    from edgec.backends.registry import ARTIFACT_FILES
+    from edgec.frontend.load import load
+    from edgec.report.write import write_json
+    from edgec.verify.host import verify, verify_captured
 
     folder = Path(args.build)
     recipe = _recipe_of(folder)
@@ -147,7 +147,7 @@ def cmd_verify(args) -> int:
     files = ARTIFACT_FILES.get(profile["format"])
     artifact = folder / (files.artifact if files else "model.tflite")
     if args.device or args.port:
-        from .device_verify import verify_on_device
+        from edgec.verify.device import verify_on_device
 
         if not args.timeout > 0 or args.retries < 0:
             raise InputError(f"--timeout must be > 0 s and --retries >= 0 (got {args.timeout:g}, {args.retries})",
@@ -158,7 +158,7 @@ def cmd_verify(args) -> int:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval), kinds=recipe)
     else:
-        from .host_isa import artifact_to_verify
+        from edgec.verify.host_isa import artifact_to_verify
 
         judged, arithmetic = artifact_to_verify(folder, artifact, profile)
         result = {"device": "host", "bit_exact": None,
@@ -190,7 +190,7 @@ def _link_note(link: dict | None) -> str:
 
 def _evaluation(explicit, recipe: dict, inputs):
     """The evaluation set: --eval, else the build's own (its --eval, or its seeded split)."""
-    from .calibration_load import open_dataset, split
+    from edgec.core.calibration_load import open_dataset, split
 
     if explicit:
         return open_dataset(explicit, inputs)
@@ -204,7 +204,7 @@ def cmd_flash(args) -> int:
     """``edgec flash OUT/ID --board NAME [--port] [--dry-run]``: run the board's programming tool."""
     import shlex
 
-    from .firmware.flash import TOOLS, flash
+    from edgec.device.firmware.flash import TOOLS, flash
 
     folder = Path(args.build)
     recipe = _recipe_of(folder)
@@ -229,7 +229,7 @@ def cmd_flash(args) -> int:
 
 def _qemu_image(folder: Path, profile: dict, board: str, *, build: bool) -> Path:
     """The firmware of a generated-C build for an emulated board (built unless only printing)."""
-    from .firmware.build import build_firmware
+    from edgec.device.firmware.build import build_firmware
 
     if profile["format"] != "c":
         raise InputError(f"{folder} is a '{profile['format']}' build; QEMU boards run edgec's generated-C "
@@ -259,7 +259,7 @@ def _recipe_of(folder: Path) -> dict:
     except (ValueError, KeyError, TypeError):
         raise InputError(f"{path}: damaged manifest (no recipe with target and model); recompile",
                          stage="verify") from None
-    from .report import sha256_path
+    from edgec.report.write import sha256_path
 
     outputs = json.loads(path.read_text()).get("outputs", {})
     for name, digest in outputs.items():
@@ -273,8 +273,8 @@ def _recipe_of(folder: Path) -> dict:
 
 def cmd_bench(args) -> int:
     """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
-    from .bench import bench_build, table
-    from .report import refresh_index
+    from edgec.runtimes.bench import bench_build, table
+    from edgec.report.write import refresh_index
 
     _recipe_of(Path(args.build))  # refuses a missing, foreign or damaged build folder
     result = bench_build(Path(args.build), runtime=args.runtime, runs=args.runs, warmup=args.warmup,
@@ -286,7 +286,7 @@ def cmd_bench(args) -> int:
 
 def cmd_sweep(args) -> int:
     """``edgec sweep``: run the trials on Ray, print the front, write sweep.json/.html and the best edgec.toml."""
-    from .sweep import sweep
+    from edgec.sweep.run import sweep
 
     if args.trials is not None and args.trials < 1 or args.workers is not None and args.workers < 1:
         raise InputError("--trials and --workers take a positive number", stage="sweep")

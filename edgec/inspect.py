@@ -8,7 +8,7 @@ The answer comes from the toolchain each target uses, not from a hand-kept list 
   convert remain ``ONNXFrameworkNode``s. The converted model is then queried on the CPU plugin (GPU
   and NPU plugins are not present on a build machine; their support is not claimed).
 - TFLite targets (``tflm``, ``litert``, ``c``): an ONNX operator must be in the lowering's set
-  (:data:`edgec.onnx_lower.SUPPORTED_OPS`) and the TFLite builtins it becomes
+  (:data:`edgec.frontend.onnx.lower.SUPPORTED_OPS`) and the TFLite builtins it becomes
   (:data:`TFLITE_BUILTINS`) must be in the profile's ``operators.allowed`` (LiteRT: any builtin).
 
 Keras models are converted to ONNX with tf2onnx first, so every target is judged on the same graph.
@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,15 @@ PATTERN_ONLY = {"Erf": "lowered only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)
 def onnx_model_of(path: str | Path, *, trust_model: bool = False) -> tuple[Any, int | None]:
     """The ONNX graph inspected for ``path`` (read safely, or converted from Keras with tf2onnx), and
     for a Keras model its own parameter count (Keras counts batch-norm statistics; tf2onnx folds them)."""
-    from .load import kind_of
+    from edgec.frontend.load import kind_of
 
     path = Path(path)
     if kind_of(path) == "onnx":
-        from .load_onnx import fold, read
+        from edgec.frontend.onnx.read import fold, read
 
         return fold(read(path), where=str(path)), None  # as compile sees it: shape arithmetic folded
-    from .export_onnx import keras_to_onnx
-    from .load import load
+    from edgec.backends.onnx.export_onnx import keras_to_onnx
+    from edgec.frontend.load import load
 
     keras_model = load(path, trust_model=trust_model).keras_model
     return keras_to_onnx(keras_model), int(keras_model.count_params())
@@ -134,7 +134,7 @@ def tflite_support(model: Any, allowed: list[str] | None, c_ops: Any = None) -> 
 
     ``c_ops``: the TFLite builtins edgec's generated C implements (``--backend c``), or None.
     """
-    from .onnx_lower import SUPPORTED_OPS
+    from edgec.frontend.onnx.lower import SUPPORTED_OPS
 
     out: dict[str, str | None] = {}
     for _, op, domain in _nodes(model):
@@ -168,7 +168,7 @@ def _verdicts(model: Any, profile: dict, work: Path) -> tuple[dict[str, str | No
         allowed = profile.get("operators", {}).get("allowed") if fmt != "litert" else None
         c_ops = None
         if fmt == "c":
-            from .cbackend.codegen import OPS
+            from edgec.backends.c.codegen import OPS
 
             c_ops = set(OPS)
         return tflite_support(model, allowed, c_ops), "edgec ONNX lowering + operators.allowed" + (
@@ -184,8 +184,8 @@ def inspect(model_path: str | Path, target_ids: list[str] | None, *, work: Path,
     "targets": {id: {"format", "path", "checked_by", "supported": [...], "unsupported": {op: reason},
     "ok": bool}}}``; ``summary`` holds the signature, parameters, float bytes and MACs.
     """
-    from . import targets
-    from .inspect_model import summary
+    from edgec.core import targets
+    from edgec.frontend.onnx.summary import summary
 
     model, keras_params = onnx_model_of(model_path, trust_model=trust_model)
     counts = dict(sorted(collections.Counter(op for _, op, _ in _nodes(model)).items()))

@@ -11,18 +11,24 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, host_isa, memory_check, outdir, quantize, stem, targets
-from .build import Build, atomic_folder
-from .calibration_load import open_dataset, split
-from .errors import GateError, InputError
-from .export import EXPORTERS
-from .harness import write_harness
-from .isolate import NativeCrash
-from .load import load
-from .progress import status
-from .report import write_index, write_reports
-from .tflite_model import macs, parse
-from .verify import check_drop_kind
+from edgec import __version__
+from edgec.verify import host_isa
+from edgec.core import memory_check
+from edgec.core import outdir
+from edgec.quantize import converter as quantize
+from edgec.quantize import stem
+from edgec.core import targets
+from edgec.core.build_state import Build, atomic_folder
+from edgec.core.calibration_load import open_dataset, split
+from edgec.core.errors import GateError, InputError
+from edgec.backends.registry import EXPORTERS
+from edgec.device.harness.generate import write_harness
+from edgec.core.isolate import NativeCrash
+from edgec.frontend.load import load
+from edgec.core.progress import status
+from edgec.report.write import write_index, write_reports
+from edgec.core.tflite_model import macs, parse
+from edgec.verify.host import check_drop_kind
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
             with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
                 _check_lowering(loaded, calib)
         if loaded.keras3_model is not None:
-            from .load_keras3 import check_on_calibration
+            from edgec.frontend.keras.keras3 import check_on_calibration
 
             with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
                 check_on_calibration(loaded, calib)
@@ -120,7 +126,7 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
 
 def _check_stem(profiles: list[dict], recipe: dict) -> None:
     """``--stem float|auto`` needs a format with fast float kernels, and is not a --keep-float list."""
-    from .stem import FORMATS, setting
+    from edgec.quantize.stem import FORMATS, setting
 
     for p in profiles:  # a target file's own value is checked before any work too
         setting({}, p)
@@ -189,7 +195,7 @@ def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int
 
 def _check_lowering(loaded, calib) -> None:
     """The Keras lowering of an ONNX model must match ONNX Runtime on real samples, not only random."""
-    from .onnx_lower import check
+    from edgec.frontend.onnx.lower import check
 
     count = min(16, len(calib))  # ONNX Runtime runs these one at a time: a few are enough
     result = check(loaded.onnx_model, loaded.keras_model, calib.subset(range(count)).arrays())
@@ -198,12 +204,12 @@ def _check_lowering(loaded, calib) -> None:
 
 
 def _optimize(keras_model, settings: dict, calib):
-    """Fusion and compression as the recipe asks (see :mod:`edgec.optimize`), before quantization."""
+    """Fusion and compression as the recipe asks (see :mod:`edgec.compress.optimize`), before quantization."""
     from dataclasses import fields
 
-    from .load_keras3 import is_signature_model, refuse_compression
-    from .optimize import optimize
-    from .recipe import Recipe, from_dict
+    from edgec.frontend.keras.keras3 import is_signature_model, refuse_compression
+    from edgec.compress.optimize import optimize
+    from edgec.compress.recipe import Recipe, from_dict
 
     recipe = from_dict({f.name: settings[f.name] for f in fields(Recipe) if f.name in settings})
     if is_signature_model(keras_model):  # a Keras-less SavedModel: no layers to fuse or compress
@@ -260,7 +266,7 @@ def _export(build: Build) -> None:
     _finish_sizes(build)
     shipped = build.final_tflite or (build.int8_tflite if build.target["format"] == "c" else None)
     if shipped is not None:  # the generated C holds exactly the int8 model's constants
-        from .artifact_stats import stats
+        from edgec.report.artifact_stats import stats
 
         build.report["compression"].update(stats(shipped))
 
@@ -310,7 +316,7 @@ def _quantize_int8(build: Build) -> bytes:
         return quantize.int8_tflite(build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
                                     per_channel=quant.get("per_channel", True), float_nodes=float_nodes)
 
-    if build.target["format"] not in stem.FORMATS:  # microcontrollers: all-int8 (see edgec.stem)
+    if build.target["format"] not in stem.FORMATS:  # microcontrollers: all-int8 (see edgec.quantize.stem)
         return int8([])
     value = stem.setting(build.settings, build.target)
     # Tensor names of the model being quantized: compression (fusion) renames them, so not the
@@ -322,7 +328,7 @@ def _quantize_int8(build: Build) -> bytes:
 
 def _float_accuracy(keras_model, held_out) -> dict:
     """Top-1 of the compressed float model (before int8), to show what compression alone cost."""
-    from .verify import reference_outputs, top1_accuracy
+    from edgec.verify.host import reference_outputs, top1_accuracy
 
     if held_out.random or held_out.labels is None:
         return {"top1": None}
@@ -332,7 +338,7 @@ def _float_accuracy(keras_model, held_out) -> dict:
 def _layer_analysis(build: Build):
     """Per-layer int8 error (TFLite's QuantizationDebugger), cached on the build, into the report."""
     if build.analysis is None:
-        from .layer_error import analyze
+        from edgec.quantize.layer_error import analyze
 
         io_int8 = build.target.get("quantization", {}).get("io_dtype", "int8") == "int8"
         with status(f"{build.target['id']}: per-layer quantization error"), quantize.quiet_stderr():
@@ -343,7 +349,7 @@ def _layer_analysis(build: Build):
 
 def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> bytes:
     """``--keep-float`` / ``--max-accuracy-drop``: int8 except the layers that int8 breaks."""
-    from .layer_error import fit_accuracy_drop
+    from edgec.quantize.layer_error import fit_accuracy_drop
 
     analysis = _layer_analysis(build)
     held_out = build.evaluation
@@ -358,7 +364,7 @@ def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> by
 
 def _onnx_layer_analysis(build: Build) -> list[str]:
     """ONNX Runtime's QDQ debugging on the ONNX artifact; returns the three worst tensors."""
-    from .layer_error_onnx import analyze
+    from edgec.quantize.layer_error_onnx import analyze
 
     samples = build.calibration.subset(range(min(32, len(build.calibration)))).arrays()
     with status(f"{build.target['id']}: per-tensor QDQ error (ONNX Runtime)"):

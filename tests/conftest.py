@@ -44,7 +44,7 @@ def resnet8_calibration(path, n=1200, seed=0):
     """Stable natural-photo crops for the MLPerf ResNet-8 (see tools/photo_crops.py), saved as npz."""
     import numpy as np
 
-    from edgec.tf import keras
+    from edgec.core.tf import keras
     from tools.photo_crops import stable_crops
 
     model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)
@@ -64,7 +64,7 @@ RESNET8_AGREEMENT_FLOOR = 0.89
 
 def assert_verdict_follows_agreement(code: int, err: str, report: dict, floor: float = RESNET8_AGREEMENT_FLOOR):
     """The agreement is at least ``floor``; the build passed iff it met the target's gate, and failed on that alone."""
-    from edgec.targets import resolve
+    from edgec.core.targets import resolve
 
     verification = report["verification"]
     agreement = verification["top1_agreement"]

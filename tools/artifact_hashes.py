@@ -42,7 +42,7 @@ def cases(work: Path) -> dict[str, list[str]]:
         import numpy as np
 
         sys.path.insert(0, str(ROOT))
-        from edgec.tf import keras
+        from edgec.core.tf import keras
         from tools.photo_crops import stable_crops  # the suite's ResNet-8 calibration, as tests/conftest.py makes it
 
         model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)

@@ -56,10 +56,10 @@ log = logging.getLogger("bench_cbackend")
 
 def digits_int8_tflite() -> bytes:
     """The bundled digits example, full-integer int8 with int8 I/O, calibrated on its calibration set."""
-    from edgec.calibration_load import open_dataset
-    from edgec.load import load
-    from edgec.quantize import int8_tflite
-    from edgec.tf import seed_everything
+    from edgec.core.calibration_load import open_dataset
+    from edgec.frontend.load import load
+    from edgec.quantize.converter import int8_tflite
+    from edgec.core.tf import seed_everything
 
     seed_everything(0)
     loaded = load(DIGITS_MODEL)
@@ -68,7 +68,7 @@ def digits_int8_tflite() -> bytes:
 
 def model_tflite(name: str) -> bytes:
     """The int8 .tflite bytes of benchmark model ``name``; InputError when an MLPerf file is missing."""
-    from edgec.errors import InputError
+    from edgec.core.errors import InputError
 
     file = MODELS[name][1]
     if file is None:
@@ -81,7 +81,7 @@ def model_tflite(name: str) -> bytes:
 
 def model_figures(name: str, tflite: bytes, info: dict, inputs, reference) -> dict:
     """The per-model columns: MACs, our static arena, TFLite Micro's .tflite bytes and measured arena."""
-    from edgec.tflm_arena import measure_arena
+    from edgec.runtimes.tflm_arena import measure_arena
 
     tflm_arena = measure_arena(tflite)["arena_bytes"]
     # TFLite Micro keeps the input and output tensors in its arena; ours live in the caller's buffers.
@@ -95,8 +95,8 @@ def model_figures(name: str, tflite: bytes, info: dict, inputs, reference) -> di
 
 def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, seed: int, jobs: int) -> list[dict]:
     """Generate the C once, then build and run it on every machine and kernel variant; one row each."""
-    from edgec.cbackend import generate
-    from edgec.cbackend.hostcheck import device_check, random_inputs, tflm_outputs
+    from edgec.backends.c import generate
+    from edgec.backends.c.hostcheck import device_check, random_inputs, tflm_outputs
 
     with tempfile.TemporaryDirectory() as tmp:
         info = generate(tflite, Path(tmp))
@@ -118,7 +118,7 @@ def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, se
 
 
 def _machine_label(machine: str) -> str:
-    from edgec.firmware.boards import board
+    from edgec.device.firmware.boards import board
 
     b = board(machine)
     return f"{b.machine} ({b.core.replace('cortex-', '').upper()})"
@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO)
-    from edgec.errors import EdgecError
-    from edgec.firmware.boards import board
+    from edgec.core.errors import EdgecError
+    from edgec.device.firmware.boards import board
 
     t0 = time.perf_counter()
     rows = []

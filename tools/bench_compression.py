@@ -32,11 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgec import artifact_stats, lut, tflm_slim  # noqa: E402
-from edgec.optimize import optimize  # noqa: E402
-from edgec.recipe import Recipe  # noqa: E402
-from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
-from edgec.tflm_arena import measure_arena  # noqa: E402
+from edgec.report import artifact_stats
+from edgec.compress import lut
+from edgec.backends.tflm import slim as tflm_slim  # noqa: E402
+from edgec.compress.optimize import optimize  # noqa: E402
+from edgec.compress.recipe import Recipe  # noqa: E402
+from edgec.core.tf import keras, seed_everything, tensorflow  # noqa: E402
+from edgec.runtimes.tflm_arena import measure_arena  # noqa: E402
 from tests.toolchain.compression_support import quantize_inputs, tflm_top1  # noqa: E402  (one TFLM top-1)
 from tools import cifar10  # noqa: E402
 
@@ -69,7 +71,7 @@ def resnet8_case() -> dict:
             # 94.6%, 3e-4 86.1%, 1e-3 diverges; 20 epochs 94.2%; 10,000 images 94.3%; no distillation 88.5%);
             # 8 per channel 54,592 B 92.0% / 85.6%; 4 per channel (the smallest file, 44,192 B, still above
             # 1/8 of the float file) 83.8% / 81.4%. Those runs predate edgec's Lloyd refinement of the
-            # k-means++ seeds (edgec/cluster.py) and TFLite Micro slimming (edgec/tflm_slim.py).
+            # k-means++ seeds (edgec/compress/cluster.py) and TFLite Micro slimming (edgec/backends/tflm/slim.py).
             "recipe": Recipe(clusters=16, cluster_per_channel=True, finetune_epochs=10, learning_rate=3e-5)}
 
 

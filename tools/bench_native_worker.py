@@ -1,8 +1,8 @@
-"""What running TFLite Micro in edgec's worker process (edgec/isolate.py) costs, against in-process.
+"""What running TFLite Micro in edgec's worker process (edgec/core/isolate.py) costs, against in-process.
 
 For the int8 digits example (or ``--tflite FILE``): the first call (starting the worker: Python, NumPy,
 the tflite-micro extension), then per call of ``run_tflm`` on N samples, in the worker and in this
-process (edgec.tflm_run's own in-process body), alternating, median of ``--rounds``.
+process (edgec.runtimes.tflm's own in-process body), alternating, median of ``--rounds``.
 
     python tools/bench_native_worker.py [--samples 50] [--rounds 10] [--tflite FILE]
 """
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _digits_int8() -> tuple[bytes, np.ndarray]:
-    from edgec import quantize
-    from edgec.tf import keras
+    from edgec.quantize import converter as quantize
+    from edgec.core.tf import keras
 
     model = keras().models.load_model(ROOT / "edgec" / "examples" / "digits_cnn.keras", compile=False)
     images = np.load(ROOT / "calibration" / "digits" / "calibration.npz")["image"]
@@ -36,8 +36,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--tflite", type=Path)
     args = p.parse_args()
-    from edgec import isolate, tflm_run
-    from edgec.runtimes import quantize_samples
+    from edgec.core import isolate
+    from edgec.runtimes import tflm as tflm_run
+    from edgec.runtimes.base import quantize_samples
 
     if args.tflite:
         tflite = args.tflite.read_bytes()

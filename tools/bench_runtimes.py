@@ -1,14 +1,14 @@
 """Host latency, float vs int8, of the digits example and the MLPerf Tiny KWS and ResNet-8 models.
 
 For each model, in each runtime (LiteRT with XNNPACK, ONNX Runtime CPU, OpenVINO CPU), the float
-model and its int8 version are timed by ``edgec.bench.bench`` in the same run (alternating rounds),
+model and its int8 version are timed by ``edgec.runtimes.bench.bench`` in the same run (alternating rounds),
 so the ratio holds even on a loaded machine. Conversions use the real toolchains edgec uses: the
 TFLite converter (full-integer int8, int8 I/O), tf2onnx + ONNX Runtime ``quantize_static`` (QDQ),
 OpenVINO ``convert_model`` + ``nncf.quantize``, through edgec's own exporter functions (ONNX with
 uint8 activations, the x86 default: ONNX Runtime's int8-activation QDQ ran ResNet-8 at 0.61x float).
 
 LiteRT and ONNX Runtime also get an "int8, float stem" row: the same int8 model with the convolutions
-that read the input left in float (edgec's ``--stem float``, see edgec/stem.py), as edgec ships it for
+that read the input left in float (edgec's ``--stem float``, see edgec/quantize/stem.py), as edgec ships it for
 a phone (float I/O) and for ``onnx-cpu``.
 
 The MLPerf models come without their data sets here: KWS is calibrated on seeded synthetic samples,
@@ -32,9 +32,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgec import bench  # noqa: E402
+from edgec.runtimes import bench  # noqa: E402
 from tools.photo_crops import photo_crops  # noqa: E402
-from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
+from edgec.core.tf import keras, seed_everything, tensorflow  # noqa: E402
 
 MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
 log = logging.getLogger("bench_runtimes")
@@ -66,7 +66,8 @@ def _first_input(onnx_model) -> str:
 
 def litert_stem(model, data: np.ndarray, folder: Path) -> Path:
     """The int8 .tflite with a float stem and float I/O, from edgec's own quantizer."""
-    from edgec import quantize, stem
+    from edgec.quantize import converter as quantize
+    from edgec.quantize import stem
 
     name = model.inputs[0].name.split(":")[0]
     layers = list(stem.tflite_stem((folder / "float.tflite").read_bytes()))
@@ -79,7 +80,8 @@ def onnx_stem(data: np.ndarray, folder: Path) -> Path:
     """The int8 QDQ .onnx with the float stem, from the float .onnx of ``onnx_pair``."""
     import onnx
 
-    from edgec import export_onnx, stem
+    from edgec.backends.onnx import export_onnx
+    from edgec.quantize import stem
 
     fused = onnx.load(str(folder / "float.onnx"))
     q = export_onnx.quantize(fused, {_first_input(fused): data}, work=folder / "ort_stem",
@@ -107,7 +109,8 @@ def onnx_pair(model, data: np.ndarray, folder: Path) -> tuple[Path, Path]:
     """(int8 QDQ, float) .onnx files via edgec's ONNX exporter functions."""
     import onnx
 
-    from edgec import export_onnx, onnx_fuse
+    from edgec.backends.onnx import export_onnx
+    from edgec.frontend.onnx import fuse as onnx_fuse
 
     fused, _ = onnx_fuse.fuse(export_onnx.keras_to_onnx(model))
     onnx.save(fused, str(folder / "float.onnx"))
@@ -120,7 +123,7 @@ def openvino_pair(data: np.ndarray, folder: Path) -> tuple[Path, Path]:
     """(int8, float) OpenVINO IR from the float ONNX file, int8 by nncf.quantize."""
     import openvino as ov
 
-    from edgec import export_openvino
+    from edgec.backends.openvino import export_openvino
 
     ov_model = export_openvino.onnx_to_openvino(folder / "float.onnx")
     ov.save_model(ov_model, str(folder / "float.xml"), compress_to_fp16=False)

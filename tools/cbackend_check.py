@@ -8,7 +8,7 @@ bytes and the MAC count. Exit status 1 when any output differs.
     .venv/bin/python tools/cbackend_check.py MODEL.tflite [-n 100] [--seed 0] [--keep DIR] [--json]
         [--qemu qemu-mps2-an386 [--portable]]
 
-With --qemu the same inputs also run on the emulated board (edgec.firmware: arm-none-eabi-gcc,
+With --qemu the same inputs also run on the emulated board (edgec.device.firmware: arm-none-eabi-gcc,
 QEMU, the serial protocol), with the DSP/MVE kernels unless --portable, and the report adds the
 device's bit-exactness and instructions per inference and per MAC.
 """
@@ -28,10 +28,9 @@ import numpy as np
 def check(tflite: bytes, *, count: int, seed: int, out_dir: Path, qemu: str | None = None,
           portable: bool = False) -> dict:
     """Generate, host-compile and compare; returns the measured numbers."""
-    from edgec.cbackend import generate
-    from edgec.cbackend.hostcheck import (compile_host, device_check, random_inputs, run_host,
-                                          tflm_outputs)
-    from edgec.tflm_arena import measure_arena
+    from edgec.backends.c import generate
+    from edgec.backends.c.hostcheck import compile_host, device_check, random_inputs, run_host, tflm_outputs
+    from edgec.runtimes.tflm_arena import measure_arena
 
     info = generate(tflite, out_dir)
     exe = compile_host(out_dir)
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qemu", metavar="MACHINE", help="also run on this emulated board")
     parser.add_argument("--portable", action="store_true", help="with --qemu: portable C kernels")
     args = parser.parse_args(argv)
-    from edgec.errors import EdgecError
+    from edgec.core.errors import EdgecError
 
     try:
         tflite = args.model.read_bytes()

@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgec.tf import keras, seed_everything  # noqa: E402
+from edgec.core.tf import keras, seed_everything  # noqa: E402
 
 SEED = 20261125
 N_EVAL = 500  # held out, never trained on

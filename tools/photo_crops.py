@@ -26,7 +26,7 @@ def photo_crops(n: int, seed: int, *, min_size: int = 32, max_size: int = 200) -
     """
     from sklearn.datasets import load_sample_images
 
-    from edgec.tf import tensorflow
+    from edgec.core.tf import tensorflow
 
     tf = tensorflow()
     images = load_sample_images().images

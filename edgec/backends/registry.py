@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from . import export_onnx, export_openvino, litert, tflm
-from .cbackend.export import export as export_c
+from edgec.backends.onnx import export_onnx
+from edgec.backends.openvino import export_openvino
+from edgec.backends.litert import export_litert as litert
+from edgec.backends.tflm import export_tflm as tflm
+from edgec.backends.c.export_c import export as export_c
 
 EXPORTERS = {
     "tflm": tflm.export,

@@ -3,7 +3,7 @@
 Clustering follows pruning in the optimize stage; with ``preserve_sparsity`` the zeros that pruning
 made stay zero. :func:`strip` leaves plain layers whose kernels hold only the cluster centroids. The
 int8 converter quantizes per output channel with a symmetric scale, so N float values per channel
-become at most N int8 values per channel, which is what LUT compression (:mod:`edgec.lut`) stores.
+become at most N int8 values per channel, which is what LUT compression (:mod:`edgec.compress.lut`) stores.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging
 
 import numpy as np
 
-from .errors import InputError
-from .prune import select_layers, tfmot
+from edgec.core.errors import InputError
+from edgec.compress.prune import select_layers, tfmot
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def cluster(model, *, clusters: int = 16, per_channel: bool = False, preserve_sp
     model (train it, or :func:`strip` it directly) and the names of the clustered layers.
     """
     mot = tfmot()
-    from .tf import keras
+    from edgec.core.tf import keras
 
     chosen = cluster_counts(model, clusters=clusters, layers=layers, keep_first_last=keep_first_last,
                             counts=counts)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .cluster import _lloyd
+from edgec.compress.cluster import _lloyd
 
 log = logging.getLogger(__name__)
 

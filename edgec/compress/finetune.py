@@ -7,7 +7,7 @@ et al.). Models ending in a softmax give probabilities; their logits are recover
 which equals the logits up to a constant and so gives the same softened distribution.
 
 Training goes through ``model.fit`` so TF-MOT's wrappers behave as documented (pruning masks follow
-the :func:`edgec.prune.callbacks` step; clustering wrappers train the centroids). Seeded; a ``rich``
+the :func:`edgec.compress.prune.callbacks` step; clustering wrappers train the centroids). Seeded; a ``rich``
 progress bar shows the batches.
 """
 
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _logits(y: np.ndarray, probabilities: bool) -> np.ndarray:
 
 def distillation_loss(temperature: float, probabilities: bool):
     """Keras loss: ``y_true`` are the teacher's softened probabilities, ``y_pred`` the student output."""
-    from .tf import tensorflow
+    from edgec.core.tf import tensorflow
 
     tf = tensorflow()
 
@@ -60,7 +60,7 @@ def _progress_callback(epochs: int, steps: int, label: str):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .tf import keras
+    from edgec.core.tf import keras
 
     class RichProgress(keras().callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -96,7 +96,7 @@ def finetune(model, *, x, y: np.ndarray | None = None, teacher=None, epochs: int
     (required then) at ``temperature``. ``callbacks`` are extra Keras callbacks (e.g. the pruning
     step). The report holds the mode, epochs, samples, final loss and seconds.
     """
-    from .tf import keras, seed_everything
+    from edgec.core.tf import keras, seed_everything
 
     if epochs <= 0:
         return model, {"mode": "none", "epochs": 0}
@@ -143,7 +143,7 @@ def quantize_aware(model, *, mode: str = "plain"):
     Pass a stripped model. Train the result with :func:`finetune`, then convert it with the TFLite
     converter (``Optimize.DEFAULT``, int8) as usual: QAT only makes the weights robust to int8.
     """
-    from .prune import tfmot
+    from edgec.compress.prune import tfmot
 
     q = tfmot().quantization.keras
     if mode not in QAT_MODES:

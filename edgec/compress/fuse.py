@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ _FOLD_INTO = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 def _as_functional(model):
     """A Sequential model as a functional one over the same layers (config formats differ)."""
-    from .tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     if isinstance(model, k.Sequential):
@@ -166,7 +166,7 @@ def fuse(model) -> tuple[object, list[dict]]:
     each ``{"kind": "batchnorm"|"activation", "into": layer, "removed": layer, ...}``. The fused model
     computes the same function (up to float rounding) in inference mode.
     """
-    from .tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     model = _as_functional(model)

@@ -22,9 +22,9 @@ import warnings
 
 import numpy as np
 
-from . import tflite_model
-from .errors import GateError, ToolchainError
-from .tflm_run import first_difference
+from edgec.core import tflite_model
+from edgec.core.errors import GateError, ToolchainError
+from edgec.runtimes.tflm import first_difference
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _select(tflite_bytes: bytes, cands: list[dict]) -> list[dict]:
 
 
 def _arena(tflite: bytes, model: str = "the LUT-compressed model") -> int:
-    from .tflm_arena import measure_arena
+    from edgec.runtimes.tflm_arena import measure_arena
 
     return measure_arena(tflite, stage="lut", model=model)["arena_bytes"]
 

@@ -3,7 +3,7 @@
 ``prune`` wraps the chosen layers with ``prune_low_magnitude``; the masks are then applied either by
 recovery fine-tuning (with :func:`callbacks`) or at once by :func:`apply_masks` (one-shot pruning, no
 training). :func:`strip` removes the wrappers before export, leaving plain layers whose kernels hold
-the zeros. Run :func:`edgec.fuse.fuse` first so batch-norm folding cannot disturb the masks.
+the zeros. Run :func:`edgec.compress.fuse.fuse` first so batch-norm folding cannot disturb the masks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ PRUNABLE_2_4 = ("Conv2D", "Dense")
 
 def tfmot():
     """The ``tensorflow_model_optimization`` module, imported after Keras 2 is selected."""
-    from .tf import tensorflow
+    from edgec.core.tf import tensorflow
 
     tensorflow()
     import tensorflow_model_optimization as mot
@@ -90,7 +90,7 @@ def prune(model, *, sparsity: float = 0.5, structure: str = "unstructured", sche
     a polynomial schedule. Returns the wrapped model and the names of the pruned layers.
     """
     mot = tfmot()
-    from .tf import keras
+    from edgec.core.tf import keras
 
     structured = structure not in (None, "", "unstructured", "none")
     if structured and structure != "2:4":

@@ -26,11 +26,11 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 PRUNE_STRUCTURES = ("unstructured", "2:4")
 PRUNE_SCHEDULES = ("constant", "polynomial")
-OUTPUT_KINDS = ("classifier", "regression")  # edgec.metrics.KINDS (no NumPy import here)
+OUTPUT_KINDS = ("classifier", "regression")  # edgec.core.metrics.KINDS (no NumPy import here)
 QAT_CHOICES = ("none", "auto", "plain", "prune_preserve", "cluster_preserve", "pcqat")
 
 

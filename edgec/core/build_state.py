@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .calibration import Dataset
-from .errors import InputError
-from .outdir import temp_prefix
+from edgec.core.calibration import Dataset
+from edgec.core.errors import InputError
+from edgec.core.outdir import temp_prefix
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Build:
     final_tflite: bytes | None = None  # the .tflite that ships, when the format has one
     failures: list[str] = field(default_factory=list)
     onnx_model: Any = None  # the user's folded ONNX graph, quantized as is (ONNX/OpenVINO, no lowering)
-    analysis: Any = None  # per-layer int8 error (edgec.layer_error.LayerAnalysis), computed on demand
+    analysis: Any = None  # per-layer int8 error (edgec.quantize.layer_error.LayerAnalysis), computed on demand
 
     def stage(self, name: str, **details) -> "_StageTimer":
         """Time a stage and append ``{"name", "seconds", **details}`` to ``report["stages"]``."""
@@ -63,7 +63,7 @@ def atomic_folder(final: Path) -> Iterator[Path]:
 
     On any exception the temporary folder is removed and ``final`` is left as it was, so a target
     folder is written whole or not at all. A process killed outright leaves the temporary folder;
-    the next compile into the same OUT removes it (:mod:`edgec.outdir`).
+    the next compile into the same OUT removes it (:mod:`edgec.core.outdir`).
     """
     final = Path(final)
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Open a calibration or evaluation set from what the user named, and split one set in two.
 
-See :mod:`edgec.calibration` for the accepted forms. Every problem names the file, and where it
+See :mod:`edgec.core.calibration` for the accepted forms. Every problem names the file, and where it
 applies the sample and the input.
 """
 
@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import (EVAL_FRACTION, IMAGE_SUFFIXES, LABEL_KEYS, SPLIT_SEED, ArrayDataset,
-                          CSVDataset, Dataset, ImageFolderDataset, RandomDataset)
-from .errors import InputError
-from .keras_checks import ZIP_ERRORS
+from edgec.core.calibration import EVAL_FRACTION, IMAGE_SUFFIXES, LABEL_KEYS, SPLIT_SEED, ArrayDataset, CSVDataset, Dataset, ImageFolderDataset, RandomDataset
+from edgec.core.errors import InputError
+from edgec.frontend.keras.checks import ZIP_ERRORS
 
 InputSpec = dict[str, tuple[tuple[int, ...], str]]
 # What numpy raises on a damaged .npy header: its tokenizer's error escapes for an unclosed bracket.
@@ -75,7 +74,7 @@ def _manifest(path: Path) -> dict:
 
 
 def _check_manifest(manifest, file: Path) -> None:
-    """The manifest's keys have the types and ranges the loaders rely on (see edgec.calibration)."""
+    """The manifest's keys have the types and ranges the loaders rely on (see edgec.core.calibration)."""
     def bad(what: str):
         raise InputError(f"{file}: {what}", stage="calibration")
 

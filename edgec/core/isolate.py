@@ -2,7 +2,7 @@
 
 The TFLite Micro interpreter (``tflite-micro``'s C++ reference kernels) aborts the whole process on
 some models: a ``TFLITE_CHECK`` in a kernel's ``Prepare`` calls ``abort()`` with no message and no
-Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.softmax_scale`). Run
+Python exception (e.g. a SOFTMAX input scale below 2^-26, see :mod:`edgec.quantize.softmax_scale`). Run
 in-process, that is exit 134 and a half-built output folder. Here such calls run in one long-lived
 worker process (a fresh ``python``, not a fork of a process that holds TensorFlow's threads). A
 worker that dies becomes a :class:`NativeCrash` naming the stage, the signal and what ran;
@@ -25,7 +25,7 @@ import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .errors import ToolchainError
+from edgec.core.errors import ToolchainError
 
 
 class NativeCrash(ToolchainError):
@@ -77,9 +77,9 @@ class _Worker:
 
     def __init__(self):
         ours, theirs = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])  # the folder holding edgec/
         code = (f"import sys; sys.path.insert(0, {package_root!r}); "
-                f"from edgec.isolate import _serve; _serve({theirs.fileno()})")
+                f"from edgec.core.isolate import _serve; _serve({theirs.fileno()})")
         self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),),
                                         stdin=subprocess.DEVNULL)
         theirs.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 BATCH = 32  # Keras predict's default batch, the largest the pipeline runs the float model with
 FLOAT32 = 4

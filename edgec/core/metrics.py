@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 KINDS = ("classifier", "regression")
 

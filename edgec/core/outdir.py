@@ -1,7 +1,7 @@
 """The output folder OUT: one writer at a time, and no temporary folder outlives its process.
 
 Each target folder is built in a hidden temporary sibling ``.TARGET.PID-xxxxxxxx`` and renamed
-into place when complete (:func:`edgec.build.atomic_folder`). A process killed outright (SIGKILL,
+into place when complete (:func:`edgec.core.build_state.atomic_folder`). A process killed outright (SIGKILL,
 the OOM killer, a native abort) cannot remove its temporary folder, so the next compile into the
 same OUT does: under OUT's lock, a temporary folder whose owning process is gone is stale.
 
@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # edgec/, this module being edgec/core/resources.py
 
 
 def data_dir(name: str) -> Path:

@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .resources import data_dir
+from edgec.core.errors import InputError
+from edgec.core.resources import data_dir
 
 # key -> type, or a nested table. A profile may omit any key; `resolve` fills defaults from `extends`.
 SCHEMA: dict[str, Any] = {
@@ -43,7 +43,7 @@ SCHEMA: dict[str, Any] = {
         # NNCF: disable | first_layer | enable; derived from cpu.isa when absent (see int8_arithmetic)
         "overflow_fix": str,
         "int16x8": bool,  # int16-activation kernels exist: --max-accuracy-drop may ship a 16x8 model
-        "stem": str,  # int8 | float | auto: the convolutions reading the input in float (edgec/stem.py)
+        "stem": str,  # int8 | float | auto: the convolutions reading the input in float (edgec/quantize/stem.py)
     },
     "operators": {"allowed": list},
     "verification": {
@@ -52,14 +52,14 @@ SCHEMA: dict[str, Any] = {
         "min_top1_agreement": float,
         "max_top1_drop": float,
         "min_cosine": float,
-        # Non-classifier outputs (regression, reconstruction, embedding; edgec/metrics.py).
+        # Non-classifier outputs (regression, reconstruction, embedding; edgec/core/metrics.py).
         "min_snr_db": float,
         "max_abs_err": float,
         "max_samples": int,
     },
     "device": {
         "qemu_machine": str, "board": str, "device_string": str, "harness": str,
-        # Device harness (edgec/harness.py): inference threads, the Android GPU delegate's fp16
+        # Device harness (edgec/device/harness/generate.py): inference threads, the Android GPU delegate's fp16
         # variant, ONNX Runtime execution providers in order, a TensorRT trtexec script (Jetson).
         "threads": int, "gpu_delegate": bool, "providers": list, "trtexec": bool,
     },

@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 
 @cache

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 FORMAT_VERSION = 1
 REQUIRED = ("input_sha256", "runtime", "device", "samples", "format_version")
@@ -62,7 +62,7 @@ class DeviceOutputs:
 
 
 def _fail(path: Path, what: str) -> InputError:
-    return InputError(f"{path}: {what} (see edgec/device_outputs.py for the layout)", stage="verify")
+    return InputError(f"{path}: {what} (see edgec/device/outputs.py for the layout)", stage="verify")
 
 
 def _indexed(keys: set[str], prefix: str) -> list[str]:

@@ -4,8 +4,8 @@ Keras models (``.keras``, ``.h5``, SavedModel folders) are read through ``tf_ker
 Before anything is deserialized, the saved configuration is scanned: ``Lambda`` layers (which carry
 Python code) and classes that are not built-in Keras layers are refused unless ``trust_model`` is
 set, because loading them would run or need code from the model file. ONNX models go through
-:mod:`edgec.load_onnx`; files written by Keras 3 and SavedModels without a Keras graph (Keras 3's
-``model.export()``) go through :mod:`edgec.load_keras3`.
+:mod:`edgec.frontend.onnx.read`; files written by Keras 3 and SavedModels without a Keras graph (Keras 3's
+``model.export()``) go through :mod:`edgec.frontend.keras.keras3`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import keras_checks
-from .errors import InputError
+from edgec.frontend.keras import checks as keras_checks
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class LoadedModel:
         """Number of weights of the float model."""
         if self.keras_model is not None:
             return int(self.keras_model.count_params())
-        from .load_onnx import param_count
+        from edgec.frontend.onnx.read import param_count
 
         return param_count(self.onnx_model)
 
@@ -83,7 +83,7 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
     path = Path(path)
     kind = kind_of(path)
     if kind == "onnx":
-        from . import load_onnx
+        from edgec.frontend.onnx import read as load_onnx
 
         return load_onnx.load(path, trust_model=trust_model, lower=lower)
     keras3 = _load_keras3(path, kind, trust_model)
@@ -104,8 +104,8 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
 
 
 def _load_keras3(path: Path, kind: str, trust_model: bool) -> LoadedModel | None:
-    """Keras 3 files and Keras-less SavedModels (see :mod:`edgec.load_keras3`); None for the others."""
-    from . import load_keras3
+    """Keras 3 files and Keras-less SavedModels (see :mod:`edgec.frontend.keras.keras3`); None for the others."""
+    from edgec.frontend.keras import keras3 as load_keras3
 
     if kind == "savedmodel" and load_keras3.is_plain_savedmodel(path):
         model = load_keras3.load_savedmodel(path)
@@ -184,7 +184,7 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
     keras_checks.check_graph(config, path)
     if trust_model:
         return
-    from .tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     builtin = set(dir(k.layers)) | set(dir(k.initializers)) | set(dir(k.regularizers)) | set(
@@ -209,7 +209,7 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
 
 
 def _load_keras(path: Path, kind: str, trust_model: bool):
-    from .tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     try:

@@ -14,11 +14,11 @@ import re
 import tempfile
 from collections.abc import Sequence
 
-from .calibration import Dataset
-from .errors import EdgecError, InputError, ToolchainError
-from .isolate import call
-from .softmax_scale import raise_tiny_softmax_scales
-from .tf import tensorflow
+from edgec.core.calibration import Dataset
+from edgec.core.errors import EdgecError, InputError, ToolchainError
+from edgec.core.isolate import call
+from edgec.quantize.softmax_scale import raise_tiny_softmax_scales
+from edgec.core.tf import tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def int8_tflite(model, calibration: Dataset, *, io_dtype: str = "int8", per_chan
 
     ``io_dtype`` is ``"int8"``, ``"uint8"`` or ``"float32"`` (float I/O with quantize/dequantize ops).
     ``float_nodes`` (output tensor names) stay in float, alone: their readers get a QUANTIZE (the
-    float stem, :mod:`edgec.stem`). Layers kept in float with their readers (``--keep-float``,
-    ``--max-accuracy-drop``) go through :mod:`edgec.layer_error` instead.
+    float stem, :mod:`edgec.quantize.stem`). Layers kept in float with their readers (``--keep-float``,
+    ``--max-accuracy-drop``) go through :mod:`edgec.quantize.layer_error` instead.
     """
     if float_nodes:
         result = _int8_with_float_nodes(model, calibration, io_dtype=io_dtype, per_channel=per_channel,
@@ -188,7 +188,7 @@ def check_fully_quantized(tflite: bytes, allowed_float: Sequence[str] = ()) -> N
     ``allowed_float`` names output tensors of operators left in float on purpose; each of them must
     be float (a name the quantizer did not match would silently stay int8).
     """
-    from .tflite_model import parse
+    from edgec.core.tflite_model import parse
 
     model = parse(tflite)
     floats = {model.tensors[op.outputs[0]].name for op in model.operators

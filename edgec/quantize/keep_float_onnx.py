@@ -4,7 +4,7 @@ Layers are named as the user knows them (a Keras layer name such as ``mixer``, a
 tensor name) and resolved to ONNX nodes. Keeping a node in float also keeps the nodes that read its
 output: otherwise their input is quantized again at the same broken scale (the TFLite path found the
 same). With ``max_drop``, the tensor that adds the most int8 error (ONNX Runtime's QDQ debugging,
-:mod:`edgec.layer_error_onnx`) is kept in float one at a time until the held-out top-1 drop is within it.
+:mod:`edgec.quantize.layer_error_onnx`) is kept in float one at a time until the held-out top-1 drop is within it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any]
     ``quantize(nodes_to_exclude)`` returns a QDQ ModelProto. Returns the final model and the report's
     ``keep_float`` section: each step's float nodes, top-1, drop and size.
     """
-    from .layer_error_onnx import analyze
-    from .runtimes_onnx import predict_onnxruntime
-    from .verify import top1_accuracy
+    from edgec.quantize.layer_error_onnx import analyze
+    from edgec.runtimes.onnxruntime import predict_onnxruntime
+    from edgec.verify.host import top1_accuracy
 
     samples = evaluation.arrays()
     reference = predict_onnxruntime(float_path, samples)[0]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ToolchainError
+from edgec.core.errors import ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _Reader:
 
 
 def _channel_nsr(reference: list[np.ndarray], quantized: list[np.ndarray]) -> float:
-    from .layer_error import _noise_to_signal
+    from edgec.quantize.layer_error import _noise_to_signal
 
     f = np.concatenate([np.asarray(x, np.float64).reshape(1, *np.shape(x)) for x in reference])
     q = np.concatenate([np.asarray(x, np.float64).reshape(1, *np.shape(x)) for x in quantized])

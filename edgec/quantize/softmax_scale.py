@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from .tflite_model import _op_name, schema
+from edgec.core.tflite_model import _op_name, schema
 
 log = logging.getLogger(__name__)
 

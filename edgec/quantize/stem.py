@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 SETTINGS = ("int8", "float", "auto")
 FORMATS = ("litert", "onnx")  # formats whose runtimes have fast float kernels next to int8 ones
@@ -46,7 +46,7 @@ def tflite_stem(float_tflite: bytes) -> dict[str, int]:
 
     Those names are what the TFLite quantizer's ``denylisted_nodes`` match.
     """
-    from .tflite_model import parse
+    from edgec.core.tflite_model import parse
 
     model = parse(float_tflite)
     inputs = set(model.inputs)

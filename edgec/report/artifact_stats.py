@@ -1,6 +1,6 @@
 """Compression facts measured on the final int8 ``.tflite``: sparsity, clusters, where the bytes go.
 
-Everything here reads the bytes that ship (via :mod:`edgec.tflite_model`), never the Keras model, so
+Everything here reads the bytes that ship (via :mod:`edgec.core.tflite_model`), never the Keras model, so
 the report proves that pruning and clustering survived conversion. Weights stored with TFLite Micro's
 LUT compression (a DECODE operator in front of the layer) are decoded here from their index and
 value tables, so the same numbers come out before and after LUT compression.
@@ -12,7 +12,7 @@ import gzip
 
 import numpy as np
 
-from . import tflite_model
+from edgec.core import tflite_model
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _LUT = 0  # DecodeType.LUT in the DECODE common metadata

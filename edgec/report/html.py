@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
-from . import report_svg as svg
-from .report_sections import (CSS, SORT_JS, format_value, generic_table, label, layer_table, next_step,
-                              waterfall_steps)
+from edgec.report import svg
+from edgec.report.sections import CSS, SORT_JS, format_value, generic_table, label, layer_table, next_step, waterfall_steps
 
 COMPRESSION_STAGES = {"prune", "cluster", "low-rank", "finetune", "qat"}
 

@@ -3,7 +3,7 @@
 One row per operator of the shipped model, in execution order: operator, output shape, MACs, the
 constant bytes it reads as stored in the file (LUT-compressed weights count their packed indices
 and value tables), sparsity and unique values per channel of its weights (from
-:mod:`edgec.artifact_stats`), and its int8 error as SNR in dB when the per-layer analysis ran
+:mod:`edgec.report.artifact_stats`), and its int8 error as SNR in dB when the per-layer analysis ran
 (``--layer-error``, or a failed verification). Nothing is estimated: a value that was not measured
 is ``null`` and the section says why.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
-from . import tflite_model
-from .artifact_stats import _decoded, layer_name, layer_stats
+from edgec.core import tflite_model
+from edgec.report.artifact_stats import _decoded, layer_name, layer_stats
 
 _DECODE_OPS = ("TFLM_DECODE", "DECODE")
 SNR_NOT_MEASURED = ("not measured: the per-layer int8 analysis runs with --layer-error or when verification "
@@ -81,11 +81,11 @@ def section(tflite: bytes | None, layer_error: dict | None, fmt: str, artifact=N
     if tflite is not None:
         table, source = rows(tflite), "the shipped .tflite"
     elif artifact is not None and fmt == "onnx":
-        from .layer_table_onnx import rows as onnx_rows
+        from edgec.report.layer_table_onnx import rows as onnx_rows
 
         table, source = onnx_rows(artifact), "the shipped .onnx"
     elif artifact is not None and fmt == "openvino":
-        from .layer_table_openvino import rows as openvino_rows
+        from edgec.report.layer_table_openvino import rows as openvino_rows
 
         table, source = openvino_rows(artifact), "the shipped OpenVINO IR"
     else:
@@ -97,7 +97,7 @@ def section(tflite: bytes | None, layer_error: dict | None, fmt: str, artifact=N
             row["int8_snr_db"] = snr_db(found.get("noise_to_signal"))
     result = {"source": source, "rows": table, "time_share_note": TIME_NOT_MEASURED}
     if fmt == "onnx" and sample is not None:
-        from .layer_time_onnx import attach, kernel_times
+        from edgec.report.layer_time_onnx import attach, kernel_times
 
         del result["time_share_note"]
         result.update(attach(table, kernel_times(artifact, sample)))

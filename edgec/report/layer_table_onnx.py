@@ -1,6 +1,6 @@
 """The per-layer table of ``report.json`` for an ONNX artifact (QDQ int8 or float), from the shipped file.
 
-Same columns as :mod:`edgec.layer_table`: one row per compute node (QuantizeLinear/DequantizeLinear
+Same columns as :mod:`edgec.report.layer_table`: one row per compute node (QuantizeLinear/DequantizeLinear
 are folded into the node that reads them), its output shape (ONNX shape inference), MACs, the bytes
 of the initializers it reads as stored (int8 weights with their scales and zero points), and for
 quantized weights the sparsity (values at the zero point) and unique values per output channel.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inspect_model import MAC_OPS, node_macs, shapes_of
+from edgec.frontend.onnx.summary import MAC_OPS, node_macs, shapes_of
 
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 

@@ -27,8 +27,8 @@ def kernel_times(artifact: Path, sample: dict[str, np.ndarray], runs: int = RUNS
     """Median microseconds per run of each (ORT-renamed) node's kernel over ``runs`` inferences of one sample."""
     import onnxruntime as ort
 
-    from .runtimes import order_inputs
-    from .runtimes_onnx import fit_layout
+    from edgec.runtimes.base import order_inputs
+    from edgec.runtimes.onnxruntime import fit_layout
 
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()

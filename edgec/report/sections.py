@@ -10,7 +10,7 @@ import math
 import re
 from html import escape
 
-from .report_svg import human_bytes
+from edgec.report.svg import human_bytes
 
 LABELS = {
     "float_tflite_bytes": "float model (.tflite)", "artifact_bytes": "artifact", "flash_bytes": "flash",

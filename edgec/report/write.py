@@ -8,7 +8,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from edgec import __version__
 
 TOOLCHAIN_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
                       "tflite-micro", "numpy", "onnx", "onnxruntime", "tf2onnx", "openvino", "nncf")
@@ -60,7 +60,7 @@ def _jsonable(value):
 def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None], host: dict | None = None) -> dict:
     """``manifest.json``: versions, the resolved recipe, SHA-256 of every input and output file.
 
-    ``host``: the build host's int8 arithmetic against the target's (``edgec.host_isa.check``), if it applies.
+    ``host``: the build host's int8 arithmetic against the target's (``edgec.verify.host_isa.check``), if it applies.
     """
     outputs = {str(p.relative_to(folder)): sha256_path(p)
                for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"}
@@ -79,8 +79,8 @@ def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None],
 
 def write_reports(build, source: str) -> None:
     """``report.json`` (with the per-layer table of the shipped file), ``report.html``, ``manifest.json``."""
-    from .layer_table import section
-    from .report_html import render_html
+    from edgec.report.layer_table import section
+    from edgec.report.html import render_html
 
     fmt = build.target["format"]
     shipped = build.final_tflite or (build.int8_tflite if fmt == "c" else None)
@@ -106,7 +106,7 @@ def _path_or_none(value):
 
 def write_index(out: Path, reports: dict[str, dict]) -> None:
     """``OUT/index.html`` of a multi-target compile, linking each target's report (and its bench.json)."""
-    from .report_html import render_index
+    from edgec.report.html import render_index
 
     out.mkdir(parents=True, exist_ok=True)
     benches = {t: json.loads((out / t / "bench.json").read_text()) for t in reports

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runtimes_onnx
-from .cbackend.export import predict as predict_c
-from .errors import InputError, ToolchainError
-from .tflite_model import _NUMPY_TYPES, parse
-from .tflm_run import run_tflm, tflm_io_details
+from edgec.runtimes import onnxruntime as runtimes_onnx
+from edgec.backends.c.export_c import predict as predict_c
+from edgec.core.errors import InputError, ToolchainError
+from edgec.core.tflite_model import _NUMPY_TYPES, parse
+from edgec.runtimes.tflm import run_tflm, tflm_io_details
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:

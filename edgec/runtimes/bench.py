@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, ToolchainError
+from edgec.core.errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class _TFLM(_Session):
     def __init__(self, path: Path, threads: int):
         from tflite_micro.python.tflite_micro import runtime
 
-        from .tflite_model import parse
-        from .tflm_run import run_tflm
+        from edgec.core.tflite_model import parse
+        from edgec.runtimes.tflm import run_tflm
 
         raw = path.read_bytes()
         model = parse(raw)
@@ -94,7 +94,7 @@ class _TFLM(_Session):
 
 
 def _tflite_dtype(name: str):
-    from .tflite_model import _NUMPY_TYPES
+    from edgec.core.tflite_model import _NUMPY_TYPES
 
     return _NUMPY_TYPES[name]
 
@@ -208,8 +208,8 @@ def _time(sessions: list[_Session], runs: int, warmup: int) -> list[list[float]]
 
 def peak_memory_bytes(path: Path, runtime: str, *, threads: int = 1) -> int | None:
     """Peak resident memory a fresh process adds to load ``path`` and run it 5 times."""
-    cmd = [sys.executable, "-m", "edgec.bench", "--memory", runtime, str(path), str(threads)]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    cmd = [sys.executable, "-m", "edgec.runtimes.bench", "--memory", runtime, str(path), str(threads)]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     if done.returncode != 0:
         log.warning("bench: memory probe of %s failed: %s", path, done.stderr.strip()[-300:])
@@ -292,7 +292,7 @@ def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, wa
     return result
 
 
-# format -> (its own runtime, the runtimes that can run it). The files are edgec.export.ARTIFACT_FILES.
+# format -> (its own runtime, the runtimes that can run it). The files are edgec.backends.registry.ARTIFACT_FILES.
 BENCH_RUNTIMES = {
     "tflm": ("tflm", {"tflm", "litert"}),
     "litert": ("litert", {"tflm", "litert"}),
@@ -317,8 +317,8 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
     if fmt not in BENCH_RUNTIMES:
         raise InputError(f"format '{fmt}' has no host runtime to bench (formats: {', '.join(BENCH_RUNTIMES)})",
                          stage="bench")
-    # Imported here: the memory probe's fresh process (python -m edgec.bench) need not import exporters.
-    from .export import ARTIFACT_FILES
+    # Imported here: the memory probe's fresh process (python -m edgec.runtimes.bench) need not import exporters.
+    from edgec.backends.registry import ARTIFACT_FILES
 
     artifact, reference = ARTIFACT_FILES[fmt]
     own, fits = BENCH_RUNTIMES[fmt]
@@ -329,7 +329,7 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
             raise InputError(f"{folder / name} is missing; recompile", stage="bench")
     note = None
     if runtime == "litert" and fmt == "tflm":
-        from .tflm_slim import litert_readable
+        from edgec.backends.tflm.slim import litert_readable
 
         why = litert_readable((folder / artifact).read_bytes())
         if why is not None:  # the exporter proved both bit-exact in TFLite Micro; LiteRT runs the unslimmed one

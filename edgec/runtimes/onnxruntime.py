@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, ToolchainError
+from edgec.core.errors import InputError, ToolchainError
 
 STAGE = "verify"
 
@@ -46,7 +46,7 @@ def _batched(arrays: list[np.ndarray], fixed_batch: bool):
 def predict_onnxruntime(artifact: Path, inputs: dict[str, np.ndarray], *, num_threads: int = 1
                         ) -> list[np.ndarray]:
     """Run a ``.onnx`` artifact in ONNX Runtime on the CPU (all graph optimizations on)."""
-    from .runtimes import order_inputs  # here: runtimes imports this module
+    from edgec.runtimes.base import order_inputs  # here: runtimes imports this module
 
     import onnxruntime as ort
 
@@ -74,7 +74,7 @@ def predict_onnxruntime(artifact: Path, inputs: dict[str, np.ndarray], *, num_th
 def predict_openvino(artifact: Path, inputs: dict[str, np.ndarray], *, device: str = "CPU"
                      ) -> list[np.ndarray]:
     """Run an OpenVINO IR (``model.xml`` beside ``model.bin``) on ``device`` (verification: CPU)."""
-    from .runtimes import order_inputs  # here: runtimes imports this module
+    from edgec.runtimes.base import order_inputs  # here: runtimes imports this module
 
     import openvino as ov
 

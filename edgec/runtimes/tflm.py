@@ -6,8 +6,8 @@ interpreter's default (ten times the model size) is too small for large activati
 of a LUT-compressed model need arena room too. Quantizing and dequantizing are the callers' business
 (:mod:`edgec.runtimes`); here values pass exactly as the interpreter takes and gives them.
 
-The interpreter runs in edgec's worker process (:mod:`edgec.isolate`): a model that makes its C++
-abort raises :class:`edgec.isolate.NativeCrash` (naming ``stage`` and the model) instead of killing
+The interpreter runs in edgec's worker process (:mod:`edgec.core.isolate`): a model that makes its C++
+abort raises :class:`edgec.core.isolate.NativeCrash` (naming ``stage`` and the model) instead of killing
 edgec. All samples of a call run in one round trip to the worker.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import isolate
-from .tflite_model import parse
-from .tflm_arena import HOST_ARENA_BYTES
+from edgec.core import isolate
+from edgec.core.tflite_model import parse
+from edgec.runtimes.tflm_arena import HOST_ARENA_BYTES
 
 INTERPRETER = "TFLite Micro interpreter"
 
@@ -33,7 +33,7 @@ def _interpreter(tflite: bytes):
 def tflm_io_details(tflite: bytes, *, stage: str = "tflm", model: str = "the model"
                     ) -> tuple[list[dict], list[dict]]:
     """The interpreter's input and output details (``dtype``, ``shape``, ``quantization_parameters``),
-    in model order: what :func:`edgec.runtimes.quantize_input` and ``dequantize_output`` read."""
+    in model order: what :func:`edgec.runtimes.base.quantize_input` and ``dequantize_output`` read."""
     return isolate.call(_io_details, tflite, stage=stage, what=f"{INTERPRETER} on {model}")
 
 
@@ -84,7 +84,7 @@ def first_difference(reference: bytes, candidate: bytes, samples: list, *, stage
                      candidate_name: str = "the candidate model") -> str | None:
     """Run both models on ``samples`` in TFLite Micro; None when every output is identical, else where
     the first difference is (sample, output, max difference in LSB). A crash of either model is a
-    :class:`~edgec.isolate.NativeCrash` naming it (``candidate_name`` for the candidate)."""
+    :class:`~edgec.core.isolate.NativeCrash` naming it (``candidate_name`` for the candidate)."""
     ref = run_tflm(reference, samples, stage=stage, model="the reference model")
     got = run_tflm(candidate, samples, stage=stage, model=candidate_name)
     for n in range(len(samples)):

@@ -13,8 +13,8 @@ import tempfile
 
 import numpy as np
 
-from .errors import ToolchainError
-from .tflite_model import parse
+from edgec.core.errors import ToolchainError
+from edgec.core.tflite_model import parse
 
 # The interpreter's default arena fits small models only; measuring needs room for any model.
 HOST_ARENA_BYTES = 256 << 20
@@ -40,10 +40,10 @@ def _capture_fd2(fn) -> str:
 def measure_arena(tflite: bytes, *, stage: str = "export", model: str = "the model") -> dict:
     """Run one inference (zeros) and return ``{"arena_bytes", "head_bytes", "tail_bytes", "log"}``.
 
-    Runs in edgec's worker process (:mod:`edgec.isolate`): an interpreter abort is a
-    :class:`~edgec.isolate.NativeCrash` naming ``stage`` and ``model``.
+    Runs in edgec's worker process (:mod:`edgec.core.isolate`): an interpreter abort is a
+    :class:`~edgec.core.isolate.NativeCrash` naming ``stage`` and ``model``.
     """
-    from . import isolate
+    from edgec.core import isolate
 
     return isolate.call(_measure, tflite, stage=stage, what=f"TFLite Micro interpreter on {model}")
 

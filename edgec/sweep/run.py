@@ -22,9 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import sweep_front, sweep_space
-from .errors import EdgecError, InputError
-from .recipe import from_dict
+from edgec.sweep import front as sweep_front
+from edgec.sweep import space as sweep_space
+from edgec.core.errors import EdgecError, InputError
+from edgec.compress.recipe import from_dict
 
 log = logging.getLogger(__name__)
 FINISHED = ("ok", "gate", "invalid")  # statuses a re-run keeps; a crashed or killed trial runs again
@@ -82,7 +83,7 @@ def _latency(folder: Path, profile: dict, backend: str | None) -> tuple[float | 
 
 def run_trial(spec: dict) -> dict:
     """One trial (runs in a Ray worker): compile with the trial's recipe, measure, return its record."""
-    from . import targets
+    from edgec.core import targets
 
     trial_dir = Path(spec["dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +170,7 @@ def sweep(model: str, target: str, *, calibration: str, eval: str | None, space:
           trust_model: bool = False, max_flash: int | None = None, max_ram: int | None = None,
           max_accuracy_drop: float | None = None) -> dict:
     """Run (or resume) a sweep; write ``OUT/sweep.json``, ``OUT/sweep.html`` and the best ``OUT/edgec.toml``."""
-    from . import targets
+    from edgec.core import targets
 
     targets.resolve(target)  # an unknown target is refused before Ray starts
     parsed = sweep_space.load(space)

@@ -16,7 +16,7 @@ A space file names the search, its seed and, under ``[space]``, the values each 
     finetune_epochs = 10
     distill = true
 
-Keys are those of :class:`edgec.recipe.Recipe` plus ``backend`` and ``stem`` (compile flags).
+Keys are those of :class:`edgec.compress.recipe.Recipe` plus ``backend`` and ``stem`` (compile flags).
 Every trial is validated as a recipe before anything runs, so a space that can only produce
 invalid recipes is refused at once (exit 2). No TensorFlow and no Ray here: pure and fast.
 """
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .recipe import Recipe, from_dict
+from edgec.core.errors import InputError
+from edgec.compress.recipe import Recipe, from_dict
 
 SEARCHES = ("grid", "random")
 FLAG_KEYS = {"backend": ("tflm", "c"), "stem": ("int8", "float", "auto")}  # compile flags, not recipe keys

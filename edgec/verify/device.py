@@ -1,6 +1,6 @@
 """``edgec verify OUT/ID --device qemu-... | --port PORT``: run a generated-C build on a device.
 
-The firmware (edgec.firmware) is built from the folder's generated C, the held-out samples are
+The firmware (edgec.device.firmware) is built from the folder's generated C, the held-out samples are
 streamed over the framed serial protocol (QEMU's UART on a local socket, or a real board's port),
 and every output must be bit-exact with the TFLite Micro interpreter running the same int8 model.
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cbackend.export import reference_model
-from .errors import InputError
-from .runtimes import dequantize_output, quantize_input
-from .tflm_run import run_tflm, tflm_io_details
-from .verify import compare, gate, reference_outputs
+from edgec.backends.c.export_c import reference_model
+from edgec.core.errors import InputError
+from edgec.runtimes.base import dequantize_output, quantize_input
+from edgec.runtimes.tflm import run_tflm, tflm_io_details
+from edgec.verify.host import compare, gate, reference_outputs
 
 STAGE = "verify"
 
@@ -25,7 +25,7 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
                      port: str | None = None, portable: bool = False, timeout: float = 30.0,
                      retries: int = 3) -> dict:
     """Stream ``evaluation`` through the firmware; return the ``verify.json`` content."""
-    from .firmware.run import run_on_device, run_target_on_qemu
+    from edgec.device.firmware.run import run_on_device, run_target_on_qemu
 
     report = json.loads((folder / "report.json").read_text())
     if report["format"] != "c":

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import Dataset
-from .errors import GateError, InputError
-from .metrics import output_failures, output_metrics, resolve_kinds, snr_db, top1
-from .runtimes import RUNTIMES
-from .verify_detail import detail
+from edgec.core.calibration import Dataset
+from edgec.core.errors import GateError, InputError
+from edgec.core.metrics import output_failures, output_metrics, resolve_kinds, snr_db, top1
+from edgec.runtimes.base import RUNTIMES
+from edgec.verify.detail import detail
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.nd
     """Float outputs for stacked samples, as a list (one array per model output).
 
     ``keras_model`` is a ``tf_keras.Model``, or an ``onnx.ModelProto`` that ONNX Runtime runs (an
-    ONNX model kept as ONNX, see :attr:`edgec.load.LoadedModel.reference`).
+    ONNX model kept as ONNX, see :attr:`edgec.frontend.load.LoadedModel.reference`).
     """
     if hasattr(keras_model, "graph"):
         return _onnx_outputs(keras_model, samples)
@@ -39,8 +39,8 @@ def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.nd
 
 
 def _onnx_outputs(model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
-    from .export_onnx import feeds
-    from .onnx_lower import run_onnx
+    from edgec.backends.onnx.export_onnx import feeds
+    from edgec.frontend.onnx.lower import run_onnx
 
     initializers = {t.name for t in model.graph.initializer}
     names = [v.name for v in model.graph.input if v.name not in initializers]
@@ -74,7 +74,7 @@ def match_outputs(outputs: list[np.ndarray], names: list[str], artifact: Path, r
 
 
 def _signature_order(artifact: Path, names: list[str], count: int) -> list[int] | None:
-    from .tflite_model import signature_outputs
+    from edgec.core.tflite_model import signature_outputs
 
     artifact = Path(artifact)
     for path in (artifact, artifact.parent / "intermediate" / "model_int8.tflite"):
@@ -98,7 +98,7 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
             names: list[str] | None = None, settings: dict | None = None) -> dict:
     """The verification metrics for artifact outputs against the float reference.
 
-    ``outputs`` holds one entry per output (:mod:`edgec.metrics`: its kind, SNR, cosine, max abs error,
+    ``outputs`` holds one entry per output (:mod:`edgec.core.metrics`: its kind, SNR, cosine, max abs error,
     top-1 for classifiers). The top-level keys are the first output's, as before (``top1_agreement``
     and the top-1 accuracies are null, with ``top1_note``, when it is not a classifier), except
     ``max_abs_err`` and ``nonfinite_outputs``, which cover every output. ``settings`` holds the
@@ -137,7 +137,7 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
 def gate(metrics: dict, thresholds: dict) -> list[str]:
     """Names and values of every threshold the metrics breach (empty list: passed).
 
-    Each output is judged by its kind (:func:`edgec.metrics.output_failures`); the top-1 drop applies
+    Each output is judged by its kind (:func:`edgec.core.metrics.output_failures`); the top-1 drop applies
     to the first output when labels were given and it is a classifier.
     """
     outputs = metrics.get("outputs") or [{"kind": "classifier", **metrics}]
@@ -158,7 +158,7 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
            kinds: dict | None = None) -> dict:
     """Run ``artifact`` on ``evaluation`` in the target's runtime and cross-check runtimes.
 
-    ``kinds``: the recipe's ``output_kind`` / ``output_kinds`` (:func:`edgec.metrics.resolve_kinds`).
+    ``kinds``: the recipe's ``output_kind`` / ``output_kinds`` (:func:`edgec.core.metrics.resolve_kinds`).
 
     Returns the ``verification`` section of ``report.json`` (with ``passed`` and ``failures``); does not
     raise on a breach, so the caller can write the report first.
@@ -198,7 +198,7 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
     in the Keras model's order, as ``outputs`` are."""
     checked = {}
     if name.startswith("litert") and artifact.suffix == ".tflite":
-        from .tflm_slim import litert_readable
+        from edgec.backends.tflm.slim import litert_readable
 
         why = litert_readable(artifact.read_bytes())
         unslimmed = artifact.parent / "intermediate" / "model_int8.tflite"
@@ -209,7 +209,7 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
             checked = {"model": "intermediate/model_int8.tflite", "why": f"LiteRT cannot read {why}"}
             artifact = unslimmed
     if artifact.suffix == ".h":  # generated C: the other runtime runs the int8 model it was generated from
-        from .cbackend.export import reference_model
+        from edgec.backends.c.export_c import reference_model
 
         artifact = reference_model(artifact)
     other = order(RUNTIMES[name](artifact, samples))
@@ -231,7 +231,7 @@ def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, ev
     the first samples of the build's evaluation set. ``bit_exact`` says whether the device's outputs
     equal the same artifact run here in the target's runtime.
     """
-    from .device_outputs import load as load_outputs
+    from edgec.device.outputs import load as load_outputs
 
     names = list(loaded.inputs)
     if explicit_eval:

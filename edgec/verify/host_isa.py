@@ -5,7 +5,7 @@ without VNNI the u8 x s8 dot product (VPMADDUBSW) adds pairs of products into a 
 an artifact quantized for a VNNI CPU (8-bit weights) computes differently, sometimes far from the float
 model, on an AVX2-only host: verifying it there would judge arithmetic the target never does. Then
 edgec says so and verifies a *twin*: the same model quantized for this host (7-bit weights, see
-:func:`edgec.targets.int8_arithmetic`), whose int8 results are the same on every x86 CPU. The shipped
+:func:`edgec.core.targets.int8_arithmetic`), whose int8 results are the same on every x86 CPU. The shipped
 artifact is still run and its host-limited metrics are reported beside the verdict.
 
 ``ONEDNN_MAX_CPU_ISA`` (which OpenVINO's oneDNN honours: with ``AVX2`` it runs the saturating kernels
@@ -23,7 +23,7 @@ import os
 import platform
 from pathlib import Path
 
-from . import targets
+from edgec.core import targets
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ def verify_build(build, reference_model, *, host: str | None = None) -> dict:
     target's arithmetic, says so on the console, exports the twin into ``intermediate/host_twin`` with
     the target's exporter and verifies that, adding the shipped artifact's host-limited metrics.
     """
-    from .export import EXPORTERS
-    from .verify import verify
+    from edgec.backends.registry import EXPORTERS
+    from edgec.verify.host import verify
 
     section = check(build.target, host or host_isa())
     if section is not None:

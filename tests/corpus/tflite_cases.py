@@ -1,4 +1,4 @@
-"""Malformed ``.tflite`` files for :func:`edgec.tflite_model.parse` (MLPerf Tiny's int8 references, mutated).
+"""Malformed ``.tflite`` files for :func:`edgec.core.tflite_model.parse` (MLPerf Tiny's int8 references, mutated).
 
 ``edgec`` reads ``.tflite`` files it wrote (a build folder, checked against its manifest's SHA-256),
 so these cases call the parser directly: each must raise one-line InputError, nothing else. Cases
@@ -42,7 +42,7 @@ def _edit(edit) -> Callable[[bytes, random.Random], bytes]:
     def mutate(data: bytes, rng: random.Random) -> bytes:
         import flatbuffers
 
-        from edgec.tflite_model import schema
+        from edgec.core.tflite_model import schema
 
         model = schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
         edit(model, schema())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgec.tf import keras, seed_everything, tensorflow
+from edgec.core.tf import keras, seed_everything, tensorflow
 
 
 def to_int8_tflite(model, *, seed: int = 0, samples: int = 64, float_input: bool = False,
@@ -132,7 +132,7 @@ def digits_int8_tflite(model_path, calibration_path, *, samples: int = 200) -> b
 
 def quantize_input(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Quantize float samples with the model input's scale and zero point, as TFLite does."""
-    from edgec.runtimes import input_details, quantize_samples
+    from edgec.runtimes.base import input_details, quantize_samples
 
     shape = input_details(tflite)[0]["shape"]
     return np.concatenate(quantize_samples(tflite, [np.asarray(x, np.float32)])).reshape(len(x), *shape[1:])

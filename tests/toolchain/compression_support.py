@@ -20,14 +20,14 @@ def digits_data() -> dict[str, np.ndarray]:
 
 def digits_model():
     """A fresh copy of the bundled digits CNN (tf_keras functional, with batch norms)."""
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     return keras().models.load_model(ROOT / "edgec/examples/digits_cnn.keras", compile=False)
 
 
 def int8_tflite(model, calibration: np.ndarray) -> bytes:
     """Full-integer .tflite from the real TFLite converter (int8 ops, int8 input and output)."""
-    from edgec.tf import tensorflow
+    from edgec.core.tf import tensorflow
 
     tf = tensorflow()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -41,14 +41,14 @@ def int8_tflite(model, calibration: np.ndarray) -> bytes:
 
 def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
     """Float samples -> int8 samples with the artifact's own input quantization."""
-    from edgec.runtimes import quantize_samples
+    from edgec.runtimes.base import quantize_samples
 
     return quantize_samples(tflite, [np.asarray(x, np.float32)])
 
 
 def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Predicted classes of the int8 artifact, run in the TFLite Micro interpreter."""
-    from edgec.tflm_run import run_tflm
+    from edgec.runtimes.tflm import run_tflm
 
     outputs = run_tflm(tflite, quantize_inputs(tflite, x))[0]
     return outputs.reshape(len(outputs), -1).argmax(1)
@@ -56,7 +56,7 @@ def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
 
 def small_cnn(*, convs: tuple[str, ...] = ("first", "middle")):
     """A seeded 8x8x3 CNN: 3x3 convolutions named ``convs``, then Dense "hidden" (32) and "last" (4)."""
-    from edgec.tf import keras, seed_everything
+    from edgec.core.tf import keras, seed_everything
 
     seed_everything(0)
     K = keras()

@@ -7,7 +7,7 @@ import numpy as np
 
 def keras_cnn():
     """A small Conv-ReLU-Dense-softmax classifier on (8, 8, 1) images, seeded."""
-    from edgec.tf import keras, seed_everything
+    from edgec.core.tf import keras, seed_everything
 
     K = keras()
     seed_everything(0)
@@ -25,7 +25,7 @@ def samples(n: int, seed: int = 0) -> np.ndarray:
 
 def tflite(model, *, int8: bool, io_int8: bool = True, calibration: np.ndarray | None = None) -> bytes:
     """The real TFLite converter: full-integer int8 (Optimize.DEFAULT + representative data) or float."""
-    from edgec.tf import tensorflow
+    from edgec.core.tf import tensorflow
 
     tf = tensorflow()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)

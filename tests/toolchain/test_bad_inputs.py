@@ -26,7 +26,7 @@ def _assert_refused(result, code, *words, out=None):
 
 
 def _keras():
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     return keras()
 
@@ -61,7 +61,7 @@ def test_lambda_layer_is_refused_unless_trusted(run_cli, tmp_path):
     _tiny(k, k.layers.Lambda(lambda t: t * 2.0, name="double")).save(path)
     _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "'double' is a Lambda layer", "--trust-model",
                     out=tmp_path / "out")
-    from edgec.load import load
+    from edgec.frontend.load import load
 
     # Trusted, the Lambda loads and runs: the model doubles before its head.
     model = load(path, trust_model=True).keras_model
@@ -90,7 +90,7 @@ def test_folder_that_is_not_a_savedmodel_and_unknown_suffix(run_cli, tmp_path):
 
 @needs_mlperf
 def test_signature_is_recorded_for_savedmodel_and_h5():
-    from edgec.load import load
+    from edgec.frontend.load import load
 
     kws = load(MLPERF / "kws_ref_model")
     assert kws.kind == "savedmodel" and list(kws.inputs.values())[0][0] == (49, 10, 1)
@@ -132,7 +132,7 @@ def test_random_calibration_marks_accuracy_as_not_measured(run_cli, tmp_path):
     assert report["accuracy_note"] == "not measured: random samples (--calibration random)"
     # Only accuracy goes unmeasured: the artifact is still compared with the float model, sample by sample.
     # Its head is 3 logits without softmax or labels, so it is judged as a regression output: by SNR
-    # (edgec/metrics.py), and top-1 is not a metric of it.
+    # (edgec/core/metrics.py), and top-1 is not a metric of it.
     assert report["passed"] and report["samples"] == 64 and report["output_kind"] == "regression", report
     assert report["snr_db"] >= 20 and report["top1_agreement"] is None, report
 

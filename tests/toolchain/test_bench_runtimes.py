@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from edgec import bench
-from edgec.errors import InputError
+from edgec.runtimes import bench
+from edgec.core.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 
@@ -53,8 +53,8 @@ def test_litert_bench_times_int8_and_float_reference_and_measures_memory(tflite_
 
 
 def test_tflm_bench_runs_the_micro_interpreter(tflite_pair):
-    from edgec.errors import ToolchainError
-    from edgec.tflm_slim import slim
+    from edgec.core.errors import ToolchainError
+    from edgec.backends.tflm.slim import slim
 
     artifact, reference = tflite_pair
     # One zero point shared by all channels: TFLite Micro reads it, LiteRT refuses to load it. So
@@ -114,7 +114,7 @@ def test_bench_build_reads_the_format_and_benches_against_the_kept_float_model(t
 def test_bench_build_in_litert_times_the_unslimmed_model_of_a_tflite_micro_build(tflite_pair, tmp_path):
     import shutil
 
-    from edgec.tflm_slim import slim
+    from edgec.backends.tflm.slim import slim
 
     artifact, reference = tflite_pair
     build = tmp_path / "cortex-m4"

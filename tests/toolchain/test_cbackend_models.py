@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL, MLPERF, needs_mlperf
 
-from edgec.cbackend import generate
-from edgec.cbackend.hostcheck import compile_host, random_inputs, run_host, tflm_outputs
-from edgec.tflm_arena import measure_arena
+from edgec.backends.c import generate
+from edgec.backends.c.hostcheck import compile_host, random_inputs, run_host, tflm_outputs
+from edgec.runtimes.tflm_arena import measure_arena
 
 import cbackend_support as support
 
@@ -77,10 +77,10 @@ def test_optimized_kernels_cross_compile_for_cortex_m(digits_tflite, tmp_path, c
 
 
 def test_c_format_exporter_and_host_runtime_agree_with_tflite_micro(digits_tflite, tmp_path):
-    from edgec.build import Build
-    from edgec.cbackend.export import export, predict
-    from edgec.runtimes import predict_tflm
-    from edgec.targets import resolve
+    from edgec.core.build_state import Build
+    from edgec.backends.c.export_c import export, predict
+    from edgec.runtimes.base import predict_tflm
+    from edgec.core.targets import resolve
 
     out = tmp_path / "cortex-m4"
     (out / "intermediate").mkdir(parents=True)

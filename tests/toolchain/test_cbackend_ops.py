@@ -12,11 +12,10 @@ import shutil
 import numpy as np
 import pytest
 
-from edgec.cbackend import OPS, generate
-from edgec.cbackend.hostcheck import (compile_host, device_check, input_quantization, random_inputs,
-                                      run_host, tflm_outputs)
-from edgec.errors import InputError
-from edgec.tflite_model import parse
+from edgec.backends.c import OPS, generate
+from edgec.backends.c.hostcheck import compile_host, device_check, input_quantization, random_inputs, run_host, tflm_outputs
+from edgec.core.errors import InputError
+from edgec.core.tflite_model import parse
 
 import cbackend_support as models
 
@@ -91,8 +90,8 @@ def test_generation_is_deterministic(tflites, tmp_path):
 
 @pytest.mark.parametrize("name", ["conv", "merge"])
 def test_static_arena_reuses_buffers(tflites, name):
-    from edgec.cbackend import ops
-    from edgec.cbackend.plan import plan_memory
+    from edgec.backends.c import ops
+    from edgec.backends.c.plan import plan_memory
 
     model = parse(tflites[name])
     plan = plan_memory(model, scratch_bytes=lambda op, in_place: ops.scratch_bytes(model, op, in_place),
@@ -171,7 +170,7 @@ def test_quantize_saturates_where_the_reference_is_undefined(float_tflites, tmp_
 
 
 def test_c_runtime_passes_float_io_through(float_tflites, tmp_path):
-    from edgec.cbackend.export import predict
+    from edgec.backends.c.export_c import predict
 
     tflite = float_tflites["conv"]
     generate(tflite, tmp_path)
@@ -206,8 +205,8 @@ QEMU_MACHINES = ["qemu-mps2-an386", "qemu-mps2-an500", "qemu-mps2-an505", "qemu-
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
 @pytest.mark.parametrize("machine", QEMU_MACHINES)
 def test_optimized_kernels_are_bit_exact_on_emulated_cortex_m(tflites, tmp_path, machine):
-    from edgec.firmware.build import build_firmware
-    from edgec.firmware.run import run_on_device
+    from edgec.device.firmware.build import build_firmware
+    from edgec.device.firmware.run import run_on_device
 
     for name, tflite in tflites.items():
         generate(tflite, tmp_path / name)
@@ -235,8 +234,8 @@ def test_device_verify_sends_float_inputs_and_compares_float_outputs_bit_for_bit
     import json
     import types
 
-    from edgec.calibration import ArrayDataset
-    from edgec.device_verify import verify_on_device
+    from edgec.core.calibration import ArrayDataset
+    from edgec.verify.device import verify_on_device
 
     tflite = float_tflites["conv"]
     info = generate(tflite, tmp_path)

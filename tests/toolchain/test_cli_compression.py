@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgec.tflite_model import parse
+from edgec.core.tflite_model import parse
 from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
 
 pytestmark = pytest.mark.toolchain
@@ -42,7 +42,7 @@ def test_lut_compression_is_bit_exact_and_shrinks_flash(compressed):
     report = json.loads((compressed / "report.json").read_text())
     lut = report["compression"]["lut"]
     assert lut["bit_exact_samples"] > 0
-    # Slimming (edgec/tflm_slim.py) comes after LUT compression and shrinks the file further, bit-exact.
+    # Slimming (edgec/backends/tflm/slim.py) comes after LUT compression and shrinks the file further, bit-exact.
     slim = report["compression"]["slim"]
     assert slim["applied"] and slim["bit_exact_samples"] > 0 and slim["bytes_before"] == lut["bytes_after"]
     assert report["size"]["flash_bytes"] < lut["bytes_after"] < lut["bytes_before"]

@@ -72,7 +72,7 @@ def test_harness_outputs_pass_edgec_verify_outputs_and_match_the_build(run_cli, 
 
 
 def test_outputs_from_other_inputs_are_refused(run_cli, pi_build, tmp_path):
-    from edgec.device_outputs import save
+    from edgec.device.outputs import save
 
     other = np.zeros((100, 8, 8, 1), np.float32)
     save(tmp_path / "o.npz", [np.zeros((100, 10), np.float32)], inputs=[other], runtime="x", device="y")
@@ -146,7 +146,7 @@ def test_openvino_keep_float_ignores_the_layer_and_its_readers(run_cli, outlier_
 
 def test_microcontroller_gets_int16_activations_before_float_layers(run_cli, tmp_path):
     """On a core without an FPU, int16x8 (TFLite Micro int16 kernels) beats float layers as the fix."""
-    from edgec.tflite_model import parse
+    from edgec.core.tflite_model import parse
 
     model = _outlier_model()
     w, b = model.get_layer("mixer").get_weights()

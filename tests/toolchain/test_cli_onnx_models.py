@@ -52,8 +52,8 @@ def test_onnx_helper_cnn_compiles_and_verifies_for_every_runtime(run_cli, tmp_pa
 
 
 def _tf2onnx(path, out):
-    from edgec.export_onnx import keras_to_onnx
-    from edgec.load import load
+    from edgec.backends.onnx.export_onnx import keras_to_onnx
+    from edgec.frontend.load import load
 
     model = keras_to_onnx(load(path).keras_model)
     onnx.save(model, str(out))

@@ -74,7 +74,7 @@ def test_settings_that_cannot_apply_are_refused_up_front(run_cli, tmp_path):
 
 
 def test_dynamic_shapes_are_refused_naming_the_input(run_cli, tmp_path):
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     inp = k.Input((None, 4), name="seq")
@@ -84,10 +84,10 @@ def test_dynamic_shapes_are_refused_naming_the_input(run_cli, tmp_path):
 
 
 def test_two_input_model_compiles_for_tflite_targets(run_cli, tmp_path):
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
-    from edgec.runtimes import predict_litert, predict_tflm
-    from edgec.tflite_model import parse
+    from edgec.runtimes.base import predict_litert, predict_tflm
+    from edgec.core.tflite_model import parse
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -140,7 +140,7 @@ def test_flash_refuses_unknown_boards_and_missing_images(run_cli, build, tmp_pat
 
 
 def test_nan_in_device_outputs_is_named_as_the_failure(run_cli, tmp_path):
-    from edgec.device_outputs import save
+    from edgec.device.outputs import save
     from edgec.pipeline import compile as run
 
     run(DIGITS_MODEL, ["raspberry-pi-4"], calibration=str(DIGITS_CALIBRATION), eval=str(DIGITS_EVAL), out=tmp_path)
@@ -170,7 +170,7 @@ def test_sigterm_removes_the_half_built_folder(tmp_path):
 
 def test_max_accuracy_drop_is_refused_for_a_one_value_output(run_cli, tmp_path):
     """Top-1 of a regression output is always class 0: a drop measured on it would always be 0."""
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     inp = k.Input((4,), name="x")

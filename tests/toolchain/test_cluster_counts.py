@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from compression_support import small_cnn
 
-from edgec.errors import InputError
+from edgec.core.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 
@@ -21,7 +21,7 @@ def _unique_per_channel(model, name: str) -> int:
 
 
 def test_counts_override_the_default_and_select_layers_left_out():
-    from edgec.cluster import cluster, cluster_counts, strip
+    from edgec.compress.cluster import cluster, cluster_counts, strip
 
     model = _model()
     counts = {"big": 4, "first": 3, "Dense": 8, "hidden": 6}  # a later selector wins ("hidden" over "Dense")
@@ -36,7 +36,7 @@ def test_counts_override_the_default_and_select_layers_left_out():
 
 
 def test_bad_counts_are_refused_with_the_selector_named():
-    from edgec.cluster import cluster_counts
+    from edgec.compress.cluster import cluster_counts
 
     with pytest.raises(InputError, match="matches no layer"):
         cluster_counts(_model(), clusters=16, counts={"conv_missing": 4})

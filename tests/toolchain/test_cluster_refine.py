@@ -28,8 +28,8 @@ def _sse(weights: np.ndarray, centroids: np.ndarray) -> float:
 
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_centroids_are_kmeans_fixed_points_closer_than_the_seeds(per_channel):
-    from edgec.cluster import cluster
-    from edgec.prune import tfmot
+    from edgec.compress.cluster import cluster
+    from edgec.compress.prune import tfmot
 
     model = _model()
     wrapped, names = cluster(model, clusters=4, per_channel=per_channel, layers=["middle", "hidden"])
@@ -50,7 +50,7 @@ def test_centroids_are_kmeans_fixed_points_closer_than_the_seeds(per_channel):
 
 
 def test_sparsity_preserving_refinement_keeps_pruned_zeros():
-    from edgec.cluster import cluster, strip
+    from edgec.compress.cluster import cluster, strip
 
     pruned = _model()
     kernel, bias = pruned.get_layer("middle").get_weights()

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from edgec.tflite_model import parse
-from edgec.tflm import buffer_offsets
+from edgec.core.tflite_model import parse
+from edgec.backends.tflm.export_tflm import buffer_offsets
 from tests.conftest import DIGITS_CALIBRATION, DIGITS_EVAL, DIGITS_MODEL
 
 pytestmark = pytest.mark.toolchain

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.toolchain
 
 @pytest.fixture(scope="module")
 def fused():
-    from edgec.fuse import fuse
-    from edgec.tf import seed_everything
+    from edgec.compress.fuse import fuse
+    from edgec.core.tf import seed_everything
 
     seed_everything(0)
     model, fusions = fuse(digits_model())
@@ -21,13 +21,13 @@ def fused():
 
 
 def _layers(tflite: bytes) -> dict[str, dict]:
-    from edgec.artifact_stats import stats
+    from edgec.report.artifact_stats import stats
 
     return {row["name"]: row for row in stats(tflite)["layers"]}
 
 
 def _weights(tflite: bytes, layer: str) -> np.ndarray:
-    from edgec import tflite_model
+    from edgec.core import tflite_model
 
     m = tflite_model.parse(tflite)
     return next(t.data for t in m.tensors if t.data is not None and t.name.split("/")[-2:-1] == [layer]
@@ -46,8 +46,8 @@ def test_fusion_folds_every_batchnorm_and_relu_and_keeps_the_outputs(fused):
 
 
 def test_fusion_of_relu6_and_dense_batchnorm_matches_numerically():
-    from edgec.fuse import fuse
-    from edgec.tf import keras, seed_everything
+    from edgec.compress.fuse import fuse
+    from edgec.core.tf import keras, seed_everything
 
     seed_everything(1)
     k = keras()
@@ -66,7 +66,7 @@ def test_fusion_of_relu6_and_dense_batchnorm_matches_numerically():
 
 
 def test_prune_half_gives_half_sparsity_in_the_int8_weights(fused):
-    from edgec import prune
+    from edgec.compress import prune
 
     wrapped, names = prune.prune(fused[0], sparsity=0.5)
     assert names == ["conv2", "fc1"]  # first (conv1) and last (probs) kept dense by default
@@ -79,7 +79,7 @@ def test_prune_half_gives_half_sparsity_in_the_int8_weights(fused):
 
 
 def test_2_4_pruning_leaves_two_zeros_in_every_group_of_four_input_channels(fused):
-    from edgec import prune
+    from edgec.compress import prune
 
     wrapped, names = prune.prune(fused[0], structure="2:4")
     prune.apply_masks(wrapped)
@@ -91,7 +91,8 @@ def test_2_4_pruning_leaves_two_zeros_in_every_group_of_four_input_channels(fuse
 
 
 def test_16_clusters_after_pruning_keep_at_most_16_values_per_channel_and_the_zeros(fused):
-    from edgec import cluster, prune
+    from edgec.compress import cluster
+    from edgec.compress import prune
 
     wrapped, names = prune.prune(fused[0], sparsity=0.5)
     prune.apply_masks(wrapped)
@@ -104,7 +105,7 @@ def test_16_clusters_after_pruning_keep_at_most_16_values_per_channel_and_the_ze
 
 
 def test_per_channel_clustering_keeps_at_most_n_values_per_conv_channel(fused):
-    from edgec import cluster
+    from edgec.compress import cluster
 
     clustered, names = cluster.cluster(fused[0], clusters=8, per_channel=True, layers=["conv2"])
     layers = _layers(int8_tflite(cluster.strip(clustered), digits_data()["cal_x"]))
@@ -113,8 +114,8 @@ def test_per_channel_clustering_keeps_at_most_n_values_per_conv_channel(fused):
 
 @pytest.mark.parametrize("selector", ["nosuchlayer", "BatchNormalization", "dw*"])
 def test_a_layer_selector_that_matches_nothing_prunable_is_an_input_error(fused, selector):
-    from edgec import prune
-    from edgec.errors import InputError
+    from edgec.compress import prune
+    from edgec.core.errors import InputError
 
     with pytest.raises(InputError, match=selector.replace("*", r"\*")) as err:
         prune.prune(fused[0], sparsity=0.5, layers=[selector])
@@ -122,7 +123,7 @@ def test_a_layer_selector_that_matches_nothing_prunable_is_an_input_error(fused,
 
 
 def test_layers_are_selected_by_name_type_and_pattern(fused):
-    from edgec.prune import PRUNABLE, select_layers
+    from edgec.compress.prune import PRUNABLE, select_layers
 
     model = fused[0]
     assert select_layers(model, ["Dense"], kinds=PRUNABLE, keep_first_last=True, stage="prune") == ["fc1", "probs"]
@@ -132,7 +133,7 @@ def test_layers_are_selected_by_name_type_and_pattern(fused):
 
 
 def test_byte_breakdown_adds_up_and_gzip_size_is_deterministic(fused):
-    from edgec.artifact_stats import stats
+    from edgec.report.artifact_stats import stats
 
     tflite = int8_tflite(fused[0], digits_data()["cal_x"])
     a, b = stats(tflite), stats(tflite)
@@ -144,8 +145,8 @@ def test_byte_breakdown_adds_up_and_gzip_size_is_deterministic(fused):
 
 
 def test_fusion_leaves_batchnorms_it_cannot_fold_exactly():
-    from edgec.fuse import fuse
-    from edgec.tf import keras, seed_everything
+    from edgec.compress.fuse import fuse
+    from edgec.core.tf import keras, seed_everything
 
     seed_everything(3)
     k = keras()

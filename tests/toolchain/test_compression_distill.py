@@ -11,9 +11,9 @@ pytestmark = pytest.mark.toolchain
 
 
 def _pruned(sparsity: float):
-    from edgec import prune
-    from edgec.fuse import fuse
-    from edgec.tf import seed_everything
+    from edgec.compress import prune
+    from edgec.compress.fuse import fuse
+    from edgec.core.tf import seed_everything
 
     seed_everything(0)
     fused, _ = fuse(digits_model())
@@ -23,7 +23,8 @@ def _pruned(sparsity: float):
 
 
 def test_distillation_without_labels_recovers_accuracy_lost_by_pruning():
-    from edgec import finetune, prune
+    from edgec.compress import finetune
+    from edgec.compress import prune
 
     d = digits_data()
     float_top1 = np.mean(digits_model().predict(d["eval_x"], verbose=0).argmax(1) == d["eval_y"])
@@ -41,7 +42,8 @@ def test_distillation_without_labels_recovers_accuracy_lost_by_pruning():
 
 
 def test_supervised_finetuning_is_used_when_labels_are_given_and_is_seeded():
-    from edgec import finetune, prune
+    from edgec.compress import finetune
+    from edgec.compress import prune
 
     d = digits_data()
     results = []
@@ -54,8 +56,8 @@ def test_supervised_finetuning_is_used_when_labels_are_given_and_is_seeded():
 
 
 def test_distillation_without_a_teacher_is_an_input_error():
-    from edgec import finetune
-    from edgec.errors import InputError
+    from edgec.compress import finetune
+    from edgec.core.errors import InputError
 
     with pytest.raises(InputError, match="teacher"):
         finetune.finetune(digits_model(), x=digits_data()["cal_x"][:8], epochs=1)

@@ -12,9 +12,10 @@ pytestmark = pytest.mark.toolchain
 
 @pytest.fixture(scope="module")
 def artifacts():
-    from edgec import cluster, prune
-    from edgec.fuse import fuse
-    from edgec.tf import seed_everything
+    from edgec.compress import cluster
+    from edgec.compress import prune
+    from edgec.compress.fuse import fuse
+    from edgec.core.tf import seed_everything
 
     seed_everything(0)
     fused, _ = fuse(digits_model())
@@ -26,8 +27,8 @@ def artifacts():
 
 
 def test_lut_compression_shrinks_clustered_model_and_is_bit_exact_in_tflm(artifacts):
-    from edgec import lut
-    from edgec.artifact_stats import stats
+    from edgec.compress import lut
+    from edgec.report.artifact_stats import stats
 
     before = artifacts["clustered"]
     samples = quantize_inputs(before, digits_data()["eval_x"][:40])
@@ -47,7 +48,7 @@ def test_lut_compression_shrinks_clustered_model_and_is_bit_exact_in_tflm(artifa
 
 
 def test_unclustered_weights_are_left_uncompressed(artifacts):
-    from edgec import lut
+    from edgec.compress import lut
 
     plain = artifacts["plain"]
     out, report = lut.compress(plain, quantize_inputs(plain, digits_data()["eval_x"][:2]))
@@ -56,8 +57,8 @@ def test_unclustered_weights_are_left_uncompressed(artifacts):
 
 
 def test_outputs_that_differ_in_tflm_fail_the_bit_exact_gate(artifacts):
-    from edgec import lut
-    from edgec.errors import GateError
+    from edgec.compress import lut
+    from edgec.core.errors import GateError
 
     samples = quantize_inputs(artifacts["plain"], digits_data()["eval_x"][:20])
     with pytest.raises(GateError, match="differs") as err:
@@ -69,7 +70,7 @@ def test_decode_lut_inverts_the_tflm_packing():
     from tflite_micro.tensorflow.lite.micro.compression import lut as tflm_lut
     from tflite_micro.tensorflow.lite.micro.compression.decode import DecodeCommonMetadata, DecodeType
 
-    from edgec.artifact_stats import decode_lut
+    from edgec.report.artifact_stats import decode_lut
 
     rng = np.random.default_rng(0)
     w = rng.choice(np.array([-90, -3, 0, 7, 55], np.int8), size=(6, 5))
@@ -83,7 +84,7 @@ def test_decode_lut_inverts_the_tflm_packing():
 
 
 def test_decoded_weights_cost_arena_and_a_budget_keeps_the_biggest_uncompressed(artifacts):
-    from edgec import lut
+    from edgec.compress import lut
 
     model = artifacts["clustered"]
     samples = quantize_inputs(model, digits_data()["eval_x"][:10])

@@ -13,14 +13,14 @@ pytestmark = pytest.mark.toolchain
 
 
 def _layers(tflite: bytes) -> dict[str, dict]:
-    from edgec.artifact_stats import stats
+    from edgec.report.artifact_stats import stats
 
     return {row["name"].removeprefix("quant_"): row for row in stats(tflite)["layers"]}
 
 
 def test_optimize_runs_fuse_prune_cluster_distill_and_the_artifact_has_what_was_asked():
-    from edgec.optimize import optimize
-    from edgec.recipe import Recipe
+    from edgec.compress.optimize import optimize
+    from edgec.compress.recipe import Recipe
 
     d = digits_data()
     source = digits_model()
@@ -43,8 +43,8 @@ def test_optimize_runs_fuse_prune_cluster_distill_and_the_artifact_has_what_was_
 
 
 def test_pcqat_keeps_the_zeros_and_the_clusters_of_every_compressed_layer():
-    from edgec.optimize import optimize
-    from edgec.recipe import Recipe
+    from edgec.compress.optimize import optimize
+    from edgec.compress.recipe import Recipe
 
     d = digits_data()
     model, stages = optimize(digits_model(), Recipe(prune=0.5, clusters=8, finetune_epochs=1, qat="auto"),
@@ -57,8 +57,8 @@ def test_pcqat_keeps_the_zeros_and_the_clusters_of_every_compressed_layer():
 
 
 def test_low_rank_factorizes_only_where_it_saves_parameters_and_keeps_the_function():
-    from edgec.lowrank import factorize
-    from edgec.tf import keras, seed_everything
+    from edgec.compress.lowrank import factorize
+    from edgec.core.tf import keras, seed_everything
 
     seed_everything(2)
     k = keras()
@@ -81,16 +81,16 @@ def test_low_rank_factorizes_only_where_it_saves_parameters_and_keeps_the_functi
 
 
 def test_low_rank_at_full_energy_leaves_the_digits_model_alone():
-    from edgec.lowrank import factorize
+    from edgec.compress.lowrank import factorize
 
     _, report = factorize(digits_model(), energy=1.0)
     assert report == []
 
 
 def test_fine_tuning_without_samples_is_an_input_error():
-    from edgec.errors import InputError
-    from edgec.optimize import optimize
-    from edgec.recipe import Recipe
+    from edgec.core.errors import InputError
+    from edgec.compress.optimize import optimize
+    from edgec.compress.recipe import Recipe
 
     with pytest.raises(InputError, match="training samples") as err:
         optimize(digits_model(), Recipe(prune=0.5, finetune_epochs=1), train_x=None)
@@ -98,9 +98,9 @@ def test_fine_tuning_without_samples_is_an_input_error():
 
 
 def test_same_recipe_and_data_give_byte_identical_artifacts():
-    from edgec import lut
-    from edgec.optimize import optimize
-    from edgec.recipe import Recipe
+    from edgec.compress import lut
+    from edgec.compress.optimize import optimize
+    from edgec.compress.recipe import Recipe
 
     from compression_support import quantize_inputs
 

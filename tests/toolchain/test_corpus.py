@@ -33,7 +33,7 @@ def test_malformed_input_is_refused_cleanly(case: Case, run_cli, tmp_path, monke
     assert MLPERF.is_dir(), f"the MLPerf Tiny models (a source of the corpus) are missing at {MLPERF}"
     run = case.generate(tmp_path / "in")
     if run.targets_dir is not None:
-        from edgec import targets
+        from edgec.core import targets
 
         monkeypatch.setattr(targets, "_targets_dir", lambda directory: run.targets_dir)
     out = tmp_path / "out"
@@ -57,8 +57,8 @@ def test_malformed_input_is_refused_cleanly(case: Case, run_cli, tmp_path, monke
 
 @pytest.mark.parametrize("make", [make for _, make in tflite_cases.cases()], ids=[n for n, _ in tflite_cases.cases()])
 def test_malformed_tflite_is_refused_by_the_parser(make):
-    from edgec import tflite_model
-    from edgec.errors import InputError
+    from edgec.core import tflite_model
+    from edgec.core.errors import InputError
 
     with pytest.raises(InputError) as refused:
         model = tflite_model.parse(make())

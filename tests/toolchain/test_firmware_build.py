@@ -14,8 +14,8 @@ M4_FLASH, M4_RAM = 1_048_576, 262_144  # targets/cortex-m4.toml
 
 
 def test_model_over_the_flash_budget_fails_at_link_time_saying_by_how_much(tmp_path):
-    from edgec.errors import GateError
-    from edgec.firmware import build_firmware
+    from edgec.core.errors import GateError
+    from edgec.device.firmware import build_firmware
 
     big = 1_500_000
     c_dir = write_fc_model(tmp_path / "m", extra_c=f"static const int8_t big[{big}] = {{1}};",
@@ -32,8 +32,8 @@ def test_model_over_the_flash_budget_fails_at_link_time_saying_by_how_much(tmp_p
 
 
 def test_model_over_the_ram_budget_fails_at_link_time_naming_ram(tmp_path):
-    from edgec.errors import GateError
-    from edgec.firmware import build_firmware
+    from edgec.core.errors import GateError
+    from edgec.device.firmware import build_firmware
 
     c_dir = write_fc_model(tmp_path / "m", extra_c="static int8_t scratch[300000];",
                            extra_use="scratch[(uint8_t)input[0]] = input[1]; output[1] += scratch[7];")
@@ -44,7 +44,7 @@ def test_model_over_the_ram_budget_fails_at_link_time_naming_ram(tmp_path):
 
 
 def test_same_model_fits_when_the_budget_is_large_enough(tmp_path):
-    from edgec.firmware import build_firmware
+    from edgec.device.firmware import build_firmware
 
     c_dir = write_fc_model(tmp_path / "m", extra_c="static int8_t scratch[200000];",
                            extra_use="scratch[(uint8_t)input[0]] = input[1]; output[1] += scratch[7];")
@@ -56,8 +56,8 @@ def test_same_model_fits_when_the_budget_is_large_enough(tmp_path):
 
 
 def test_linker_script_places_sections_in_board_memory_capped_at_the_target_budget():
-    from edgec.firmware.boards import board
-    from edgec.firmware.build import render_linker_script
+    from edgec.device.firmware.boards import board
+    from edgec.device.firmware.build import render_linker_script
 
     m4 = render_linker_script(board("mps2-an386"), flash_bytes=M4_FLASH, ram_bytes=M4_RAM, stack_bytes=4096)
     assert "FLASH (rx)  : ORIGIN = 0x00000000, LENGTH = 0x100000" in m4
@@ -70,7 +70,7 @@ def test_linker_script_places_sections_in_board_memory_capped_at_the_target_budg
 
 
 def test_builds_are_byte_identical(tmp_path):
-    from edgec.firmware import build_firmware
+    from edgec.device.firmware import build_firmware
 
     c_dir = write_fc_model(tmp_path / "m")
     a = build_firmware(c_dir, "mps2-an505", flash_bytes=M4_FLASH, ram_bytes=M4_RAM, out=tmp_path / "a")
@@ -79,8 +79,8 @@ def test_builds_are_byte_identical(tmp_path):
 
 
 def test_folder_without_generated_model_is_an_input_error(tmp_path):
-    from edgec.errors import InputError
-    from edgec.firmware import build_firmware
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import build_firmware
 
     with pytest.raises(InputError, match="no model.c/model.h") as e:
         build_firmware(tmp_path, "mps2-an386", flash_bytes=M4_FLASH, ram_bytes=M4_RAM, out=tmp_path / "fw")
@@ -92,8 +92,8 @@ def test_folder_without_generated_model_is_an_input_error(tmp_path):
 
 
 def test_unknown_board_is_an_input_error_listing_the_known_ones(tmp_path):
-    from edgec.errors import InputError
-    from edgec.firmware import build_firmware
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import build_firmware
 
     with pytest.raises(InputError, match="unknown QEMU board 'mps2-an999' .*qemu-mps2-an386"):
         build_firmware(write_fc_model(tmp_path / "m"), "mps2-an999", flash_bytes=M4_FLASH, ram_bytes=M4_RAM,
@@ -101,8 +101,8 @@ def test_unknown_board_is_an_input_error_listing_the_known_ones(tmp_path):
 
 
 def test_c_that_does_not_compile_is_a_toolchain_error_quoting_the_compiler(tmp_path):
-    from edgec.errors import ToolchainError
-    from edgec.firmware import build_firmware
+    from edgec.core.errors import ToolchainError
+    from edgec.device.firmware import build_firmware
 
     c_dir = write_fc_model(tmp_path / "m", extra_c="this is not C;")
     with pytest.raises(ToolchainError, match="arm-none-eabi-gcc failed: .*model.c") as e:
@@ -111,7 +111,7 @@ def test_c_that_does_not_compile_is_a_toolchain_error_quoting_the_compiler(tmp_p
 
 
 def test_every_board_matches_its_target_core():
-    from edgec.firmware import board_for_core
+    from edgec.device.firmware import board_for_core
 
     assert [board_for_core(c).machine for c in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")] == [
         "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]

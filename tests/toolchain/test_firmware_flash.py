@@ -19,28 +19,28 @@ ELF = Path("out/cortex-m4/firmware/firmware.elf")
     ("rp2040", None, ["picotool", "load", "--verify", "--execute", str(ELF)]),
 ])
 def test_dry_run_returns_the_exact_flash_command(board, port, expected):
-    from edgec.firmware import flash
+    from edgec.device.firmware import flash
 
     assert flash(board, ELF, port=port, dry_run=True) == expected
 
 
 def test_esp32_s3_is_written_with_esptool_at_offset_zero_on_the_given_port():
-    from edgec.firmware import flash_command
+    from edgec.device.firmware import flash_command
 
     assert flash_command("esp32-s3", Path("app-merged.bin"), port="/dev/ttyUSB0") == [
         "esptool", "--chip", "esp32s3", "--port", "/dev/ttyUSB0", "write-flash", "0x0", "app-merged.bin"]
 
 
 def test_esp32_s3_refuses_an_elf_image():
-    from edgec.errors import InputError
-    from edgec.firmware import flash_command
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import flash_command
 
     with pytest.raises(InputError, match="esptool writes a .bin image"):
         flash_command("esp32-s3", ELF)
 
 
 def test_qemu_board_runs_the_image_with_uart0_on_a_local_tcp_port():
-    from edgec.firmware import flash
+    from edgec.device.firmware import flash
 
     cmd = flash("qemu-mps3-an547", ELF, port="6000", dry_run=True)
     assert cmd[:3] == ["qemu-system-arm", "-M", "mps3-an547"]
@@ -52,8 +52,8 @@ def test_qemu_board_runs_the_image_with_uart0_on_a_local_tcp_port():
 
 
 def test_unknown_board_is_an_input_error_listing_the_known_boards():
-    from edgec.errors import InputError
-    from edgec.firmware import flash
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import flash
 
     with pytest.raises(InputError, match="unknown board 'arduino-uno' .*nrf52840.*qemu-mps2-an386") as e:
         flash("arduino-uno", ELF, dry_run=True)
@@ -61,8 +61,8 @@ def test_unknown_board_is_an_input_error_listing_the_known_boards():
 
 
 def test_missing_flash_tool_is_an_input_error_naming_the_package(tmp_path, monkeypatch):
-    from edgec.errors import InputError
-    from edgec.firmware import flash
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import flash
 
     image = tmp_path / "firmware.elf"
     image.write_bytes(b"\x7fELF")
@@ -74,8 +74,8 @@ def test_missing_flash_tool_is_an_input_error_naming_the_package(tmp_path, monke
 
 
 def test_flashing_a_missing_image_is_an_input_error(tmp_path):
-    from edgec.errors import InputError
-    from edgec.firmware import flash
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import flash
 
     with pytest.raises(InputError, match="does not exist"):
         flash("nrf52840", tmp_path / "nope.elf")

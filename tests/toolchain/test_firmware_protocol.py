@@ -15,8 +15,8 @@ def _defines(text: str) -> dict[str, int]:
 
 
 def test_device_header_and_host_module_share_magic_commands_and_statuses():
-    from edgec.firmware import protocol
-    from edgec.firmware.build import firmware_source_dir
+    from edgec.device.firmware import protocol
+    from edgec.device.firmware.build import firmware_source_dir
 
     d = _defines((firmware_source_dir() / "edgec_fw.h").read_text())
     assert bytes(d[f"EDGEC_MAGIC{i}"] for i in range(4)) == protocol.MAGIC
@@ -28,7 +28,7 @@ def test_device_header_and_host_module_share_magic_commands_and_statuses():
 
 
 def test_encoded_frame_layout_is_magic_command_length_payload_crc():
-    from edgec.firmware.protocol import MAGIC, encode_frame
+    from edgec.device.firmware.protocol import MAGIC, encode_frame
 
     frame = encode_frame(0x02, b"\x01\x02\x03")
     assert frame[:4] == MAGIC and frame[4] == 0x02 and frame[5:9] == (3).to_bytes(4, "little")
@@ -37,7 +37,7 @@ def test_encoded_frame_layout_is_magic_command_length_payload_crc():
 
 
 def test_error_reply_becomes_a_device_error_with_status_and_detail():
-    from edgec.firmware.protocol import DeviceError, check_reply
+    from edgec.device.firmware.protocol import DeviceError, check_reply
 
     with pytest.raises(DeviceError, match=r"wrong payload length \(expected 490 bytes\)") as e:
         check_reply(0x82, bytes([2, 0, 0, 0]) + (490).to_bytes(4, "little"), expected=0x82)
@@ -47,15 +47,15 @@ def test_error_reply_becomes_a_device_error_with_status_and_detail():
 
 
 def test_unreachable_port_is_an_input_error():
-    from edgec.errors import InputError
-    from edgec.firmware import Device
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import Device
 
     with pytest.raises(InputError, match="cannot open device port /dev/edgec-no-such-port"):
         Device("/dev/edgec-no-such-port")
 
 
 def test_tflm_template_uses_the_exported_headers_and_the_shared_framing():
-    from edgec.firmware.build import firmware_source_dir
+    from edgec.device.firmware.build import firmware_source_dir
 
     src = (firmware_source_dir() / "tflm_main.cc").read_text()
     for needle in ('#include "model_data.h"', '#include "op_resolver.h"', "tflite::MicroInterpreter",

@@ -22,7 +22,7 @@ BUDGETS = {"mps2-an386": (1 << 20, 256 << 10), "mps2-an500": (1 << 20, 320 << 10
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    from edgec.firmware import build_firmware
+    from edgec.device.firmware import build_firmware
 
     c_dir = write_fc_model(tmp_path_factory.mktemp("fc_model"))
     out = tmp_path_factory.mktemp("firmware")
@@ -31,7 +31,7 @@ def images(tmp_path_factory):
 
 @pytest.fixture(params=["mps2-an386", "mps3-an547"])
 def device(request, images):
-    from edgec.firmware import Device, QemuSession
+    from edgec.device.firmware import Device, QemuSession
 
     with QemuSession(images[request.param].elf, request.param) as session, Device(session.url, timeout=20) as dev:
         yield dev
@@ -39,7 +39,7 @@ def device(request, images):
 
 @pytest.mark.parametrize("board", list(BUDGETS))
 def test_device_outputs_equal_numpy_and_counts_repeat_for_the_same_input(images, board):
-    from edgec.firmware import run_on_device
+    from edgec.device.firmware import run_on_device
 
     xs = random_inputs(6)
     results = run_on_device(images[board], [x.tobytes() for x in xs] + [xs[0].tobytes()])
@@ -66,7 +66,7 @@ def _good_infer(device):
 
 
 def test_corrupted_frame_gets_a_crc_error_and_the_device_keeps_answering(device):
-    from edgec.firmware.protocol import CMD_ERROR, CMD_INFER, ST_BAD_CRC, encode_frame
+    from edgec.device.firmware.protocol import CMD_ERROR, CMD_INFER, ST_BAD_CRC, encode_frame
 
     frame = bytearray(encode_frame(CMD_INFER, random_inputs(1)[0].tobytes()))
     frame[12] ^= 0x10  # a payload bit flipped on the line
@@ -77,8 +77,8 @@ def test_corrupted_frame_gets_a_crc_error_and_the_device_keeps_answering(device)
 
 
 def test_wrong_length_input_gets_a_length_error_naming_the_expected_size(device):
-    from edgec.firmware import DeviceError
-    from edgec.firmware.protocol import CMD_INFER, ST_BAD_LENGTH
+    from edgec.device.firmware import DeviceError
+    from edgec.device.firmware.protocol import CMD_INFER, ST_BAD_LENGTH
 
     with pytest.raises(DeviceError, match=f"wrong payload length \\(expected {IN} bytes\\)") as e:
         device.request(CMD_INFER, bytes(IN - 3))
@@ -89,8 +89,8 @@ def test_wrong_length_input_gets_a_length_error_naming_the_expected_size(device)
 
 
 def test_unknown_command_is_refused_and_the_device_keeps_answering(device):
-    from edgec.firmware import DeviceError
-    from edgec.firmware.protocol import ST_UNKNOWN_COMMAND
+    from edgec.device.firmware import DeviceError
+    from edgec.device.firmware.protocol import ST_UNKNOWN_COMMAND
 
     with pytest.raises(DeviceError, match="unknown command") as e:
         device.request(0x33)
@@ -99,7 +99,7 @@ def test_unknown_command_is_refused_and_the_device_keeps_answering(device):
 
 
 def test_truncated_frame_times_out_on_the_device_and_the_next_request_works(device):
-    from edgec.firmware.protocol import CMD_ERROR, MAGIC, ST_TIMEOUT
+    from edgec.device.firmware.protocol import CMD_ERROR, MAGIC, ST_TIMEOUT
 
     device.send_raw(MAGIC + struct.pack("<BI", 0x02, IN) + bytes(5))  # 5 of 48 payload bytes, then silence
     start = time.monotonic()
@@ -115,7 +115,7 @@ def test_garbage_before_a_frame_is_skipped(device):
 
 
 def test_reply_frames_carry_a_valid_crc(device):
-    from edgec.firmware.protocol import CMD_INFO, MAGIC, encode_frame
+    from edgec.device.firmware.protocol import CMD_INFO, MAGIC, encode_frame
 
     device.send_raw(encode_frame(CMD_INFO))
     time.sleep(0.2)
@@ -126,8 +126,8 @@ def test_reply_frames_carry_a_valid_crc(device):
 
 
 def test_run_on_device_refuses_inputs_of_the_wrong_size_before_sending(images):
-    from edgec.errors import InputError
-    from edgec.firmware import run_on_device
+    from edgec.core.errors import InputError
+    from edgec.device.firmware import run_on_device
 
     with pytest.raises(InputError, match=f"input 1 has {IN - 1} bytes; the firmware's model takes {IN}"):
         run_on_device(images["mps2-an386"], [bytes(IN), bytes(IN - 1)])
@@ -164,7 +164,7 @@ int edgec_invoke(const int8_t *input, int8_t *output)
 
 @pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
 def test_count_is_the_number_of_instructions_executed(tmp_path, board):
-    from edgec.firmware import build_firmware, run_on_device
+    from edgec.device.firmware import build_firmware, run_on_device
 
     c_dir = tmp_path / "loop"
     c_dir.mkdir()
@@ -179,7 +179,7 @@ def test_count_is_the_number_of_instructions_executed(tmp_path, board):
 
 
 def test_fault_in_the_model_is_reported_to_the_host(tmp_path):
-    from edgec.firmware import DeviceError, build_firmware, run_on_device
+    from edgec.device.firmware import DeviceError, build_firmware, run_on_device
 
     c_dir = tmp_path / "fault"
     c_dir.mkdir()
@@ -192,8 +192,8 @@ def test_fault_in_the_model_is_reported_to_the_host(tmp_path):
 
 
 def test_image_qemu_cannot_load_is_a_toolchain_error_quoting_qemu(tmp_path):
-    from edgec.errors import ToolchainError
-    from edgec.firmware import QemuSession
+    from edgec.core.errors import ToolchainError
+    from edgec.device.firmware import QemuSession
 
     bad = tmp_path / "firmware.elf"
     bad.write_bytes(b"not an image")

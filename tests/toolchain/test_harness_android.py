@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from edgec import harness, targets
+from edgec.device.harness import generate as harness
+from edgec.core import targets
 
 pytestmark = pytest.mark.toolchain
 

@@ -7,8 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from edgec import device_outputs, harness, layer_error, pipeline, targets
-from edgec.resources import data_dir, example_path
+from edgec import pipeline
+from edgec.device import outputs as device_outputs
+from edgec.device.harness import generate as harness
+from edgec.quantize import layer_error
+from edgec.core import targets
+from edgec.core.resources import data_dir, example_path
 
 pytestmark = pytest.mark.toolchain
 

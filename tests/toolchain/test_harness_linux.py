@@ -6,8 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from edgec import device_outputs, harness, layer_error, targets
-from edgec.errors import InputError
+from edgec.device import outputs as device_outputs
+from edgec.device.harness import generate as harness
+from edgec.quantize import layer_error
+from edgec.core import targets
+from edgec.core.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgec import device_outputs, harness
+from edgec.device import outputs as device_outputs
+from edgec.device.harness import generate as harness
 
 pytestmark = pytest.mark.toolchain
 

@@ -5,7 +5,7 @@ past int16's 32,767. VNNI (and ARM) accumulate exactly; AVX2 without VNNI (VPMAD
 The ONNX models are quantized with the settings edgec derives from each target's ``cpu.isa`` and run
 in the real ONNX Runtime and OpenVINO; their outputs are turned back into int32 accumulators and
 compared with integer references computed in numpy. What is expected of the 8-bit (VNNI) setting
-depends on the CPU that runs it, which the test detects (``edgec.host_isa``) and forces: OpenVINO with
+depends on the CPU that runs it, which the test detects (``edgec.verify.host_isa``) and forces: OpenVINO with
 ``ONEDNN_MAX_CPU_ISA=AVX2`` and, when ``qemu-x86_64`` is installed, ONNX Runtime on an emulated Haswell.
 """
 
@@ -22,7 +22,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import host_isa, targets
+from edgec.verify import host_isa
+from edgec.core import targets
 
 pytestmark = pytest.mark.toolchain
 

@@ -20,7 +20,7 @@ SHAPE = (12, 12, 1)
 
 
 def _keras3():
-    from edgec.tf import keras3
+    from edgec.core.tf import keras3
 
     k3 = keras3()
     assert k3.__version__.startswith("3")
@@ -178,8 +178,8 @@ def test_keras3_layer_without_a_tf_keras_equivalent_is_named(run_cli, tmp_path):
 
 def test_functional_keras3_model_with_branches_is_rebuilt_output_equal(tmp_path):
     """Inbound nodes with several tensors (Add), a layer called twice, and the output check itself."""
-    from edgec.load import load
-    from edgec.load_keras3 import check_rebuild
+    from edgec.frontend.load import load
+    from edgec.frontend.keras.keras3 import check_rebuild
 
     k3 = _keras3()
     k3.utils.set_random_seed(0)
@@ -202,8 +202,8 @@ def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
     """Renamed options (LeakyReLU) and activations (silu), Keras 3-only options at their defaults
     (Resizing), operations on tensors and Keras 3-only activations (MobileNetV3's hard-swish), a
     nested Sequential with its own Input (node numbering), depthwise/separable convolutions, an LSTM."""
-    from edgec.load import load
-    from edgec.load_keras3 import check_rebuild
+    from edgec.frontend.load import load
+    from edgec.frontend.keras.keras3 import check_rebuild
 
     k3 = _keras3()
     L = k3.layers
@@ -228,9 +228,9 @@ def test_common_keras3_layers_are_rebuilt_output_equal(tmp_path):
 
 def test_tf_keras_savedmodel_keeps_its_layers(tmp_path):
     """Only SavedModels without a Keras graph are wrapped; a tf_keras one still loads layer by layer."""
-    from edgec.load import load
-    from edgec.load_keras3 import is_signature_model
-    from edgec.tf import keras
+    from edgec.frontend.load import load
+    from edgec.frontend.keras.keras3 import is_signature_model
+    from edgec.core.tf import keras
 
     k2 = keras()
     inp = k2.Input((4,), name="x")

@@ -10,8 +10,8 @@ def test_onnx_qdq_analysis_names_the_outlier_tensor_worst(tmp_path):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from edge_models_support import onnx_outlier
-    from edgec import layer_error_onnx
-    from edgec.layer_error_onnx import _Reader
+    from edgec.quantize import layer_error_onnx
+    from edgec.quantize.layer_error_onnx import _Reader
 
     float_path = onnx_outlier(tmp_path / "float.onnx")
     samples = {"x": np.random.default_rng(1).normal(size=(32, 8)).astype(np.float32)}

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from edgec.errors import InputError
+from edgec.core.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 
 
 def _outlier_model():
     """pre -> mixer (channel 0 scaled 2000x: the outlier) -> head (ignores channel 0) -> softmax."""
-    from edgec.tf import keras, seed_everything
+    from edgec.core.tf import keras, seed_everything
 
     K = keras()
     seed_everything(0)
@@ -30,7 +30,7 @@ def _outlier_model():
 
 @pytest.fixture(scope="module")
 def outlier():
-    from edgec import layer_error
+    from edgec.quantize import layer_error
 
     model = _outlier_model()
     rng = np.random.default_rng(0)
@@ -52,7 +52,7 @@ def test_outlier_layer_is_named_worst_by_per_layer_analysis(outlier):
 
 
 def test_max_accuracy_drop_keeps_the_outlier_layer_in_float_and_recovers_top1(outlier):
-    from edgec import layer_error
+    from edgec.quantize import layer_error
 
     model, calibration, evaluation, analysis = outlier
     artifact, section = layer_error.fit_accuracy_drop(model, {"x": calibration}, {"x": evaluation},
@@ -69,7 +69,7 @@ def test_max_accuracy_drop_keeps_the_outlier_layer_in_float_and_recovers_top1(ou
 
 
 def test_keep_float_flag_names_a_layer_and_unknown_layer_is_input_error(outlier):
-    from edgec import layer_error
+    from edgec.quantize import layer_error
 
     model, calibration, evaluation, analysis = outlier
     _, section = layer_error.fit_accuracy_drop(model, {"x": calibration}, {"x": evaluation},
@@ -83,7 +83,7 @@ def test_keep_float_flag_names_a_layer_and_unknown_layer_is_input_error(outlier)
 def test_float_io_targets_get_float_inputs_and_outputs_after_keep_float(outlier):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgec import layer_error
+    from edgec.quantize import layer_error
 
     model, calibration, evaluation, _ = outlier
     analysis = layer_error.analyze(model, calibration, samples=32, io_int8=False)
@@ -94,8 +94,8 @@ def test_float_io_targets_get_float_inputs_and_outputs_after_keep_float(outlier)
 
 def test_int16x8_refused_by_the_converter_is_reported_not_raised():
     """HARD_SWISH has no 16x8 kernel in the converter: the int16 step reports why and ships nothing."""
-    from edgec import layer_error
-    from edgec.tf import keras, seed_everything
+    from edgec.quantize import layer_error
+    from edgec.core.tf import keras, seed_everything
 
     K = keras()
     L = K.layers
@@ -118,7 +118,7 @@ def test_int16x8_refused_by_the_converter_is_reported_not_raised():
 
 
 def test_unmet_drop_ships_the_best_step_tried(outlier):
-    from edgec import layer_error
+    from edgec.quantize import layer_error
 
     model, calibration, evaluation, analysis = outlier
     # Keeping only 'pre' in float cannot fix the outlier in 'mixer', and no further layer may be added.

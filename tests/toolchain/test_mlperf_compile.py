@@ -1,7 +1,7 @@
 """MLPerf Tiny reference models compile for cortex-m4 with MLPerf's own int8 weights, in no larger a file.
 
 Our files are smaller: same constant bytes and operators, but edgec drops the bias quantization
-parameters and long tensor names that TFLite Micro never reads (edgec/tflm_slim.py).
+parameters and long tensor names that TFLite Micro never reads (edgec/backends/tflm/slim.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from edgec.tflite_model import constant_bytes, parse
+from edgec.core.tflite_model import constant_bytes, parse
 from tests.conftest import MLPERF, assert_verdict_follows_agreement, needs_mlperf, resnet8_calibration
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow, needs_mlperf]

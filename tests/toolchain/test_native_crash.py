@@ -1,5 +1,5 @@
-"""A native crash never kills the compile (edgec/isolate.py), and the softmax-scale abort is fixed
-(edgec/softmax_scale.py).
+"""A native crash never kills the compile (edgec/core/isolate.py), and the softmax-scale abort is fixed
+(edgec/quantize/softmax_scale.py).
 
 The crash: the converter writes an int8 SOFTMAX input scale below 2^-26 when the logits hardly vary
 (an untrained keras.applications MobileNetV2 alpha 0.35 / V3 Small at 96x96 did, 7.8e-9), and TFLite
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.toolchain
 
 
 def _flat_logits_model(path):
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -32,7 +32,7 @@ def _flat_logits_model(path):
 @pytest.fixture(scope="module")
 def flat(tmp_path_factory):
     """(model path, calibration .npz, converter output before the fix, after the fix)."""
-    from edgec import quantize
+    from edgec.quantize import converter as quantize
 
     folder = tmp_path_factory.mktemp("flat")
     model = _flat_logits_model(folder / "flat.h5")
@@ -43,7 +43,7 @@ def flat(tmp_path_factory):
 
 
 def _softmax_input_scale(tflite: bytes) -> float:
-    from edgec.tflite_model import parse
+    from edgec.core.tflite_model import parse
 
     model = parse(tflite)
     op = next(o for o in model.operators if o.name == "SOFTMAX")
@@ -51,8 +51,8 @@ def _softmax_input_scale(tflite: bytes) -> float:
 
 
 def test_interpreter_abort_is_an_error_naming_stage_signal_and_model(flat):
-    from edgec.isolate import NativeCrash
-    from edgec.tflm_run import run_tflm
+    from edgec.core.isolate import NativeCrash
+    from edgec.runtimes.tflm import run_tflm
 
     _, _, raw, fixed = flat
     assert _softmax_input_scale(raw) <= 2.0 ** -26  # what the converter wrote: TFLite Micro aborts on it
@@ -68,7 +68,7 @@ def test_interpreter_abort_is_an_error_naming_stage_signal_and_model(flat):
 
 
 def test_slimming_is_skipped_with_a_note_when_the_interpreter_crashes(flat):
-    from edgec.tflm_slim import slim_checked
+    from edgec.backends.tflm.slim import slim_checked
 
     _, _, raw, fixed = flat
     shipped, report = slim_checked(raw, [np.zeros((1, 8), np.int8)])
@@ -81,8 +81,8 @@ def test_slimming_is_skipped_with_a_note_when_the_interpreter_crashes(flat):
 def test_lut_compression_is_skipped_with_a_note_when_the_interpreter_crashes(flat):
     from types import SimpleNamespace
 
-    from edgec.targets import resolve
-    from edgec.tflm import lut_compress
+    from edgec.core.targets import resolve
+    from edgec.backends.tflm.export_tflm import lut_compress
 
     _, _, raw, _ = flat
     build = SimpleNamespace(target=resolve("cortex-m4"), report={"compression": {}})
@@ -94,7 +94,7 @@ def test_lut_compression_is_skipped_with_a_note_when_the_interpreter_crashes(fla
 
 def test_compile_that_crashes_the_interpreter_exits_3_with_one_line(flat, run_cli, tmp_path, monkeypatch):
     """Without the softmax fix the required arena measurement crashes: exit 3, the folder is not written."""
-    from edgec import quantize
+    from edgec.quantize import converter as quantize
 
     model, calib, _, _ = flat
     monkeypatch.setattr(quantize, "raise_tiny_softmax_scales", lambda tflite: (tflite, []))
@@ -128,7 +128,7 @@ def test_worker_does_not_rerun_a_script_without_a_main_guard(flat, tmp_path):
     _, _, _, fixed = flat
     (tmp_path / "m.tflite").write_bytes(fixed)
     script = tmp_path / "user_script.py"
-    script.write_text("import numpy as np\nfrom edgec.tflm_run import run_tflm\nprint('script ran')\n"
+    script.write_text("import numpy as np\nfrom edgec.runtimes.tflm import run_tflm\nprint('script ran')\n"
                       f"print(run_tflm(open({str(tmp_path / 'm.tflite')!r}, 'rb').read(), [np.zeros((1, 8), np.int8)])"
                       "[0].ravel().tolist())\n")
     root = os.path.dirname(os.path.dirname(edgec.__file__))  # this tree's edgec, not the venv's

@@ -10,8 +10,13 @@ import numpy as np
 import onnx
 import pytest
 
-from edgec import export_onnx, export_openvino, load_onnx, onnx_lower, runtimes_onnx, targets
-from edgec.errors import InputError
+from edgec.backends.onnx import export_onnx
+from edgec.backends.openvino import export_openvino
+from edgec.frontend.onnx import read as load_onnx
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.runtimes import onnxruntime as runtimes_onnx
+from edgec.core import targets
+from edgec.core.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 
@@ -22,8 +27,8 @@ INPUTS = {"image": ((8, 8, 1), "float32")}
 
 @pytest.fixture(scope="module")
 def digits():
-    from edgec.calibration_load import open_dataset
-    from edgec.tf import keras
+    from edgec.core.calibration_load import open_dataset
+    from edgec.core.tf import keras
 
     model = keras().models.load_model(DIGITS)
     calibration = open_dataset(ROOT / "calibration/digits/calibration.npz", INPUTS)

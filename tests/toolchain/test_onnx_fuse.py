@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import onnx_fuse
-from edgec.errors import ToolchainError
+from edgec.frontend.onnx import fuse as onnx_fuse
+from edgec.core.errors import ToolchainError
 
 pytestmark = pytest.mark.toolchain
 

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import inspect_ops
+from edgec import inspect as inspect_ops
 from tests.conftest import DIGITS_MODEL, assert_refused
 
 pytestmark = pytest.mark.toolchain
@@ -78,7 +78,7 @@ LIGHT_ZOO = sorted((Path(onnx.__file__).parent / "backend" / "test" / "data" / "
 
 
 def test_model_facts_are_read_from_the_graph(tmp_path):
-    from edgec.inspect_model import summary
+    from edgec.frontend.onnx.summary import summary
 
     info = summary(onnx.load(str(_model(tmp_path))))
     assert info["params"] == 4 * 3 * 3 * 3 and info["float_bytes"] == 4 * 108

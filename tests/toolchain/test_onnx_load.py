@@ -9,8 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import load_onnx, onnx_lower
-from edgec.errors import InputError
+from edgec.frontend.onnx import read as load_onnx
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.core.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 

@@ -9,8 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import load_onnx, onnx_lower
-from edgec.errors import ToolchainError
+from edgec.frontend.onnx import read as load_onnx
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.core.errors import ToolchainError
 
 pytestmark = pytest.mark.toolchain
 
@@ -134,8 +135,8 @@ def test_wrong_lowering_is_caught_by_the_check(tmp_path):
 
 
 def test_tf2onnx_keras_model_lowers_without_transposes(tmp_path):
-    from edgec.export_onnx import keras_to_onnx
-    from edgec.tf import keras, seed_everything
+    from edgec.backends.onnx.export_onnx import keras_to_onnx
+    from edgec.core.tf import keras, seed_everything
 
     seed_everything(0)
     k = keras()
@@ -162,9 +163,9 @@ def test_tf2onnx_keras_model_lowers_without_transposes(tmp_path):
 
 
 def test_lowered_tf2onnx_model_converts_to_a_clean_int8_tflite_graph(tmp_path):
-    from edgec.export_onnx import keras_to_onnx
-    from edgec.tf import keras, tensorflow
-    from edgec.tflite_model import parse
+    from edgec.backends.onnx.export_onnx import keras_to_onnx
+    from edgec.core.tf import keras, tensorflow
+    from edgec.core.tflite_model import parse
 
     tf = tensorflow()
     source = keras().models.load_model(Path(__file__).resolve().parents[2] / "edgec/examples/digits_cnn.keras")

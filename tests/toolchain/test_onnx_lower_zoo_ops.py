@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec import onnx_lower
+from edgec.frontend.onnx import lower as onnx_lower
 from tests.toolchain.test_onnx_lower import _ints, _read, _value, _w
 
 pytestmark = pytest.mark.toolchain
@@ -20,7 +20,7 @@ def _read18(tmp_path, nodes, inputs, outputs, inits, name="m"):
     """Opset 18, where ReduceMean/ReduceMax take their axes as an input (the dynamo exporter's form)."""
     import onnx
 
-    from edgec import load_onnx
+    from edgec.frontend.onnx import read as load_onnx
 
     graph = helper.make_graph(nodes, name, inputs, outputs, inits)
     path = tmp_path / f"{name}.onnx"
@@ -78,7 +78,7 @@ def test_sum_min_max_prelu_slice_and_cast_match_onnx_runtime(tmp_path):
 
 
 def test_reduce_mean_over_the_batch_is_refused(tmp_path):
-    from edgec.errors import InputError
+    from edgec.core.errors import InputError
 
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="mean_all", keepdims=1)]
     model = _read(tmp_path, nodes, [_value("x", 1, 4)], [_value("y", 1, 1)], [])
@@ -117,7 +117,7 @@ def test_attention_block_ops_layer_norm_gelu_gather_batch_matmul_expand_match_on
 
 
 def test_bare_erf_is_refused_with_the_gelu_form(tmp_path):
-    from edgec.errors import InputError
+    from edgec.core.errors import InputError
 
     model = _read(tmp_path, [helper.make_node("Erf", ["x"], ["y"], name="erf")], [_value("x", 1, 4)],
                   [_value("y", 1, 4)], [])

@@ -9,7 +9,12 @@ import numpy as np
 import onnx
 import pytest
 
-from edgec import export_onnx, export_openvino, load_onnx, onnx_lower, runtimes_onnx, targets
+from edgec.backends.onnx import export_onnx
+from edgec.backends.openvino import export_openvino
+from edgec.frontend.onnx import read as load_onnx
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.runtimes import onnxruntime as runtimes_onnx
+from edgec.core import targets
 
 from tests.conftest import MLPERF, needs_mlperf as needs_models
 
@@ -17,7 +22,7 @@ pytestmark = pytest.mark.toolchain
 
 
 def _keras(path: Path):
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     return keras().models.load_model(path, compile=False)
 

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from edgec import load_onnx
+from edgec.frontend.onnx import read as load_onnx
 from tests.toolchain.test_onnx_lower import _ints, _value, _w
 
 pytestmark = pytest.mark.toolchain
@@ -49,7 +49,7 @@ def test_folding_removes_shape_arithmetic_and_keeps_outputs(tmp_path):
     assert not ops & {"Shape", "Gather", "Concat", "Unsqueeze"}, ops
     assert {"Conv", "LRN", "Gemm"} <= ops
     x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
-    from edgec.onnx_lower import run_onnx
+    from edgec.frontend.onnx.lower import run_onnx
 
     np.testing.assert_allclose(run_onnx(folded, {"x": x})[0], run_onnx(original, {"x": x})[0], rtol=1e-5, atol=1e-6)
 
@@ -118,7 +118,7 @@ def test_light_zoo_squeezenet_compiles_and_verifies_for_onnx_runtime_and_openvin
     code, _, err = run_cli("compile", ZOO / "light_squeezenet.onnx", "-t", "onnx-cpu", "-t", "intel-cpu",
                            "--calibration", tmp_path / "photos.npz", "-o", out)
     assert code == 0, err
-    from edgec.export_openvino import fake_quantize_count
+    from edgec.backends.openvino.export_openvino import fake_quantize_count
 
     assert fake_quantize_count(out / "intel-cpu" / "model.xml") > 0
     shipped = onnx.load(str(out / "onnx-cpu" / "model.onnx"))

@@ -33,7 +33,7 @@ def _compile(out, *targets):
 def test_a_second_compile_into_a_busy_out_is_refused_and_a_native_abort_says_where(tmp_path):
     from tools.kill_compile import folder_problems, temp_folders
 
-    from edgec.outdir import remove_stale
+    from edgec.core.outdir import remove_stale
 
     first = subprocess.Popen(_compile(tmp_path, "cortex-m4", "onnx-cpu"), cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
@@ -61,7 +61,7 @@ def test_a_second_compile_into_a_busy_out_is_refused_and_a_native_abort_says_whe
 
 
 def test_a_calibration_set_too_large_for_memory_is_refused_with_numbers_before_any_work(run_cli, tmp_path):
-    from edgec.memory_check import available_bytes
+    from edgec.core.memory_check import available_bytes
 
     # A .npy whose header declares twice this machine's available memory: a sparse file, mapped, never read.
     count = 2 * available_bytes() // (8 * 8 * 4) + 1

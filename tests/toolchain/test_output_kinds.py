@@ -1,4 +1,4 @@
-"""Verification that fits each output (edgec/metrics.py) on real compiles: a reconstruction model by
+"""Verification that fits each output (edgec/core/metrics.py) on real compiles: a reconstruction model by
 SNR/cosine, every output of a multi-output model in the Keras model's order."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.toolchain
 
 def _anomaly_detection_autoencoder(path):
     """MLPerf Tiny's AD model: 640 in, Dense 128 x4, Dense 8, Dense 128 x4 (BN + ReLU each), Dense 640."""
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -51,7 +51,7 @@ def test_anomaly_detection_autoencoder_verifies_on_snr_and_cosine(run_cli, tmp_p
 
 def test_every_output_of_a_multi_output_model_is_verified_in_keras_order(run_cli, tmp_path):
     """The converter orders outputs by name (a_box before z_probs); verification pairs them by signature."""
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     k = keras()
     k.utils.set_random_seed(0)

@@ -54,8 +54,8 @@ def digits_build(tmp_path_factory):
 def over_budget_build(tmp_path_factory):
     """2,108,426 parameters: about 2.0 MiB in int8, over cortex-m0plus's 1.875 MiB for the model."""
     import edgec
-    from edgec.errors import GateError
-    from edgec.tf import keras
+    from edgec.core.errors import GateError
+    from edgec.core.tf import keras
 
     k = keras()
     folder = tmp_path_factory.mktemp("over")

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec.layer_table import section
-from edgec.layer_table_onnx import rows
+from edgec.report.layer_table import section
+from edgec.report.layer_table_onnx import rows
 
 pytestmark = pytest.mark.toolchain
 
@@ -56,7 +56,7 @@ def test_openvino_rows_fold_int8_weight_decompression_into_the_convolution(tmp_p
     import openvino as ov
     import openvino.opset13 as ops
 
-    from edgec.layer_table_openvino import rows as openvino_rows
+    from edgec.report.layer_table_openvino import rows as openvino_rows
 
     x = ops.parameter([1, 2, 5, 5], np.float32, name="x")
     q = np.zeros((4, 2, 3, 3), np.int8)

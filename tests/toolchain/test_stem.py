@@ -1,4 +1,4 @@
-"""Float stem (edgec/stem.py): the convolutions reading the model input left in float on CPU targets.
+"""Float stem (edgec/quantize/stem.py): the convolutions reading the model input left in float on CPU targets.
 
 Real TFLite converter and quantizer, tf2onnx and ONNX Runtime's quantize_static; the speed it buys is
 measured by `make bench` (tools/bench_runtimes.py), not here.
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.toolchain
 
 def _rgb_model(channels: int = 3):
     """A small RGB classifier: stem conv, a residual block, pooling, dense softmax."""
-    from edgec.tf import keras, seed_everything
+    from edgec.core.tf import keras, seed_everything
 
     seed_everything(0)
     K = keras()
@@ -42,7 +42,9 @@ def rgb_files(tmp_path_factory):
 
 
 def test_stem_finders_name_the_convolution_reading_the_input():
-    from edgec import export_onnx, quantize, stem
+    from edgec.backends.onnx import export_onnx
+    from edgec.quantize import converter as quantize
+    from edgec.quantize import stem
 
     model = _rgb_model()
     tflite = stem.tflite_stem(quantize.float_tflite(model))
@@ -54,7 +56,7 @@ def test_stem_finders_name_the_convolution_reading_the_input():
 
 
 def test_auto_rule_keeps_few_channel_stems_in_float_only():
-    from edgec.stem import choose
+    from edgec.quantize.stem import choose
 
     assert choose("auto", {"conv": 3})[0] == ["conv"]
     assert choose("auto", {"conv": 16}) == ([], {"setting": "auto", "layers": ["conv"], "input_channels": [16],
@@ -65,9 +67,9 @@ def test_auto_rule_keeps_few_channel_stems_in_float_only():
 
 
 def test_float_stem_tflite_is_int8_everywhere_else_and_deterministic():
-    from edgec import quantize
-    from edgec.stem import tflite_stem
-    from edgec.tflite_model import parse
+    from edgec.quantize import converter as quantize
+    from edgec.quantize.stem import tflite_stem
+    from edgec.core.tflite_model import parse
 
     model = _rgb_model()
     calib = {"image": np.random.default_rng(1).uniform(0, 1, (32, 16, 16, 3)).astype(np.float32)}
@@ -115,8 +117,8 @@ def test_stem_is_refused_where_it_cannot_apply(run_cli, rgb_files, tmp_path):
 
 def test_float_stem_survives_fusion_and_clustering(run_cli, tmp_path):
     """Compression renames tensors (batch norm folded into the stem): the float stem must still be found."""
-    from edgec.tf import keras, seed_everything
-    from edgec.tflite_model import parse
+    from edgec.core.tf import keras, seed_everything
+    from edgec.core.tflite_model import parse
 
     seed_everything(0)
     K = keras()

@@ -1,4 +1,4 @@
-"""TFLite Micro slimming (edgec/tflm_slim.py): conv bias quantization and long names dropped, bit-exact."""
+"""TFLite Micro slimming (edgec/backends/tflm/slim.py): conv bias quantization and long names dropped, bit-exact."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ pytestmark = pytest.mark.toolchain
 
 @pytest.fixture(scope="module")
 def digits_int8():
-    from edgec import quantize
-    from edgec.tf import keras
+    from edgec.quantize import converter as quantize
+    from edgec.core.tf import keras
 
     model = keras().models.load_model(DIGITS_MODEL, compile=False)
     calib = {model.inputs[0].name.split(":")[0]: np.load(DIGITS_CALIBRATION)["image"][:64]}
@@ -22,7 +22,7 @@ def digits_int8():
 
 @pytest.fixture(scope="module")
 def samples(digits_int8):
-    from edgec.runtimes import quantize_samples
+    from edgec.runtimes.base import quantize_samples
 
     return quantize_samples(digits_int8, [np.load(DIGITS_EVAL)["image"][:40]])
 
@@ -32,8 +32,8 @@ def _bias_tensors(model, ops):
 
 
 def test_slim_drops_conv_bias_parameters_and_long_names_only(digits_int8):
-    from edgec.tflite_model import parse
-    from edgec.tflm_slim import slim
+    from edgec.core.tflite_model import parse
+    from edgec.backends.tflm.slim import slim
 
     slimmed, report = slim(digits_int8)
     before, after = parse(digits_int8), parse(slimmed)
@@ -53,8 +53,8 @@ def test_slim_drops_conv_bias_parameters_and_long_names_only(digits_int8):
 
 
 def test_slimmed_model_is_bit_exact_in_tflite_micro_and_shipped(digits_int8, samples):
-    from edgec.tflm_run import first_difference
-    from edgec.tflm_slim import slim_checked
+    from edgec.runtimes.tflm import first_difference
+    from edgec.backends.tflm.slim import slim_checked
 
     shipped, report = slim_checked(digits_int8, samples)
     assert report["applied"] and report["bit_exact_samples"] == len(samples) == 40
@@ -63,9 +63,9 @@ def test_slimmed_model_is_bit_exact_in_tflite_micro_and_shipped(digits_int8, sam
 
 
 def test_first_difference_finds_a_changed_output(digits_int8, samples):
-    from edgec.quantize import int8_tflite
-    from edgec.tf import keras
-    from edgec.tflm_run import first_difference
+    from edgec.quantize.converter import int8_tflite
+    from edgec.core.tf import keras
+    from edgec.runtimes.tflm import first_difference
 
     model = keras().models.load_model(DIGITS_MODEL, compile=False)
     other = int8_tflite(model, {model.inputs[0].name.split(":")[0]: np.load(DIGITS_CALIBRATION)["image"][64:72]})
@@ -74,8 +74,8 @@ def test_first_difference_finds_a_changed_output(digits_int8, samples):
 
 
 def test_slim_shares_one_zero_point_per_weight_tensor_and_drops_signatures(digits_int8):
-    from edgec.tflite_model import parse
-    from edgec.tflm_slim import litert_readable, slim
+    from edgec.core.tflite_model import parse
+    from edgec.backends.tflm.slim import litert_readable, slim
 
     slimmed, report = slim(digits_int8)
     before, after = parse(digits_int8), parse(slimmed)

@@ -27,9 +27,9 @@ BOARD = "mps2-an386"
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     """A generated-C digits build for cortex-m4 (40 evaluation samples) and its firmware ELF."""
-    from edgec import targets
+    from edgec.core import targets
     from edgec.cli import main
-    from edgec.firmware import build_firmware
+    from edgec.device.firmware import build_firmware
 
     tmp = tmp_path_factory.mktemp("port")
     data = np.load(DIGITS_EVAL)
@@ -43,11 +43,11 @@ def build(tmp_path_factory):
 
 
 class Qemu:
-    """qemu-system-arm running the firmware, UART0 on a local TCP port (as edgec.firmware.qemu
+    """qemu-system-arm running the firmware, UART0 on a local TCP port (as edgec.device.firmware.qemu
     starts it), and QMP on a unix socket so that a test can reset the board."""
 
     def __init__(self, elf, tmp_path):
-        from edgec.firmware.qemu import qemu_command
+        from edgec.device.firmware.qemu import qemu_command
 
         listener = socket.create_server(("127.0.0.1", 0))
         self.port = listener.getsockname()[1]

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edgec.calibration_load import open_dataset, split
-from edgec.errors import InputError
+from edgec.core.calibration_load import open_dataset, split
+from edgec.core.errors import InputError
 
 INPUTS = {"image": ((8, 8, 1), "float32")}
 

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from edgec.cbackend.fixedpoint import (activation_range, quantize_multiplier,
-                                       round_away, softmax_params)
-from edgec.errors import InputError
+from edgec.backends.c.fixedpoint import activation_range, quantize_multiplier, round_away, softmax_params
+from edgec.core.errors import InputError
 
 
 @pytest.mark.parametrize("real", [0.5, 0.75, 1e-3, 3.9e-6, 1.9999999999, 123.456])
@@ -57,7 +56,7 @@ def test_softmax_params_match_tflite_reference_values():
 def test_requantization_shortcut_only_where_it_is_provably_exact():
     import numpy as np
 
-    from edgec.cbackend.fixedpoint import requant_mode
+    from edgec.backends.c.fixedpoint import requant_mode
 
     small = np.full((4, 9), 10)  # |acc| <= 128 * 90 + 0: far below 2^30
     assert requant_mode(None, small, 0, [-5] * 4, -128, 127) == 2  # full int8 range: plain saturation

@@ -1,4 +1,4 @@
-"""Mixed-precision cluster counts (edgec/cluster_alloc.py): the knapsack and the k-means it measures with."""
+"""Mixed-precision cluster counts (edgec/compress/cluster_alloc.py): the knapsack and the k-means it measures with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from edgec.cluster_alloc import GRANULE, allocate, cluster_kernel, lut_bytes
+from edgec.compress.cluster_alloc import GRANULE, allocate, cluster_kernel, lut_bytes
 
 
 def _cost(sizes, bits):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edgec import device_outputs
-from edgec.errors import InputError
+from edgec.device import outputs as device_outputs
+from edgec.core.errors import InputError
 
 INPUTS = [np.linspace(0, 1, 3 * 4, dtype=np.float32).reshape(3, 4)]
 
@@ -67,7 +67,7 @@ def test_harness_digest_is_the_same_function():
     import edgec
 
     spec = importlib.util.spec_from_file_location(
-        "harness_io", Path(edgec.__file__).parent / "harness_templates" / "harness_io.py")
+        "harness_io", Path(edgec.__file__).parent / "device" / "harness" / "templates" / "harness_io.py")
     hio = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hio)
     data = [np.random.default_rng(0).random((5, 2, 3)), np.arange(5, dtype=np.int64)]

@@ -2,8 +2,9 @@
 
 import pytest
 
-from edgec import harness, targets
-from edgec.errors import InputError
+from edgec.device.harness import generate as harness
+from edgec.core import targets
+from edgec.core.errors import InputError
 
 
 def test_each_phone_and_board_profile_names_its_harness():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgec import host_isa, targets
-from edgec.errors import InputError
+from edgec.verify import host_isa
+from edgec.core import targets
+from edgec.core.errors import InputError
 
 # Flag lines as /proc/cpuinfo prints them (trimmed of flags that do not matter here, order kept).
 SAPPHIRE_RAPIDS = ("flags\t\t: fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c bmi1 avx2 avx512f avx512dq "

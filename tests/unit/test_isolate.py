@@ -1,4 +1,4 @@
-"""edgec's worker process (edgec/isolate.py): a native abort is an error, Python errors pass through."""
+"""edgec's worker process (edgec/core/isolate.py): a native abort is an error, Python errors pass through."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from edgec import isolate
+from edgec.core import isolate
 
 
 def test_abort_in_the_worker_is_a_native_crash_and_the_next_call_gets_a_new_worker():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgec.keras3_config import _endpoints, _node, _NotRebuildable
+from edgec.frontend.keras.keras3_config import _endpoints, _node, _NotRebuildable
 
 
 def _tensor(layer: str, node: int = 0, index: int = 0) -> dict:

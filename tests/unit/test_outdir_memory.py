@@ -1,4 +1,4 @@
-"""Stale temporary folders and OUT's lock (edgec.outdir); the memory pre-check (edgec.memory_check)."""
+"""Stale temporary folders and OUT's lock (edgec.core.outdir); the memory pre-check (edgec.core.memory_check)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _dead_pid() -> int:
 
 
 def test_only_folders_of_dead_owners_and_legacy_edgec_folders_are_stale(tmp_path):
-    from edgec.outdir import remove_stale
+    from edgec.core.outdir import remove_stale
 
     dead = _dead_pid()
     (tmp_path / f".cortex-m4.{dead}-abcd_123" / "intermediate").mkdir(parents=True)
@@ -33,12 +33,12 @@ def test_only_folders_of_dead_owners_and_legacy_edgec_folders_are_stale(tmp_path
 
 
 def test_a_locked_out_is_refused_naming_the_holder_and_free_again_when_it_dies(tmp_path):
-    from edgec.errors import InputError
-    from edgec.outdir import check_free, locked
+    from edgec.core.errors import InputError
+    from edgec.core.outdir import check_free, locked
 
     out = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from edgec.outdir import locked, temp_prefix\n"
+        "import sys, time; from edgec.core.outdir import locked, temp_prefix\n"
         f"with locked({str(out)!r}):\n"
         f"    (__import__('pathlib').Path({str(out)!r}) / (temp_prefix('cortex-m4') + 'abcdefgh')).mkdir()\n"
         "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True,
@@ -60,8 +60,8 @@ def test_a_locked_out_is_refused_naming_the_holder_and_free_again_when_it_dies(t
 
 
 def test_memory_check_refuses_with_the_numbers_and_how_many_samples_fit():
-    from edgec.errors import InputError
-    from edgec.memory_check import BATCH, check
+    from edgec.core.errors import InputError
+    from edgec.core.memory_check import BATCH, check
 
     check(1000, 784 * 4, 10_000, available=1 << 30)  # 3 MiB of samples: fits
     with pytest.raises(InputError) as e:
@@ -74,7 +74,7 @@ def test_memory_check_refuses_with_the_numbers_and_how_many_samples_fit():
 
 
 def test_available_memory_is_read_from_meminfo(tmp_path):
-    from edgec.memory_check import available_bytes
+    from edgec.core.memory_check import available_bytes
 
     (tmp_path / "meminfo").write_text("MemTotal:  2048 kB\nMemFree:  100 kB\nMemAvailable:    1024 kB\n")
     assert available_bytes(tmp_path / "meminfo") == 1024 * 1024

@@ -1,14 +1,14 @@
-"""Verification metrics that fit the output (edgec/metrics.py, edgec/verify.py's compare and gate)."""
+"""Verification metrics that fit the output (edgec/core/metrics.py, edgec/verify/host.py's compare and gate)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edgec import recipe
-from edgec.errors import InputError
-from edgec.metrics import infer_kind, snr_db
-from edgec.verify import compare, gate
+from edgec.compress import recipe
+from edgec.core.errors import InputError
+from edgec.core.metrics import infer_kind, snr_db
+from edgec.verify.host import compare, gate
 
 THRESHOLDS = {"min_top1_agreement": 0.95, "min_cosine": 0.98, "min_snr_db": 20.0, "max_top1_drop": 0.02}
 

@@ -1,4 +1,4 @@
-"""Which device errors are line faults worth asking again for (edgec.firmware.protocol)."""
+"""Which device errors are line faults worth asking again for (edgec.device.firmware.protocol)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import struct
 
 import pytest
 
-from edgec.firmware.protocol import (CMD_ERROR, CMD_INFER, REPLY_BIT, ST_BAD_CRC, ST_BAD_LENGTH, ST_FAULT,
-                                     ST_INVOKE_FAILED, ST_TIMEOUT, ST_UNKNOWN_COMMAND, DeviceError, check_reply)
+from edgec.device.firmware.protocol import CMD_ERROR, CMD_INFER, REPLY_BIT, ST_BAD_CRC, ST_BAD_LENGTH, ST_FAULT, ST_INVOKE_FAILED, ST_TIMEOUT, ST_UNKNOWN_COMMAND, DeviceError, check_reply
 
 
 def _error(status: int) -> bytes:

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from edgec import recipe
-from edgec.errors import InputError
+from edgec.compress import recipe
+from edgec.core.errors import InputError
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

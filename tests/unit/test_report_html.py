@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 
-from edgec.layer_table import snr_db
-from edgec.report_html import render_html, render_index
-from edgec.report_sections import next_step
-from edgec.verify_detail import confusion, detail, error_histogram
+from edgec.report.layer_table import snr_db
+from edgec.report.html import render_html, render_index
+from edgec.report.sections import next_step
+from edgec.verify.detail import confusion, detail, error_histogram
 
 ROWS = [
     {"index": 0, "name": "conv1", "op": "CONV_2D", "output_shape": [1, 8, 8, 32], "macs": 18432,

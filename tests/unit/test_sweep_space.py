@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from edgec import sweep_front, sweep_space
-from edgec.errors import InputError
+from edgec.sweep import front as sweep_front
+from edgec.sweep import space as sweep_space
+from edgec.core.errors import InputError
 
 
 def test_grid_expands_every_combination_in_file_order_with_fixed_keys():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgec import targets
-from edgec.errors import InputError
+from edgec.core import targets
+from edgec.core.errors import InputError
 
 REQUIRED = ["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "esp32-s3"]
 

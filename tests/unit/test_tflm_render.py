@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgec import targets
-from edgec.errors import GateError
-from edgec.tflm import arena_reserve, check_budget, render_model_data, render_op_resolver, resolver_method
+from edgec.core import targets
+from edgec.core.errors import GateError
+from edgec.backends.tflm.export_tflm import arena_reserve, check_budget, render_model_data, render_op_resolver, resolver_method
 
 
 @pytest.mark.parametrize("op,method", [

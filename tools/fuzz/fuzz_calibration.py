@@ -1,4 +1,4 @@
-"""Fuzz the calibration readers (edgec.calibration_load, edgec.calibration) for the digits model's input.
+"""Fuzz the calibration readers (edgec.core.calibration_load, edgec.core.calibration) for the digits model's input.
 
 The first byte picks the form (.npz, .npy, .csv, a one-image folder); the rest is the file.
 """
@@ -14,7 +14,7 @@ FORMS = ("data.npz", "data.npy", "data.csv", "images/0/a.png")
 
 
 def read_all(spec) -> None:
-    from edgec.calibration_load import open_dataset, split
+    from edgec.core.calibration_load import open_dataset, split
 
     dataset = open_dataset(spec, INPUTS)
     dataset.validate()
@@ -37,4 +37,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input, ["edgec.calibration_load", "edgec.calibration"])
+    run(test_one_input, ["edgec.core.calibration_load", "edgec.core.calibration"])

@@ -1,4 +1,4 @@
-"""Fuzz recipe and target-profile parsing (edgec.recipe.load, edgec.targets.resolve).
+"""Fuzz recipe and target-profile parsing (edgec.compress.recipe.load, edgec.core.targets.resolve).
 
 Even first bytes: the rest is an ``edgec.toml`` recipe. Odd: it is ``bad.toml`` in a copy of the
 shipped ``targets/`` folder, resolved (``extends`` chains into the real profiles).
@@ -14,7 +14,8 @@ TARGETS = SCRATCH / "targets"
 
 
 def test_one_input(data: bytes) -> None:
-    from edgec import recipe, targets
+    from edgec.compress import recipe
+    from edgec.core import targets
 
     if not data or len(data) > MAX_INPUT:
         return
@@ -27,4 +28,4 @@ def test_one_input(data: bytes) -> None:
 
 if __name__ == "__main__":
     shutil.copytree(ROOT / "targets", TARGETS)
-    run(test_one_input, ["edgec.recipe", "edgec.targets"])
+    run(test_one_input, ["edgec.compress.recipe", "edgec.core.targets"])

@@ -1,4 +1,4 @@
-"""Fuzz the Keras config scan that runs before tf_keras sees a file (edgec.load, edgec.keras_checks).
+"""Fuzz the Keras config scan that runs before tf_keras sees a file (edgec.frontend.load, edgec.frontend.keras.checks).
 
 The input is a ``.keras`` archive; also, re-zipped as its ``config.json``, the same bytes, so that the
 JSON scan (layer classes, Lambda, cycles) is fuzzed with and without a valid archive around it.
@@ -13,7 +13,7 @@ from harness import MAX_INPUT, expect_refusal, run, scratch_file
 
 
 def scan(path) -> None:
-    from edgec import load
+    from edgec.frontend import load
 
     config = load._saved_config(path, "keras")
     load._check_layers(config, path, False)
@@ -31,7 +31,7 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    from edgec.tf import keras
+    from edgec.core.tf import keras
 
     keras()  # import tf_keras once, uninstrumented: the scan compares class names with its layers
-    run(test_one_input, ["edgec.load", "edgec.keras_checks"])
+    run(test_one_input, ["edgec.frontend.load", "edgec.frontend.keras.checks"])

@@ -1,4 +1,4 @@
-"""Fuzz ``.tflite`` parsing (edgec.tflite_model): parse, then the statistics reports compute from it."""
+"""Fuzz ``.tflite`` parsing (edgec.core.tflite_model): parse, then the statistics reports compute from it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from harness import MAX_INPUT, expect_refusal, run
 
 
 def parse_and_measure(data: bytes) -> None:
-    from edgec import tflite_model
+    from edgec.core import tflite_model
 
     model = tflite_model.parse(data)
     tflite_model.constant_bytes(model)
@@ -20,4 +20,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input, ["edgec.tflite_model", "edgec.artifact_stats"])
+    run(test_one_input, ["edgec.core.tflite_model", "edgec.report.artifact_stats"])

@@ -1,7 +1,7 @@
 """What every fuzzing harness shares: a scratch folder, and the rule that only InputError may escape.
 
 A harness feeds fuzzed bytes to one loader. The loader may accept the input or refuse it with
-:class:`edgec.errors.InputError` (exit 2 on the command line); any other exception is a crash that
+:class:`edgec.core.errors.InputError` (exit 2 on the command line); any other exception is a crash that
 atheris reports, with the input saved for a corpus case (``tests/corpus``).
 """
 
@@ -32,7 +32,7 @@ def scratch_file(name: str, data: bytes) -> Path:
 
 def expect_refusal(call, *args, **kwargs):
     """Run the loader; an InputError is a correct refusal and is swallowed, anything else escapes."""
-    from edgec.errors import InputError
+    from edgec.core.errors import InputError
 
     try:
         return call(*args, **kwargs)

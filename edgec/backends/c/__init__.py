@@ -1,5 +1,5 @@
 """edgec's own microcontroller backend: int8 ``.tflite`` -> portable C99, bit-exact with TFLite Micro."""
 
-from .codegen import OPS, generate
+from edgec.backends.c.codegen import OPS, generate
 
 __all__ = ["OPS", "generate"]

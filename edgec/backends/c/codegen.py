@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..tflite_model import parse
-from . import ops, ops_misc
-from .plan import plan_memory
+from edgec.core.errors import InputError
+from edgec.core.tflite_model import parse
+from edgec.backends.c import ops
+from edgec.backends.c import ops_misc
+from edgec.backends.c.plan import plan_memory
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def generate(tflite_bytes: bytes, out_dir: Path, *, prefix: str = "edgec") -> di
     (types ``"int8"`` or ``"float32"``, the latter for a model converted with float input or
     output); ``weight_bytes`` counts all constant arrays (weights, folded biases, multipliers and
     shifts). An operator or tensor type without a C kernel is an
-    :class:`~edgec.errors.InputError` naming it; nothing is written then.
+    :class:`~edgec.core.errors.InputError` naming it; nothing is written then.
     """
     if not prefix.isidentifier():
         raise InputError(f"C prefix {prefix!r} is not a C identifier", stage="export")
@@ -216,7 +217,7 @@ def generate(tflite_bytes: bytes, out_dir: Path, *, prefix: str = "edgec") -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.h").write_text(_header(model, plan, prefix, emitter.weight_bytes, macs))
     (out_dir / "model.c").write_text(_source(emitter, prefix))
-    runtime = resources.files("edgec.cbackend") / "runtime"
+    runtime = resources.files("edgec.backends.c") / "runtime"
     for name in KERNEL_FILES:
         with resources.as_file(runtime / name) as src:
             shutil.copyfile(src, out_dir / name)

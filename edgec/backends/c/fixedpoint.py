@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import InputError
+from edgec.core.errors import InputError
 
 F32 = np.float32
 

@@ -1,6 +1,6 @@
 """C emitters of the linear, pooling and elementwise-binary operators.
 
-Each emitter takes the :class:`~edgec.cbackend.codegen.Emitter` and one operator, writes the
+Each emitter takes the :class:`~edgec.backends.c.codegen.Emitter` and one operator, writes the
 operator's constants and its kernel call through the emitter, and returns its multiply-accumulate
 count. Parameters mirror what TFLite Micro's ``Prepare`` computes (see :mod:`.fixedpoint`).
 """
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
-from .fixedpoint import (activation_range, conv_multipliers, fc_multiplier, quantize_multiplier,
-                         requant_mode)
+from edgec.core.errors import InputError
+from edgec.backends.c.fixedpoint import activation_range, conv_multipliers, fc_multiplier, quantize_multiplier, requant_mode
 
 
 def scale(t) -> float:

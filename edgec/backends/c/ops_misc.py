@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
-from .fixedpoint import (F32, hard_swish_params, quantize_multiplier, round_away, sigmoid_params,
-                         softmax_params)
-from .ops import nelem, scale, zp
+from edgec.core.errors import InputError
+from edgec.backends.c.fixedpoint import F32, hard_swish_params, quantize_multiplier, round_away, sigmoid_params, softmax_params
+from edgec.backends.c.ops import nelem, scale, zp
 
 
 def _refuse(op, why: str):

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from . import stem, targets
-from .errors import InputError, ToolchainError
-from .load_onnx import opset_of
+from edgec.quantize import stem
+from edgec.core import targets
+from edgec.core.errors import InputError, ToolchainError
+from edgec.frontend.onnx.read import opset_of
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ def keras_to_onnx(keras_model: Any, *, opset: int = OPSET, batch: int | None = 1
 
     ``batch`` fixes the batch dimension (edge runtimes want static shapes); ``None`` keeps it dynamic.
     """
-    from .load_onnx import fix_batch
-    from .tf import tensorflow
+    from edgec.frontend.onnx.read import fix_batch
+    from edgec.core.tf import tensorflow
 
     tf = tensorflow()
     import tf2onnx
@@ -95,7 +96,7 @@ def canonical_names(model: Any) -> None:
 class SampleReader:
     """``onnxruntime.quantization.CalibrationDataReader`` over edgec samples, one sample per batch.
 
-    ``samples`` is a :class:`edgec.calibration.Dataset` or a dict of arrays (batch first); names are
+    ``samples`` is a :class:`edgec.core.calibration.Dataset` or a dict of arrays (batch first); names are
     matched to the ONNX inputs, by position when they differ.
     """
 
@@ -151,7 +152,7 @@ def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: b
     x86 kernels are built for uint8 x int8 (measured on ResNet-8 here: 1.48x over float with uint8,
     0.61x with int8 activations); TensorRT wants ``activation_dtype="int8"`` (symmetric).
     ``weight_dtype`` "uint8" (U8U8) or ``reduce_range`` (7-bit weights) keep x86 CPUs without VNNI
-    from saturating (see :func:`edgec.targets.int8_arithmetic`).
+    from saturating (see :func:`edgec.core.targets.int8_arithmetic`).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -216,7 +217,7 @@ def float_onnx(build: Any) -> Any:
     The user's own (folded) ONNX graph when the build has one (``build.onnx_model``: an ONNX model
     kept as ONNX), else the Keras model converted by tf2onnx.
     """
-    from . import onnx_fuse
+    from edgec.frontend.onnx import fuse as onnx_fuse
 
     native = getattr(build, "onnx_model", None)
     model = native if native is not None else keras_to_onnx(build.keras_model)
@@ -253,7 +254,7 @@ def export(build: Any) -> None:
 
         keep, max_drop = build.settings.get("keep_float") or [], build.settings.get("max_accuracy_drop")
         if keep or max_drop is not None:
-            from .onnx_keep_float import fit
+            from edgec.quantize.keep_float_onnx import fit
 
             model, build.report["keep_float"] = fit(float_model, float_path, quantized, build.evaluation,
                                                     build.calibration, keep=keep, max_drop=max_drop)

@@ -15,7 +15,7 @@ average (0.900 / 0.956); the global min/max that the TFLite converter and ONNX R
 needed only by CPUs without VNNI, whose AVX2 int8 dot product can saturate): without it 0.945 -> 0.975
 when bias correction is off. NNCF's default *fast* bias correction then costs 0.895 / 0.973; its full
 bias correction (statistics per layer on the quantized model) gives 0.980 / 0.996, at a few seconds.
-The target's ``cpu.isa`` says which CPUs it is for (``edgec.targets.int8_arithmetic``).
+The target's ``cpu.isa`` says which CPUs it is for (``edgec.core.targets.int8_arithmetic``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import targets
-from .errors import InputError, ToolchainError
+from edgec.core import targets
+from edgec.core.errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def onnx_to_openvino(onnx_path: Path) -> Any:
 
 def nncf_items(ov_model: Any, samples: Any, *, limit: int | None = None) -> list[tuple]:
     """edgec samples as one tuple of batch-1 arrays per sample, in the model's input order and layout."""
-    from .export_onnx import feeds
-    from .runtimes_onnx import fit_layout
+    from edgec.backends.onnx.export_onnx import feeds
+    from edgec.runtimes.onnxruntime import fit_layout
 
     names = [p.get_any_name() for p in ov_model.inputs]
     shapes = [[d.get_length() if d.is_static else -1 for d in p.get_partial_shape()] for p in ov_model.inputs]
@@ -141,7 +141,7 @@ def export(build: Any) -> None:
     """Exporter for ``format = "openvino"``: writes ``model.xml``/``model.bin`` at the scheme's precision."""
     import onnx
 
-    from .export_onnx import calibration_method, float_onnx, sample_count
+    from edgec.backends.onnx.export_onnx import calibration_method, float_onnx, sample_count
 
     q = build.target.get("quantization", {})
     scheme = q.get("scheme", "int8")
@@ -179,7 +179,7 @@ def export(build: Any) -> None:
 
 def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str, onnx_model: Any = None) -> Any:
     """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control."""
-    from .openvino_keep_float import fit, resolve_ops
+    from edgec.backends.openvino.keep_float import fit, resolve_ops
 
     keep = build.settings.get("keep_float") or []
     max_drop = build.settings.get("max_accuracy_drop")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, ToolchainError
+from edgec.core.errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def quantized_ops(ov_model: Any) -> set[str]:
 
 
 def _top1(compiled: Any, items: list[tuple]) -> np.ndarray:
-    from .export_openvino import model_inputs
+    from edgec.backends.openvino.export_openvino import model_inputs
 
     return np.array([int(np.argmax(compiled(model_inputs(x))[0])) for x in items])
 
@@ -107,7 +107,7 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
     import nncf
     import openvino as ov
 
-    from .export_openvino import CALIBRATION_SAMPLES, model_inputs, nncf_items, nncf_settings, quantize
+    from edgec.backends.openvino.export_openvino import CALIBRATION_SAMPLES, model_inputs, nncf_items, nncf_settings, quantize
 
     core = ov.Core()
     calib = nncf_items(ov_model, calibration, limit=CALIBRATION_SAMPLES)

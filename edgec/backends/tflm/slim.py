@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 
-from .artifact_stats import layer_name
-from .isolate import NativeCrash
-from .tflite_model import _op_name, parse, schema
-from .tflm_run import first_difference
+from edgec.report.artifact_stats import layer_name
+from edgec.core.isolate import NativeCrash
+from edgec.core.tflite_model import _op_name, parse, schema
+from edgec.runtimes.tflm import first_difference
 
 log = logging.getLogger(__name__)
 

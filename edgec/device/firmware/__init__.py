@@ -8,12 +8,12 @@ Public entry points:
 - :func:`flash` / :func:`flash_command` (flash.py): program a board, or print the exact command.
 """
 
-from .boards import BOARDS, Board, board, board_for_core
-from .build import FirmwareImage, build_firmware
-from .flash import flash, flash_command
-from .protocol import Device, DeviceError, DeviceInfo, Inference
-from .qemu import QemuSession
-from .run import run_on_device, run_target_on_qemu
+from edgec.device.firmware.boards import BOARDS, Board, board, board_for_core
+from edgec.device.firmware.build import FirmwareImage, build_firmware
+from edgec.device.firmware.flash import flash, flash_command
+from edgec.device.firmware.protocol import Device, DeviceError, DeviceInfo, Inference
+from edgec.device.firmware.qemu import QemuSession
+from edgec.device.firmware.run import run_on_device, run_target_on_qemu
 
 __all__ = [
     "BOARDS", "Board", "board", "board_for_core", "FirmwareImage", "build_firmware", "flash",

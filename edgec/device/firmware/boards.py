@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

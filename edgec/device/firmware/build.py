@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from ..errors import GateError, InputError, ToolchainError
-from .boards import Board, board, link_regions
+from edgec.core.errors import GateError, InputError, ToolchainError
+from edgec.device.firmware.boards import Board, board, link_regions
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class FirmwareImage:
 
 def firmware_source_dir() -> Path:
     """Return the folder of the shipped firmware C sources and linker template."""
-    return Path(str(resources.files("edgec.firmware") / "src"))
+    return Path(str(resources.files("edgec.device.firmware") / "src"))
 
 
 def render_linker_script(b: Board, *, flash_bytes: int, ram_bytes: int, stack_bytes: int) -> str:

@@ -15,9 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError, ToolchainError
-from .boards import BOARDS, QEMU_PREFIX
-from .qemu import qemu_command
+from edgec.core.errors import InputError, ToolchainError
+from edgec.device.firmware.boards import BOARDS, QEMU_PREFIX
+from edgec.device.firmware.qemu import qemu_command
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ local socket (``socket://127.0.0.1:PORT``) with the same code.
 Line faults are *transient* (:attr:`DeviceError.transient`): a reply that does not arrive in
 time, fails its CRC or is out of step, a request the device received damaged (its bad-CRC and
 timeout statuses), a connection that dropped. INFER is a pure function of its input, so the
-caller (:func:`edgec.firmware.run.run_on_device`) may resynchronize and ask again; anything
+caller (:func:`edgec.device.firmware.run.run_on_device`) may resynchronize and ask again; anything
 else (a wrong length, a failing model) is final.
 """
 
@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import InputError, ToolchainError
+from edgec.core.errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import ToolchainError
-from .boards import board
+from edgec.core.errors import ToolchainError
+from edgec.device.firmware.boards import board
 
 log = logging.getLogger(__name__)
 

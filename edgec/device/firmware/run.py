@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import InputError
-from .build import FirmwareImage
-from .protocol import Device, DeviceError, DeviceInfo, Inference
-from .qemu import ICOUNT_SHIFT, QemuSession
+from edgec.core.errors import InputError
+from edgec.device.firmware.build import FirmwareImage
+from edgec.device.firmware.protocol import Device, DeviceError, DeviceInfo, Inference
+from edgec.device.firmware.qemu import ICOUNT_SHIFT, QemuSession
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
     ``socket://127.0.0.1:5555``) of a board already running the firmware. ``count`` is the
     instruction count under QEMU (``-icount shift=0``, exact to one timer tick) and the SysTick
     core-cycle count on a real board. ``timeout`` bounds each reply; on a port, after a line fault
-    (see :mod:`edgec.firmware.protocol`) a sample is asked for again up to ``retries`` times, and
+    (see :mod:`edgec.device.firmware.protocol`) a sample is asked for again up to ``retries`` times, and
     ``link`` (a dict, when given) counts the ``retries`` and ``reconnects``.
     """
     if isinstance(target, FirmwareImage) or (isinstance(target, Path) and target.suffix == ".elf"):
@@ -107,7 +107,7 @@ def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: 
     firmware is written to ``work``. Returns the image (its footprint) and the results of
     :func:`run_on_device`.
     """
-    from .build import build_firmware
+    from edgec.device.firmware.build import build_firmware
 
     machine = device or target.get("device", {}).get("qemu_machine")
     if not machine:

@@ -1,6 +1,6 @@
 """The ``harness/`` folder of a build: scripts that benchmark and check the artifact on the device.
 
-Templates live in ``edgec/harness_templates/`` (package data) and are filled with the target's
+Templates live in ``edgec/device/harness/templates/`` (package data) and are filled with the target's
 values by plain ``@@NAME@@`` substitution, so the generated files are byte-identical for the same
 build. Which harness a target gets is ``device.harness`` in its profile, else follows ``format``:
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .device_outputs import write_npz
-from .errors import InputError
+from edgec.device.outputs import write_npz
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ _GPU_VARIANT = ("fp16-gpu", "model_fp16.tflite", "--use_gpu=true --gpu_precision
 
 
 def _template(name: str) -> str:
-    return resources.files("edgec.harness_templates").joinpath(name).read_text()
+    return resources.files("edgec.device.harness.templates").joinpath(name).read_text()
 
 
 def _fill(name: str, values: dict[str, object]) -> str:

@@ -1,4 +1,4 @@
-"""Validation of Keras model files before and after tf_keras reads them (see :mod:`edgec.load`).
+"""Validation of Keras model files before and after tf_keras reads them (see :mod:`edgec.frontend.load`).
 
 Each check refuses, with one :class:`InputError` line, something tf_keras would mishandle: archive
 members that escape or repeat, a bad CRC it would not notice, a JSON member large enough to be a
@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 STAGE = "load"
 # What zipfile raises on a damaged archive: bad structure or CRC, truncation, a corrupt deflate or

@@ -7,10 +7,10 @@ a ``tf_keras`` (Keras 2) model. ``tf_keras`` cannot read Keras 3 files, so a Ker
 1. the saved config is scanned before anything is deserialized, against Keras 3's own built-in names
    (Keras 3 records ``module`` and ``registered_name`` for every object); ``compile_config``
    (optimizer, loss, metrics) is skipped, since those are not layers and never reach the pipeline;
-2. the file is loaded by Keras 3 itself (:func:`edgec.tf.keras3`: ``import keras`` gives Keras 3 as
+2. the file is loaded by Keras 3 itself (:func:`edgec.core.tf.keras3`: ``import keras`` gives Keras 3 as
    a separate package even when ``TF_USE_LEGACY_KERAS=1`` has made ``tf.keras`` mean ``tf_keras``),
    so Keras 3 reads its own weights format and gives the reference model;
-3. the architecture is translated to a ``tf_keras`` config (:mod:`edgec.keras3_config`) and the
+3. the architecture is translated to a ``tf_keras`` config (:mod:`edgec.frontend.keras.keras3_config`) and the
    weights are copied layer by layer, by name, with their shapes checked;
 4. the pipeline checks that both models give the same outputs on the calibration samples
    (:func:`check_on_calibration`); the first layer whose outputs differ is named in the error.
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def is_plain_savedmodel(path: Path) -> bool:
     ``_tf_keras_sequential`` (older SavedModels have no ``keras_metadata.pb``, so the marker is what
     tells them apart); Keras 3's export archive and plain ``tf.Module`` are ``_generic_user_object``.
     """
-    from .tf import tensorflow
+    from edgec.core.tf import tensorflow
 
     tensorflow()  # the protobuf classes come with TensorFlow
     from google.protobuf.message import DecodeError
@@ -133,7 +133,7 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
     """
     if trust_model:
         return
-    from .tf import keras3
+    from edgec.core.tf import keras3
 
     builtin = _builtin_names(keras3())
     for obj, name in _objects(config):
@@ -160,8 +160,8 @@ def load(path: Path, kind: str, *, trust_model: bool) -> tuple[Any, Any, str]:
 
     The caller has scanned the config with :func:`check_layers` first.
     """
-    from .keras3_config import rebuild
-    from .tf import keras3
+    from edgec.frontend.keras.keras3_config import rebuild
+    from edgec.core.tf import keras3
 
     version = keras_version(path, kind)
     k3 = keras3()
@@ -254,7 +254,7 @@ def _relative_error(a, b) -> float:
 
 def _first_differing_layer(rebuilt, original, feed) -> str:
     """Name of the first layer (in the rebuilt model's order) whose outputs differ between the two."""
-    from .tf import keras, keras3
+    from edgec.core.tf import keras, keras3
 
     k2, k3 = keras(), keras3()
     for layer in rebuilt.layers:
@@ -277,7 +277,7 @@ def load_savedmodel(path: Path) -> Any:
     one layer calls the restored function and tracks its variables, so ``count_params`` counts them
     and the TFLite converter and tf2onnx freeze them like any Keras weights.
     """
-    from .tf import keras, tensorflow
+    from edgec.core.tf import keras, tensorflow
 
     tf, k2 = tensorflow(), keras()
     try:

@@ -17,7 +17,7 @@ The two formats differ in a few places, each handled here:
 A layer option ``tf_keras`` does not accept is dropped only when it is unset (``None``/``False``) or
 has Keras 3's default, since it then changes nothing; renamed options and activations are renamed
 back; any other value, and any class or activation ``tf_keras`` lacks, makes the layer "not
-rebuildable", and the error names it. The output check in :mod:`edgec.load_keras3` catches what a
+rebuildable", and the error names it. The output check in :mod:`edgec.frontend.keras.keras3` catches what a
 translation could still get wrong.
 """
 
@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 STAGE = "load"
 _MODELS = ("Sequential", "Functional", "Model")
@@ -60,7 +60,7 @@ class _NotRebuildable(Exception):
 
 def rebuild(class_name: str, config: dict, path: Path) -> Any:
     """Build the ``tf_keras`` model for a Keras 3 model config (``model.get_config()``)."""
-    from .tf import keras
+    from edgec.core.tf import keras
 
     k2 = keras()
     try:
@@ -246,7 +246,7 @@ def _unset(value: Any) -> bool:
 
 def _keras3_default(cls: str, key: str) -> Any:
     """The default of option ``key`` in Keras 3's ``cls.__init__`` (JSON form), or a sentinel when none."""
-    from .tf import keras3
+    from edgec.core.tf import keras3
 
     klass = getattr(keras3().layers, cls, None)
     for base in inspect.getmro(klass) if isinstance(klass, type) else ():

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ToolchainError
+from edgec.core.errors import ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def check_equal(original: Any, fused: Any, *, samples: int = 4, seed: int = 0,
     """
     import onnxruntime as ort
 
-    from .onnx_lower import random_inputs
+    from edgec.frontend.onnx.lower import random_inputs
 
     feed = random_inputs(original, samples=samples, seed=seed)
     results = []

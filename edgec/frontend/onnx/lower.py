@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, ToolchainError
+from edgec.core.errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Lowering:
     def __init__(self, model: Any):
         from onnx import numpy_helper
 
-        from .tf import keras, tensorflow
+        from edgec.core.tf import keras, tensorflow
 
         self.tf, self.keras = tensorflow(), keras()
         self.model = model
@@ -141,12 +141,12 @@ def attrs(node: Any) -> dict[str, Any]:
 
 
 def lower(model: Any, *, name: str = "lowered_onnx") -> Any:
-    """Lower an ONNX model (read by :func:`edgec.load_onnx.read`) to a float ``tf_keras.Model``.
+    """Lower an ONNX model (read by :func:`edgec.frontend.onnx.read.read`) to a float ``tf_keras.Model``.
 
     Raises :class:`InputError` naming the node and op for an operator outside :data:`SUPPORTED_OPS`
     or an attribute combination the lowering does not cover.
     """
-    from . import onnx_lower_ops
+    from edgec.frontend.onnx import lower_ops as onnx_lower_ops
 
     _refuse_unsupported(model)
     state = Lowering(model)
@@ -188,7 +188,7 @@ def _refuse_unsupported(model: Any) -> None:
 
 def random_inputs(model: Any, *, samples: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
     """Standard-normal float32 inputs for every graph input, batch first (fixed seed)."""
-    from .load_onnx import signature
+    from edgec.frontend.onnx.read import signature
 
     rng = np.random.default_rng(seed)
     return {name: rng.standard_normal((samples, *shape)).astype(np.float32)

@@ -1,7 +1,7 @@
-"""Transformer-block operators for :mod:`edgec.onnx_lower`: LayerNormalization, GELU (the exporters'
+"""Transformer-block operators for :mod:`edgec.frontend.onnx.lower`: LayerNormalization, GELU (the exporters'
 ``Erf`` pattern), Gather on a constant index, MatMul of two tensors, Expand.
 
-``handler(state, node, index)``, listed in ``HANDLERS`` of :mod:`edgec.onnx_lower_ops`. Each maps to
+``handler(state, node, index)``, listed in ``HANDLERS`` of :mod:`edgec.frontend.onnx.lower_ops`. Each maps to
 TFLite builtins (layer normalization is decomposed by the converter; GELU, GATHER, BATCH_MATMUL,
 MUL), so the lowered model still converts to int8 TFLite.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_lower import Lowering, attrs
-from .onnx_lower_shape import _refuse
+from edgec.frontend.onnx.lower import Lowering, attrs
+from edgec.frontend.onnx.lower_shape import _refuse
 
 
 def _scalar(state: Lowering, name: str) -> float | None:

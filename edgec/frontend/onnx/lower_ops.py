@@ -1,4 +1,4 @@
-"""Compute operators for :mod:`edgec.onnx_lower`, one function each: ``handler(state, node, index)``.
+"""Compute operators for :mod:`edgec.frontend.onnx.lower`, one function each: ``handler(state, node, index)``.
 
 Each handler reads its inputs from ``state.values`` (Keras tensor + layout ``perm``, or a constant),
 adds Keras layers, and stores its outputs with their layout. ``HANDLERS`` is the closed table.
@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_lower import NHWC, Lowering, Value, attrs
-from .onnx_lower_attention import batch_matmul, expand, gather, gelu, layer_norm
-from .onnx_lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
-from .onnx_lower_shape import (_axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize,
-                               split, transpose)
+from edgec.frontend.onnx.lower import NHWC, Lowering, Value, attrs
+from edgec.frontend.onnx.lower_attention import batch_matmul, expand, gather, gelu, layer_norm
+from edgec.frontend.onnx.lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
+from edgec.frontend.onnx.lower_shape import _axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize, split, transpose
 
 
 def _spatial_padding(node: Any, state: Lowering, in_hw, kernel, strides, dilations) -> tuple[str, Any]:
@@ -137,7 +136,7 @@ def gemm(state: Lowering, node: Any, index: int) -> None:
 def matmul(state: Lowering, node: Any, index: int) -> None:
     """MatMul by a constant 2-D matrix: Dense; a following Add of a constant vector becomes its bias.
 
-    Two tensors (attention): a batched matrix product, see :func:`edgec.onnx_lower_attention.batch_matmul`.
+    Two tensors (attention): a batched matrix product, see :func:`edgec.frontend.onnx.lower_attention.batch_matmul`.
     """
     if not state.values[node.input[1]].is_const:
         return batch_matmul(state, node, index)

@@ -1,6 +1,6 @@
-"""Layout and shape operators for :mod:`edgec.onnx_lower` (Transpose, Reshape family, Concat, Pad,
+"""Layout and shape operators for :mod:`edgec.frontend.onnx.lower` (Transpose, Reshape family, Concat, Pad,
 Resize, Split, Constant, Identity): ``handler(state, node, index)``, listed in ``HANDLERS`` of
-:mod:`edgec.onnx_lower_ops`.
+:mod:`edgec.frontend.onnx.lower_ops`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .onnx_lower import NHWC, STAGE, Lowering, Value, attrs
+from edgec.core.errors import InputError
+from edgec.frontend.onnx.lower import NHWC, STAGE, Lowering, Value, attrs
 
 
 def _refuse(node: Any, why: str) -> InputError:

@@ -1,10 +1,10 @@
-"""Reductions, n-ary element-wise ops and slicing for :mod:`edgec.onnx_lower`.
+"""Reductions, n-ary element-wise ops and slicing for :mod:`edgec.frontend.onnx.lower`.
 
 What ``torch.onnx`` and the ONNX model zoo emit for vision and audio models beyond plain CNN layers:
 ``ReduceMean``/``ReduceMax`` (the dynamo exporter's global pooling), ``GlobalMaxPool``, ``Sum``,
 ``Min``/``Max``, ``PRelu``, ``Slice`` on constant bounds (TorchScript's channel split), ``Cast``
 between float types. ``handler(state, node, index)``, listed in ``HANDLERS`` of
-:mod:`edgec.onnx_lower_ops`.
+:mod:`edgec.frontend.onnx.lower_ops`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_lower import NHWC, Lowering, attrs
-from .onnx_lower_shape import _refuse
+from edgec.frontend.onnx.lower import NHWC, Lowering, attrs
+from edgec.frontend.onnx.lower_shape import _refuse
 
 FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16: all float32 once lowered
 

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from edgec.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def fold(model: Any, *, where: str = "model") -> Any:
     """
     import onnxslim
 
-    from .onnx_fuse import check_equal
+    from edgec.frontend.onnx.fuse import check_equal
 
     try:
         # FusionGemm turns a 3-D MatMul+Add into Reshape(batch*rows) -> Gemm -> Reshape, which moves
@@ -235,7 +235,7 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
     targets quantize the folded ONNX graph itself. ``trust_model`` is accepted for symmetry with
     Keras loading; ONNX files carry no code, and external data is always confined to the model's folder.
     """
-    from .load import LoadedModel
+    from edgec.frontend.load import LoadedModel
 
     original = read(path)
     _check_finite(original, path)
@@ -252,7 +252,7 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
 
 def lower_checked(model: Any) -> Any:
     """The Keras lowering of a folded ONNX model, checked against ONNX Runtime on random inputs."""
-    from . import onnx_lower
+    from edgec.frontend.onnx import lower as onnx_lower
 
     keras_model = onnx_lower.lower(model)
     onnx_lower.check(model, keras_model)
