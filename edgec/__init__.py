@@ -1,6 +1,6 @@
 """edgec: compile a trained Keras or ONNX model into verified edge-deployment artifacts."""
 
-__version__ = "0.1.0"
+from edgec.core.version import __version__
 
 __all__ = ["__version__", "compile"]
 

@@ -9,9 +9,9 @@ import logging
 import signal
 import sys
 
-from edgec import __version__
 from edgec.compress import recipe
 from edgec.core.errors import EdgecError
+from edgec.core.version import __version__
 
 log = logging.getLogger("edgec")
 

@@ -9,8 +9,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edgec.compress.recipe import from_args
 from edgec.core import targets
+from edgec.core.calibration_load import open_dataset, split
 from edgec.core.errors import EdgecError, GateError, InputError
+from edgec.core.formats import FORMATS, TFLITE_FORMATS
+from edgec.device.firmware.build import build_firmware
+from edgec.device.firmware.flash import TOOLS, flash
+from edgec.frontend.load import load
+from edgec.inspect import inspect, render
+from edgec.pipeline import compile as run
+from edgec.report.write import refresh_index, sha256_path, write_json
+from edgec.runtimes.bench import bench_build, table
+from edgec.sweep.run import sweep
+from edgec.verify.device import verify_on_device
+from edgec.verify.host import verify, verify_captured
+from edgec.verify.host_isa import artifact_to_verify
 
 # Off a terminal (CI logs, pipes) rich assumes 80 columns and wraps every cell; give tables room.
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -56,9 +70,6 @@ def summary_table(reports: dict) -> Table:
 
 def cmd_compile(args) -> int:
     """``edgec compile``: run the pipeline, print the summary, exit 1 on a failed gate."""
-    from edgec.pipeline import compile as run
-    from edgec.compress.recipe import from_args
-
     resolved = from_args(args, args.recipe)
     if args.print_recipe:
         print(resolved.to_toml(), end="")
@@ -121,8 +132,6 @@ def cmd_inspect(args) -> int:
     """
     import tempfile
 
-    from edgec.inspect import inspect, render
-
     with tempfile.TemporaryDirectory() as tmp:
         result = inspect(args.model, args.target or None, work=Path(tmp), trust_model=args.trust_model,
                          backend=args.backend)
@@ -132,22 +141,16 @@ def cmd_inspect(args) -> int:
 
 def cmd_verify(args) -> int:
     """``edgec verify OUT/ID [--eval DATA | --outputs FILE]``: re-run verification; writes ``verify.json``."""
-    from edgec.backends.registry import ARTIFACT_FILES
-    from edgec.frontend.load import load
-    from edgec.report.write import write_json
-    from edgec.verify.host import verify, verify_captured
-
     folder = Path(args.build)
     recipe = _recipe_of(folder)
     profile = targets.with_backend(targets.resolve(recipe["target"]), recipe.get("backend"))
     # An ONNX model is lowered to Keras only for the TFLite-based formats that were built from it.
     loaded = load(recipe["model"], trust_model=recipe.get("trust_model", False),
-                  lower=profile["format"] in ("tflm", "litert", "c"))
+                  lower=profile["format"] in TFLITE_FORMATS)
     data = _evaluation(args.eval, recipe, loaded.inputs)
-    files = ARTIFACT_FILES.get(profile["format"])
+    files = FORMATS.get(profile["format"])
     artifact = folder / (files.artifact if files else "model.tflite")
     if args.device or args.port:
-        from edgec.verify.device import verify_on_device
 
         if not args.timeout > 0 or args.retries < 0:
             raise InputError(f"--timeout must be > 0 s and --retries >= 0 (got {args.timeout:g}, {args.retries})",
@@ -158,7 +161,6 @@ def cmd_verify(args) -> int:
         result = verify_captured(Path(args.outputs), artifact, folder, loaded, data, profile,
                                  explicit_eval=bool(args.eval), kinds=recipe)
     else:
-        from edgec.verify.host_isa import artifact_to_verify
 
         judged, arithmetic = artifact_to_verify(folder, artifact, profile)
         result = {"device": "host", "bit_exact": None,
@@ -190,8 +192,6 @@ def _link_note(link: dict | None) -> str:
 
 def _evaluation(explicit, recipe: dict, inputs):
     """The evaluation set: --eval, else the build's own (its --eval, or its seeded split)."""
-    from edgec.core.calibration_load import open_dataset, split
-
     if explicit:
         return open_dataset(explicit, inputs)
     if recipe.get("eval"):
@@ -203,8 +203,6 @@ def _evaluation(explicit, recipe: dict, inputs):
 def cmd_flash(args) -> int:
     """``edgec flash OUT/ID --board NAME [--port] [--dry-run]``: run the board's programming tool."""
     import shlex
-
-    from edgec.device.firmware.flash import TOOLS, flash
 
     folder = Path(args.build)
     recipe = _recipe_of(folder)
@@ -229,8 +227,6 @@ def cmd_flash(args) -> int:
 
 def _qemu_image(folder: Path, profile: dict, board: str, *, build: bool) -> Path:
     """The firmware of a generated-C build for an emulated board (built unless only printing)."""
-    from edgec.device.firmware.build import build_firmware
-
     if profile["format"] != "c":
         raise InputError(f"{folder} is a '{profile['format']}' build; QEMU boards run edgec's generated-C "
                          "firmware: compile with --backend c", stage="flash")
@@ -259,7 +255,6 @@ def _recipe_of(folder: Path) -> dict:
     except (ValueError, KeyError, TypeError):
         raise InputError(f"{path}: damaged manifest (no recipe with target and model); recompile",
                          stage="verify") from None
-    from edgec.report.write import sha256_path
 
     outputs = json.loads(path.read_text()).get("outputs", {})
     for name, digest in outputs.items():
@@ -273,9 +268,6 @@ def _recipe_of(folder: Path) -> dict:
 
 def cmd_bench(args) -> int:
     """``edgec bench OUT/ID``: artifact vs float reference latency in one run; writes ``bench.json``."""
-    from edgec.runtimes.bench import bench_build, table
-    from edgec.report.write import refresh_index
-
     _recipe_of(Path(args.build))  # refuses a missing, foreign or damaged build folder
     result = bench_build(Path(args.build), runtime=args.runtime, runs=args.runs, warmup=args.warmup,
                          threads=args.threads)
@@ -286,8 +278,6 @@ def cmd_bench(args) -> int:
 
 def cmd_sweep(args) -> int:
     """``edgec sweep``: run the trials on Ray, print the front, write sweep.json/.html and the best edgec.toml."""
-    from edgec.sweep.run import sweep
-
     if args.trials is not None and args.trials < 1 or args.workers is not None and args.workers < 1:
         raise InputError("--trials and --workers take a positive number", stage="sweep")
     result = sweep(args.model, args.target, calibration=args.calibration, eval=args.eval, space=args.space,

@@ -22,7 +22,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from edgec.backends.c.codegen import OPS
+from edgec.backends.onnx.export_onnx import keras_to_onnx
+from edgec.core import targets
 from edgec.core.errors import InputError
+from edgec.core.formats import FORMATS
+from edgec.frontend.load import kind_of, load
+from edgec.frontend.onnx.lower import SUPPORTED_OPS
+from edgec.frontend.onnx.read import fold, read
+from edgec.frontend.onnx.summary import summary
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +63,10 @@ PATTERN_ONLY = {"Erf": "lowered only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)
 def onnx_model_of(path: str | Path, *, trust_model: bool = False) -> tuple[Any, int | None]:
     """The ONNX graph inspected for ``path`` (read safely, or converted from Keras with tf2onnx), and
     for a Keras model its own parameter count (Keras counts batch-norm statistics; tf2onnx folds them)."""
-    from edgec.frontend.load import kind_of
-
     path = Path(path)
     if kind_of(path) == "onnx":
-        from edgec.frontend.onnx.read import fold, read
 
         return fold(read(path), where=str(path)), None  # as compile sees it: shape arithmetic folded
-    from edgec.backends.onnx.export_onnx import keras_to_onnx
-    from edgec.frontend.load import load
 
     keras_model = load(path, trust_model=trust_model).keras_model
     return keras_to_onnx(keras_model), int(keras_model.count_params())
@@ -134,8 +137,6 @@ def tflite_support(model: Any, allowed: list[str] | None, c_ops: Any = None) -> 
 
     ``c_ops``: the TFLite builtins edgec's generated C implements (``--backend c``), or None.
     """
-    from edgec.frontend.onnx.lower import SUPPORTED_OPS
-
     out: dict[str, str | None] = {}
     for _, op, domain in _nodes(model):
         if domain not in ("", "ai.onnx") or op not in SUPPORTED_OPS:
@@ -152,9 +153,7 @@ def tflite_support(model: Any, allowed: list[str] | None, c_ops: Any = None) -> 
     return out
 
 
-PATHS = {"onnx": "native ONNX, no lowering", "openvino": "native ONNX, no lowering",
-         "tflm": "ONNX -> Keras lowering -> TFLite", "litert": "ONNX -> Keras lowering -> TFLite",
-         "c": "ONNX -> Keras lowering -> TFLite -> generated C"}
+PATHS = {name: f.onnx_path for name, f in FORMATS.items()}
 
 
 def _verdicts(model: Any, profile: dict, work: Path) -> tuple[dict[str, str | None], str]:
@@ -168,7 +167,6 @@ def _verdicts(model: Any, profile: dict, work: Path) -> tuple[dict[str, str | No
         allowed = profile.get("operators", {}).get("allowed") if fmt != "litert" else None
         c_ops = None
         if fmt == "c":
-            from edgec.backends.c.codegen import OPS
 
             c_ops = set(OPS)
         return tflite_support(model, allowed, c_ops), "edgec ONNX lowering + operators.allowed" + (
@@ -184,9 +182,6 @@ def inspect(model_path: str | Path, target_ids: list[str] | None, *, work: Path,
     "targets": {id: {"format", "path", "checked_by", "supported": [...], "unsupported": {op: reason},
     "ok": bool}}}``; ``summary`` holds the signature, parameters, float bytes and MACs.
     """
-    from edgec.core import targets
-    from edgec.frontend.onnx.summary import summary
-
     model, keras_params = onnx_model_of(model_path, trust_model=trust_model)
     counts = dict(sorted(collections.Counter(op for _, op, _ in _nodes(model)).items()))
     info = summary(model)

@@ -11,29 +11,35 @@ import logging
 import time
 from pathlib import Path
 
-from edgec import __version__
-from edgec.verify import host_isa
+from edgec.backends.registry import EXPORTERS
+from edgec.compress.optimize import optimize
+from edgec.compress.recipe import Recipe, from_dict
 from edgec.core import memory_check
 from edgec.core import outdir
-from edgec.quantize import converter as quantize
-from edgec.quantize import stem
 from edgec.core import targets
 from edgec.core.build_state import Build, atomic_folder
 from edgec.core.calibration_load import open_dataset, split
 from edgec.core.errors import GateError, InputError
-from edgec.backends.registry import EXPORTERS
-from edgec.device.harness.generate import write_harness
+from edgec.core.formats import FLOAT_STEM_FORMATS, KEEP_FLOAT_FORMATS, NATIVE_ONNX_FORMATS, TFLITE_FORMATS
 from edgec.core.isolate import NativeCrash
-from edgec.frontend.load import load
+from edgec.core.metrics import top1_accuracy
 from edgec.core.progress import status
-from edgec.report.write import write_index, write_reports
 from edgec.core.tflite_model import macs, parse
+from edgec.core.version import __version__
+from edgec.device.harness.generate import write_harness
+from edgec.frontend.keras.keras3 import check_on_calibration, is_signature_model, refuse_compression
+from edgec.frontend.load import load
+from edgec.frontend.onnx.lower import check
+from edgec.quantize import converter as quantize
+from edgec.quantize import layer_error, layer_error_onnx
+from edgec.quantize import stem
+from edgec.report.artifact_stats import stats
+from edgec.report.write import write_index, write_reports
+from edgec.verify import host_isa
 from edgec.verify.host import check_drop_kind
+from edgec.verify.host import reference_outputs
 
 log = logging.getLogger(__name__)
-
-TFLITE_FORMATS = {"tflm", "litert", "c"}
-NATIVE_ONNX_FORMATS = {"onnx", "openvino"}  # their toolchains take an ONNX graph as it is
 
 
 def compile(model, targets_: list[str], *, calibration: str | None, eval: str | None = None,  # noqa: A002
@@ -65,7 +71,6 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
             with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
                 _check_lowering(loaded, calib)
         if loaded.keras3_model is not None:
-            from edgec.frontend.keras.keras3 import check_on_calibration
 
             with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
                 check_on_calibration(loaded, calib)
@@ -116,7 +121,7 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
         raise InputError(f"--max-accuracy-drop {drop}: give a top-1 drop between 0 and 1 (e.g. 0.01)",
                          stage="compile")
     if recipe.get("keep_float") or drop is not None:
-        other = [p["id"] for p in profiles if p["format"] not in ("tflm", "litert", "onnx", "openvino")]
+        other = [p["id"] for p in profiles if p["format"] not in KEEP_FLOAT_FORMATS]
         if other:
             backend = " (--backend c: the generated C has int8 kernels only)" if recipe.get("backend") == "c" else ""
             raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite, ONNX and OpenVINO targets; not on "
@@ -126,14 +131,12 @@ def _check_settings(profiles: list[dict], recipe: dict) -> None:
 
 def _check_stem(profiles: list[dict], recipe: dict) -> None:
     """``--stem float|auto`` needs a format with fast float kernels, and is not a --keep-float list."""
-    from edgec.quantize.stem import FORMATS, setting
-
     for p in profiles:  # a target file's own value is checked before any work too
-        setting({}, p)
+        stem.setting({}, p)
     value = recipe.get("stem")
     if value in (None, "int8"):
         return
-    other = [p["id"] for p in profiles if p["format"] not in FORMATS]
+    other = [p["id"] for p in profiles if p["format"] not in FLOAT_STEM_FORMATS]
     if other:
         raise InputError(f"--stem {value} works on LiteRT and ONNX targets; not on {', '.join(other)} (their "
                          "runtimes are int8-first: float convolutions would be slower there)", stage="compile")
@@ -195,8 +198,6 @@ def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int
 
 def _check_lowering(loaded, calib) -> None:
     """The Keras lowering of an ONNX model must match ONNX Runtime on real samples, not only random."""
-    from edgec.frontend.onnx.lower import check
-
     count = min(16, len(calib))  # ONNX Runtime runs these one at a time: a few are enough
     result = check(loaded.onnx_model, loaded.keras_model, calib.subset(range(count)).arrays())
     loaded.notes.append(f"lowering matches ONNX Runtime on {count} calibration samples: max error "
@@ -206,10 +207,6 @@ def _check_lowering(loaded, calib) -> None:
 def _optimize(keras_model, settings: dict, calib):
     """Fusion and compression as the recipe asks (see :mod:`edgec.compress.optimize`), before quantization."""
     from dataclasses import fields
-
-    from edgec.frontend.keras.keras3 import is_signature_model, refuse_compression
-    from edgec.compress.optimize import optimize
-    from edgec.compress.recipe import Recipe, from_dict
 
     recipe = from_dict({f.name: settings[f.name] for f in fields(Recipe) if f.name in settings})
     if is_signature_model(keras_model):  # a Keras-less SavedModel: no layers to fuse or compress
@@ -266,7 +263,6 @@ def _export(build: Build) -> None:
     _finish_sizes(build)
     shipped = build.final_tflite or (build.int8_tflite if build.target["format"] == "c" else None)
     if shipped is not None:  # the generated C holds exactly the int8 model's constants
-        from edgec.report.artifact_stats import stats
 
         build.report["compression"].update(stats(shipped))
 
@@ -316,7 +312,7 @@ def _quantize_int8(build: Build) -> bytes:
         return quantize.int8_tflite(build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
                                     per_channel=quant.get("per_channel", True), float_nodes=float_nodes)
 
-    if build.target["format"] not in stem.FORMATS:  # microcontrollers: all-int8 (see edgec.quantize.stem)
+    if build.target["format"] not in FLOAT_STEM_FORMATS:  # microcontrollers: all-int8 (see edgec.quantize.stem)
         return int8([])
     value = stem.setting(build.settings, build.target)
     # Tensor names of the model being quantized: compression (fusion) renames them, so not the
@@ -328,8 +324,6 @@ def _quantize_int8(build: Build) -> bytes:
 
 def _float_accuracy(keras_model, held_out) -> dict:
     """Top-1 of the compressed float model (before int8), to show what compression alone cost."""
-    from edgec.verify.host import reference_outputs, top1_accuracy
-
     if held_out.random or held_out.labels is None:
         return {"top1": None}
     return {"top1": top1_accuracy(reference_outputs(keras_model, held_out.arrays())[0], held_out.labels)}
@@ -338,23 +332,21 @@ def _float_accuracy(keras_model, held_out) -> dict:
 def _layer_analysis(build: Build):
     """Per-layer int8 error (TFLite's QuantizationDebugger), cached on the build, into the report."""
     if build.analysis is None:
-        from edgec.quantize.layer_error import analyze
 
         io_int8 = build.target.get("quantization", {}).get("io_dtype", "int8") == "int8"
         with status(f"{build.target['id']}: per-layer quantization error"), quantize.quiet_stderr():
-            build.analysis = analyze(build.keras_model, build.calibration.arrays(), io_int8=io_int8)
+            build.analysis = layer_error.analyze(build.keras_model, build.calibration.arrays(), io_int8=io_int8)
         build.report["layer_error"] = build.analysis.to_json()
     return build.analysis
 
 
 def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> bytes:
     """``--keep-float`` / ``--max-accuracy-drop``: int8 except the layers that int8 breaks."""
-    from edgec.quantize.layer_error import fit_accuracy_drop
 
     analysis = _layer_analysis(build)
     held_out = build.evaluation
     with quantize.quiet_stderr():  # the debugger's converter runs print their settings to fd 2
-        model, section = fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
+        model, section = layer_error.fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
                                            None if held_out.random else held_out.labels, max_drop=max_drop,
                                            keep_float=keep, analysis=analysis,
                                            int16x8=build.target.get("quantization", {}).get("int16x8", False))
@@ -364,11 +356,10 @@ def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> by
 
 def _onnx_layer_analysis(build: Build) -> list[str]:
     """ONNX Runtime's QDQ debugging on the ONNX artifact; returns the three worst tensors."""
-    from edgec.quantize.layer_error_onnx import analyze
 
     samples = build.calibration.subset(range(min(32, len(build.calibration)))).arrays()
     with status(f"{build.target['id']}: per-tensor QDQ error (ONNX Runtime)"):
-        layers = analyze(build.work / "model_float.onnx", build.artifact, samples)
+        layers = layer_error_onnx.analyze(build.work / "model_float.onnx", build.artifact, samples)
     build.report["layer_error"] = {"tool": "onnxruntime.quantization.qdq_loss_debug",
                                    "ranked_by": "added_noise_to_signal", "layers": layers[:20]}
     return [x["layer"] for x in layers[:3]]

@@ -123,12 +123,12 @@ def openvino_pair(data: np.ndarray, folder: Path) -> tuple[Path, Path]:
     """(int8, float) OpenVINO IR from the float ONNX file, int8 by nncf.quantize."""
     import openvino as ov
 
-    from edgec.backends.openvino import export_openvino
+    from edgec.backends.openvino import export_openvino, nncf_quantize
 
     ov_model = export_openvino.onnx_to_openvino(folder / "float.onnx")
     ov.save_model(ov_model, str(folder / "float.xml"), compress_to_fp16=False)
     name = ov_model.inputs[0].get_any_name()
-    q = export_openvino.quantize(export_openvino.onnx_to_openvino(folder / "float.onnx"), {name: data})
+    q = nncf_quantize.quantize(export_openvino.onnx_to_openvino(folder / "float.onnx"), {name: data})
     ov.save_model(q, str(folder / "int8.xml"), compress_to_fp16=False)
     return folder / "int8.xml", folder / "float.xml"
 

@@ -12,8 +12,9 @@ import logging
 
 import numpy as np
 
-from edgec.core.errors import InputError
 from edgec.compress.prune import select_layers, tfmot
+from edgec.core.errors import InputError
+from edgec.core.tf import keras
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ def cluster(model, *, clusters: int = 16, per_channel: bool = False, preserve_sp
     model (train it, or :func:`strip` it directly) and the names of the clustered layers.
     """
     mot = tfmot()
-    from edgec.core.tf import keras
 
     chosen = cluster_counts(model, clusters=clusters, layers=layers, keep_first_last=keep_first_last,
                             counts=counts)

@@ -18,7 +18,9 @@ import time
 
 import numpy as np
 
+from edgec.compress.prune import tfmot
 from edgec.core.errors import InputError
+from edgec.core.tf import keras, seed_everything, tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,6 @@ def _logits(y: np.ndarray, probabilities: bool) -> np.ndarray:
 
 def distillation_loss(temperature: float, probabilities: bool):
     """Keras loss: ``y_true`` are the teacher's softened probabilities, ``y_pred`` the student output."""
-    from edgec.core.tf import tensorflow
-
     tf = tensorflow()
 
     def loss(y_true, y_pred):
@@ -59,8 +59,6 @@ def _progress_callback(epochs: int, steps: int, label: str):
     """A Keras callback driving a ``rich`` progress bar over all batches."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from edgec.core.tf import keras
 
     class RichProgress(keras().callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -96,8 +94,6 @@ def finetune(model, *, x, y: np.ndarray | None = None, teacher=None, epochs: int
     (required then) at ``temperature``. ``callbacks`` are extra Keras callbacks (e.g. the pruning
     step). The report holds the mode, epochs, samples, final loss and seconds.
     """
-    from edgec.core.tf import keras, seed_everything
-
     if epochs <= 0:
         return model, {"mode": "none", "epochs": 0}
     inputs = _as_inputs(x)
@@ -143,8 +139,6 @@ def quantize_aware(model, *, mode: str = "plain"):
     Pass a stripped model. Train the result with :func:`finetune`, then convert it with the TFLite
     converter (``Optimize.DEFAULT``, int8) as usual: QAT only makes the weights robust to int8.
     """
-    from edgec.compress.prune import tfmot
-
     q = tfmot().quantization.keras
     if mode not in QAT_MODES:
         raise InputError(f"unknown QAT mode {mode!r}; use one of {', '.join(QAT_MODES)}", stage="finetune")

@@ -18,6 +18,7 @@ import logging
 import numpy as np
 
 from edgec.core.errors import InputError
+from edgec.core.tf import keras
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ _FOLD_INTO = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 def _as_functional(model):
     """A Sequential model as a functional one over the same layers (config formats differ)."""
-    from edgec.core.tf import keras
-
     k = keras()
     if isinstance(model, k.Sequential):
         return k.Model(model.inputs, model.outputs, name=model.name)
@@ -166,8 +165,6 @@ def fuse(model) -> tuple[object, list[dict]]:
     each ``{"kind": "batchnorm"|"activation", "into": layer, "removed": layer, ...}``. The fused model
     computes the same function (up to float rounding) in inference mode.
     """
-    from edgec.core.tf import keras
-
     k = keras()
     model = _as_functional(model)
     config = copy.deepcopy(model.get_config())

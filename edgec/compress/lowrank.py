@@ -15,8 +15,9 @@ import logging
 
 import numpy as np
 
-from edgec.core.errors import InputError
 from edgec.compress.fuse import _as_functional
+from edgec.core.errors import InputError
+from edgec.core.tf import keras
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,6 @@ def factorize(model, *, energy: float = 0.95, layers: list[str] | None = None) -
     Returns the rebuilt functional model and one report per factorized layer (name, rank, energy
     kept, kernel parameters before/after). Returns the model unchanged when nothing pays off.
     """
-    from edgec.core.tf import keras
-
     if not 0.0 < energy <= 1.0:
         raise InputError(f"low-rank energy must be in (0, 1], got {energy}", stage="low-rank")
     model = _as_functional(model)

@@ -25,6 +25,7 @@ import numpy as np
 from edgec.core import tflite_model
 from edgec.core.errors import GateError, ToolchainError
 from edgec.runtimes.tflm import first_difference
+from edgec.runtimes.tflm_arena import measure_arena
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,6 @@ def _select(tflite_bytes: bytes, cands: list[dict]) -> list[dict]:
 
 
 def _arena(tflite: bytes, model: str = "the LUT-compressed model") -> int:
-    from edgec.runtimes.tflm_arena import measure_arena
 
     return measure_arena(tflite, stage="lut", model=model)["arena_bytes"]
 

@@ -16,8 +16,14 @@ import time
 
 import numpy as np
 
-from edgec.core.errors import InputError
+from edgec.compress import cluster, finetune, prune
+from edgec.compress.cluster_alloc import counts_for_budget
+from edgec.compress.fuse import fuse
+from edgec.compress.lowrank import factorize
+from edgec.compress.prune import select_layers
 from edgec.compress.recipe import Recipe
+from edgec.core.errors import InputError
+from edgec.core.tf import keras, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,6 @@ def _auto_qat(recipe: Recipe) -> str:
 
 
 def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stages: _Stages, after: str):
-    from edgec.compress import finetune
 
     labels = None if recipe.distill else train_y
     model, report = finetune.finetune(model, x=train_x, y=labels, teacher=teacher, epochs=recipe.finetune_epochs,
@@ -66,15 +71,11 @@ def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stage
 def _cluster(model, recipe: Recipe, train_x) -> tuple[object, list[str], dict]:
     """The cluster stage: the recipe's counts, or with ``cluster_bits`` counts chosen per layer by
     measured sensitivity (:mod:`edgec.compress.cluster_alloc`); returns the model, clustered layers, report."""
-    from edgec.compress import cluster
-
     if not recipe.cluster_bits:
         model, names = cluster.cluster(model, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
                                        preserve_sparsity=recipe.pruning, layers=recipe.cluster_layers,
                                        keep_first_last=recipe.keep_first_last, counts=recipe.cluster_counts)
         return model, names, ({"counts": recipe.cluster_counts} if recipe.cluster_counts else {})
-    from edgec.compress.cluster_alloc import counts_for_budget
-    from edgec.compress.prune import select_layers
 
     if _samples(train_x) == 0:
         raise InputError("cluster_bits measures each layer's sensitivity on calibration samples: pass "
@@ -102,7 +103,6 @@ def _cluster(model, recipe: Recipe, train_x) -> tuple[object, list[str], dict]:
 
 
 def _prune(model, recipe: Recipe, steps: int, one_shot: bool):
-    from edgec.compress import prune
 
     per_epoch = max(1, steps // max(recipe.finetune_epochs, 1))
     wrapped, names = prune.prune(model, sparsity=recipe.prune or 0.5, structure=recipe.prune_structure,
@@ -115,8 +115,6 @@ def _prune(model, recipe: Recipe, steps: int, one_shot: bool):
 
 def _prune_stage(model, recipe: Recipe, steps: int, stages: _Stages, teacher, train_x, train_y):
     """Prune; returns the model, the callbacks a final fine-tuning still needs, and whether it pruned."""
-    from edgec.compress import prune
-
     if not recipe.pruning:
         return model, [], False
     # Only ordinary fine-tuning runs the pruning schedule; QAT starts from already-pruned weights.
@@ -140,11 +138,6 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
     Returns the compressed float model, wrappers stripped (a QAT model when ``recipe.qat`` is set),
     and the stage reports.
     """
-    from edgec.compress import cluster
-    from edgec.compress import finetune
-    from edgec.compress import prune
-    from edgec.core.tf import keras, seed_everything
-
     recipe.validate()
     seed_everything(recipe.seed)
     n = _samples(train_x)
@@ -154,7 +147,6 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
     steps = recipe.finetune_epochs * -(-n // recipe.batch_size) if n else 0
     stages = _Stages()
     if recipe.fuse:
-        from edgec.compress.fuse import fuse
 
         model, fusions = fuse(model)
         stages.done("fuse", fusions=fusions)
@@ -162,7 +154,6 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
     teacher.set_weights(model.get_weights())
     compressed = False
     if recipe.low_rank:
-        from edgec.compress.lowrank import factorize
 
         model, layers = factorize(model, energy=recipe.low_rank, layers=recipe.low_rank_layers)
         stages.done("low-rank", energy=recipe.low_rank, layers=layers)

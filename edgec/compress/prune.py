@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from edgec.core.errors import InputError
+from edgec.core.tf import keras, tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ PRUNABLE_2_4 = ("Conv2D", "Dense")
 
 def tfmot():
     """The ``tensorflow_model_optimization`` module, imported after Keras 2 is selected."""
-    from edgec.core.tf import tensorflow
-
     tensorflow()
     import tensorflow_model_optimization as mot
 
@@ -90,7 +89,6 @@ def prune(model, *, sparsity: float = 0.5, structure: str = "unstructured", sche
     a polynomial schedule. Returns the wrapped model and the names of the pruned layers.
     """
     mot = tfmot()
-    from edgec.core.tf import keras
 
     structured = structure not in (None, "", "unstructured", "none")
     if structured and structure != "2:4":

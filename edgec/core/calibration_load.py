@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.core.calibration import EVAL_FRACTION, IMAGE_SUFFIXES, LABEL_KEYS, SPLIT_SEED, ArrayDataset, CSVDataset, Dataset, ImageFolderDataset, RandomDataset
-from edgec.core.errors import InputError
-from edgec.frontend.keras.checks import ZIP_ERRORS
+from edgec.core.errors import ZIP_ERRORS, InputError
 
 InputSpec = dict[str, tuple[tuple[int, ...], str]]
 # What numpy raises on a damaged .npy header: its tokenizer's error escapes for an unclosed bracket.

@@ -7,6 +7,16 @@ escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import lzma
+import zipfile
+import zlib
+
+# What zipfile raises on a damaged archive: bad structure or CRC, truncation, a corrupt deflate or
+# LZMA stream, an unknown compression method (NotImplementedError), an encrypted member (RuntimeError).
+# Here because the model loaders and the calibration loaders both open zip archives.
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError,
+              RuntimeError)
+
 
 class EdgecError(Exception):
     """Base class: an expected failure with a one-line message and an exit code."""

@@ -45,6 +45,11 @@ def top1(y: np.ndarray) -> np.ndarray:
     return y.reshape(len(y), -1).argmax(axis=1)
 
 
+def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of samples whose highest output is the label."""
+    return float(np.mean(top1(outputs) == labels))
+
+
 def snr_db(reference: np.ndarray, artifact: np.ndarray) -> float | None:
     """10 log10(signal power / error power) over all values; None when there is no error at all."""
     r, a = reference.astype(np.float64), artifact.astype(np.float64)

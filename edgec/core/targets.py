@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from edgec.core.errors import InputError
+from edgec.core.errors import GateError, InputError
 from edgec.core.resources import data_dir
 
 # key -> type, or a nested table. A profile may omit any key; `resolve` fills defaults from `extends`.
@@ -251,6 +251,22 @@ def model_budget(profile: dict) -> tuple[int | None, int | None]:
     if ram is not None:
         ram -= mem.get("ram_reserved_bytes", 0)
     return flash, ram
+
+
+def check_budget(*, flash_bytes: int, ram_bytes: int, profile: dict) -> None:
+    """Fail with a :class:`GateError` saying by how much the model is over flash or RAM, and what to try."""
+    flash_budget, ram_budget = model_budget(profile)
+    problems = []
+    if flash_budget is not None and flash_bytes > flash_budget:
+        problems.append(f"flash: model needs {flash_bytes} B, {flash_bytes - flash_budget} B over the "
+                        f"{flash_budget} B available")
+    if ram_budget is not None and ram_bytes > ram_budget:
+        problems.append(f"RAM: arena needs {ram_bytes} B, {ram_bytes - ram_budget} B over the "
+                        f"{ram_budget} B available")
+    if problems:
+        raise GateError("; ".join(problems) + ". Try fewer channels or smaller inputs, --prune and "
+                        "--clusters (LUT compression), or a bigger target", stage="budget",
+                        target=profile["id"])
 
 
 def with_backend(profile: dict, backend: str | None) -> dict:

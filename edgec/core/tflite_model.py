@@ -230,3 +230,9 @@ def _op_macs(model: TFLiteModel, op: Operator) -> int:
     if op.name == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input
         return int(np.prod(model.tensors[op.inputs[2]].shape)) * int(np.prod(weights[:3]))
     return out_elems * int(model.tensors[op.inputs[0]].shape[-1])
+
+
+def layer_name(tensor_name: str) -> str:
+    """The Keras layer a converter tensor name comes from (``model/fc1/MatMul`` -> ``fc1``)."""
+    parts = tensor_name.split(";")[0].split("/")
+    return parts[-2] if len(parts) >= 3 else tensor_name

@@ -13,48 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgec.core.errors import ZIP_ERRORS, InputError
+from edgec.core.tf import keras
 from edgec.frontend.keras import checks as keras_checks
-from edgec.core.errors import InputError
+from edgec.frontend.keras import keras3 as load_keras3
+from edgec.frontend.model import LoadedModel
+from edgec.frontend.onnx import read as load_onnx
 
 log = logging.getLogger(__name__)
 
 STAGE = "load"
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for the pipeline: a float ``tf_keras.Model`` and/or ONNX graph, and where it came from.
-
-    ``keras_model`` is None for an ONNX model loaded without the Keras lowering (ONNX Runtime and
-    OpenVINO targets only); then ``onnx_model`` (run in ONNX Runtime) is the float reference.
-    """
-
-    keras_model: Any
-    source: str
-    kind: str  # keras | h5 | savedmodel | onnx
-    inputs: dict[str, tuple[tuple[int, ...], str]]
-    outputs: dict[str, tuple[tuple[int, ...], str]]
-    onnx_model: Any = None  # the original ONNX model, when the source was ONNX
-    keras3_model: Any = None  # the Keras 3 original that ``keras_model`` was rebuilt from
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def reference(self) -> Any:
-        """The float model verification compares against: the Keras model, else the ONNX graph."""
-        return self.keras_model if self.keras_model is not None else self.onnx_model
-
-    @property
-    def params(self) -> int:
-        """Number of weights of the float model."""
-        if self.keras_model is not None:
-            return int(self.keras_model.count_params())
-        from edgec.frontend.onnx.read import param_count
-
-        return param_count(self.onnx_model)
 
 
 def kind_of(path: Path) -> str:
@@ -83,8 +54,6 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
     path = Path(path)
     kind = kind_of(path)
     if kind == "onnx":
-        from edgec.frontend.onnx import read as load_onnx
-
         return load_onnx.load(path, trust_model=trust_model, lower=lower)
     keras3 = _load_keras3(path, kind, trust_model)
     if keras3 is not None:
@@ -105,8 +74,6 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
 
 def _load_keras3(path: Path, kind: str, trust_model: bool) -> LoadedModel | None:
     """Keras 3 files and Keras-less SavedModels (see :mod:`edgec.frontend.keras.keras3`); None for the others."""
-    from edgec.frontend.keras import keras3 as load_keras3
-
     if kind == "savedmodel" and load_keras3.is_plain_savedmodel(path):
         model = load_keras3.load_savedmodel(path)
         keras_checks.check_weights(model, path)
@@ -137,7 +104,7 @@ def _saved_config(path: Path, kind: str) -> dict | None:
                 keras_checks.check_archive(z, path)
                 meta = keras_checks.json_member(z, "metadata.json", path) if "metadata.json" in names else {}
                 config = keras_checks.json_member(z, "config.json", path)
-        except (*keras_checks.ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        except (*ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise InputError(f"{path}: corrupt or truncated .keras file ({type(e).__name__}: {e})",
                              stage=STAGE) from None
         if not isinstance(meta, dict) or not isinstance(config, dict):
@@ -184,7 +151,6 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
     keras_checks.check_graph(config, path)
     if trust_model:
         return
-    from edgec.core.tf import keras
 
     k = keras()
     builtin = set(dir(k.layers)) | set(dir(k.initializers)) | set(dir(k.regularizers)) | set(
@@ -209,7 +175,6 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
 
 
 def _load_keras(path: Path, kind: str, trust_model: bool):
-    from edgec.core.tf import keras
 
     k = keras()
     try:

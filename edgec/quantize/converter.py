@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from edgec.core.calibration import Dataset
 from edgec.core.errors import EdgecError, InputError, ToolchainError
 from edgec.core.isolate import call
-from edgec.quantize.softmax_scale import raise_tiny_softmax_scales
 from edgec.core.tf import tensorflow
+from edgec.core.tflite_model import parse
+from edgec.quantize.softmax_scale import raise_tiny_softmax_scales
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,6 @@ def check_fully_quantized(tflite: bytes, allowed_float: Sequence[str] = ()) -> N
     ``allowed_float`` names output tensors of operators left in float on purpose; each of them must
     be float (a name the quantizer did not match would silently stay int8).
     """
-    from edgec.core.tflite_model import parse
-
     model = parse(tflite)
     floats = {model.tensors[op.outputs[0]].name for op in model.operators
               if model.tensors[op.outputs[0]].type == "FLOAT32"}

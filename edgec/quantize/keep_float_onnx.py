@@ -17,6 +17,9 @@ from typing import Any
 
 
 from edgec.core.errors import InputError
+from edgec.core.metrics import top1_accuracy
+from edgec.quantize.layer_error_onnx import analyze
+from edgec.runtimes.onnxruntime import predict_onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,6 @@ def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any]
     ``quantize(nodes_to_exclude)`` returns a QDQ ModelProto. Returns the final model and the report's
     ``keep_float`` section: each step's float nodes, top-1, drop and size.
     """
-    from edgec.quantize.layer_error_onnx import analyze
-    from edgec.runtimes.onnxruntime import predict_onnxruntime
-    from edgec.verify.host import top1_accuracy
-
     samples = evaluation.arrays()
     reference = predict_onnxruntime(float_path, samples)[0]
     labels = evaluation.labels if evaluation.labels is not None and not evaluation.random else \

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgec.core.errors import EdgecError
 from edgec.core.errors import InputError, ToolchainError
+from edgec.core.metrics import top1_accuracy
+from edgec.core.tf import tensorflow
+from edgec.core.tflite_model import parse
+from edgec.quantize.converter import int16x8_tflite
+from edgec.runtimes.base import dequantize_output, quantize_samples
+from edgec.runtimes.bench import litert_p50_ms
+from edgec.runtimes.litert import predict_litert
+from edgec.runtimes.tflm import run_tflm, tflm_io_details
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +105,6 @@ def _as_list(keras_model, samples: dict[str, np.ndarray] | np.ndarray) -> list[n
 
 
 def _converter(keras_model, calibration: list[np.ndarray], *, per_channel: bool, count: int, io_int8: bool):
-    from edgec.core.tf import tensorflow
 
     tf = tensorflow()
 
@@ -123,8 +131,6 @@ def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, sam
     ``samples`` of them calibrate and debug. ``io_int8`` gives the re-quantized models int8 inputs
     and outputs (the target's ``quantization.io_dtype``), else float32. Returns the layers worst first.
     """
-    from edgec.core.tf import tensorflow
-
     tf = tensorflow()
     arrays = _as_list(keras_model, calibration)
     count = min(samples, len(arrays[0]))
@@ -145,7 +151,6 @@ def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, sam
 
 
 def _read_statistics(debugger) -> list[dict]:
-    from edgec.core.tflite_model import parse
 
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
@@ -172,8 +177,6 @@ def _read_statistics(debugger) -> list[dict]:
 
 def _consumers(quantized: bytes) -> dict[str, list[str]]:
     """Output tensor name -> output tensor names of the ops that read it."""
-    from edgec.core.tflite_model import parse
-
     model = parse(quantized)
     names = {t.index: t.name for t in model.tensors}
     readers: dict[str, list[str]] = {}
@@ -199,8 +202,6 @@ def resolve_layers(analysis: LayerAnalysis, requested: Sequence[str]) -> list[st
 
 def quantize_keeping_float(analysis: LayerAnalysis, keep: Sequence[str]) -> bytes:
     """The int8 model with the layers ``keep`` (tensor names) and their readers left in float."""
-    from edgec.core.tf import tensorflow
-
     tf = tensorflow()
     deny: list[str] = []
     for tensor in keep:
@@ -220,8 +221,6 @@ def quantize_keeping_float(analysis: LayerAnalysis, keep: Sequence[str]) -> byte
 def litert_predict(model: bytes, inputs: list[np.ndarray] | dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run ``model`` in LiteRT sample by sample; float in (by input name, or a list in the model's input
     order), float (dequantized) out."""
-    from edgec.runtimes.base import predict_litert
-
     # Keys that match no input name fall back to position in order_inputs: a list keeps its order.
     named = inputs if isinstance(inputs, dict) else {f"#{i}": x for i, x in enumerate(inputs)}
     return predict_litert(model, named)
@@ -235,12 +234,6 @@ def _int16x8_step(keras_model, calibration, inputs, labels, float_top1: float, i
     it: LiteRT has int16 kernels (RESIZE_BILINEAR, ...) that TFLite Micro lacks. A model the converter
     or TFLite Micro refuses in 16x8 is reported as tried, with the reason, and not shipped.
     """
-    from edgec.core.errors import EdgecError
-    from edgec.quantize.converter import int16x8_tflite
-    from edgec.runtimes.base import dequantize_output, quantize_samples
-    from edgec.runtimes.tflm import run_tflm, tflm_io_details
-    from edgec.verify.host import top1_accuracy
-
     names = list(keras_model.input_names)
     arrays = dict(zip(names, _as_list(keras_model, calibration)))
     try:
@@ -258,7 +251,6 @@ def _int16x8_step(keras_model, calibration, inputs, labels, float_top1: float, i
 
 
 def _latency_ms(model: bytes, inputs: list[np.ndarray], runs: int = 50) -> float:
-    from edgec.runtimes.bench import litert_p50_ms
 
     return litert_p50_ms(model, [x[:1] for x in inputs], runs=runs)
 
@@ -276,8 +268,6 @@ def fit_accuracy_drop(keras_model, calibration, evaluation, labels: np.ndarray |
     labels, top-1 is agreement with the float Keras model. Returns the final model bytes and a report
     section: each step's kept layers (and activation type), top-1, size and latency.
     """
-    from edgec.verify.host import top1_accuracy
-
     analysis = analysis or analyze(keras_model, calibration)
     inputs = _as_list(keras_model, evaluation)
     named = dict(zip(keras_model.input_names, inputs))  # the converter may reorder a model's inputs

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.core.errors import ToolchainError
+from edgec.quantize.layer_error import _noise_to_signal
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ class _Reader:
 
 
 def _channel_nsr(reference: list[np.ndarray], quantized: list[np.ndarray]) -> float:
-    from edgec.quantize.layer_error import _noise_to_signal
 
     f = np.concatenate([np.asarray(x, np.float64).reshape(1, *np.shape(x)) for x in reference])
     q = np.concatenate([np.asarray(x, np.float64).reshape(1, *np.shape(x)) for x in quantized])

@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 from edgec.core.errors import InputError
+from edgec.core.tflite_model import parse
 
 SETTINGS = ("int8", "float", "auto")
-FORMATS = ("litert", "onnx")  # formats whose runtimes have fast float kernels next to int8 ones
 FEW_CHANNELS = 4  # auto: a stem reading at most this many channels runs faster in float
 _TFLITE_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _ONNX_LAYOUT_OPS = ("Transpose", "Reshape", "Identity")  # tf2onnx puts an NHWC->NCHW Transpose first
@@ -46,8 +46,6 @@ def tflite_stem(float_tflite: bytes) -> dict[str, int]:
 
     Those names are what the TFLite quantizer's ``denylisted_nodes`` match.
     """
-    from edgec.core.tflite_model import parse
-
     model = parse(float_tflite)
     inputs = set(model.inputs)
     return {model.tensors[op.outputs[0]].name: model.tensors[op.inputs[0]].shape[-1] for op in model.operators

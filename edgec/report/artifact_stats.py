@@ -13,6 +13,7 @@ import gzip
 import numpy as np
 
 from edgec.core import tflite_model
+from edgec.core.tflite_model import layer_name
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _LUT = 0  # DecodeType.LUT in the DECODE common metadata
@@ -52,12 +53,6 @@ def _decoded(model: tflite_model.TFLiteModel) -> dict[int, tuple[np.ndarray, int
             dtype = tflite_model._NUMPY_TYPES[t.type]
             out[dst] = (decode_lut(enc.data, anc.data, t.shape, dtype), enc.index, anc.index)
     return out
-
-
-def layer_name(tensor_name: str) -> str:
-    """The Keras layer a converter tensor name comes from (``model/fc1/MatMul`` -> ``fc1``)."""
-    parts = tensor_name.split(";")[0].split("/")
-    return parts[-2] if len(parts) >= 3 else tensor_name
 
 
 def _per_channel_unique(w: np.ndarray, axis: int) -> int:

@@ -13,7 +13,11 @@ from __future__ import annotations
 import math
 
 from edgec.core import tflite_model
-from edgec.report.artifact_stats import _decoded, layer_name, layer_stats
+from edgec.core.tflite_model import layer_name
+from edgec.report.artifact_stats import _decoded, layer_stats
+from edgec.report.layer_table_onnx import rows as onnx_rows
+from edgec.report.layer_table_openvino import rows as openvino_rows
+from edgec.report.layer_time_onnx import attach, kernel_times
 
 _DECODE_OPS = ("TFLM_DECODE", "DECODE")
 SNR_NOT_MEASURED = ("not measured: the per-layer int8 analysis runs with --layer-error or when verification "
@@ -81,11 +85,9 @@ def section(tflite: bytes | None, layer_error: dict | None, fmt: str, artifact=N
     if tflite is not None:
         table, source = rows(tflite), "the shipped .tflite"
     elif artifact is not None and fmt == "onnx":
-        from edgec.report.layer_table_onnx import rows as onnx_rows
 
         table, source = onnx_rows(artifact), "the shipped .onnx"
     elif artifact is not None and fmt == "openvino":
-        from edgec.report.layer_table_openvino import rows as openvino_rows
 
         table, source = openvino_rows(artifact), "the shipped OpenVINO IR"
     else:
@@ -97,7 +99,6 @@ def section(tflite: bytes | None, layer_error: dict | None, fmt: str, artifact=N
             row["int8_snr_db"] = snr_db(found.get("noise_to_signal"))
     result = {"source": source, "rows": table, "time_share_note": TIME_NOT_MEASURED}
     if fmt == "onnx" and sample is not None:
-        from edgec.report.layer_time_onnx import attach, kernel_times
 
         del result["time_share_note"]
         result.update(attach(table, kernel_times(artifact, sample)))

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from edgec.runtimes.base import fit_layout, order_inputs
 
 RUNS = 20
 _SUFFIX = re.compile(r"(_token_\d+|_nchwc)+$")
@@ -26,9 +27,6 @@ _SUFFIX = re.compile(r"(_token_\d+|_nchwc)+$")
 def kernel_times(artifact: Path, sample: dict[str, np.ndarray], runs: int = RUNS) -> Counter:
     """Median microseconds per run of each (ORT-renamed) node's kernel over ``runs`` inferences of one sample."""
     import onnxruntime as ort
-
-    from edgec.runtimes.base import order_inputs
-    from edgec.runtimes.onnxruntime import fit_layout
 
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()

@@ -8,7 +8,9 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from edgec import __version__
+from edgec.core.version import __version__
+from edgec.report.html import render_html, render_index
+from edgec.report.layer_table import section
 
 TOOLCHAIN_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
                       "tflite-micro", "numpy", "onnx", "onnxruntime", "tf2onnx", "openvino", "nncf")
@@ -79,9 +81,6 @@ def write_manifest(folder: Path, *, recipe: dict, inputs: dict[str, str | None],
 
 def write_reports(build, source: str) -> None:
     """``report.json`` (with the per-layer table of the shipped file), ``report.html``, ``manifest.json``."""
-    from edgec.report.layer_table import section
-    from edgec.report.html import render_html
-
     fmt = build.target["format"]
     shipped = build.final_tflite or (build.int8_tflite if fmt == "c" else None)
     artifact = build.artifact if fmt in ("onnx", "openvino") else None
@@ -106,8 +105,6 @@ def _path_or_none(value):
 
 def write_index(out: Path, reports: dict[str, dict]) -> None:
     """``OUT/index.html`` of a multi-target compile, linking each target's report (and its bench.json)."""
-    from edgec.report.html import render_index
-
     out.mkdir(parents=True, exist_ok=True)
     benches = {t: json.loads((out / t / "bench.json").read_text()) for t in reports
                if (out / t / "bench.json").is_file()}

@@ -1,21 +1,18 @@
-"""Run an artifact in its real runtime: float samples in, float (dequantized) outputs out.
+"""What every runtime shares: float samples to the artifact's input types and order, outputs back to float.
 
-``RUNTIMES`` maps a runtime name to ``predict(artifact, inputs) -> list[np.ndarray]``. Each takes
-float inputs (batch first, keyed by input name), quantizes them itself when the artifact has integer
-inputs, and returns dequantized float outputs, so verification compares like with like.
+Each runtime module (:mod:`edgec.runtimes.tflm`, ``litert``, ``onnxruntime``, ``openvino``; the
+generated C runs through :mod:`edgec.backends.c`) has a ``predict(artifact, inputs) -> list[np.ndarray]``
+that takes float inputs (batch first, keyed by input name), quantizes them itself when the artifact
+has integer inputs, and returns dequantized float outputs, so verification compares like with like.
+Verification's table of them by name is ``edgec.verify.host.RUNTIMES``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from edgec.runtimes import onnxruntime as runtimes_onnx
-from edgec.backends.c.export_c import predict as predict_c
 from edgec.core.errors import InputError, ToolchainError
 from edgec.core.tflite_model import _NUMPY_TYPES, parse
-from edgec.runtimes.tflm import run_tflm, tflm_io_details
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -94,51 +91,26 @@ def order_inputs(inputs: dict[str, np.ndarray], names: list[str]) -> list[np.nda
     return list(inputs.values())
 
 
-def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run every sample through the TFLite Micro interpreter (reference kernels), one at a time."""
-    raw = Path(artifact).read_bytes()
-    where = {"stage": "verify", "model": str(artifact)}
-    out_details = tflm_io_details(raw, **where)[1]
-    # Stacked per-sample outputs (N, 1, ...) -> batch first (N, ...), as the other runtimes return.
-    return [dequantize_output(y.reshape(-1, *y.shape[2:]), d)
-            for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs), **where), out_details)]
+def fit_layout(x: np.ndarray, shape: list, name: str) -> np.ndarray:
+    """``x`` (batch first) in the model input's ``shape``, transposing NHWC <-> NCHW when needed."""
+    want = [d if isinstance(d, int) and d > 0 else None for d in shape]
+
+    def matches(a: np.ndarray) -> bool:
+        return a.ndim == len(want) and all(w is None or w == s for w, s in zip(want[1:], a.shape[1:]))
+
+    if matches(x):
+        return x
+    if x.ndim == 4:
+        for perm in ((0, 3, 1, 2), (0, 2, 3, 1)):
+            if matches(x.transpose(perm)):
+                return np.ascontiguousarray(x.transpose(perm))
+    raise InputError(f"input '{name}': samples of shape {x.shape[1:]} do not fit the artifact's "
+                     f"{tuple(shape[1:])}", stage="verify")
 
 
-def predict_litert(artifact: Path | bytes, inputs: dict[str, np.ndarray], *, num_threads: int = 1,
-                   reference_kernels: bool = False) -> list[np.ndarray]:
-    """Run every sample through LiteRT (``ai_edge_litert``): XNNPACK as deployed on phones, or
-    TFLite's reference kernels (``reference_kernels``), which TFLite Micro must match bit for bit.
-    ``artifact`` is a ``.tflite`` path or its bytes."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-    raw = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
-    interp = Interpreter(model_content=raw, num_threads=num_threads,
-                         experimental_op_resolver_type=resolver)
-    interp.allocate_tensors()
-    in_details = interp.get_input_details()
-    out_details = interp.get_output_details()
-    arrays = order_inputs(inputs, [d["name"] for d in in_details])
-    outs: list[list[np.ndarray]] = [[] for _ in out_details]
-    for n in range(len(arrays[0])):
-        for x, d in zip(arrays, in_details):
-            interp.set_tensor(d["index"], quantize_input(x[n:n + 1], d).reshape(d["shape"]))
-        interp.invoke()
-        for i, d in enumerate(out_details):
-            outs[i].append(dequantize_output(interp.get_tensor(d["index"]), d))
-    return [np.concatenate(o) for o in outs]
-
-
-def predict_litert_reference(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """LiteRT with its reference kernels: the cross-check that TFLite Micro should equal exactly."""
-    return predict_litert(artifact, inputs, reference_kernels=True)
-
-
-RUNTIMES = {
-    "tflm": predict_tflm,
-    "litert": predict_litert,
-    "litert-reference": predict_litert_reference,
-    "onnxruntime": runtimes_onnx.predict_onnxruntime,
-    "openvino": runtimes_onnx.predict_openvino,
-    "c": predict_c,
-}
+def batches(arrays: list[np.ndarray], fixed_batch: bool):
+    """``arrays`` in chunks: one sample at a time for a fixed batch of 1, else all at once."""
+    count = len(arrays[0])
+    step = 1 if fixed_batch else max(count, 1)
+    for start in range(0, count, step):
+        yield [a[start:start + step] for a in arrays]

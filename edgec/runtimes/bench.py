@@ -26,6 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from edgec.core.errors import InputError, ToolchainError
+from edgec.core.formats import FORMATS
+from edgec.core.tflite_model import _NUMPY_TYPES, parse
+from edgec.runtimes.litert import litert_readable
+from edgec.runtimes.tflm import run_tflm
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +76,6 @@ class _TFLM(_Session):
     def __init__(self, path: Path, threads: int):
         from tflite_micro.python.tflite_micro import runtime
 
-        from edgec.core.tflite_model import parse
-        from edgec.runtimes.tflm import run_tflm
-
         raw = path.read_bytes()
         model = parse(raw)
         graph = model.model.subgraphs[0]
@@ -94,7 +95,6 @@ class _TFLM(_Session):
 
 
 def _tflite_dtype(name: str):
-    from edgec.core.tflite_model import _NUMPY_TYPES
 
     return _NUMPY_TYPES[name]
 
@@ -292,13 +292,9 @@ def bench(artifact: Path, reference: Path, runtime: str, *, runs: int = RUNS, wa
     return result
 
 
-# format -> (its own runtime, the runtimes that can run it). The files are edgec.backends.registry.ARTIFACT_FILES.
-BENCH_RUNTIMES = {
-    "tflm": ("tflm", {"tflm", "litert"}),
-    "litert": ("litert", {"tflm", "litert"}),
-    "onnx": ("onnxruntime", {"onnxruntime", "openvino"}),
-    "openvino": ("openvino", {"openvino"}),
-}
+# format -> (its own runtime, the runtimes that can run it), from edgec.core.formats.
+BENCH_RUNTIMES = {name: (f.bench_runtimes[0], set(f.bench_runtimes)) for name, f in FORMATS.items()
+                  if f.bench_runtimes}
 
 
 def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, warmup: int = WARMUP,
@@ -317,10 +313,7 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
     if fmt not in BENCH_RUNTIMES:
         raise InputError(f"format '{fmt}' has no host runtime to bench (formats: {', '.join(BENCH_RUNTIMES)})",
                          stage="bench")
-    # Imported here: the memory probe's fresh process (python -m edgec.runtimes.bench) need not import exporters.
-    from edgec.backends.registry import ARTIFACT_FILES
-
-    artifact, reference = ARTIFACT_FILES[fmt]
+    artifact, reference = FORMATS[fmt].artifact, FORMATS[fmt].float_reference
     own, fits = BENCH_RUNTIMES[fmt]
     if runtime is not None and runtime not in fits:
         raise InputError(f"a {fmt} build runs in {', '.join(sorted(fits))}, not '{runtime}'", stage="bench")
@@ -329,8 +322,6 @@ def bench_build(folder: Path, *, runtime: str | None = None, runs: int = RUNS, w
             raise InputError(f"{folder / name} is missing; recompile", stage="bench")
     note = None
     if runtime == "litert" and fmt == "tflm":
-        from edgec.backends.tflm.slim import litert_readable
-
         why = litert_readable((folder / artifact).read_bytes())
         if why is not None:  # the exporter proved both bit-exact in TFLite Micro; LiteRT runs the unslimmed one
             artifact, note = "intermediate/model_int8.tflite", f"LiteRT cannot read model.tflite ({why}): " \

@@ -14,11 +14,13 @@ edgec. All samples of a call run in one round trip to the worker.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from edgec.core import isolate
 from edgec.core.tflite_model import parse
+from edgec.runtimes.base import dequantize_output, quantize_samples
 from edgec.runtimes.tflm_arena import HOST_ARENA_BYTES
 
 INTERPRETER = "TFLite Micro interpreter"
@@ -94,3 +96,13 @@ def first_difference(reference: bytes, candidate: bytes, samples: list, *, stage
             if not np.array_equal(x, y):
                 return f"sample {n}, output {i}, max diff {int(np.max(np.abs(x.astype(np.int64) - y)))} LSB"
     return None
+
+
+def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run every sample through the TFLite Micro interpreter (reference kernels), one at a time."""
+    raw = Path(artifact).read_bytes()
+    where = {"stage": "verify", "model": str(artifact)}
+    out_details = tflm_io_details(raw, **where)[1]
+    # Stacked per-sample outputs (N, 1, ...) -> batch first (N, ...), as the other runtimes return.
+    return [dequantize_output(y.reshape(-1, *y.shape[2:]), d)
+            for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs), **where), out_details)]

@@ -13,6 +13,7 @@ import tempfile
 
 import numpy as np
 
+from edgec.core import isolate
 from edgec.core.errors import ToolchainError
 from edgec.core.tflite_model import parse
 
@@ -43,8 +44,6 @@ def measure_arena(tflite: bytes, *, stage: str = "export", model: str = "the mod
     Runs in edgec's worker process (:mod:`edgec.core.isolate`): an interpreter abort is a
     :class:`~edgec.core.isolate.NativeCrash` naming ``stage`` and ``model``.
     """
-    from edgec.core import isolate
-
     return isolate.call(_measure, tflite, stage=stage, what=f"TFLite Micro interpreter on {model}")
 
 

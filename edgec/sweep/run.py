@@ -22,10 +22,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgec.compress.recipe import from_dict
+from edgec.core import targets
+from edgec.core.errors import EdgecError, InputError
 from edgec.sweep import front as sweep_front
 from edgec.sweep import space as sweep_space
-from edgec.core.errors import EdgecError, InputError
-from edgec.compress.recipe import from_dict
 
 log = logging.getLogger(__name__)
 FINISHED = ("ok", "gate", "invalid")  # statuses a re-run keeps; a crashed or killed trial runs again
@@ -83,8 +84,6 @@ def _latency(folder: Path, profile: dict, backend: str | None) -> tuple[float | 
 
 def run_trial(spec: dict) -> dict:
     """One trial (runs in a Ray worker): compile with the trial's recipe, measure, return its record."""
-    from edgec.core import targets
-
     trial_dir = Path(spec["dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "edgec.toml").write_text(from_dict(spec["recipe"]).to_toml(), encoding="utf-8")
@@ -170,8 +169,6 @@ def sweep(model: str, target: str, *, calibration: str, eval: str | None, space:
           trust_model: bool = False, max_flash: int | None = None, max_ram: int | None = None,
           max_accuracy_drop: float | None = None) -> dict:
     """Run (or resume) a sweep; write ``OUT/sweep.json``, ``OUT/sweep.html`` and the best ``OUT/edgec.toml``."""
-    from edgec.core import targets
-
     targets.resolve(target)  # an unknown target is refused before Ray starts
     parsed = sweep_space.load(space)
     points = parsed.expand(trials)

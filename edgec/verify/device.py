@@ -14,6 +14,7 @@ import numpy as np
 
 from edgec.backends.c.export_c import reference_model
 from edgec.core.errors import InputError
+from edgec.device.firmware.run import run_on_device, run_target_on_qemu
 from edgec.runtimes.base import dequantize_output, quantize_input
 from edgec.runtimes.tflm import run_tflm, tflm_io_details
 from edgec.verify.host import compare, gate, reference_outputs
@@ -25,8 +26,6 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
                      port: str | None = None, portable: bool = False, timeout: float = 30.0,
                      retries: int = 3) -> dict:
     """Stream ``evaluation`` through the firmware; return the ``verify.json`` content."""
-    from edgec.device.firmware.run import run_on_device, run_target_on_qemu
-
     report = json.loads((folder / "report.json").read_text())
     if report["format"] != "c":
         raise InputError(f"{folder} is a '{report['format']}' build; --device/--port run edgec's generated-C "

@@ -12,22 +12,42 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec.backends.c.export_c import predict as predict_c
+from edgec.backends.c.export_c import reference_model
+from edgec.backends.onnx.export_onnx import feeds
 from edgec.core.calibration import Dataset
 from edgec.core.errors import GateError, InputError
 from edgec.core.metrics import output_failures, output_metrics, resolve_kinds, snr_db, top1
-from edgec.runtimes.base import RUNTIMES
+from edgec.core.tflite_model import signature_outputs
+from edgec.device.outputs import load as load_outputs
+from edgec.frontend.onnx.lower import run_onnx
+from edgec.runtimes.litert import litert_readable
+from edgec.runtimes.litert import predict_litert, predict_litert_reference
+from edgec.runtimes.onnxruntime import predict_onnxruntime
+from edgec.runtimes.openvino import predict_openvino
+from edgec.runtimes.tflm import predict_tflm
 from edgec.verify.detail import detail
 
 log = logging.getLogger(__name__)
 
 STAGE = "verify"
+# Runtime name -> predict(artifact, inputs) -> float outputs (see edgec.runtimes.base); a profile's
+# verification.runtime and cross_check name these.
+RUNTIMES = {
+    "tflm": predict_tflm,
+    "litert": predict_litert,
+    "litert-reference": predict_litert_reference,
+    "onnxruntime": predict_onnxruntime,
+    "openvino": predict_openvino,
+    "c": predict_c,
+}
 
 
 def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Float outputs for stacked samples, as a list (one array per model output).
 
     ``keras_model`` is a ``tf_keras.Model``, or an ``onnx.ModelProto`` that ONNX Runtime runs (an
-    ONNX model kept as ONNX, see :attr:`edgec.frontend.load.LoadedModel.reference`).
+    ONNX model kept as ONNX, see :attr:`edgec.frontend.model.LoadedModel.reference`).
     """
     if hasattr(keras_model, "graph"):
         return _onnx_outputs(keras_model, samples)
@@ -39,8 +59,6 @@ def reference_outputs(keras_model, samples: dict[str, np.ndarray]) -> list[np.nd
 
 
 def _onnx_outputs(model, samples: dict[str, np.ndarray]) -> list[np.ndarray]:
-    from edgec.backends.onnx.export_onnx import feeds
-    from edgec.frontend.onnx.lower import run_onnx
 
     initializers = {t.name for t in model.graph.initializer}
     names = [v.name for v in model.graph.input if v.name not in initializers]
@@ -74,7 +92,6 @@ def match_outputs(outputs: list[np.ndarray], names: list[str], artifact: Path, r
 
 
 def _signature_order(artifact: Path, names: list[str], count: int) -> list[int] | None:
-    from edgec.core.tflite_model import signature_outputs
 
     artifact = Path(artifact)
     for path in (artifact, artifact.parent / "intermediate" / "model_int8.tflite"):
@@ -87,11 +104,6 @@ def _signature_order(artifact: Path, names: list[str], count: int) -> list[int] 
 
 def _top1(y: np.ndarray) -> np.ndarray:
     return top1(y)
-
-
-def top1_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of samples whose highest output is the label."""
-    return float(np.mean(_top1(outputs) == labels))
 
 
 def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.ndarray | None, *,
@@ -198,7 +210,6 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
     in the Keras model's order, as ``outputs`` are."""
     checked = {}
     if name.startswith("litert") and artifact.suffix == ".tflite":
-        from edgec.backends.tflm.slim import litert_readable
 
         why = litert_readable(artifact.read_bytes())
         unslimmed = artifact.parent / "intermediate" / "model_int8.tflite"
@@ -209,7 +220,6 @@ def _cross_check(name: str, artifact: Path, samples: dict, outputs: list[np.ndar
             checked = {"model": "intermediate/model_int8.tflite", "why": f"LiteRT cannot read {why}"}
             artifact = unslimmed
     if artifact.suffix == ".h":  # generated C: the other runtime runs the int8 model it was generated from
-        from edgec.backends.c.export_c import reference_model
 
         artifact = reference_model(artifact)
     other = order(RUNTIMES[name](artifact, samples))
@@ -231,8 +241,6 @@ def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, ev
     the first samples of the build's evaluation set. ``bit_exact`` says whether the device's outputs
     equal the same artifact run here in the target's runtime.
     """
-    from edgec.device.outputs import load as load_outputs
-
     names = list(loaded.inputs)
     if explicit_eval:
         samples, labels = evaluation.arrays(), evaluation.labels

@@ -23,7 +23,9 @@ import os
 import platform
 from pathlib import Path
 
+from edgec.backends.registry import EXPORTERS
 from edgec.core import targets
+from edgec.verify.host import verify
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +102,6 @@ def verify_build(build, reference_model, *, host: str | None = None) -> dict:
     target's arithmetic, says so on the console, exports the twin into ``intermediate/host_twin`` with
     the target's exporter and verifies that, adding the shipped artifact's host-limited metrics.
     """
-    from edgec.backends.registry import EXPORTERS
-    from edgec.verify.host import verify
-
     section = check(build.target, host or host_isa())
     if section is not None:
         build.report["int8_arithmetic"] = section

@@ -79,7 +79,7 @@ def test_optimized_kernels_cross_compile_for_cortex_m(digits_tflite, tmp_path, c
 def test_c_format_exporter_and_host_runtime_agree_with_tflite_micro(digits_tflite, tmp_path):
     from edgec.core.build_state import Build
     from edgec.backends.c.export_c import export, predict
-    from edgec.runtimes.base import predict_tflm
+    from edgec.runtimes.tflm import predict_tflm
     from edgec.core.targets import resolve
 
     out = tmp_path / "cortex-m4"

@@ -86,7 +86,8 @@ def test_dynamic_shapes_are_refused_naming_the_input(run_cli, tmp_path):
 def test_two_input_model_compiles_for_tflite_targets(run_cli, tmp_path):
     from edgec.core.tf import keras
 
-    from edgec.runtimes.base import predict_litert, predict_tflm
+    from edgec.runtimes.litert import predict_litert
+    from edgec.runtimes.tflm import predict_tflm
     from edgec.core.tflite_model import parse
 
     k = keras()

@@ -12,11 +12,12 @@ import pytest
 
 from edgec.backends.onnx import export_onnx
 from edgec.backends.openvino import export_openvino
-from edgec.frontend.onnx import read as load_onnx
-from edgec.frontend.onnx import lower as onnx_lower
-from edgec.runtimes import onnxruntime as runtimes_onnx
 from edgec.core import targets
 from edgec.core.errors import InputError
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.frontend.onnx import read as load_onnx
+from edgec.runtimes import onnxruntime as runtimes_onnx
+from edgec.runtimes.openvino import predict_openvino
 
 pytestmark = pytest.mark.toolchain
 
@@ -100,7 +101,7 @@ def test_openvino_int8_ir_has_fake_quantize_and_is_within_one_point_of_float(dig
     xml = build.out / "model.xml"
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
     assert export_openvino.fake_quantize_count(xml) >= 4
-    outputs = runtimes_onnx.predict_openvino(xml, {"image": digits.images})[0]
+    outputs = predict_openvino(xml, {"image": digits.images})[0]
     top1 = _top1(outputs, digits.labels)
     assert abs(top1 - digits.float_top1) <= 0.01, (top1, digits.float_top1)
     first = hashlib.sha256(xml.with_suffix(".bin").read_bytes()).hexdigest()
@@ -118,8 +119,8 @@ def test_openvino_fp16_ir_stores_half_weights_and_fp32_ir_matches_keras(digits, 
     export_openvino.export(fp32)
     assert "f16" not in export_openvino.weight_dtypes(fp32.out / "model.xml")
     assert export_openvino.fake_quantize_count(fp32.out / "model.xml") == 0
-    half = runtimes_onnx.predict_openvino(fp16.out / "model.xml", {"image": digits.images[:100]})[0]
-    full = runtimes_onnx.predict_openvino(fp32.out / "model.xml", {"image": digits.images[:100]})[0]
+    half = predict_openvino(fp16.out / "model.xml", {"image": digits.images[:100]})[0]
+    full = predict_openvino(fp32.out / "model.xml", {"image": digits.images[:100]})[0]
     np.testing.assert_allclose(full, digits.reference[:100], atol=1e-5)
     np.testing.assert_allclose(half, digits.reference[:100], atol=5e-3)
     assert fp16.report["size"]["bin_bytes"] < 0.6 * fp32.report["size"]["bin_bytes"]
@@ -175,7 +176,7 @@ def test_onnx_input_model_exports_int8_for_intel_cpu_and_onnx_cpu_agreeing_with_
     reference = onnx_lower.run_onnx(loaded.onnx_model, {"x": samples[100:]})[0]
     for target_id, exporter, run, name in (
             ("onnx-cpu", export_onnx, runtimes_onnx.predict_onnxruntime, "model.onnx"),
-            ("intel-cpu", export_openvino, runtimes_onnx.predict_openvino, "model.xml")):
+            ("intel-cpu", export_openvino, predict_openvino, "model.xml")):
         out = tmp_path / target_id
         out.mkdir()
         build = SimpleNamespace(target=targets.resolve(target_id), keras_model=loaded.keras_model,

@@ -9,9 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgec.frontend.onnx import read as load_onnx
-from edgec.frontend.onnx import lower as onnx_lower
 from edgec.core.errors import InputError
+from edgec.frontend.onnx import graph
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.frontend.onnx import read as load_onnx
 
 pytestmark = pytest.mark.toolchain
 
@@ -129,7 +130,7 @@ def test_dynamic_batch_is_fixed_to_one_and_other_dynamic_dims_are_refused(tmp_pa
     path = tmp_path / "dyn.onnx"
     onnx.save(_matmul_model(batch="N"), str(path))
     model = load_onnx.read(path)
-    assert load_onnx.signature(model.graph.input, model) == {"x": ((4,), "float32")}
+    assert graph.signature(model.graph.input, model) == {"x": ((4,), "float32")}
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
     dyn = _matmul_model()
     dyn.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "F"

@@ -11,10 +11,11 @@ import pytest
 
 from edgec.backends.onnx import export_onnx
 from edgec.backends.openvino import export_openvino
-from edgec.frontend.onnx import read as load_onnx
-from edgec.frontend.onnx import lower as onnx_lower
-from edgec.runtimes import onnxruntime as runtimes_onnx
 from edgec.core import targets
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.frontend.onnx import read as load_onnx
+from edgec.runtimes import onnxruntime as runtimes_onnx
+from edgec.runtimes.openvino import predict_openvino
 
 from tests.conftest import MLPERF, needs_mlperf as needs_models
 
@@ -62,7 +63,7 @@ def test_wake_word_model_int8_onnx_and_openvino_keep_its_accuracy_on_real_sample
     float_top1 = float((reference.argmax(1) == labels).mean())
     name = source.input_names[0]
     for target_id, run in (("onnx-cpu", runtimes_onnx.predict_onnxruntime),
-                           ("intel-cpu", runtimes_onnx.predict_openvino)):
+                           ("intel-cpu", predict_openvino)):
         out = tmp_path / target_id
         out.mkdir()
         build = SimpleNamespace(target=targets.resolve(target_id), keras_model=source,

@@ -75,7 +75,8 @@ def test_first_difference_finds_a_changed_output(digits_int8, samples):
 
 def test_slim_shares_one_zero_point_per_weight_tensor_and_drops_signatures(digits_int8):
     from edgec.core.tflite_model import parse
-    from edgec.backends.tflm.slim import litert_readable, slim
+    from edgec.backends.tflm.slim import slim
+    from edgec.runtimes.litert import litert_readable
 
     slimmed, report = slim(digits_int8)
     before, after = parse(digits_int8), parse(slimmed)

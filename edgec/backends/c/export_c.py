@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.core.errors import InputError, ToolchainError
 from edgec.backends.c.codegen import generate
-from edgec.runtimes.tflm_arena import measure_arena
 from edgec.backends.c.hostcheck import compile_host, run_host
+from edgec.core.errors import InputError, ToolchainError
+from edgec.core.targets import check_budget, model_budget
+from edgec.runtimes.base import dequantize_output, quantize_input
+from edgec.runtimes.tflm_arena import measure_arena
 
 STAGE = "export"
 
@@ -35,9 +37,6 @@ def reference_model(artifact: Path) -> Path:
 
 def export(build) -> None:
     """Generate the C for ``build.int8_tflite`` into ``build.out``; report arena, weights and MACs."""
-    from edgec.core.targets import model_budget
-    from edgec.backends.tflm.export_tflm import check_budget
-
     target = build.target.get("id")
     if build.int8_tflite is None:
         raise ToolchainError("no int8 model to generate C from", stage=STAGE, target=target)
@@ -102,8 +101,6 @@ def predict(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     with the model's input scale and zero point and an int8 output dequantized, like the other
     runtimes; a float32 input or output (a model converted with float I/O) passes as it is.
     """
-    from edgec.runtimes.base import dequantize_output, quantize_input
-
     folder = Path(artifact)
     folder = folder if folder.is_dir() else folder.parent
     header = (folder / "model.h").read_text()

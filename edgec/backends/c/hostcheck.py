@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from edgec.core.errors import ToolchainError
+from edgec.core.tflite_model import parse
+from edgec.device.firmware.build import build_firmware
+from edgec.device.firmware.run import run_on_device
+from edgec.runtimes.tflm import run_tflm, tflm_io_details
 
 DRIVER = r"""
 #include <stdio.h>
@@ -86,8 +90,6 @@ def run_host(exe: Path, inputs: np.ndarray) -> np.ndarray:
 def tflm_outputs(tflite_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
     """Outputs of the TFLite Micro Python interpreter for ``inputs`` (batch first, in the model's
     input type: int8, or float32 for a float-input model), flattened."""
-    from edgec.runtimes.tflm import run_tflm, tflm_io_details
-
     dtype = tflm_io_details(tflite_bytes)[0][0]["dtype"]
     y = run_tflm(tflite_bytes, [np.asarray(x, dtype) for x in inputs])[0]
     return y.reshape(len(y), -1)
@@ -100,8 +102,6 @@ def random_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0, extremes: b
     most likely to saturate an accumulator or a requantization. A float32-input model gets
     float32 tensors from :func:`random_float_inputs` instead.
     """
-    from edgec.core.tflite_model import parse
-
     model = parse(tflite_bytes)
     if model.tensors[model.inputs[0]].type == "FLOAT32":
         return random_float_inputs(tflite_bytes, count, seed=seed, extremes=extremes)
@@ -116,8 +116,6 @@ def random_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0, extremes: b
 def input_quantization(tflite_bytes: bytes) -> tuple[np.float32, int]:
     """Scale and zero point that the model's float input is quantized with (its QUANTIZE's
     output); (1, 0) when no QUANTIZE reads the input."""
-    from edgec.core.tflite_model import parse
-
     model = parse(tflite_bytes)
     for op in model.operators:
         if op.name == "QUANTIZE" and op.inputs[0] == model.inputs[0]:
@@ -149,8 +147,6 @@ def random_float_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0,
     on both sides of zero, and values up to 10^6 times the range, either sign. With ``extremes``
     the first two are all -2^30 and all 2^30 times the scale (the largest quotients the
     reference defines; see edgec_quantize_f32_s8)."""
-    from edgec.core.tflite_model import parse
-
     model = parse(tflite_bytes)
     shape = tuple(int(d) for d in model.tensors[model.inputs[0]].shape)
     scale, zero = input_quantization(tflite_bytes)
@@ -178,9 +174,6 @@ def device_check(c_dir: Path, machine: str, inputs: np.ndarray, reference: np.nd
     of bit-exact outputs, instructions per inference (median, min, max under ``-icount
     shift=0``) and per MAC, and the image's footprint from arm-none-eabi-size.
     """
-    from edgec.device.firmware.build import build_firmware
-    from edgec.device.firmware.run import run_on_device
-
     with tempfile.TemporaryDirectory() as work:
         image = build_firmware(c_dir, machine, flash_bytes=flash_bytes, ram_bytes=ram_bytes, out=Path(work),
                                cflags=("-DEDGEC_PORTABLE",) if portable else ())

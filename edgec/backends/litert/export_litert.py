@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgec.core.errors import ToolchainError
+from edgec.quantize.converter import fp16_tflite
 
 
 def export(build) -> None:
@@ -17,7 +18,6 @@ def export(build) -> None:
     build.report["size"]["flash_bytes"] = len(build.int8_tflite)
     if build.target.get("device", {}).get("gpu_delegate"):
         # GPU delegates compute in fp16: ship the fp16-weight variant beside the int8 model.
-        from edgec.quantize.converter import fp16_tflite
 
         fp16 = fp16_tflite(build.keras_model)
         (build.out / "model_fp16.tflite").write_bytes(fp16)

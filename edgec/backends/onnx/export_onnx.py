@@ -23,10 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from edgec.quantize import stem
 from edgec.core import targets
 from edgec.core.errors import InputError, ToolchainError
+from edgec.core.tf import tensorflow
+from edgec.frontend.onnx import fuse as onnx_fuse
+from edgec.frontend.onnx.read import fix_batch
 from edgec.frontend.onnx.read import opset_of
+from edgec.quantize import stem
+from edgec.quantize.keep_float_onnx import fit
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,6 @@ def keras_to_onnx(keras_model: Any, *, opset: int = OPSET, batch: int | None = 1
 
     ``batch`` fixes the batch dimension (edge runtimes want static shapes); ``None`` keeps it dynamic.
     """
-    from edgec.frontend.onnx.read import fix_batch
-    from edgec.core.tf import tensorflow
-
     tf = tensorflow()
     import tf2onnx
 
@@ -217,8 +218,6 @@ def float_onnx(build: Any) -> Any:
     The user's own (folded) ONNX graph when the build has one (``build.onnx_model``: an ONNX model
     kept as ONNX), else the Keras model converted by tf2onnx.
     """
-    from edgec.frontend.onnx import fuse as onnx_fuse
-
     native = getattr(build, "onnx_model", None)
     model = native if native is not None else keras_to_onnx(build.keras_model)
     fused, counts = onnx_fuse.fuse(model)
@@ -254,7 +253,6 @@ def export(build: Any) -> None:
 
         keep, max_drop = build.settings.get("keep_float") or [], build.settings.get("max_accuracy_drop")
         if keep or max_drop is not None:
-            from edgec.quantize.keep_float_onnx import fit
 
             model, build.report["keep_float"] = fit(float_model, float_path, quantized, build.evaluation,
                                                     build.calibration, keep=keep, max_drop=max_drop)

@@ -25,6 +25,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from edgec.backends.onnx.export_onnx import calibration_method, float_onnx, sample_count
+from edgec.backends.openvino.keep_float import fit, resolve_ops
+from edgec.backends.openvino.nncf_quantize import CALIBRATION_SAMPLES, RANGE_ESTIMATORS, quantize
 from edgec.core import targets
 from edgec.core.errors import InputError, ToolchainError
 
@@ -32,9 +35,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "export-openvino"
 SCHEMES = ("fp32", "fp16", "int8")
-CALIBRATION_SAMPLES = 300  # NNCF's default subset size
-# edgec's calibration methods -> NNCF's activation range estimators (the ONNX path's meaning).
-RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
 
 
 def onnx_to_openvino(onnx_path: Path) -> Any:
@@ -46,66 +46,6 @@ def onnx_to_openvino(onnx_path: Path) -> Any:
     except (RuntimeError, ValueError) as e:  # OpConversionFailure is a RuntimeError
         raise ToolchainError(f"openvino.convert_model failed on {onnx_path}: {str(e).splitlines()[0]}",
                              stage=STAGE) from None
-
-
-def nncf_items(ov_model: Any, samples: Any, *, limit: int | None = None) -> list[tuple]:
-    """edgec samples as one tuple of batch-1 arrays per sample, in the model's input order and layout."""
-    from edgec.backends.onnx.export_onnx import feeds
-    from edgec.runtimes.onnxruntime import fit_layout
-
-    names = [p.get_any_name() for p in ov_model.inputs]
-    shapes = [[d.get_length() if d.is_static else -1 for d in p.get_partial_shape()] for p in ov_model.inputs]
-    arrays = feeds(samples, names, limit=limit)
-    arrays = {n: fit_layout(arrays[n], s, n) for n, s in zip(names, shapes)}
-    count = len(next(iter(arrays.values())))
-    return [tuple(arrays[n][i:i + 1] for n in names) for i in range(count)]
-
-
-def model_inputs(item: tuple) -> Any:
-    """What an OpenVINO model takes for one ``nncf_items`` tuple."""
-    return item[0] if len(item) == 1 else list(item)
-
-
-def nncf_settings(*, preset: str = "performance", calibration_method: str = "minmax",
-                  overflow_fix: str = "disable", ignored: list[str] | None = None) -> dict:
-    """Keyword arguments shared by ``nncf.quantize`` and ``nncf.quantize_with_accuracy_control``."""
-    import nncf
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
-
-    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
-    advanced = AdvancedQuantizationParameters(
-        activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
-                                                   RANGE_ESTIMATORS[calibration_method]),
-        overflow_fix=OverflowFix(overflow_fix))
-    settings = {"preset": presets[preset], "fast_bias_correction": False, "advanced": advanced}
-    if ignored:
-        settings["ignored_scope"] = nncf.IgnoredScope(names=list(ignored))
-    return settings
-
-
-def quantize(ov_model: Any, samples: Any, *, limit: int = CALIBRATION_SAMPLES, preset: str = "performance",
-             calibration_method: str = "minmax", overflow_fix: str = "disable",
-             ignored: list[str] | None = None) -> Any:
-    """INT8 post-training quantization with ``nncf.quantize`` on edgec samples (one per batch).
-
-    ``preset`` "performance" gives symmetric activations (fastest on Intel CPUs); "mixed" asymmetric.
-    ``calibration_method`` picks the activation range estimator (see ``RANGE_ESTIMATORS``);
-    ``overflow_fix`` "disable" keeps 8-bit weights everywhere (CPUs with VNNI), "first_layer" or
-    "enable" use 7-bit weights there or everywhere (older AVX2-only CPUs). ``ignored`` names
-    operations to leave in float (``--keep-float``).
-    """
-    import nncf
-
-    items = nncf_items(ov_model, samples, limit=limit)
-    settings = nncf_settings(preset=preset, calibration_method=calibration_method, overflow_fix=overflow_fix,
-                             ignored=ignored)
-    advanced = settings.pop("advanced")
-    try:
-        return nncf.quantize(ov_model, nncf.Dataset(items, model_inputs), subset_size=len(items),
-                             advanced_parameters=advanced, **settings)
-    except (RuntimeError, ValueError, nncf.ValidationError) as e:
-        raise ToolchainError(f"nncf.quantize failed: {str(e).splitlines()[0]}", stage=STAGE) from None
 
 
 def save(ov_model: Any, folder: Path, *, compress_to_fp16: bool) -> Path:
@@ -140,8 +80,6 @@ def canonical_names(ov_model: Any) -> None:
 def export(build: Any) -> None:
     """Exporter for ``format = "openvino"``: writes ``model.xml``/``model.bin`` at the scheme's precision."""
     import onnx
-
-    from edgec.backends.onnx.export_onnx import calibration_method, float_onnx, sample_count
 
     q = build.target.get("quantization", {})
     scheme = q.get("scheme", "int8")
@@ -179,8 +117,6 @@ def export(build: Any) -> None:
 
 def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str, onnx_model: Any = None) -> Any:
     """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control."""
-    from edgec.backends.openvino.keep_float import fit, resolve_ops
-
     keep = build.settings.get("keep_float") or []
     max_drop = build.settings.get("max_accuracy_drop")
     ignored = resolve_ops(ov_model, keep, onnx_model) if keep else []

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgec.backends.openvino.nncf_quantize import CALIBRATION_SAMPLES, model_inputs, nncf_items, nncf_settings, quantize
 from edgec.core.errors import InputError, ToolchainError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,6 @@ def quantized_ops(ov_model: Any) -> set[str]:
 
 
 def _top1(compiled: Any, items: list[tuple]) -> np.ndarray:
-    from edgec.backends.openvino.export_openvino import model_inputs
 
     return np.array([int(np.argmax(compiled(model_inputs(x))[0])) for x in items])
 
@@ -106,8 +106,6 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
     """
     import nncf
     import openvino as ov
-
-    from edgec.backends.openvino.export_openvino import CALIBRATION_SAMPLES, model_inputs, nncf_items, nncf_settings, quantize
 
     core = ov.Core()
     calib = nncf_items(ov_model, calibration, limit=CALIBRATION_SAMPLES)

@@ -12,7 +12,7 @@ reductions as TFLite Micro's own ``tflm_model_transforms`` tool, plus the conv b
   TFLite Micro broadcasts a single zero point to all channels since tflite-micro PR #813 (Dec 2021,
   ``micro_allocator.cc``: "as a space-saving optimization, zero point arrays for weights can be
   reduced to a single value"). LiteRT refuses such a file (it wants one zero point per scale), so the
-  LiteRT cross-checks run the unslimmed ``intermediate/model_int8.tflite`` (:func:`litert_readable`);
+  LiteRT cross-checks run the unslimmed ``intermediate/model_int8.tflite`` (:func:`edgec.runtimes.litert.litert_readable`);
 - long tensor names (``model/conv2d_3/BiasAdd;model/conv2d_3/Conv2D;...``): each becomes its Keras
   layer name (``conv2d_3``), which is what reports and debuggers show anyway. Model input and output
   names stay whole (they are the model's interface);
@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import logging
 
-from edgec.report.artifact_stats import layer_name
 from edgec.core.isolate import NativeCrash
-from edgec.core.tflite_model import _op_name, parse, schema
+from edgec.core.tflite_model import _op_name, layer_name, schema
 from edgec.runtimes.tflm import first_difference
 
 log = logging.getLogger(__name__)
@@ -78,18 +77,6 @@ def slim(tflite: bytes) -> tuple[bytes, dict]:
     return out, {"bias_quantization_bytes": bias_bytes, "zero_point_bytes": zero_point_bytes,
                  "name_bytes": names_bytes, "signature_defs_removed": signatures,
                  "bytes_before": len(tflite), "bytes_after": len(out)}
-
-
-def litert_readable(tflite: bytes) -> str | None:
-    """None if LiteRT can run this flatbuffer, else why not (TFLite Micro LUT compression, or zero points
-    shared by all channels, which only TFLite Micro accepts)."""
-    model = parse(tflite)
-    if "TFLM_DECODE" in model.op_names():
-        return "TFLite Micro LUT compression (TFLM_DECODE)"
-    if any(t.scales is not None and t.zero_points is not None and len(t.zero_points) != len(t.scales)
-           for t in model.tensors):
-        return "one zero point shared by all channels (TFLite Micro reads it since 2022, tflite-micro PR #813)"
-    return None
 
 
 def slim_checked(tflite: bytes, samples: list) -> tuple[bytes, dict]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgec.core.errors import InputError
 from edgec.device.firmware.build import FirmwareImage
+from edgec.device.firmware.build import build_firmware
 from edgec.device.firmware.protocol import Device, DeviceError, DeviceInfo, Inference
 from edgec.device.firmware.qemu import ICOUNT_SHIFT, QemuSession
 
@@ -107,8 +108,6 @@ def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: 
     firmware is written to ``work``. Returns the image (its footprint) and the results of
     :func:`run_on_device`.
     """
-    from edgec.device.firmware.build import build_firmware
-
     machine = device or target.get("device", {}).get("qemu_machine")
     if not machine:
         raise InputError(f"target '{target.get('id')}' names no QEMU machine (device.qemu_machine); "

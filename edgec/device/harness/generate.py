@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.device.outputs import write_npz
 from edgec.core.errors import InputError
+from edgec.core.formats import FORMATS
+from edgec.device.outputs import write_npz
 
 log = logging.getLogger(__name__)
 
 RUNS = 100
 WARMUP = 10
 ANDROID_DIR = "/data/local/tmp/edgec"
-DEFAULT_HARNESS = {"litert": "linux-litert", "openvino": "openvino", "onnx": "onnxruntime"}
+DEFAULT_HARNESS = {name: f.harness for name, f in FORMATS.items() if f.harness}
 
 # Android variants: (name, model file at the build's top level, benchmark_model flags).
 # "float" is the float reference, timed in the same session so bench.json can give the ratio.
@@ -43,7 +44,7 @@ _GPU_VARIANT = ("fp16-gpu", "model_fp16.tflite", "--use_gpu=true --gpu_precision
 
 
 def _template(name: str) -> str:
-    return resources.files("edgec.device.harness.templates").joinpath(name).read_text()
+    return resources.files("edgec.device.harness").joinpath("templates", name).read_text()
 
 
 def _fill(name: str, values: dict[str, object]) -> str:

@@ -8,19 +8,13 @@ decompression bomb, a cycle of inbound nodes (tf_keras loops forever), and NaN o
 from __future__ import annotations
 
 import json
-import lzma
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 from edgec.core.errors import InputError
 
 STAGE = "load"
-# What zipfile raises on a damaged archive: bad structure or CRC, truncation, a corrupt deflate or
-# LZMA stream, an unknown compression method (NotImplementedError), an encrypted member (RuntimeError).
-ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError,
-              RuntimeError)
 
 
 # A saved model's JSON members are a few hundred KiB; anything far larger is a decompression bomb.

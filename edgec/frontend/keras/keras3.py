@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import InputError
+from edgec.core.tf import keras, keras3, tensorflow
+from edgec.frontend.keras.keras3_config import rebuild
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,6 @@ def is_plain_savedmodel(path: Path) -> bool:
     ``_tf_keras_sequential`` (older SavedModels have no ``keras_metadata.pb``, so the marker is what
     tells them apart); Keras 3's export archive and plain ``tf.Module`` are ``_generic_user_object``.
     """
-    from edgec.core.tf import tensorflow
-
     tensorflow()  # the protobuf classes come with TensorFlow
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
@@ -133,7 +133,6 @@ def check_layers(config: dict, path: Path, trust_model: bool) -> None:
     """
     if trust_model:
         return
-    from edgec.core.tf import keras3
 
     builtin = _builtin_names(keras3())
     for obj, name in _objects(config):
@@ -160,9 +159,6 @@ def load(path: Path, kind: str, *, trust_model: bool) -> tuple[Any, Any, str]:
 
     The caller has scanned the config with :func:`check_layers` first.
     """
-    from edgec.frontend.keras.keras3_config import rebuild
-    from edgec.core.tf import keras3
-
     version = keras_version(path, kind)
     k3 = keras3()
     try:
@@ -254,8 +250,6 @@ def _relative_error(a, b) -> float:
 
 def _first_differing_layer(rebuilt, original, feed) -> str:
     """Name of the first layer (in the rebuilt model's order) whose outputs differ between the two."""
-    from edgec.core.tf import keras, keras3
-
     k2, k3 = keras(), keras3()
     for layer in rebuilt.layers:
         if type(layer).__name__ == "InputLayer":
@@ -277,8 +271,6 @@ def load_savedmodel(path: Path) -> Any:
     one layer calls the restored function and tracks its variables, so ``count_params`` counts them
     and the TFLite converter and tf2onnx freeze them like any Keras weights.
     """
-    from edgec.core.tf import keras, tensorflow
-
     tf, k2 = tensorflow(), keras()
     try:
         restored = tf.saved_model.load(str(path))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edgec.core.errors import InputError
+from edgec.core.tf import keras, keras3
 
 STAGE = "load"
 _MODELS = ("Sequential", "Functional", "Model")
@@ -60,8 +61,6 @@ class _NotRebuildable(Exception):
 
 def rebuild(class_name: str, config: dict, path: Path) -> Any:
     """Build the ``tf_keras`` model for a Keras 3 model config (``model.get_config()``)."""
-    from edgec.core.tf import keras
-
     k2 = keras()
     try:
         translated = _model_config(class_name, config, k2)
@@ -246,8 +245,6 @@ def _unset(value: Any) -> bool:
 
 def _keras3_default(cls: str, key: str) -> Any:
     """The default of option ``key`` in Keras 3's ``cls.__init__`` (JSON form), or a sentinel when none."""
-    from edgec.core.tf import keras3
-
     klass = getattr(keras3().layers, cls, None)
     for base in inspect.getmro(klass) if isinstance(klass, type) else ():
         init = base.__dict__.get("__init__")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import ToolchainError
+from edgec.frontend.onnx.graph import random_inputs
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,6 @@ def check_equal(original: Any, fused: Any, *, samples: int = 4, seed: int = 0,
     Returns the largest difference relative to each output's range.
     """
     import onnxruntime as ort
-
-    from edgec.frontend.onnx.lower import random_inputs
 
     feed = random_inputs(original, samples=samples, seed=seed)
     results = []

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgec.frontend.onnx.lower import Lowering, attrs
 from edgec.frontend.onnx.lower_shape import _refuse
+from edgec.frontend.onnx.lowering import Lowering, attrs
 
 
 def _scalar(state: Lowering, name: str) -> float | None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from edgec.frontend.onnx.lower import NHWC, Lowering, Value, attrs
 from edgec.frontend.onnx.lower_attention import batch_matmul, expand, gather, gelu, layer_norm
-from edgec.frontend.onnx.lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
 from edgec.frontend.onnx.lower_shape import _axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize, split, transpose
+from edgec.frontend.onnx.lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
+from edgec.frontend.onnx.lowering import NHWC, Lowering, Value, attrs
 
 
 def _spatial_padding(node: Any, state: Lowering, in_hw, kernel, strides, dilations) -> tuple[str, Any]:

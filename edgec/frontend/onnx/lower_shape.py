@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import InputError
-from edgec.frontend.onnx.lower import NHWC, STAGE, Lowering, Value, attrs
+from edgec.frontend.onnx.lowering import NHWC, STAGE, Lowering, Value, attrs
 
 
 def _refuse(node: Any, why: str) -> InputError:

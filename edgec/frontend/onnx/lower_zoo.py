@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgec.frontend.onnx.lower import NHWC, Lowering, attrs
 from edgec.frontend.onnx.lower_shape import _refuse
+from edgec.frontend.onnx.lowering import NHWC, Lowering, attrs
 
 FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16: all float32 once lowered
 

@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from edgec.core.errors import InputError
+from edgec.frontend.model import LoadedModel
+from edgec.frontend.onnx import lower as onnx_lower
+from edgec.frontend.onnx.fuse import check_equal
+from edgec.frontend.onnx.graph import signature
 
 log = logging.getLogger(__name__)
 
@@ -177,21 +181,6 @@ def _infer_shapes(model: Any, path: Path) -> Any:
         raise InputError(f"{path}: shape inference failed: {_first_line(e)}", stage=STAGE) from None
 
 
-def signature(values: Any, model: Any) -> dict[str, tuple[tuple[int, ...], str]]:
-    """name -> (shape without batch, numpy dtype name) for graph inputs/outputs (initializers skipped)."""
-    from onnx import helper
-
-    initializers = {t.name for t in model.graph.initializer}
-    out = {}
-    for v in values:
-        if v.name in initializers:
-            continue
-        t = v.type.tensor_type
-        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
-        out[v.name] = (shape[1:], str(helper.tensor_dtype_to_np_dtype(t.elem_type)))
-    return out
-
-
 def fold(model: Any, *, where: str = "model") -> Any:
     """Fold constants and shape arithmetic with onnxslim; the result must match ONNX Runtime.
 
@@ -201,8 +190,6 @@ def fold(model: Any, *, where: str = "model") -> Any:
     folded graph is checked against the original in ONNX Runtime on random inputs.
     """
     import onnxslim
-
-    from edgec.frontend.onnx.fuse import check_equal
 
     try:
         # FusionGemm turns a 3-D MatMul+Add into Reshape(batch*rows) -> Gemm -> Reshape, which moves
@@ -235,8 +222,6 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
     targets quantize the folded ONNX graph itself. ``trust_model`` is accepted for symmetry with
     Keras loading; ONNX files carry no code, and external data is always confined to the model's folder.
     """
-    from edgec.frontend.load import LoadedModel
-
     original = read(path)
     _check_finite(original, path)
     model = fold(original, where=str(path))
@@ -252,8 +237,6 @@ def load(path: str | Path, *, trust_model: bool = False, lower: bool = True) -> 
 
 def lower_checked(model: Any) -> Any:
     """The Keras lowering of a folded ONNX model, checked against ONNX Runtime on random inputs."""
-    from edgec.frontend.onnx import lower as onnx_lower
-
     keras_model = onnx_lower.lower(model)
     onnx_lower.check(model, keras_model)
     return keras_model
@@ -272,15 +255,6 @@ def _check_finite(model: Any, path: str | Path) -> None:
                              stage=STAGE) from None
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise InputError(f"{path}: initializer '{tensor.name}' contains NaN or inf; corrupt model", stage=STAGE)
-
-
-def param_count(model: Any) -> int:
-    """Number of weights in an ONNX graph (elements of its floating-point initializers)."""
-    import numpy as np
-    from onnx import TensorProto
-
-    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
-    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if t.data_type in floats))
 
 
 def _first_line(error: Exception) -> str:
