@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgec.core.errors import GateError, InputError
+from edgec.core.formats import FORMATS
 from edgec.core.resources import data_dir
 
 # key -> type, or a nested table. A profile may omit any key; `resolve` fills defaults from `extends`.
@@ -196,7 +197,7 @@ def _require_complete(profile: dict, where: str) -> None:
 
 # Allowed values of the enumerated keys, and (low, high) ranges of the numbers, of a resolved profile.
 CHOICES = {
-    "format": ("tflm", "litert", "openvino", "onnx", "c"),
+    "format": tuple(FORMATS),
     "quantization.scheme": ("int8", "fp16", "fp32"),
     "quantization.io_dtype": ("int8", "uint8", "float32"),
     "quantization.calibration_method": ("minmax", "entropy", "percentile"),
