@@ -86,7 +86,7 @@ def cluster(model, *, clusters: int = 16, per_channel: bool = False, preserve_sp
     return wrapped, names
 
 
-def _lloyd(values: np.ndarray, seeds: np.ndarray, iterations: int = LLOYD_ITERATIONS) -> np.ndarray:
+def lloyd(values: np.ndarray, seeds: np.ndarray, iterations: int = LLOYD_ITERATIONS) -> np.ndarray:
     """1-D k-means from ``seeds``: assign each value to its nearest centroid, move centroids to means.
 
     An empty cluster keeps its centroid; a centroid at exactly zero stays there (the sparsity-preserving
@@ -129,7 +129,7 @@ def refine_centroids(model, *, preserve_sparsity: bool = False) -> int:
                 log.warning("cluster: %s/%s centroids do not match its channels; left as seeded", layer.name, name)
                 continue
             rows = seeds.reshape(len(columns), -1)
-            out = [_lloyd(col[col != 0] if preserve_sparsity else col, seed) for col, seed in zip(columns, rows)]
+            out = [lloyd(col[col != 0] if preserve_sparsity else col, seed) for col, seed in zip(columns, rows)]
             variable.assign(np.asarray(out, np.float32).reshape(seeds.shape))
             refined += 1
     return refined

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from edgec.compress.cluster import _lloyd
+from edgec.compress.cluster import lloyd
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def cluster_kernel(kernel: np.ndarray, clusters: int, *, per_channel: bool,
         values = col[keep].astype(np.float64)
         if not len(values) or k < 1:
             continue
-        centroids = _lloyd(values, np.quantile(values, (np.arange(k) + 0.5) / k))
+        centroids = lloyd(values, np.quantile(values, (np.arange(k) + 0.5) / k))
         out[i, keep] = centroids[np.abs(values[:, None] - centroids[None, :]).argmin(axis=1)]
     return out.T.reshape(kernel.shape) if per_channel else out.reshape(kernel.shape)
 

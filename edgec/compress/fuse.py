@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _FOLD_INTO = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
-def _as_functional(model):
+def as_functional(model):
     """A Sequential model as a functional one over the same layers (config formats differ)."""
     k = keras()
     if isinstance(model, k.Sequential):
@@ -166,7 +166,7 @@ def fuse(model) -> tuple[object, list[dict]]:
     computes the same function (up to float rounding) in inference mode.
     """
     k = keras()
-    model = _as_functional(model)
+    model = as_functional(model)
     config = copy.deepcopy(model.get_config())
     weights = {layer.name: layer.get_weights() for layer in model.layers}
     fusions: list[dict] = []

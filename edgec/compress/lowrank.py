@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-from edgec.compress.fuse import _as_functional
+from edgec.compress.fuse import as_functional
 from edgec.core.errors import InputError
 from edgec.core.tf import keras
 
@@ -97,7 +97,7 @@ def factorize(model, *, energy: float = 0.95, layers: list[str] | None = None) -
     """
     if not 0.0 < energy <= 1.0:
         raise InputError(f"low-rank energy must be in (0, 1], got {energy}", stage="low-rank")
-    model = _as_functional(model)
+    model = as_functional(model)
     plans = _plan(model, energy, layers)
     if not plans:
         return model, []

@@ -35,7 +35,7 @@ def _type_names() -> dict[int, str]:
     return {v: k for k, v in vars(types).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-_NUMPY_TYPES = {
+NUMPY_TYPES = {
     "FLOAT32": np.float32, "FLOAT16": np.float16, "INT32": np.int32, "UINT8": np.uint8,
     "INT64": np.int64, "INT16": np.int16, "INT8": np.int8, "BOOL": np.bool_, "UINT32": np.uint32,
     "FLOAT64": np.float64, "UINT16": np.uint16,
@@ -100,7 +100,7 @@ class TFLiteModel:
         return dict(sorted(counts.items()))
 
 
-def _op_name(model, opcode_index: int) -> str:
+def op_name(model, opcode_index: int) -> str:
     code = model.operatorCodes[opcode_index]
     # Since schema v3a, builtinCode holds the op; deprecatedBuiltinCode is kept for old files.
     builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
@@ -115,8 +115,8 @@ def _tensor(model, index: int, t) -> Tensor:
     shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
     data = None
     buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-    if buf is not None and buf.data is not None and len(buf.data) and type_name in _NUMPY_TYPES:
-        arr = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), _NUMPY_TYPES[type_name])
+    if buf is not None and buf.data is not None and len(buf.data) and type_name in NUMPY_TYPES:
+        arr = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), NUMPY_TYPES[type_name])
         data = arr.reshape(shape) if int(np.prod(shape)) == arr.size else arr
     elif buf is not None and getattr(buf, "offset", 0) and buf.size:
         raise InputError("buffers stored outside the flatbuffer (>2 GB models) are not supported",
@@ -146,7 +146,7 @@ def parse(raw: bytes) -> TFLiteModel:
     try:
         tensors = [_tensor(model, i, t) for i, t in enumerate(graph.tensors or [])]
         operators = [
-            Operator(i, _op_name(model, op.opcodeIndex), [int(x) for x in (op.inputs if op.inputs is not None else [])],
+            Operator(i, op_name(model, op.opcodeIndex), [int(x) for x in (op.inputs if op.inputs is not None else [])],
                      [int(x) for x in (op.outputs if op.outputs is not None else [])], op.builtinOptions)
             for i, op in enumerate(graph.operators or [])
         ]

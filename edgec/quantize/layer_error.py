@@ -44,7 +44,7 @@ DEBUG_SAMPLES = 64
 _RMSE_SCALE_SUSPICIOUS = 0.7
 
 
-def _noise_to_signal(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int):
+def channel_noise_to_signal(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int):
     """Mean over channels (last axis) of RMSE / RMS, skipping channels with no signal."""
     with np.errstate(invalid="ignore", over="ignore"):
         f = np.nan_to_num(np.asarray(float_values, np.float64))
@@ -137,7 +137,7 @@ def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, sam
     if count == 0:
         raise InputError("no calibration samples for the per-layer analysis", stage="layer-error")
     options = tf.lite.experimental.QuantizationDebugOptions(
-        fully_quantize=io_int8, layer_direct_compare_metrics={"noise_to_signal": _noise_to_signal})
+        fully_quantize=io_int8, layer_direct_compare_metrics={"noise_to_signal": channel_noise_to_signal})
     try:
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=_converter(keras_model, arrays, per_channel=per_channel, count=count, io_int8=io_int8),

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec.core.errors import ToolchainError
-from edgec.quantize.layer_error import _noise_to_signal
+from edgec.quantize.layer_error import channel_noise_to_signal
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _channel_nsr(reference: list[np.ndarray], quantized: list[np.ndarray]) -> fl
     q = np.concatenate([np.asarray(x, np.float64).reshape(1, *np.shape(x)) for x in quantized])
     if f.ndim >= 4:  # NCHW: channels are axis 1 after the sample axis; the metric wants them last
         f, q = np.moveaxis(f, 2, -1), np.moveaxis(q, 2, -1)
-    return _noise_to_signal(f, q, 1.0, 0)
+    return channel_noise_to_signal(f, q, 1.0, 0)
 
 
 def analyze(float_model: Path, qdq_model: Path, samples: dict[str, np.ndarray]) -> list[dict]:

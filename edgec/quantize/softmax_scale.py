@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from edgec.core.tflite_model import _op_name, schema
+from edgec.core.tflite_model import op_name, schema
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def raise_tiny_softmax_scales(tflite: bytes) -> tuple[bytes, list[dict]]:
     for graph in model.subgraphs:
         producer = {out: op for op in graph.operators or [] for out in op.outputs}
         for op in graph.operators or []:
-            name = _op_name(model, op.opcodeIndex)
+            name = op_name(model, op.opcodeIndex)
             if name not in ("SOFTMAX", "LOG_SOFTMAX") or not len(op.inputs):
                 continue
             beta = float(op.builtinOptions.beta) if name == "SOFTMAX" and op.builtinOptions else 1.0
@@ -80,7 +80,7 @@ def _copy_chain(model, graph, producer: dict, index: int) -> list[int]:
         op = producer[chain[-1]]
         source = op.inputs[0] if len(op.inputs) else -1
         q = graph.tensors[source].quantization if source >= 0 else None
-        if _op_name(model, op.opcodeIndex) not in _COPIES or q is None or q.scale is None or list(q.scale) != scale:
+        if op_name(model, op.opcodeIndex) not in _COPIES or q is None or q.scale is None or list(q.scale) != scale:
             break
         chain.append(source)
     return chain

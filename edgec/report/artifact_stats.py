@@ -41,7 +41,7 @@ def decode_lut(encoded: np.ndarray, ancillary: np.ndarray, shape: tuple[int, ...
     return np.moveaxis(out, 0, axis)
 
 
-def _decoded(model: tflite_model.TFLiteModel) -> dict[int, tuple[np.ndarray, int, int]]:
+def decoded_weights(model: tflite_model.TFLiteModel) -> dict[int, tuple[np.ndarray, int, int]]:
     """Output tensor index of each LUT DECODE op -> (values, encoded tensor, ancillary tensor)."""
     out = {}
     for op in model.operators:
@@ -50,7 +50,7 @@ def _decoded(model: tflite_model.TFLiteModel) -> dict[int, tuple[np.ndarray, int
         for k, dst in enumerate(op.outputs):
             enc, anc = model.tensors[op.inputs[2 * k]], model.tensors[op.inputs[2 * k + 1]]
             t = model.tensors[dst]
-            dtype = tflite_model._NUMPY_TYPES[t.type]
+            dtype = tflite_model.NUMPY_TYPES[t.type]
             out[dst] = (decode_lut(enc.data, anc.data, t.shape, dtype), enc.index, anc.index)
     return out
 
@@ -66,7 +66,7 @@ def layer_stats(model: tflite_model.TFLiteModel) -> list[dict]:
     The channel axis is the weight tensor's quantized dimension (output channels: axis 0 of CONV_2D
     and FULLY_CONNECTED weights, axis 3 of DEPTHWISE_CONV_2D weights).
     """
-    decoded = _decoded(model)
+    decoded = decoded_weights(model)
     rows = []
     for op in model.operators:
         if op.name not in WEIGHT_OPS or len(op.inputs) < 2:
@@ -94,7 +94,7 @@ def byte_breakdown(model: tflite_model.TFLiteModel) -> dict[str, int]:
     count their packed indices); quantization parameters count 4 bytes per scale and 8 per zero
     point as the schema stores them; tables are the DECODE ancillary tensors (header + value tables).
     """
-    decoded = _decoded(model)
+    decoded = decoded_weights(model)
     weights = biases = tables = 0
     counted: set[int] = set()  # buffers, as tensors may share one
     for op in model.operators:

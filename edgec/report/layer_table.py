@@ -14,7 +14,7 @@ import math
 
 from edgec.core import tflite_model
 from edgec.core.tflite_model import layer_name
-from edgec.report.artifact_stats import _decoded, layer_stats
+from edgec.report.artifact_stats import decoded_weights, layer_stats
 from edgec.report.layer_table_onnx import rows as onnx_rows
 from edgec.report.layer_table_openvino import rows as openvino_rows
 from edgec.report.layer_time_onnx import attach, kernel_times
@@ -43,7 +43,7 @@ def _constant_bytes(model: tflite_model.TFLiteModel, op, decoded: dict, counted:
 def rows(tflite: bytes) -> list[dict]:
     """One row per operator of ``tflite`` (DECODE ops folded into the layer that reads their output)."""
     model = tflite_model.parse(tflite)
-    decoded = _decoded(model)
+    decoded = decoded_weights(model)
     weights = {row["weight"]: row for row in layer_stats(model)}
     counted: set[int] = set()
     out = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgec.core.errors import InputError, ToolchainError
-from edgec.core.tflite_model import _NUMPY_TYPES, parse
+from edgec.core.tflite_model import NUMPY_TYPES, parse
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -38,7 +38,7 @@ def input_details(tflite: bytes) -> list[dict]:
     """The inputs of a ``.tflite`` as :func:`quantize_input` reads them, without an interpreter."""
     model = parse(tflite)
     # The same dtypes the interpreters report (TFLite's tensor types), so callers may use either.
-    return [{"dtype": _NUMPY_TYPES.get(model.tensors[i].type, np.float32), "shape": model.tensors[i].shape,
+    return [{"dtype": NUMPY_TYPES.get(model.tensors[i].type, np.float32), "shape": model.tensors[i].shape,
              "quantization_parameters": {"scales": model.tensors[i].scales,
                                          "zero_points": model.tensors[i].zero_points}} for i in model.inputs]
 

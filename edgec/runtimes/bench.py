@@ -27,7 +27,7 @@ import numpy as np
 
 from edgec.core.errors import InputError, ToolchainError
 from edgec.core.formats import FORMATS
-from edgec.core.tflite_model import _NUMPY_TYPES, parse
+from edgec.core.tflite_model import NUMPY_TYPES, parse
 from edgec.runtimes.litert import litert_readable
 from edgec.runtimes.tflm import run_tflm
 
@@ -96,7 +96,7 @@ class _TFLM(_Session):
 
 def _tflite_dtype(name: str):
 
-    return _NUMPY_TYPES[name]
+    return NUMPY_TYPES[name]
 
 
 class _ORT(_Session):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 
 from edgec.core.isolate import NativeCrash
-from edgec.core.tflite_model import _op_name, layer_name, schema
+from edgec.core.tflite_model import op_name, layer_name, schema
 from edgec.runtimes.tflm import first_difference
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def slim(tflite: bytes) -> tuple[bytes, dict]:
         graph.name = None
         keep = set(graph.inputs) | set(graph.outputs)
         for op in graph.operators or []:
-            if _op_name(model, op.opcodeIndex) not in _CONVS or len(op.inputs) < 3 or op.inputs[2] < 0:
+            if op_name(model, op.opcodeIndex) not in _CONVS or len(op.inputs) < 3 or op.inputs[2] < 0:
                 continue
             bias = graph.tensors[op.inputs[2]]
             # Only constant biases: a LUT-decoded bias is an arena tensor whose parameters DECODE may use.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgec.frontend.onnx.lower_shape import _refuse
+from edgec.frontend.onnx.lower_shape import refuse
 from edgec.frontend.onnx.lowering import Lowering, attrs
 
 
@@ -29,7 +29,7 @@ def layer_norm(state: Lowering, node: Any, index: int) -> None:
     shape = state.shape(node.input[0])
     axis = attrs(node).get("axis", -1) % len(shape)
     if axis != len(shape) - 1 or axis == 0:
-        raise _refuse(node, "only normalization over the last axis is supported")
+        raise refuse(node, "only normalization over the last axis is supported")
     scale = state.const(node, 1, what="scale")
     bias = state.const(node, 2, what="bias")
     value = state.values[node.input[0]]
@@ -74,7 +74,7 @@ def gelu(state: Lowering, node: Any, index: int) -> None:
     ok = mul is not None and _other(mul, add.output[0]) == x
     half = _single_user(state, mul.output[0], "Mul") if ok else None
     if not ok or half is None or _scalar(state, _other(half, mul.output[0]) or "") != 0.5:
-        raise _refuse(node, "Erf is supported only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)))")
+        raise refuse(node, "Erf is supported only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)))")
     value = state.values[x]
     y = state.tf.nn.gelu(value.tensor, approximate=False, name=state.name(node, "_gelu"))
     state.skip.update(nodes.index(n) for n in (add, mul, half))
@@ -88,7 +88,7 @@ def gather(state: Lowering, node: Any, index: int) -> None:
     rank = len(state.shape(node.input[0]))
     axis = attrs(node).get("axis", 0) % rank
     if value.is_const or np.ndim(indices) != 0 or axis == 0:
-        raise _refuse(node, "only a scalar constant index into a tensor, not on the batch axis, is supported")
+        raise refuse(node, "only a scalar constant index into a tensor, not on the batch axis, is supported")
     keras_axis = list(value.perm).index(axis)
     position = int(indices) % state.shape(node.input[0])[axis]
     y = state.tf.gather(value.tensor, position, axis=keras_axis, name=state.name(node))
@@ -100,7 +100,7 @@ def batch_matmul(state: Lowering, node: Any, index: int) -> None:
     """MatMul of two tensors of one rank (attention's Q.K^T and P.V): BATCH_MATMUL in ONNX layout."""
     ra, rb = (len(state.shape(n)) for n in node.input[:2])
     if ra != rb or ra < 3 or state.shape(node.input[0])[:-2] != state.shape(node.input[1])[:-2]:
-        raise _refuse(node, "only MatMul of two tensors with equal batch dimensions is supported")
+        raise refuse(node, "only MatMul of two tensors with equal batch dimensions is supported")
     a, b = state.onnx_layout(node.input[0]), state.onnx_layout(node.input[1])
     y = state.tf.linalg.matmul(a, b, name=state.name(node))
     state.set(node.output[0], y, tuple(range(ra)))
@@ -111,7 +111,7 @@ def expand(state: Lowering, node: Any, index: int) -> None:
     src, out = state.shape(node.input[0]), state.shape(node.output[0])
     value = state.values[node.input[0]]
     if value.is_const or len(src) != len(out) or -1 in out or out[0] != src[0]:
-        raise _refuse(node, f"expand {src} -> {out} of a constant, of the rank or of the batch is not supported")
+        raise refuse(node, f"expand {src} -> {out} of a constant, of the rank or of the batch is not supported")
     ones = np.ones([1, *(out[p] for p in value.perm[1:])], np.float32)
     y = state.tf.math.multiply(value.tensor, ones, name=state.name(node))
     state.set(node.output[0], y, value.perm)

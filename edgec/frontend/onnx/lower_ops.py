@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgec.frontend.onnx.lower_attention import batch_matmul, expand, gather, gelu, layer_norm
-from edgec.frontend.onnx.lower_shape import _axis, _refuse, concat, constant, pad, passthrough, reshape_like, resize, split, transpose
+from edgec.frontend.onnx.lower_shape import keras_axis, refuse, concat, constant, pad, passthrough, reshape_like, resize, split, transpose
 from edgec.frontend.onnx.lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
 from edgec.frontend.onnx.lowering import NHWC, Lowering, Value, attrs
 
@@ -30,7 +30,7 @@ def _spatial_padding(node: Any, state: Lowering, in_hw, kernel, strides, dilatio
     if auto == "SAME_UPPER":
         return "same", None
     if auto == "SAME_LOWER":
-        raise _refuse(node, "auto_pad SAME_LOWER is not supported; export with explicit pads")
+        raise refuse(node, "auto_pad SAME_LOWER is not supported; export with explicit pads")
     pads = list(a.get("pads", [0, 0, 0, 0]))
     explicit = ((pads[0], pads[2]), (pads[1], pads[3]))
     if explicit == ((0, 0), (0, 0)):
@@ -44,7 +44,7 @@ def _window_2d(state: Lowering, node: Any) -> tuple[Any, dict]:
     """Input tensor in NHWC plus the window parameters of a 2-D Conv/Pool node."""
     shape = state.shape(node.input[0])
     if len(shape) != 4:
-        raise _refuse(node, f"only 2-D (4-D NCHW) inputs are supported, got rank {len(shape)}")
+        raise refuse(node, f"only 2-D (4-D NCHW) inputs are supported, got rank {len(shape)}")
     a = attrs(node)
     kernel = tuple(a.get("kernel_shape") or state.shape(node.input[1])[2:])
     strides = tuple(a.get("strides", (1, 1)))
@@ -92,11 +92,11 @@ def conv_transpose(state: Lowering, node: Any, index: int) -> None:
     weight = state.const(node, 1, what="weight")
     bias = state.const(node, 2, what="bias")
     if a.get("group", 1) != 1 or any(a.get("output_padding", [0])) or "output_shape" in a:
-        raise _refuse(node, "only group=1 without output_padding/output_shape is supported")
+        raise refuse(node, "only group=1 without output_padding/output_shape is supported")
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise _refuse(node, "auto_pad is not supported; export with explicit pads")
+        raise refuse(node, "auto_pad is not supported; export with explicit pads")
     if len(state.shape(node.input[0])) != 4:
-        raise _refuse(node, "only 2-D (4-D NCHW) inputs are supported")
+        raise refuse(node, "only 2-D (4-D NCHW) inputs are supported")
     x = state.layout(node.input[0], NHWC)
     kernel = tuple(weight.shape[2:])
     layer = layers.Conv2DTranspose(weight.shape[1], kernel, strides=tuple(a.get("strides", (1, 1))),
@@ -122,7 +122,7 @@ def gemm(state: Lowering, node: Any, index: int) -> None:
     """Gemm with constant B (and C): Dense."""
     a = attrs(node)
     if a.get("transA", 0) or len(state.shape(node.input[0])) != 2:
-        raise _refuse(node, "only a 2-D A without transA is supported")
+        raise refuse(node, "only a 2-D A without transA is supported")
     weight = state.const(node, 1, what="B") * a.get("alpha", 1.0)
     if a.get("transB", 0):
         weight = weight.T
@@ -142,7 +142,7 @@ def matmul(state: Lowering, node: Any, index: int) -> None:
         return batch_matmul(state, node, index)
     weight = state.const(node, 1, what="B")
     if weight.ndim != 2:
-        raise _refuse(node, "only a constant 2-D right-hand matrix is supported")
+        raise refuse(node, "only a constant 2-D right-hand matrix is supported")
     bias, out = None, node.output[0]
     users = state.consumers.get(out, [])
     graph_outputs = [o.name for o in state.model.graph.output]
@@ -162,7 +162,7 @@ def matmul(state: Lowering, node: Any, index: int) -> None:
 def batch_norm(state: Lowering, node: Any, index: int) -> None:
     """BatchNormalization (inference): a Keras BatchNormalization on the channel axis."""
     scale, shift, mean, var = (state.const(node, i) for i in range(1, 5))
-    axis = _axis(state, node.input[0], 1)
+    axis = keras_axis(state, node.input[0], 1)
     layer = state.keras.layers.BatchNormalization(axis=axis, epsilon=attrs(node).get("epsilon", 1e-5),
                                                   name=state.name(node))
     value = state.values[node.input[0]]
@@ -217,17 +217,17 @@ def _binary(op: str):
         tf, layers = state.tf, state.keras.layers
         if op == "Div":
             if not b.is_const:
-                raise _refuse(node, "Div is supported only by a constant divisor")
+                raise refuse(node, "Div is supported only by a constant divisor")
             op_, b = "Mul", Value(const=(1.0 / b.const.astype(np.float64)).astype(np.float32))
         else:
             op_ = op
         if a.is_const and b.is_const:
-            raise _refuse(node, "both operands are constants; fold constants first")
+            raise refuse(node, "both operands are constants; fold constants first")
         if a.is_const or b.is_const:
             x, c = (b, a.const) if a.is_const else (a, b.const)
             rank = len(state.shape(node.output[0]))
             if np.ndim(c) > len(x.perm):
-                raise _refuse(node, "a constant of higher rank than the tensor operand is not supported")
+                raise refuse(node, "a constant of higher rank than the tensor operand is not supported")
             c = np.asarray(c, np.float32).reshape((1,) * (rank - np.ndim(c)) + np.shape(c))
             c = np.transpose(c, x.perm)
             fn = {"Add": tf.math.add, "Mul": tf.math.multiply, "Sub": tf.math.subtract}[op_]
@@ -256,16 +256,16 @@ def _pool(kind: str):
         layers = state.keras.layers
         a = attrs(node)
         if a.get("ceil_mode", 0) and kind != "max":
-            raise _refuse(node, "ceil_mode=1 is supported for MaxPool only")
+            raise refuse(node, "ceil_mode=1 is supported for MaxPool only")
         x, w = _window_2d(state, node)
         if any(d != 1 for d in w["dilations"]):
-            raise _refuse(node, "dilated pooling is not supported")
+            raise refuse(node, "dilated pooling is not supported")
         if kind == "max" and (w["explicit"] is not None or a.get("ceil_mode", 0)):
             x, w = _max_pool_edges(state, node, x, w), {**w, "padding": "valid"}
         elif w["explicit"] is not None:
-            raise _refuse(node, "only 'same' or 'valid' pads are supported for average pooling")
+            raise refuse(node, "only 'same' or 'valid' pads are supported for average pooling")
         if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
-            raise _refuse(node, "count_include_pad=1 with padding is not supported")
+            raise refuse(node, "count_include_pad=1 with padding is not supported")
         layer = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
         y = layer(w["kernel"], strides=w["strides"], padding=w["padding"], name=state.name(node))(x)
         state.set(node.output[0], y, NHWC)
@@ -282,7 +282,7 @@ def _max_pool_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
     ruin int8 ranges).
     """
     if w["padding"] == "same":
-        raise _refuse(node, "ceil_mode=1 with auto_pad SAME is not supported")
+        raise refuse(node, "ceil_mode=1 with auto_pad SAME is not supported")
     explicit = w["explicit"] or ((0, 0), (0, 0))
     out = state.shape(node.output[0])[2:]
     for axis, (size, k, s, o, (begin, end)) in enumerate(zip(x.shape[1:3], w["kernel"], w["strides"], out,
@@ -300,7 +300,7 @@ def _max_pool_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
 
 def softmax(state: Lowering, node: Any, index: int) -> None:
     """Softmax over one axis (opset 13 semantics)."""
-    axis = _axis(state, node.input[0], attrs(node).get("axis", -1))
+    axis = keras_axis(state, node.input[0], attrs(node).get("axis", -1))
     value = state.values[node.input[0]]
     y = state.keras.layers.Softmax(axis=axis, name=state.name(node))(value.tensor)
     state.set(node.output[0], y, value.perm)

@@ -13,7 +13,7 @@ from edgec.core.errors import InputError
 from edgec.frontend.onnx.lowering import NHWC, STAGE, Lowering, Value, attrs
 
 
-def _refuse(node: Any, why: str) -> InputError:
+def refuse(node: Any, why: str) -> InputError:
     return InputError(f"node '{node.name}' ({node.op_type}): {why}", stage=STAGE)
 
 
@@ -21,7 +21,7 @@ def _inverse(perm) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(perm))
 
 
-def _axis(state: Lowering, name: str, axis: int) -> int:
+def keras_axis(state: Lowering, name: str, axis: int) -> int:
     """The Keras axis of ONNX axis ``axis`` of value ``name`` in its current layout."""
     rank = len(state.shape(name))
     axis = axis % rank
@@ -31,7 +31,7 @@ def _axis(state: Lowering, name: str, axis: int) -> int:
 def concat(state: Lowering, node: Any, index: int) -> None:
     """Concat of tensors: all brought to the first input's layout."""
     if any(state.values[n].is_const for n in node.input):
-        raise _refuse(node, "constant inputs are not supported")
+        raise refuse(node, "constant inputs are not supported")
     perm = state.values[node.input[0]].perm
     tensors = [state.layout(n, perm) for n in node.input]
     axis = list(perm).index(attrs(node)["axis"] % len(perm))
@@ -43,7 +43,7 @@ def reshape_like(state: Lowering, node: Any, index: int) -> None:
     """Reshape / Flatten / Squeeze / Unsqueeze: a Keras Reshape to the inferred output shape."""
     src, out = state.shape(node.input[0]), state.shape(node.output[0])
     if -1 in out or out[0] != src[0]:
-        raise _refuse(node, f"reshape {src} -> {out} changes the batch or is not static")
+        raise refuse(node, f"reshape {src} -> {out} changes the batch or is not static")
     value = state.values[node.input[0]]
     big = [p for p in value.perm if src[p] != 1]
     # When the non-unit axes already lie in ONNX order, memory order is the same: no Permute needed.
@@ -68,7 +68,7 @@ def transpose(state: Lowering, node: Any, index: int) -> None:
     value = state.values[node.input[0]]
     t = list(attrs(node).get("perm") or reversed(range(len(value.perm))))
     if t[0] != 0:
-        raise _refuse(node, f"perm {t} moves the batch axis")
+        raise refuse(node, f"perm {t} moves the batch axis")
     inv = _inverse(t)
     state.set(node.output[0], value.tensor, tuple(inv[p] for p in value.perm))
 
@@ -81,10 +81,10 @@ def pad(state: Lowering, node: Any, index: int) -> None:
     pads = state.const(node, 1, what="pads").astype(int).tolist()
     value = state.const(node, 2) if len(node.input) > 2 and node.input[2] else np.float32(0)
     if len(node.input) > 3 and node.input[3]:
-        raise _refuse(node, "the 'axes' input is not supported")
+        raise refuse(node, "the 'axes' input is not supported")
     rank = len(pads) // 2
     if mode not in ("constant", "reflect") or pads[0] or pads[rank]:
-        raise _refuse(node, f"mode '{mode}' or batch padding is not supported (constant/reflect)")
+        raise refuse(node, f"mode '{mode}' or batch padding is not supported (constant/reflect)")
     pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
     v = state.values[node.input[0]]
     if mode == "constant" and float(value) == 0.0 and rank == 4 and not any(pairs[1]):
@@ -105,10 +105,10 @@ def resize(state: Lowering, node: Any, index: int) -> None:
     mode = mode.decode() if isinstance(mode, bytes) else mode
     src, out = state.shape(node.input[0]), state.shape(node.output[0])
     if mode != "nearest" or len(src) != 4:
-        raise _refuse(node, "only mode 'nearest' on 4-D inputs is supported")
+        raise refuse(node, "only mode 'nearest' on 4-D inputs is supported")
     factors = [o // s for o, s in zip(out, src)]
     if out[:2] != src[:2] or any(o != s * f for o, s, f in zip(out, src, factors)):
-        raise _refuse(node, f"only integer upscaling of H and W is supported ({src} -> {out})")
+        raise refuse(node, f"only integer upscaling of H and W is supported ({src} -> {out})")
     x = state.layout(node.input[0], NHWC)
     y = state.keras.layers.UpSampling2D(tuple(factors[2:]), interpolation="nearest", name=state.name(node))(x)
     state.set(node.output[0], y, NHWC)
@@ -120,7 +120,7 @@ def split(state: Lowering, node: Any, index: int) -> None:
     value = state.values[node.input[0]]
     onnx_axis = a.get("axis", 0) % len(value.perm)
     if onnx_axis == 0:
-        raise _refuse(node, "splitting the batch axis is not supported")
+        raise refuse(node, "splitting the batch axis is not supported")
     sizes = state.const(node, 1, what="split") if len(node.input) > 1 and node.input[1] else a.get("split")
     if sizes is None:
         sizes = [state.shape(n)[onnx_axis] for n in node.output]
@@ -141,5 +141,5 @@ def constant(state: Lowering, node: Any, index: int) -> None:
 
     a = attrs(node)
     if "value" not in a:
-        raise _refuse(node, "only the 'value' attribute is supported")
+        raise refuse(node, "only the 'value' attribute is supported")
     state.values[node.output[0]] = Value(const=numpy_helper.to_array(a["value"]))

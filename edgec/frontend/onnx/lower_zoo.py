@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgec.frontend.onnx.lower_shape import _refuse
+from edgec.frontend.onnx.lower_shape import refuse
 from edgec.frontend.onnx.lowering import NHWC, Lowering, attrs
 
 FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16: all float32 once lowered
@@ -25,11 +25,11 @@ def _reduce_axes(state: Lowering, node: Any) -> list[int]:
     axes = state.const(node, 1, what="axes") if len(node.input) > 1 and node.input[1] else attrs(node).get("axes")
     if axes is None or len(axes) == 0:
         if attrs(node).get("noop_with_empty_axes", 0):
-            raise _refuse(node, "noop_with_empty_axes=1 without axes is not supported")
+            raise refuse(node, "noop_with_empty_axes=1 without axes is not supported")
         axes = range(rank)
     axes = sorted(int(a) % rank for a in axes)
     if 0 in axes:
-        raise _refuse(node, "reducing over the batch axis is not supported")
+        raise refuse(node, "reducing over the batch axis is not supported")
     return axes
 
 
@@ -59,7 +59,7 @@ def global_pool(layer: str):
     """A GlobalAveragePool / GlobalMaxPool handler: Keras ``layer`` (keepdims=True) on NHWC, 4-D inputs only."""
     def handler(state: Lowering, node: Any, index: int) -> None:
         if len(state.shape(node.input[0])) != 4:
-            raise _refuse(node, "only 4-D inputs are supported")
+            raise refuse(node, "only 4-D inputs are supported")
         x = state.layout(node.input[0], NHWC)
         y = getattr(state.keras.layers, layer)(keepdims=True, name=state.name(node))(x)
         state.set(node.output[0], y, NHWC)
@@ -73,10 +73,10 @@ def variadic(kind: str):
 
     def handler(state: Lowering, node: Any, index: int) -> None:
         if any(state.values[n].is_const for n in node.input):
-            raise _refuse(node, "constant operands are not supported")
+            raise refuse(node, "constant operands are not supported")
         shapes = {state.shape(n) for n in node.input}
         if len(shapes) != 1:
-            raise _refuse(node, f"broadcasting between {sorted(shapes)} is not supported")
+            raise refuse(node, f"broadcasting between {sorted(shapes)} is not supported")
         perm = state.values[node.input[0]].perm
         tensors = [state.layout(n, perm) for n in node.input]
         y = tensors[0] if len(tensors) == 1 else getattr(state.keras.layers, layers[kind])(
@@ -113,7 +113,7 @@ def slice_(state: Lowering, node: Any, index: int) -> None:
     """Slice with constant starts/ends/axes/steps (not on the batch): a strided slice in the layout."""
     value = state.values[node.input[0]]
     if value.is_const:
-        raise _refuse(node, "slicing a constant is not supported; fold constants first")
+        raise refuse(node, "slicing a constant is not supported; fold constants first")
     shape = state.shape(node.input[0])
     rank = len(shape)
     starts, ends = state.const(node, 1, what="starts"), state.const(node, 2, what="ends")
@@ -123,7 +123,7 @@ def slice_(state: Lowering, node: Any, index: int) -> None:
     for s, e, a, st in zip(starts, ends, axes, steps):
         a = int(a) % rank
         if a == 0 or int(st) < 1:
-            raise _refuse(node, "slicing the batch axis or with negative steps is not supported")
+            raise refuse(node, "slicing the batch axis or with negative steps is not supported")
         lo, hi, _ = slice(int(s), int(e), int(st)).indices(shape[a])
         begin[a], end[a], stride[a] = lo, hi, int(st)
     order = list(value.perm)
@@ -135,5 +135,5 @@ def slice_(state: Lowering, node: Any, index: int) -> None:
 def cast(state: Lowering, node: Any, index: int) -> None:
     """Cast between float types: the lowered model computes in float32, so nothing to do."""
     if attrs(node).get("to") not in FLOAT_TYPES:
-        raise _refuse(node, "only casts between float types are supported")
+        raise refuse(node, "only casts between float types are supported")
     state.values[node.output[0]] = state.values[node.input[0]]
