@@ -32,14 +32,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgec.report import artifact_stats
-from edgec.compress import lut
 from edgec.backends.tflm import slim as tflm_slim  # noqa: E402
+from edgec.compress import lut  # noqa: E402
 from edgec.compress.optimize import optimize  # noqa: E402
 from edgec.compress.recipe import Recipe  # noqa: E402
 from edgec.core.tf import keras, seed_everything, tensorflow  # noqa: E402
 from edgec.runtimes.tflm_arena import measure_arena  # noqa: E402
-from tests.toolchain.compression_support import quantize_inputs, tflm_top1  # noqa: E402  (one TFLM top-1)
+from edgec.report import artifact_stats  # noqa: E402
+from edgec.runtimes.base import quantize_samples  # noqa: E402
+from edgec.runtimes.tflm import top1_tflm as tflm_top1  # noqa: E402
 from tools import cifar10  # noqa: E402
 
 MLPERF = ROOT.parent / "shared/models/mlperf-tiny"
@@ -184,7 +185,7 @@ def run_case(case: dict) -> dict:
     teacher.set_weights(model.get_weights())
     compressed_model, stages = optimize(teacher, case["recipe"], train_x=case["train"], train_y=None)
     packed = convert(compressed_model, case["train"])
-    samples = quantize_inputs(packed, x_eval[:50])
+    samples = quantize_samples(packed, [np.asarray(x_eval[:50], np.float32)])
     final, lut_report = lut.compress(packed, samples)
     final, slim_report = tflm_slim.slim_checked(final, samples)  # as edgec's TFLite Micro export ships it
     stats = artifact_stats.stats(final)

@@ -233,6 +233,11 @@ def _op_macs(model: TFLiteModel, op: Operator) -> int:
 
 
 def layer_name(tensor_name: str) -> str:
-    """The Keras layer a converter tensor name comes from (``model/fc1/MatMul`` -> ``fc1``)."""
+    """The Keras layer a converter tensor name comes from (``model/fc1/MatMul`` -> ``fc1``).
+
+    The innermost one: in a nested model ``outer/block/fc_inner/MatMul;...`` names ``fc_inner``, the
+    layer that holds the weights, not ``block``, the nested model around it (the one name for the
+    report's layer table, the per-layer error and ``--keep-float``). Names without a layer path
+    (``StatefulPartitionedCall:0``) are returned whole."""
     parts = tensor_name.split(";")[0].split("/")
     return parts[-2] if len(parts) >= 3 else tensor_name

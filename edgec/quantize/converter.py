@@ -18,7 +18,7 @@ from edgec.core.calibration import Dataset
 from edgec.core.errors import EdgecError, InputError, ToolchainError
 from edgec.core.isolate import call
 from edgec.core.tf import tensorflow
-from edgec.core.tflite_model import parse
+from edgec.core.tflite_model import layer_name, parse
 from edgec.quantize.softmax_scale import raise_tiny_softmax_scales
 
 log = logging.getLogger(__name__)
@@ -200,17 +200,10 @@ def check_fully_quantized(tflite: bytes, allowed_float: Sequence[str] = ()) -> N
             continue
         tensors = [model.tensors[i] for i in op.inputs + op.outputs if i >= 0]
         if any(t.type == "FLOAT32" for t in tensors):
-            layer = _layer_of(model.tensors[op.outputs[0]].name)
+            layer = layer_name(model.tensors[op.outputs[0]].name)
             raise InputError(f"operator {op.name} (layer '{layer}') has no int8 kernel and would stay in "
                              "float; replace that layer, or keep it in float on a target with float kernels "
                              "(--keep-float)", stage=STAGE)
-
-
-def _layer_of(tensor_name: str) -> str:
-    """The Keras layer in a converter tensor name like ``model/conv3d_layer/Conv3D;...``."""
-    first = tensor_name.split(";")[0]
-    parts = first.split("/")
-    return parts[1] if len(parts) > 2 else first
 
 
 def _convert(converter, what: str) -> bytes:

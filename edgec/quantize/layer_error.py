@@ -31,7 +31,7 @@ from edgec.core.errors import EdgecError
 from edgec.core.errors import InputError, ToolchainError
 from edgec.core.metrics import top1_accuracy
 from edgec.core.tf import tensorflow
-from edgec.core.tflite_model import parse
+from edgec.core.tflite_model import layer_name, parse
 from edgec.quantize.converter import int16x8_tflite
 from edgec.runtimes.base import dequantize_output, quantize_samples
 from edgec.runtimes.bench import litert_p50_ms
@@ -59,13 +59,6 @@ def channel_noise_to_signal(float_values: np.ndarray, quantized: np.ndarray, sca
     if not live.any():
         return 0.0
     return float(np.mean(err[live] / rms[live]))
-
-
-def layer_name(tensor_name: str) -> str:
-    """The Keras layer a TFLite tensor came from: ``model/conv2d/Relu;...`` -> ``conv2d``."""
-    first = tensor_name.split(";")[0]
-    parts = first.split("/")
-    return parts[1] if len(parts) >= 3 else first
 
 
 @dataclass

@@ -106,3 +106,10 @@ def predict_tflm(artifact: Path, inputs: dict[str, np.ndarray]) -> list[np.ndarr
     # Stacked per-sample outputs (N, 1, ...) -> batch first (N, ...), as the other runtimes return.
     return [dequantize_output(y.reshape(-1, *y.shape[2:]), d)
             for y, d in zip(run_tflm(raw, quantize_samples(raw, inputs), **where), out_details)]
+
+
+def top1_tflm(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    """Predicted classes (argmax of the first output) of a single-input model in TFLite Micro: float
+    samples ``x`` (batch first) quantized with the model's own input parameters."""
+    outputs = run_tflm(tflite, quantize_samples(tflite, [np.asarray(x, np.float32)]))[0]
+    return outputs.reshape(len(outputs), -1).argmax(1)

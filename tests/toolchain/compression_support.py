@@ -48,10 +48,9 @@ def quantize_inputs(tflite: bytes, x: np.ndarray) -> list[np.ndarray]:
 
 def tflm_top1(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Predicted classes of the int8 artifact, run in the TFLite Micro interpreter."""
-    from edgec.runtimes.tflm import run_tflm
+    from edgec.runtimes.tflm import top1_tflm
 
-    outputs = run_tflm(tflite, quantize_inputs(tflite, x))[0]
-    return outputs.reshape(len(outputs), -1).argmax(1)
+    return top1_tflm(tflite, x)
 
 
 def small_cnn(*, convs: tuple[str, ...] = ("first", "middle")):
