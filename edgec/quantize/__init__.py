@@ -1,1 +1,1 @@
-"""edgec.quantize."""
+"""Quantization: the TFLite converter driver, per-layer error, keep-float searches, the stem, softmax scales."""

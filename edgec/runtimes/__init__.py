@@ -1,1 +1,1 @@
-"""edgec.runtimes."""
+"""One module per runtime that runs an artifact on the host (TFLite Micro, LiteRT, ONNX Runtime, OpenVINO), and timing."""

@@ -4,7 +4,7 @@ Verification's ``tflm`` runtime, the LUT bit-exactness gate, the C backend's ref
 device verification all run samples through :func:`run_tflm`, always with the large host arena: the
 interpreter's default (ten times the model size) is too small for large activations, and DECODE outputs
 of a LUT-compressed model need arena room too. Quantizing and dequantizing are the callers' business
-(:mod:`edgec.runtimes`); here values pass exactly as the interpreter takes and gives them.
+(:mod:`edgec.runtimes.base`); here values pass exactly as the interpreter takes and gives them.
 
 The interpreter runs in edgec's worker process (:mod:`edgec.core.isolate`): a model that makes its C++
 abort raises :class:`edgec.core.isolate.NativeCrash` (naming ``stage`` and the model) instead of killing

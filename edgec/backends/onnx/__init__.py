@@ -1,1 +1,1 @@
-"""edgec.backends.onnx."""
+"""ONNX: the fused float graph and its QDQ int8 quantization (ONNX Runtime)."""

@@ -1,1 +1,1 @@
-"""edgec.backends.tflm."""
+"""TFLite Micro: model.tflite + model_data.cc/.h and the op resolver, slimmed and arena-sized."""

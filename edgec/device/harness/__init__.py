@@ -1,1 +1,1 @@
-"""edgec.device.harness."""
+"""Device harnesses (scripts that run an artifact on its device and capture outputs) and their templates."""

@@ -1,1 +1,1 @@
-"""edgec.frontend.onnx."""
+"""ONNX graphs: reading, folding, fusing, and the lowering to tf_keras."""
