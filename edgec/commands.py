@@ -287,6 +287,7 @@ def cmd_bench(args) -> int:
 def cmd_sweep(args) -> int:
     """``edgec sweep``: run the trials on Ray, print the front, write sweep.json/.html and the best edgec.toml."""
     from .sweep import sweep
+    from .sweep_front import format_accuracy
 
     if args.trials is not None and args.trials < 1 or args.workers is not None and args.workers < 1:
         raise InputError("--trials and --workers take a positive number", stage="sweep")
@@ -303,7 +304,7 @@ def cmd_sweep(args) -> int:
             m = t["metrics"]
             settings = ", ".join(f"{k}={v}" for k, v in {**t["recipe"], **t["flags"]}.items())
             latency = "—" if m.get("latency") is None else f"{m['latency']:,.4g} {m['latency_unit']}"
-            table.add_row(t["id"], settings, _kb(m["flash_bytes"]), _kb(m.get("ram_bytes")), _pct(m["accuracy"]),
+            table.add_row(t["id"], settings, _kb(m["flash_bytes"]), _kb(m.get("ram_bytes")), format_accuracy(m),
                           latency)
     console.print(table)
     failed = sum(t["status"] == "failed" for t in result["trials"])
