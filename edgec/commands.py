@@ -21,6 +21,7 @@ from edgec.inspect import inspect, render
 from edgec.pipeline import compile as run
 from edgec.report.write import refresh_index, sha256_path, write_json
 from edgec.runtimes.bench import bench_build, table
+from edgec.sweep.front import format_accuracy
 from edgec.sweep.run import sweep
 from edgec.verify.device import verify_on_device
 from edgec.verify.host import verify, verify_captured
@@ -293,7 +294,7 @@ def cmd_sweep(args) -> int:
             m = t["metrics"]
             settings = ", ".join(f"{k}={v}" for k, v in {**t["recipe"], **t["flags"]}.items())
             latency = "—" if m.get("latency") is None else f"{m['latency']:,.4g} {m['latency_unit']}"
-            table.add_row(t["id"], settings, _kb(m["flash_bytes"]), _kb(m.get("ram_bytes")), _pct(m["accuracy"]),
+            table.add_row(t["id"], settings, _kb(m["flash_bytes"]), _kb(m.get("ram_bytes")), format_accuracy(m),
                           latency)
     console.print(table)
     failed = sum(t["status"] == "failed" for t in result["trials"])

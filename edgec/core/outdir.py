@@ -93,7 +93,7 @@ def _holders(out: Path) -> str:
 
 
 def _busy(out: Path) -> InputError:
-    return InputError(f"{out} is being written by another edgec compile{_holders(out)}; wait for it to finish "
+    return InputError(f"{out} is being written by another edgec compile or sweep{_holders(out)}; wait for it to finish "
                       "or pass another -o", stage="output")
 
 

@@ -157,7 +157,9 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
         dir(k.constraints)) | set(dir(k.activations)) | {"Functional", "Sequential", "Model", "TensorShape",
                                                         "__tuple__", "__tensor__", "DTypePolicy", "Policy"}
     try:
-        layers = _layer_classes(config)
+        # compile_config (optimizer, loss, metrics of a model saved after compile()) is never built:
+        # load_model(compile=False). Scanning it would refuse every trained model for its 'Adam'.
+        layers = _layer_classes({key: value for key, value in config.items() if key != "compile_config"})
     except RecursionError:
         raise InputError(f"{path}: model config nested too deeply; refused", stage=STAGE) from None
     for cls, name in layers:

@@ -190,8 +190,19 @@ def _index_row(target: str, report: dict, bench: dict | None) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def render_index(reports: dict[str, dict], benches: dict[str, dict] | None = None) -> str:
-    """``OUT/index.html``: one row per target (format, flash, RAM, latency, accuracy, verdict), linked."""
+def _sweep_link(sweep: dict | None) -> str:
+    if not sweep:
+        return ""
+    best = (sweep.get("best") or {}).get("id")
+    return (f'<p class=sub id="sweep"><a href="sweep.html">Recipe sweep</a>: {len(sweep.get("trials", []))} trials, '
+            f'{len(sweep.get("pareto", []))} on the Pareto front, '
+            + (f"best {escape(best)} (edgec.toml)" if best else "no best trial") + "</p>")
+
+
+def render_index(reports: dict[str, dict], benches: dict[str, dict] | None = None, *,
+                 sweep: dict | None = None) -> str:
+    """``OUT/index.html``: one row per target (format, flash, RAM, latency, accuracy, verdict), linked;
+    with ``sweep`` (an ``edgec sweep`` result in the same OUT), a link to its page."""
     benches = benches or {}
     head = "".join(f"<th>{h}</th>" for h in ("target", "format", "flash / budget", "RAM / budget",
                                               "latency p50", "accuracy", "verdict"))
@@ -199,6 +210,7 @@ def render_index(reports: dict[str, dict], benches: dict[str, dict] | None = Non
     model = escape(str(next(iter(reports.values()), {}).get("model", {}).get("source", "")))
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>edgec: {model}</title>"
             f"<style>{CSS}</style></head><body><header><h1>{model}</h1><p class=sub>{len(reports)} targets</p>"
-            f'</header><section id="targets"><table class="index" data-targets="{escape(" ".join(reports))}">'
+            f'{_sweep_link(sweep)}</header>'
+            f'<section id="targets"><table class="index" data-targets="{escape(" ".join(reports))}">'
             f"<thead><tr>{head}</tr></thead>"
             f"<tbody>{rows}</tbody></table></section></body></html>\n")

@@ -104,11 +104,13 @@ def _path_or_none(value):
 
 
 def write_index(out: Path, reports: dict[str, dict]) -> None:
-    """``OUT/index.html`` of a multi-target compile, linking each target's report (and its bench.json)."""
+    """``OUT/index.html`` of a multi-target compile, linking each target's report (and its bench.json),
+    and the sweep page when ``edgec sweep`` ran in the same OUT."""
     out.mkdir(parents=True, exist_ok=True)
     benches = {t: json.loads((out / t / "bench.json").read_text()) for t in reports
                if (out / t / "bench.json").is_file()}
-    (out / "index.html").write_text(render_index(reports, benches))
+    sweep = json.loads((out / "sweep.json").read_text()) if (out / "sweep.html").is_file() else None
+    (out / "index.html").write_text(render_index(reports, benches, sweep=sweep))
 
 
 def refresh_index(out: Path) -> bool:

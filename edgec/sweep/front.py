@@ -23,6 +23,21 @@ def objectives(trials: list[dict]) -> list[tuple[str, int]]:
     return objs
 
 
+def accuracy_axis(trials: list[dict]) -> tuple[str, float]:
+    """(label, scale) of the accuracy objective: top-1 in percent, or the SNR in dB of a non-classifier."""
+    metric = next((t["metrics"].get("accuracy_metric") for t in trials if t.get("metrics")), None)
+    return ("SNR vs float (dB)", 1.0) if metric == "snr_db" else ("accuracy (%)", 100.0)
+
+
+def format_accuracy(metrics: dict) -> str:
+    """A trial's accuracy as shown: ``97.2%``, or ``31.4 dB`` for a non-classifier's SNR; ``—`` unmeasured."""
+    if metrics.get("accuracy") is None:
+        return "—"
+    if metrics.get("accuracy_metric") == "snr_db":
+        return f"{metrics['accuracy']:.1f} dB"
+    return f"{100 * metrics['accuracy']:.1f}%"
+
+
 def _dominates(a: dict, b: dict, objs) -> bool:
     worse_nowhere = all(sign * a[m] <= sign * b[m] for m, sign in objs)
     return worse_nowhere and any(sign * a[m] < sign * b[m] for m, sign in objs)
@@ -40,6 +55,9 @@ def best(trials: list[dict], *, max_flash: int | None = None, max_ram: int | Non
          max_accuracy_drop: float | None = None) -> tuple[dict | None, str]:
     """The most accurate passing trial within the constraints (then the smallest flash); or why none is."""
     ok = [t for t in trials if t["status"] == "ok" and t.get("metrics")]
+    if max_accuracy_drop is not None and any(t["metrics"].get("accuracy_metric") == "snr_db" for t in ok):
+        return None, ("--max-accuracy-drop applies to classifiers; this model is verified by its SNR against "
+                      "the float model (the target's min_snr_db gates it)")
     kept = []
     for t in ok:
         m = t["metrics"]
@@ -65,8 +83,9 @@ def _scatter(trials: list[dict], front: set[str], x_key: str, x_label: str, chos
     if not pts:
         return f"<p>No trial measured {html.escape(x_label)}.</p>"
     w, h, pad = 560, 340, 56
+    y_label, scale = accuracy_axis(pts)
     xs = [t["metrics"][x_key] for t in pts]
-    ys = [100 * t["metrics"]["accuracy"] for t in pts]
+    ys = [scale * t["metrics"]["accuracy"] for t in pts]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
 
@@ -77,22 +96,22 @@ def _scatter(trials: list[dict], front: set[str], x_key: str, x_label: str, chos
         return h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
-             f'aria-label="accuracy vs {html.escape(x_label)}">',
+             f'aria-label="{y_label} vs {html.escape(x_label)}">',
              f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#444"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#444"/>',
              f'<text x="{w / 2}" y="{h - 14}" text-anchor="middle" font-size="13">{html.escape(x_label)}</text>',
              f'<text x="16" y="{h / 2}" transform="rotate(-90 16 {h / 2})" text-anchor="middle" '
-             f'font-size="13">accuracy (%)</text>']
+             f'font-size="13">{y_label}</text>']
     for v, anchor in ((x0, "start"), (x1, "end")):
         parts.append(f'<text x="{sx(v):.1f}" y="{h - pad + 16}" text-anchor="{anchor}" font-size="11">{v:,.0f}</text>')
     for v in (y0, y1):
         parts.append(f'<text x="{pad - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" font-size="11">{v:.1f}</text>')
     on_front = sorted((t for t in pts if t["id"] in front), key=lambda t: t["metrics"][x_key])
     if len(on_front) > 1:
-        path = " ".join(f"{sx(t['metrics'][x_key]):.1f},{sy(100 * t['metrics']['accuracy']):.1f}" for t in on_front)
+        path = " ".join(f"{sx(t['metrics'][x_key]):.1f},{sy(scale * t['metrics']['accuracy']):.1f}" for t in on_front)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#d9480f" stroke-width="1.5"/>')
     for t in pts:
-        cx, cy = sx(t["metrics"][x_key]), sy(100 * t["metrics"]["accuracy"])
+        cx, cy = sx(t["metrics"][x_key]), sy(scale * t["metrics"]["accuracy"])
         color = "#d9480f" if t["id"] in front else "#868e96"
         ring = ' stroke="#000" stroke-width="2"' if t["id"] == chosen else ""
         parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color}"{ring}>'
@@ -124,7 +143,7 @@ def page(sweep: dict) -> str:
     rows = []
     for t in trials:
         m = t.get("metrics") or {}
-        acc = f"{100 * m['accuracy']:.1f}%" if m.get("accuracy") is not None else "—"
+        acc = format_accuracy(m)
         lat = f"{m['latency']:,.3g} {m.get('latency_unit', '')}" if m.get("latency") is not None else "—"
         rows.append(f"<tr{' class=front' if t['id'] in front else ''}><td>{t['id']}</td>"
                     f"<td>{html.escape(_settings(t))}</td><td>{t['status']}</td>"

@@ -14,6 +14,7 @@ ids on any machine, and every trial uses the recipe's fixed seed: deterministic 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -21,10 +22,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from edgec.compress.recipe import from_dict
-from edgec.core import targets
+from edgec.core import outdir, targets
 from edgec.core.errors import EdgecError, InputError
+from edgec.report.write import refresh_index
 from edgec.sweep import front as sweep_front
 from edgec.sweep import space as sweep_space
 
@@ -53,16 +56,27 @@ def _last_line(stderr: str) -> str:
 
 
 def _metrics(report: dict) -> dict:
-    """Flash, RAM and accuracy of a compiled trial, from its report.json (measured on the artifact)."""
+    """Flash, RAM and accuracy of a compiled trial, from its report.json (measured on the artifact).
+
+    ``accuracy`` is the figure edgec verifies the model's first output with: top-1 on the labels, else
+    top-1 agreement with the float model, for a classifier; the SNR in dB against the float model for
+    anything else (a regression or an autoencoder, where "the largest value" means nothing).
+    ``accuracy_metric`` names which, so the front and the page label it.
+    """
     ver, size, mem = report["verification"], report["size"], report["memory"]
-    accuracy = ver.get("artifact_top1") if ver.get("artifact_top1") is not None else ver.get("top1_agreement")
-    if ver.get("artifact_top1") is not None and ver.get("reference_top1") is not None:
-        drop = ver["reference_top1"] - ver["artifact_top1"]
+    if ver.get("output_kind", "classifier") != "classifier":
+        # No drop: the float model's SNR against itself is infinite (the target's min_snr_db gates it).
+        accuracy, metric, drop = ver.get("snr_db"), "snr_db", None
+    elif ver.get("artifact_top1") is not None:
+        accuracy, metric = ver["artifact_top1"], "top1"
+        drop = None if ver.get("reference_top1") is None else ver["reference_top1"] - ver["artifact_top1"]
     else:
-        drop = None if ver.get("top1_agreement") is None else 1.0 - ver["top1_agreement"]
+        accuracy, metric = ver.get("top1_agreement"), "top1_agreement"
+        drop = None if accuracy is None else 1.0 - accuracy
     return {"flash_bytes": size.get("flash_bytes"), "ram_bytes": mem.get("ram_bytes", mem.get("arena_bytes")),
-            "accuracy": accuracy, "accuracy_drop": drop, "reference_top1": ver.get("reference_top1"),
-            "top1_agreement": ver.get("top1_agreement"), "cosine": ver.get("cosine")}
+            "accuracy": accuracy, "accuracy_metric": metric, "accuracy_drop": drop,
+            "reference_top1": ver.get("reference_top1"), "top1_agreement": ver.get("top1_agreement"),
+            "snr_db": ver.get("snr_db"), "cosine": ver.get("cosine")}
 
 
 def _latency(folder: Path, profile: dict, backend: str | None) -> tuple[float | None, str | None, str]:
@@ -82,6 +96,13 @@ def _latency(folder: Path, profile: dict, backend: str | None) -> tuple[float | 
     return json.loads((folder / "bench.json").read_text())["artifact"]["p50_ms"], "ms", ""
 
 
+def _node_id() -> str | None:
+    """The Ray node this trial runs on (which machine of a cluster ran it); None outside Ray."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 def run_trial(spec: dict) -> dict:
     """One trial (runs in a Ray worker): compile with the trial's recipe, measure, return its record."""
     trial_dir = Path(spec["dir"])
@@ -96,7 +117,8 @@ def run_trial(spec: dict) -> dict:
     for flag, value in spec["flags"].items():
         args += [f"--{flag}", value]
     done = _edgec(args)
-    record = {"id": spec["id"], "recipe": spec["recipe"], "flags": spec["flags"], "exit": done.returncode}
+    record = {"id": spec["id"], "recipe": spec["recipe"], "flags": spec["flags"], "exit": done.returncode,
+              "node": _node_id()}
     report_path = trial_dir / "out" / spec["target"] / "report.json"
     if done.returncode < 0:
         return {**record, "status": "failed", "metrics": None,
@@ -118,16 +140,23 @@ def _start_ray(address: str | None, workers: int | None) -> dict:
     # Ray's client gives a cluster 5 + 10 + 15 s to answer; a loaded head node's client server needs more
     # to start the process that serves us. Read when Ray is imported, so set before.
     os.environ.setdefault("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "20")
+    for name, value in (driver_env(address) if address else {}).items():
+        os.environ.setdefault(name, value)  # Ray reads them when imported: set before
     import ray
 
     if address:
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as e:
-            raise EdgecError(f"cannot join the Ray cluster at {address}: {e}", stage="sweep") from None
+            raise EdgecError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]} (a cluster "
+                             "with token authentication needs its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)",
+                             stage="sweep") from None
     else:
         # Loopback only: a local sweep needs no network, and must not listen on the machine's interfaces.
-        ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
+        # address="local": a new instance even when RAY_ADDRESS is set or `ray start` ran on this machine
+        # (address=None would join that cluster).
+        ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                 logging_level=logging.WARNING,
                  log_to_driver=False, object_store_memory=256 * 1024 * 1024, _node_ip_address="127.0.0.1")
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return {"name": "ray", "version": ray.__version__, "address": address or "local",
@@ -177,49 +206,91 @@ def sweep(model: str, target: str, *, calibration: str, eval: str | None, space:
         raise InputError(f"every trial of {space} is an invalid recipe, e.g. {next(iter(invalid.values()))}",
                          stage="sweep")
     out_dir = Path(out).resolve()
-    (out_dir / "trials").mkdir(parents=True, exist_ok=True)
-    records, specs = {}, []
-    for trial in points:
-        path = out_dir / "trials" / trial.id / "trial.json"
-        if trial.id in invalid:
-            records[trial.id] = {"id": trial.id, "recipe": trial.recipe, "flags": trial.flags, "exit": 2,
-                                 "status": "invalid", "metrics": None, "reason": invalid[trial.id]}
-        elif path.exists() and json.loads(path.read_text()).get("status") in FINISHED:
-            records[trial.id] = json.loads(path.read_text())
-        else:
-            specs.append({"id": trial.id, "recipe": trial.recipe, "flags": trial.flags, "model": str(Path(model).resolve()),
-                          "target": target, "calibration": _abs(calibration), "eval": _abs(eval),
-                          "trust_model": trust_model, "dir": str(out_dir / "trials" / trial.id)})
-    log.info("sweep: %d trials, %d to run, %d kept from an earlier run", len(points), len(specs),
-             len(points) - len(specs))
-    engine = _start_ray(address, workers)
-    try:
-        records.update(_run_all(specs, out_dir, engine) if specs else {})
-    finally:
-        import ray
+    with outdir.locked(out_dir):  # one writer per OUT, as for compile: a second sweep or compile is refused
+        (out_dir / "trials").mkdir(parents=True, exist_ok=True)
+        records, specs = {}, []
+        for trial in points:
+            path = out_dir / "trials" / trial.id / "trial.json"
+            if trial.id in invalid:
+                records[trial.id] = {"id": trial.id, "recipe": trial.recipe, "flags": trial.flags, "exit": 2,
+                                     "status": "invalid", "metrics": None, "reason": invalid[trial.id]}
+            elif path.exists() and json.loads(path.read_text()).get("status") in FINISHED:
+                records[trial.id] = json.loads(path.read_text())
+            else:
+                specs.append({"id": trial.id, "recipe": trial.recipe, "flags": trial.flags,
+                              "model": str(Path(model).resolve()),
+                              "target": target, "calibration": _abs(calibration), "eval": _abs(eval),
+                              "trust_model": trust_model, "dir": str(out_dir / "trials" / trial.id)})
+        log.info("sweep: %d trials, %d to run, %d kept from an earlier run", len(points), len(specs),
+                 len(points) - len(specs))
+        engine = _start_ray(address, workers)
+        try:
+            records.update(_run_all(specs, out_dir, engine) if specs else {})
+        finally:
+            import ray
 
-        ray.shutdown()
-    ordered = [records[t.id] for t in points]
-    chosen, why = sweep_front.best(ordered, max_flash=max_flash, max_ram=max_ram,
-                                   max_accuracy_drop=max_accuracy_drop)
-    result = {"model": model, "target": target, "space": str(space), "engine": engine,
-              "constraints": {"max_flash": max_flash, "max_ram": max_ram, "max_accuracy_drop": max_accuracy_drop},
-              "trials": ordered, "pareto": sweep_front.pareto(ordered),
-              "objectives": [m for m, _ in sweep_front.objectives(ordered)], "best": chosen, "best_reason": why,
-              "skipped": len(points) - len(specs)}
+            ray.shutdown()
+        ordered = [records[t.id] for t in points]
+        chosen, why = sweep_front.best(ordered, max_flash=max_flash, max_ram=max_ram,
+                                       max_accuracy_drop=max_accuracy_drop)
+        result = {"model": model, "target": target, "space": str(space), "engine": engine,
+                  "constraints": {"max_flash": max_flash, "max_ram": max_ram, "max_accuracy_drop": max_accuracy_drop},
+                  "trials": ordered, "pareto": sweep_front.pareto(ordered),
+                  "objectives": [m for m, _ in sweep_front.objectives(ordered)], "best": chosen, "best_reason": why,
+                  "skipped": len(points) - len(specs)}
+        _write(out_dir, result)
+    return result
+
+
+def _write(out_dir: Path, result: dict) -> None:
+    """sweep.json, sweep.html and its SVG plots, the best trial as edgec.toml; link it from OUT/index.html."""
     (out_dir / "sweep.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     (out_dir / "sweep.html").write_text(sweep_front.page(result), encoding="utf-8")
     for name, svg in sweep_front.figures(result).items():
         (out_dir / f"sweep_{name}.svg").write_text(svg + "\n", encoding="utf-8")
     best_toml = out_dir / "edgec.toml"
-    if chosen:
+    if chosen := result["best"]:
         flags = "".join(f" --{k} {v}" for k, v in chosen["flags"].items())
+        build = f"edgec compile {result['model']} -t {result['target']} --recipe edgec.toml{flags} ..."
         best_toml.write_text(f"# best trial {chosen['id']} of `edgec sweep` within its constraints; build it with\n"
-                             f"#   edgec compile {model} -t {target} --recipe edgec.toml{flags} ...\n"
+                             f"#   {build}\n"
                              + from_dict(chosen["recipe"]).to_toml(), encoding="utf-8")
     elif best_toml.exists():
         best_toml.unlink()  # a stale best from an earlier run with other constraints would mislead
-    return result
+    refresh_index(out_dir)  # a compile's index.html in this OUT links the sweep page now
+
+
+def driver_env(address: str) -> dict[str, str]:
+    """Environment a driver joining the Ray cluster at ``address`` needs, beyond Ray's defaults.
+
+    - A loopback address: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``. Otherwise Ray rewrites a loopback
+      host to this machine's interface address (``services.resolve_ip_for_localhost``), so a driver
+      aimed at ``127.0.0.1:6379`` dials e.g. ``192.0.2.2:6379``, where a head started with
+      ``--node-ip-address=127.0.0.1`` (and the same variable) does not listen.
+    - A token on this machine (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) and
+      no ``RAY_AUTH_MODE``: ``RAY_AUTH_MODE=token``. Since Ray 2.59 a local ``ray.init()`` writes that
+      token and ``ray start --head`` then turns token authentication on, but a driver given an explicit
+      address never loads the token by itself (ray-project/ray#64755): it is refused, or times out
+      through ``ray://``. A cluster without authentication accepts a driver that sends one.
+    """
+    env = {}
+    if _loopback(address):
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file()):
+        env["RAY_AUTH_MODE"] = "token"
+    return env
+
+
+def _loopback(address: str) -> bool:
+    """Whether a Ray address (``ray://host:port`` or ``host:port``) names this machine's loopback."""
+    host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _abs(path: str | None) -> str | None:

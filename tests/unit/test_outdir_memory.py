@@ -45,7 +45,7 @@ def test_a_locked_out_is_refused_naming_the_holder_and_free_again_when_it_dies(t
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(InputError, match=rf"being written by another edgec compile \(pid {holder.pid}\)") as e:
+        with pytest.raises(InputError, match=rf"being written by another edgec compile or sweep \(pid {holder.pid}\)") as e:
             check_free(out)
         assert e.value.exit_code == 2 and "another -o" in str(e.value)
         with pytest.raises(InputError, match="being written"), locked(out):

@@ -129,6 +129,14 @@ def test_index_has_one_linked_row_per_target_with_its_verdict():
     assert "976.6 KiB / 896.0 KiB" in rows[1]
 
 
+def test_index_links_the_sweep_page_only_when_a_sweep_ran_in_out():
+    assert "sweep.html" not in render_index({"cortex-m4": REPORT})
+    sweep = {"trials": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "pareto": ["a", "c"], "best": {"id": "c"}}
+    page = render_index({"cortex-m4": REPORT}, sweep=sweep)
+    assert '<a href="sweep.html">Recipe sweep</a>: 3 trials, 2 on the Pareto front, best c' in page
+    assert "no best trial" in render_index({"cortex-m4": REPORT}, sweep={**sweep, "best": None})
+
+
 def test_confusion_counts_float_rows_against_artifact_columns():
     ref = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]], np.float32)
     art = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7]], np.float32)

@@ -7,9 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from edgec.sweep import front as sweep_front
-from edgec.sweep import space as sweep_space
 from edgec.core.errors import InputError
+from edgec.sweep import front as sweep_front
+from edgec.sweep import run as sweep
+from edgec.sweep import space as sweep_space
 
 
 def test_grid_expands_every_combination_in_file_order_with_fixed_keys():
@@ -123,3 +124,40 @@ def test_page_draws_the_front_and_lists_every_trial():
     html = sweep_front.page(sweep)
     assert html.count("<circle") == 3 and html.count('fill="#d9480f"') == 2
     assert "<polyline" in html and all(t["id"] in html for t in pts)
+
+
+def _report(**verification) -> dict:
+    return {"verification": verification, "size": {"flash_bytes": 900}, "memory": {"arena_bytes": 300}}
+
+
+def test_trial_accuracy_is_the_metric_edgec_verifies_each_kind_of_output_with():
+    labelled = sweep._metrics(_report(output_kind="classifier", artifact_top1=0.95, reference_top1=0.97,
+                                      top1_agreement=0.98, snr_db=20.0))
+    assert (labelled["accuracy"], labelled["accuracy_metric"]) == (0.95, "top1")
+    assert labelled["accuracy_drop"] == pytest.approx(0.02) and labelled["ram_bytes"] == 300
+    unlabelled = sweep._metrics(_report(output_kind="classifier", top1_agreement=0.98, snr_db=20.0))
+    assert (unlabelled["accuracy"], unlabelled["accuracy_metric"]) == (0.98, "top1_agreement")
+    assert unlabelled["accuracy_drop"] == pytest.approx(0.02)
+    # A regression or autoencoder: top-1 of 640 reconstructed values means nothing; its SNR does.
+    recon = sweep._metrics(_report(output_kind="regression", top1_agreement=None, snr_db=31.25, cosine=0.999))
+    assert (recon["accuracy"], recon["accuracy_metric"], recon["accuracy_drop"]) == (31.25, "snr_db", None)
+
+
+def test_an_snr_sweep_is_plotted_in_db_and_refuses_a_top1_drop_constraint():
+    pts = [_trial(0, 100, 30.0), _trial(1, 50, 12.5)]
+    for t in pts:
+        t["metrics"].update(accuracy_metric="snr_db", accuracy_drop=None)
+    result = {"model": "ae.keras", "target": "cortex-m4", "engine": {"name": "ray", "version": "2"},
+              "trials": pts, "pareto": sweep_front.pareto(pts), "best": pts[0], "best_reason": ""}
+    page = sweep_front.page(result)
+    assert "SNR vs float (dB)" in page and "accuracy (%)" not in page
+    assert "30.0 dB" in page and "12.5 dB" in page and "%" not in sweep_front.format_accuracy(pts[1]["metrics"])
+    assert set(result["pareto"]) == {"t0", "t1"} and sweep_front.best(pts)[0]["id"] == "t0"
+    chosen, why = sweep_front.best(pts, max_accuracy_drop=0.01)
+    assert chosen is None and "applies to classifiers" in why
+
+
+def test_only_a_loopback_address_is_kept_on_the_loopback():
+    assert all(sweep._loopback(a) for a in ("ray://127.0.0.1:10001", "127.0.0.1:6379", "localhost:6379",
+                                            "ray://[::1]:10001", "127.0.0.2:6379"))
+    assert not any(sweep._loopback(a) for a in ("ray://head.example:10001", "10.0.0.5:6379", "192.0.2.2:6379"))
