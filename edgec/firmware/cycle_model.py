@@ -22,7 +22,7 @@ section 3.3.2 "Load/store timings", for a zero-wait-state memory system:
 - LDRD/STRD and LDM/STM/PUSH/POP/VLDM/VSTM/VPUSH/VPOP: 1 + N (N registers; a D register is two
   words), not pipelined with their neighbours; loading PC adds P;
 - branches: 1 when not taken, 1 + P when taken (B, BL, BX, BLX, CBZ/CBNZ, and any write of PC);
-  TBB/TBH 2 + P. P, the pipeline refill, is "1 to 3 depending on the alignment and width of the
+  TBB/TBH 3 + P (section 3.3.2: two for the load, one for the add, then the refill). P, the pipeline refill, is "1 to 3 depending on the alignment and width of the
   target instruction": :data:`REFILL` = 2 for the estimate, 1 and 3 for its bounds;
 - IT: 1 (the TRM lets it fold into a preceding 16-bit instruction for 0; not credited);
   conditional instructions that fail their condition still take their issue cycle (costed as
@@ -222,7 +222,7 @@ def insn_cost(i: Insn, prev: Insn | None, core: str) -> tuple[int, int]:
             cycles += 1
         return cycles, refills
     if i.op in ("tbb", "tbh"):
-        return 2, 1
+        return 3, 1  # "at least two cycles for the load, one cycle for the add", then the refill
     if i.op in ("sdiv", "udiv"):
         return DIV_CYCLES, 0
     if i.op in ("vdiv", "vsqrt"):
