@@ -67,7 +67,10 @@ _MULTIPLIES = {"mul", "mla", "mls", "smull", "umull", "smlal", "umlal", "umaal",
                "smlald", "smlsld", "smuad", "smusd", "smmul", "smmulr", "smmla", "smmlar", "smmls", "smmlsr",
                "smlabb", "smlabt", "smlatb", "smlatt", "smulbb", "smulbt", "smultb", "smultt", "smlawb",
                "smlawt", "smulwb", "smulwt", "smlalbb", "smlalbt", "smlaltb", "smlaltt"}
-_KNOWN = (_LOADS | _STORES | _MULTI | _BRANCHES | _NO_DEST | _FP_SLOW | _MULTIPLIES
+# Data processing whose flag-setting form ends in letters that read as a condition (movS -> "vs", lslS -> "ls").
+_ALU = {"mov", "mvn", "add", "sub", "rsb", "adc", "sbc", "and", "orr", "orn", "eor", "bic", "lsl", "lsr", "asr",
+        "ror", "rrx", "neg"}
+_KNOWN = (_LOADS | _STORES | _MULTI | _BRANCHES | _NO_DEST | _FP_SLOW | _MULTIPLIES | _ALU
           | {"ldrd", "strd", "tbb", "tbh", "sdiv", "udiv", "vdiv", "vsqrt", "vmov", "ite", "itt", "itee", "itet",
              "itte", "ittt", "iteee", "iteet", "itete", "itett", "ittee", "ittet", "ittte", "itttt"})
 

@@ -36,9 +36,11 @@ def test_loads_to_pc_and_table_branches_pay_the_refill():
 
 def test_mnemonics_lose_width_condition_and_flag_suffixes_only():
     ops = {m: cycle_model.decode(0, 4, m, "r0, r1, r2, r3").op
-           for m in ("smlal", "umaal", "mls", "vmls", "muls", "ldrmi", "movge.w", "sdivgt", "bls", "itt")}
+           for m in ("smlal", "umaal", "mls", "vmls", "muls", "ldrmi", "movge.w", "sdivgt", "bls", "itt", "movs",
+                     "lsls", "addseq")}
     assert ops == {"smlal": "smlal", "umaal": "umaal", "mls": "mls", "vmls": "vmls", "muls": "mul",
-                   "ldrmi": "ldr", "movge.w": "mov", "sdivgt": "sdiv", "bls": "b", "itt": "it"}
+                   "ldrmi": "ldr", "movge.w": "mov", "sdivgt": "sdiv", "bls": "b", "itt": "it", "movs": "mov",
+                   "lsls": "lsl", "addseq": "add"}
     assert cycle_model.decode(0, 2, "bne", "#0xeb2").conditional_branch
     assert cycle_model.decode(0, 4, "smlal", "r2, r3, r0, r1").dest == ("r2", "r3")
 
