@@ -28,6 +28,7 @@ def vww_model(seed: int = 0):
     """MLPerf Tiny's visual wake words MobileNetV1 (alpha 0.25, 96x96x3) with seeded weights."""
     import tf_keras as keras
 
+    keras.backend.clear_session()  # layer names (and so the .tflite bytes) must not depend on earlier models
     keras.utils.set_random_seed(seed)
     layers = keras.layers
     inputs = keras.Input((96, 96, 3), name="input")
@@ -51,6 +52,7 @@ def ad_model(seed: int = 0):
     """MLPerf Tiny's anomaly detection autoencoder (640 -> 128 x4 -> 8 -> 128 x4 -> 640) with seeded weights."""
     import tf_keras as keras
 
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     layers = keras.layers
     inputs = keras.Input((640,), name="input")
