@@ -8,7 +8,11 @@ first of a chain. A TB's instructions are those of the ``IN:`` block printed jus
 ``Trace`` line; later executions are matched by the host pointer (re-keyed when QEMU translates
 again at the same pointer). The traced run goes without ``-icount``: under it a TB that the
 instruction budget stops before its first instruction is logged and then run again. Counting runs from the first TB at ``edgec_invoke``'s entry to the
-first TB of ``counter_stop``: the inference only, not the serial protocol around it.
+first TB of ``counter_stop``: the inference only, not the serial protocol around it. Interrupt
+handlers (``*_Handler``: without -icount, SysTick wraps on host time) are left out, and the block
+after one is paired with the block before it; a TB that an interrupt request stopped before its
+first instruction (QEMU logs "Stopped execution of TB chain before ...") is uncounted. So the
+estimate is the same run after run.
 
 Executions are counted per (previous TB, TB) pair, which gives the cost model what it needs
 without keeping the stream: the previous TB's last instruction (load pipelining and the
@@ -77,6 +81,7 @@ def parse_log(lines, start_pc: int, stop_pc: int) -> TraceCounts:
     collecting: list[Insn] | None = None
     counting = False
     prev = -1
+    last = None  # (host pointer, pair) of the execution counted last
     for line in lines:
         if line.startswith("Trace"):
             m = _TRACE.match(line)
@@ -95,13 +100,25 @@ def parse_log(lines, start_pc: int, stop_pc: int) -> TraceCounts:
                 counting = True
             elif pc == stop_pc:
                 break
+            if m.group(3).endswith("_Handler"):
+                continue  # an interrupt (SysTick's wrap count): not the inference, and host-timed
             tb = by_ptr.get(ptr)
             if tb is None or counts.blocks[tb][0].addr != pc:
                 counts.unknown += 1
                 prev = -1
                 continue
             counts.pairs[(prev, tb)] += 1
+            last = (ptr, (prev, tb))
             prev = tb
+        elif line.startswith("Stopped execution of TB chain before "):
+            # An exit request (an interrupt) stopped the TB just logged before its first instruction:
+            # it runs again later and is logged again, so this execution did not happen.
+            if counting and last is not None and line.split()[6] == last[0]:
+                pair = last[1]
+                counts.pairs[pair] -= 1
+                if not counts.pairs[pair]:
+                    del counts.pairs[pair]
+                prev, last = pair[0], None
         elif line.startswith("IN:"):
             collecting = []
         elif collecting is not None:
