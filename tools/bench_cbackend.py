@@ -10,13 +10,19 @@ the generated C is linked into edgec's firmware with arm-none-eabi-gcc and run u
   and the RAM ratio = our static arena / TFLite Micro's arena (goal <= 0.8);
 - instructions per inference (median over the inputs; the board timer counts instructions under
   -icount) and per multiply-accumulate (goal on the M4: <= 3 for keyword spotting);
+- estimated core cycles per inference and per MAC, and milliseconds at the clock of the target
+  profile named after the core (cortex-m4: 64 MHz, cortex-m7: 216 MHz): one input (the third) runs
+  again with QEMU's execution log, costed by edgec.device.firmware.cycle_model (Cortex-M4 TRM timings;
+  a conservative single-issue Cortex-M7 model; no model for M33/M55);
 - how many of N seeded random int8 inputs (the first two all -128 and all 127) gave outputs
   byte-identical to the TFLite Micro interpreter's.
 
 Models: the bundled digits example converted to int8 here (edgec.quantize with its calibration set),
-and MLPerf Tiny's own int8 references from ../shared/models/mlperf-tiny/.
+MLPerf Tiny's own int8 references from ../shared/models/mlperf-tiny/, and MLPerf Tiny's visual
+wake words MobileNetV1 and anomaly-detection autoencoder built in code with seeded weights
+(tools/mlperf_tiny_models.py). MACs are counted from each model by the C backend.
 
-    .venv/bin/python tools/bench_cbackend.py [--models digits kws resnet8 wakeword]
+    .venv/bin/python tools/bench_cbackend.py [--models digits kws resnet8 wakeword vww ad]
         [--machines qemu-mps2-an386 qemu-mps3-an547] [--all-machines] [-n 20] [--seed 0]
         [--jobs 1] [--json FILE]
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -35,7 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
+# EDGEC_MLPERF_MODELS names the folder when it is not beside the repository (a git worktree), as for the tests
+MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS")
+              or Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny")
 DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
 DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
 
@@ -45,6 +54,9 @@ MODELS = {
     "kws": ("MLPerf KWS DS-CNN", "kws_ref_model.tflite"),
     "resnet8": ("MLPerf ResNet-8", "pretrainedResnet_quant.tflite"),
     "wakeword": ("MLPerf wake word", "str_ww_ref_model.tflite"),
+    # built in code with seeded weights (tools/mlperf_tiny_models.py): the trained files are not here
+    "vww": ("MLPerf VWW MobileNetV1 0.25 (seeded)", "code"),
+    "ad": ("MLPerf AD autoencoder (seeded)", "code"),
 }
 DEFAULT_MACHINES = ("qemu-mps2-an386", "qemu-mps3-an547")
 MORE_MACHINES = ("qemu-mps2-an500", "qemu-mps2-an505")
@@ -73,6 +85,11 @@ def model_tflite(name: str) -> bytes:
     file = MODELS[name][1]
     if file is None:
         return digits_int8_tflite()
+    if file == "code":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from mlperf_tiny_models import int8_tflite
+
+        return int8_tflite(name)
     if not (MLPERF / file).is_file():
         raise InputError(f"{MLPERF / file} not found: the MLPerf Tiny models belong beside the repository "
                          "(../shared/models/mlperf-tiny); leave this model out with --models", stage="bench")
@@ -108,13 +125,26 @@ def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, se
         def one(run):
             machine, variant, portable = run
             t0 = time.perf_counter()
-            result = device_check(Path(tmp), machine, x, reference, macs=info["macs"], portable=portable)
+            result = device_check(Path(tmp), machine, x, reference, macs=info["macs"], portable=portable,
+                                  clock_hz=clock_hz(machine))
             log.info("%s on %s (%s): %.1f s", name, machine, variant, time.perf_counter() - t0)
             return {**common, **result}
 
         # Each run is its own gcc and QEMU process: threads only wait on them.
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             return list(pool.map(one, runs))
+
+
+def clock_hz(machine: str) -> int | None:
+    """The clock of the target profile named after the board's core (targets/cortex-m4.toml: 64 MHz)."""
+    from edgec.core.errors import EdgecError
+    from edgec.device.firmware.boards import board
+    from edgec.core.targets import resolve
+
+    try:
+        return int(resolve(board(machine).core)["cpu"]["clock_mhz"] * 1_000_000)
+    except (EdgecError, KeyError):
+        return None
 
 
 def _machine_label(machine: str) -> str:
@@ -128,13 +158,41 @@ def table(rows: list[dict]) -> str:
     """The markdown table of ``rows`` (one per model, machine and kernel variant)."""
     head = ["model", "MACs", "machine", "kernels", "flash B (text+data)", "RAM B (data+bss)", "static arena B",
             "TFLM .tflite B", "TFLM arena B", "RAM ratio", "instructions / inference", "instructions / MAC",
-            "bit-exact vs TFLM"]
+            "est. cycles / inference", "est. cycles / MAC", "ms at target clock", "bit-exact vs TFLM"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         cells = [r["label"], r["macs"], _machine_label(r["qemu_machine"]), r["kernels"], r["flash_bytes"],
                  r["ram_bytes"], r["arena_bytes"], r["tflite_bytes"], r["tflm_arena_bytes"],
                  f"{r['ram_ratio']:.3f}", r["instructions"], f"{r['instructions_per_mac']:.2f}",
+                 _or_dash(r["cycles_per_inference"]), _or_dash(r["cycles_per_mac"], "{:.2f}"),
+                 _or_dash(r["ms_at_clock"], "{:.2f}")
+                 + (f" @ {r['cycle_model']['clock_hz'] / 1e6:g} MHz" if r["cycle_model"] else ""),
                  f"{r['qemu_bit_exact']}/{r['inputs']}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _or_dash(value, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+# Issue 16: 0.9x the best published Cortex-M4 cycles per MAC (MLPerf Tiny v1.1 Plumerai, v1.2 X-CUBE-AI).
+M4_CYCLES_PER_MAC_GOAL = {"kws": 1.75, "resnet8": 1.42, "ad": 1.65}
+
+
+def cycles_table(rows: list[dict]) -> str:
+    """Estimated cycles per MAC of the optimized kernels, one row per model, one column per core."""
+    cores = sorted({r["cycle_model"]["core"] for r in rows if r["cycle_model"]})
+    head = ["model", "MACs", *[f"{c} cycles/MAC" for c in cores], "M4 goal (issue 16)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for name in dict.fromkeys(r["model"] for r in rows):
+        got = {r["cycle_model"]["core"]: r for r in rows if r["model"] == name and r["cycle_model"]
+               and r["kernels"] == "optimized"}
+        if not got:
+            continue
+        first = next(iter(got.values()))
+        cells = [first["label"], first["macs"], *[_or_dash(got[c]["cycles_per_mac"], "{:.2f}") if c in got else "-"
+                                                  for c in cores], M4_CYCLES_PER_MAC_GOAL.get(name, "-")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -154,6 +212,12 @@ def goals(rows: list[dict]) -> list[str]:
         portable = f"; portable kernels {kws_m4['portable']:.2f}" if "portable" in kws_m4 else ""
         lines.append(f"- KWS on the M4, optimized kernels: {kws_m4['optimized']:.2f} instructions/MAC "
                      f"(goal <= {KWS_M4_INSTRUCTIONS_PER_MAC_GOAL:g}: {'met' if ok else 'NOT met'}{portable})")
+    for r in rows:
+        goal = M4_CYCLES_PER_MAC_GOAL.get(r["model"])
+        if goal and r["kernels"] == "optimized" and r["cycle_model"] and r["cycle_model"]["core"] == "cortex-m4":
+            ok = r["cycles_per_mac"] <= goal
+            lines.append(f"- {r['label']} on the M4: {r['cycles_per_mac']:.2f} estimated cycles/MAC "
+                         f"(goal <= {goal}: {'met' if ok else 'NOT met'})")
     exact = sum(r["qemu_bit_exact"] for r in rows)
     total = sum(r["inputs"] for r in rows)
     inexact = sum(r["qemu_bit_exact"] != r["inputs"] for r in rows)
@@ -205,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
           f"RAM includes the {stack} B stack reservation and the I/O buffers):\n")
     print(table(rows))
     print()
+    print(f"Estimated cycles per MAC (edgec.device.firmware.cycle_model), optimized kernels:\n\n{cycles_table(rows)}\n")
     print("\n".join(goals(rows)))
     if args.json:
         args.json.write_text(json.dumps({"inputs": args.inputs, "seed": args.seed, "rows": rows}, indent=1) + "\n")

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgec.backends.c.export_c import reference_model
 from edgec.core.errors import InputError
+from edgec.device.firmware.cycles import cycle_fields, inference_cycles
 from edgec.device.firmware.run import run_on_device, run_target_on_qemu
 from edgec.runtimes.base import dequantize_output, quantize_input
 from edgec.runtimes.tflm import run_tflm, tflm_io_details
@@ -57,11 +58,14 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
     counts = np.array([r.ticks for r in results], np.int64)
     macs = report.get("c_backend", {}).get("macs") or report["model"].get("macs")
     kernels = "portable C" if portable else "optimized (DSP/MVE where the core has it)"
+    clock_mhz = profile.get("cpu", {}).get("clock_mhz")
+    cycles = device_cycles(firmware, payloads[0], counts, port=port, macs=macs,
+                           clock_hz=int(clock_mhz * 1_000_000) if clock_mhz else None)
     result = {"device": device or port, "runtime": f"edgec generated C firmware, {kernels} kernels", **metrics,
               "bit_exact": not mismatches, "mismatched_samples": mismatches[:20],
               "instructions_per_inference" if not port else "cycles_per_inference": {
                   "min": int(counts.min()), "p50": int(np.median(counts)), "max": int(counts.max())},
-              "per_mac": round(float(np.median(counts)) / macs, 3) if macs else None}
+              "per_mac": round(float(np.median(counts)) / macs, 3) if macs else None, **cycles}
     if port:
         result["link"] = link  # requests repeated after line faults, and reconnects
     if firmware is not None:
@@ -71,3 +75,22 @@ def verify_on_device(folder: Path, profile: dict, loaded, evaluation, *, device:
     if mismatches:
         failures.insert(0, f"{len(mismatches)} of {len(got)} outputs differ from the TFLite Micro interpreter")
     return {**result, "failures": failures, "passed": not failures}
+
+
+def device_cycles(firmware, sample: bytes, counts: np.ndarray, *, port: str | None, macs: int | None,
+                  clock_hz: int | None) -> dict:
+    """``instructions_per_mac``, ``cycles_per_inference``, ``cycles_per_mac``, ``ms_at_clock`` and
+    ``cycle_model``. On QEMU the cycles are estimated from the execution log of one more run of
+    ``sample`` (:mod:`edgec.device.firmware.cycles`) and ``cycles_per_inference`` is that estimate; on a
+    real board the counts are SysTick core cycles, so ``cycles_per_inference`` stays the measured
+    min/p50/max and the per-MAC and millisecond figures come from its median."""
+    median = float(np.median(counts))
+    if port:
+        fields = cycle_fields({"cycles": median, "instructions": None,
+                               "cycle_model": {"name": "measured (SysTick core cycles)", "core": None}},
+                              macs=macs, instructions=median, clock_hz=clock_hz)
+        del fields["cycles_per_inference"]  # the measured min/p50/max, written by the caller
+        fields["instructions_per_mac"] = None  # a board counts cycles, not instructions
+        return fields
+    estimate = inference_cycles(firmware.elf, firmware.board, sample)
+    return cycle_fields(estimate, macs=macs, instructions=median, clock_hz=clock_hz)

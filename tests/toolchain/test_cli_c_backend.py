@@ -46,6 +46,30 @@ def test_verify_on_emulated_board_is_bit_exact_on_every_held_out_sample(run_cli,
     counts = result["instructions_per_inference"]
     assert 0 < counts["min"] <= counts["p50"] <= counts["max"] and result["per_mac"] > 0
     assert result["firmware"]["text"] > 0
+    assert result["instructions_per_mac"] == result["per_mac"]
+    if target == "cortex-m4":
+        _check_cycle_keys(result, c_build / target, core="cortex-m4", clock_hz=64_000_000)
+    else:  # no cycle model for the M55: the keys are there, empty
+        assert result["cycle_model"] is None and result["cycles_per_inference"] is None
+
+
+def _check_cycle_keys(result, folder, *, core, clock_hz):
+    """verify.json's cycle estimate: the traced run executed what the -icount run counted, every
+    instruction costs a cycle or more on the M4 (single issue), and the derived keys agree."""
+    counts, model = result["instructions_per_inference"], result["cycle_model"]
+    assert model["core"] == core and model["clock_hz"] == clock_hz
+    assert model["name"] == {"cortex-m4": "cortex-m4-trm", "cortex-m7": "cortex-m7-single-issue"}[core]
+    # The traced sample is the first; the counts of the others differ by a few branches at most.
+    assert abs(model["traced_instructions"] - counts["p50"]) <= 0.01 * counts["p50"]
+    cycles = result["cycles_per_inference"]
+    assert model["traced_instructions"] <= cycles <= 3 * model["traced_instructions"]
+    report = json.loads((folder / "report.json").read_text())
+    macs = report.get("c_backend", {}).get("macs") or report["model"]["macs"]
+    assert result["cycles_per_mac"] == round(cycles / macs, 3)
+    assert result["ms_at_clock"] == round(cycles * 1000 / clock_hz, 3)
+    if core == "cortex-m4":
+        low, high = model["cycles_bounds"]
+        assert low < cycles < high
 
 
 @pytest.mark.parametrize("target,device", [("cortex-m7", "qemu-mps2-an500"), ("cortex-m33", "qemu-mps2-an505")])
@@ -61,6 +85,8 @@ def test_verify_on_emulated_m7_and_m33_is_bit_exact(run_cli, c_build, tmp_path, 
     result = json.loads((c_build / target / "verify.json").read_text())
     assert result["bit_exact"] is True and result["samples"] == 100 and result["mismatched_samples"] == []
     assert result["device"] == device and 0 < result["instructions_per_inference"]["min"]
+    if target == "cortex-m7":
+        _check_cycle_keys(result, c_build / target, core="cortex-m7", clock_hz=216_000_000)
 
 
 def test_verify_device_refuses_a_tflm_build(run_cli, tmp_path):

@@ -145,6 +145,9 @@ def test_verify_port_on_qemu_is_bit_exact_on_every_sample(run_cli, build, qemu):
     assert result["bit_exact"] is True and result["samples"] == SAMPLES and result["mismatched_samples"] == []
     assert result["device"] == f"socket://127.0.0.1:{qemu.port}" and result["link"] == {"retries": 0, "reconnects": 0}
     assert result["cycles_per_inference"]["min"] > 0
+    # a board's counts are its cycles: per MAC and milliseconds come from their median, no model
+    assert result["cycle_model"]["name"] == "measured (SysTick core cycles)"
+    assert result["cycles_per_mac"] == result["per_mac"] and result["ms_at_clock"] > 0
 
 
 def _noise(direction, position, chunk):

@@ -19,6 +19,7 @@ import numpy as np
 from edgec.core.errors import ToolchainError
 from edgec.core.tflite_model import parse
 from edgec.device.firmware.build import build_firmware
+from edgec.device.firmware.cycles import cycle_fields, inference_cycles
 from edgec.device.firmware.run import run_on_device
 from edgec.runtimes.tflm import run_tflm, tflm_io_details
 
@@ -164,7 +165,8 @@ def random_float_inputs(tflite_bytes: bytes, count: int, *, seed: int = 0,
 
 
 def device_check(c_dir: Path, machine: str, inputs: np.ndarray, reference: np.ndarray, *, macs: int,
-                 portable: bool = False, flash_bytes: int = 2 << 20, ram_bytes: int = 1 << 20) -> dict:
+                 portable: bool = False, flash_bytes: int = 2 << 20, ram_bytes: int = 1 << 20,
+                 cycles: bool = True, clock_hz: int | None = None) -> dict:
     """Build the generated C in ``c_dir`` as firmware for QEMU ``machine``, run ``inputs`` on it.
 
     ``reference`` holds the expected outputs (TFLite Micro's, flattened, one row per input; int8,
@@ -172,13 +174,18 @@ def device_check(c_dir: Path, machine: str, inputs: np.ndarray, reference: np.nd
     The DSP/MVE kernels are used unless ``portable`` (``-DEDGEC_PORTABLE``). The budgets are
     generous link limits: this measures the footprint, it does not gate it. Returns the number
     of bit-exact outputs, instructions per inference (median, min, max under ``-icount
-    shift=0``) and per MAC, and the image's footprint from arm-none-eabi-size.
+    shift=0``) and per MAC, and the image's footprint from arm-none-eabi-size. With ``cycles``
+    one input (the third, past the two extremes) runs again with QEMU's execution log for the
+    estimated cycles of :mod:`edgec.device.firmware.cycles` (``cycles_per_inference``, ``cycles_per_mac``,
+    ``ms_at_clock`` at ``clock_hz``, ``cycle_model``; None where the core has no model).
     """
     with tempfile.TemporaryDirectory() as work:
         image = build_firmware(c_dir, machine, flash_bytes=flash_bytes, ram_bytes=ram_bytes, out=Path(work),
                                cflags=("-DEDGEC_PORTABLE",) if portable else ())
         in_dtype, out_dtype = io_dtypes(c_dir)
-        runs = run_on_device(image, [np.ascontiguousarray(s, in_dtype).tobytes() for s in inputs])
+        payloads = [np.ascontiguousarray(s, in_dtype).tobytes() for s in inputs]
+        runs = run_on_device(image, payloads)
+        estimate = inference_cycles(image.elf, machine, payloads[min(2, len(payloads) - 1)]) if cycles else None
     outs = np.stack([np.frombuffer(r.output, out_dtype) for r in runs])
     expected = np.ascontiguousarray(reference, out_dtype).reshape(outs.shape)
     counts = [r.ticks for r in runs]
@@ -186,6 +193,8 @@ def device_check(c_dir: Path, machine: str, inputs: np.ndarray, reference: np.nd
     return {"qemu_machine": machine, "kernels": "portable" if portable else "optimized",
             "qemu_bit_exact": int((outs.view(np.uint8) == expected.view(np.uint8)).all(axis=1).sum()),
             "instructions": int(instructions), "instructions_min": int(min(counts)),
-            "instructions_max": int(max(counts)), "instructions_per_mac": round(instructions / macs, 2),
+            "instructions_max": int(max(counts)),
+            **cycle_fields(estimate, macs=macs, instructions=instructions, clock_hz=clock_hz),
+            "cycles_by_function": dict(list(estimate["functions"].items())[:8]) if estimate else None,
             "text_bytes": image.text, "data_bytes": image.data, "bss_bytes": image.bss,
             "stack_bytes": image.stack_bytes, "flash_bytes": image.flash_bytes, "ram_bytes": image.ram_bytes}

@@ -26,15 +26,18 @@ ICOUNT_SHIFT = 0
 _INSTALL_HINT = "install it with `make toolchains` (Debian package qemu-system-arm)"
 
 
-def qemu_command(elf: Path, board_name: str, *, serial: str, icount_shift: int = ICOUNT_SHIFT) -> list[str]:
+def qemu_command(elf: Path, board_name: str, *, serial: str, icount_shift: int | None = ICOUNT_SHIFT) -> list[str]:
     """Return the qemu-system-arm command line running ``elf`` on ``board_name`` with UART0 on ``serial``.
 
     ``serial`` is a QEMU character-device spec for UART0, e.g. ``tcp:127.0.0.1:5555,server=on,wait=off``
-    or ``chardev:uart0``.
+    or ``chardev:uart0``. ``icount_shift=None`` leaves ``-icount`` out (the execution log of
+    :mod:`edgec.device.firmware.cycles`: under -icount a TB cut short by the instruction budget is
+    logged twice).
     """
     b = board(board_name)
+    icount = ["-icount", f"shift={icount_shift}"] if icount_shift is not None else []
     return [QEMU, "-M", b.machine, "-display", "none", "-monitor", "none", "-nodefaults",
-            "-icount", f"shift={icount_shift}", "-serial", serial, "-kernel", str(elf)]
+            *icount, "-serial", serial, "-kernel", str(elf)]
 
 
 class QemuSession:
@@ -43,15 +46,18 @@ class QemuSession:
     Inside the ``with`` block, :attr:`url` is the pyserial URL of the board's UART0.
     """
 
-    def __init__(self, elf: Path, board_name: str, *, icount_shift: int = ICOUNT_SHIFT):
+    def __init__(self, elf: Path, board_name: str, *, icount_shift: int | None = ICOUNT_SHIFT,
+                 extra_args: tuple[str, ...] = ()):
         """Prepare to run ``elf`` on ``board_name``; QEMU starts on ``__enter__``.
 
         Readiness is the firmware answering its first request (bounded by the Device's
-        timeout); QEMU failing to start is reported here.
+        timeout); QEMU failing to start is reported here. ``extra_args`` go on QEMU's command line
+        (the execution log of :mod:`edgec.device.firmware.cycles`).
         """
         self.elf = Path(elf)
         self.board = board(board_name)
         self.icount_shift = icount_shift
+        self.extra_args = tuple(extra_args)
         self.url = ""
         self._proc: subprocess.Popen | None = None
         self._listener: socket.socket | None = None
@@ -68,7 +74,7 @@ class QemuSession:
         port = self._listener.getsockname()[1]
         fd = self._listener.fileno()
         cmd = qemu_command(self.elf, self.board.machine, serial="chardev:uart0", icount_shift=self.icount_shift)
-        cmd[1:1] = ["-chardev", f"socket,id=uart0,fd={fd},server=on,wait=off,nodelay=on"]
+        cmd[1:1] = ["-chardev", f"socket,id=uart0,fd={fd},server=on,wait=off,nodelay=on", *self.extra_args]
         self._log = tempfile.TemporaryFile()
         log.debug("qemu: %s", " ".join(cmd))
         try:
