@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 GCC = "arm-none-eabi-gcc"
 SIZE = "arm-none-eabi-size"
-FIRMWARE_SOURCES = ("startup.c", "main.c", "frame.c", "uart_cmsdk.c", "counter.c", "crc32.c")
+# Common to every board; each board adds its UART and counter (Board.sources).
+FIRMWARE_SOURCES = ("startup.c", "main.c", "frame.c", "crc32.c")
 DEFAULT_STACK_BYTES = 8192
 # -fno-schedule-insns: GCC's pre-allocation scheduler interleaves the SIMD multiply-accumulate
 # loops of the generated C until they spill registers; without it the kernels run 4-8% fewer
@@ -129,7 +130,7 @@ def _size(elf: Path) -> tuple[int, int, int]:
 
 
 def build_firmware(c_dir: Path, board_name: str, *, flash_bytes: int, ram_bytes: int, out: Path,
-                   stack_bytes: int = DEFAULT_STACK_BYTES, cflags: tuple[str, ...] = ()) -> FirmwareImage:
+                   stack_bytes: int | None = None, cflags: tuple[str, ...] = ()) -> FirmwareImage:
     """Compile the generated C in ``c_dir`` with edgec's firmware for ``board_name`` and link it.
 
     ``flash_bytes``/``ram_bytes`` are the target profile's budgets (memory.flash_bytes,
@@ -138,6 +139,7 @@ def build_firmware(c_dir: Path, board_name: str, *, flash_bytes: int, ram_bytes:
     ToolchainError when the compiler fails, InputError for a bad ``c_dir`` or board.
     """
     b = board(board_name)
+    stack_bytes = stack_bytes or b.stack_bytes or DEFAULT_STACK_BYTES
     c_dir, out = Path(c_dir), Path(out)
     model_sources = _check_model_dir(c_dir)
     gcc = _require_tool(GCC)
@@ -147,9 +149,9 @@ def build_firmware(c_dir: Path, board_name: str, *, flash_bytes: int, ram_bytes:
     src = firmware_source_dir()
     elf = out / "firmware.elf"
     defines = (f"-DEDGEC_UART_BASE={b.uart_base:#010x}u", f"-DEDGEC_UART_RX_IRQ={b.uart_rx_irq}u",
-               f"-DEDGEC_NUM_IRQ={b.num_irq}", f"-DEDGEC_COUNTER_HZ={b.counter_hz}u")
+               f"-DEDGEC_NUM_IRQ={b.num_irq}", f"-DEDGEC_COUNTER_HZ={b.counter_hz}u", *b.defines)
     cmd = [gcc, *b.cflags, *BASE_CFLAGS, *cflags, *defines, f"-I{c_dir}", f"-I{src}",
-           *[str(src / f) for f in FIRMWARE_SOURCES], *[str(p) for p in model_sources],
+           *[str(src / f) for f in (*FIRMWARE_SOURCES, *b.sources)], *[str(p) for p in model_sources],
            f"-T{script}", *LDFLAGS, f"-Wl,-Map={out / 'firmware.map'}", "-o", str(elf)]
     log.debug("firmware: %s", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -21,8 +21,11 @@ int main(void);
 void Reset_Handler(void);
 void Default_Handler(void);
 void HardFault_Handler(void);
-void SysTick_Handler(void);
+/* Weak: a board whose counter is not SysTick (nRF51: TIMER0) leaves it unhandled. */
+void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void UART0RX_Handler(void);
+/* Clock tree and pin setup of a real chip (board_*.c); the mps2/mps3 boards need none. */
+__attribute__((weak)) void board_init(void) {}
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
@@ -66,6 +69,7 @@ void Reset_Handler(void)
     for (void (**ctor)(void) = __init_array_start__; ctor < __init_array_end__; ctor++) {
         (*ctor)();
     }
+    board_init();
     main();
     for (;;) {
         __asm volatile("wfi");
@@ -93,8 +97,12 @@ __attribute__((weak)) void *__dso_handle = 0;
 
 void HardFault_Handler(void)
 {
-    /* Tell the host instead of going silent, then stop. */
+    /* Tell the host instead of going silent, then stop. ARMv6-M (Cortex-M0/M0+) has no CFSR. */
+#if defined(__ARM_ARCH_6M__)
+    reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, 0u);
+#else
     reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, SCB_CFSR);
+#endif
     __asm volatile("cpsid i");
     for (;;) {
         __asm volatile("wfi");
