@@ -76,6 +76,8 @@ def cmd_compile(args) -> int:
         settings["layer_error"] = True
     if args.backend:
         settings["backend"] = args.backend
+    if args.project:
+        settings["project"] = args.project
     try:
         reports = run(args.model, args.target, calibration=args.calibration, eval=args.eval, out=args.out,
                       trust_model=args.trust_model, recipe=settings)

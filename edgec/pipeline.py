@@ -17,6 +17,7 @@ from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
 from .export import EXPORTERS
 from .harness import write_harness
+from .firmware.projects import check_project, write_project
 from .isolate import NativeCrash
 from .load import load
 from .progress import status
@@ -41,6 +42,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     _check_settings(profiles, recipe or {})
+    if (recipe or {}).get("project"):
+        check_project(profiles, recipe["project"])
     outdir.check_free(Path(out))  # another compile writing OUT: refuse before any work
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
@@ -246,6 +249,8 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         _export(build)
         _verify(build, loaded)
         write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
+        if settings.get("project"):
+            build.report["project"] = write_project(folder, profile, settings["project"])
         write_reports(build, loaded.source)
     return build.report
 

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from ..errors import InputError
+from .boards import board
 from .build import FirmwareImage
 from .protocol import Device, DeviceError, DeviceInfo, Inference
 from .qemu import ICOUNT_SHIFT, QemuSession
@@ -114,6 +115,13 @@ def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: 
         raise InputError(f"target '{target.get('id')}' names no QEMU machine (device.qemu_machine); "
                          "pass --device qemu-mps2-an386 or another emulated board", stage="device")
     memory = target.get("memory", {})
+    if board(machine).chip:  # a real chip's model: build the project a user would, with cmake, from scratch
+        from .projects import build_with_cmake
+
+        image = build_with_cmake(Path(c_dir), machine, flash_bytes=memory["flash_bytes"],
+                                 ram_bytes=memory["ram_bytes"], out=Path(work), target_id=target.get("id", ""),
+                                 cflags=cflags)
+        return image, run_on_device(image, inputs, timeout=timeout)
     image = build_firmware(Path(c_dir), machine, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
                            out=Path(work), cflags=cflags)
     return image, run_on_device(image, inputs, timeout=timeout)
