@@ -207,6 +207,8 @@ def cmd_flash(args) -> int:
     import shlex
 
     from .firmware.flash import TOOLS, flash
+    from .firmware.boards_chips import chip
+    from .firmware.projects import chip_image
 
     folder = Path(args.build)
     recipe = _recipe_of(folder)
@@ -219,6 +221,8 @@ def cmd_flash(args) -> int:
     image = Path(args.image) if args.image else None
     if image is not None and not image.is_file():
         raise InputError(f"firmware image {image} does not exist", stage="flash")
+    if image is None and profile["format"] == "c" and chip(board) is not None:  # a real chip, or its QEMU model
+        image = chip_image(folder, profile, board, build=not args.dry_run)
     if image is None and board.startswith("qemu-"):
         image = _qemu_image(folder, profile, board, build=not args.dry_run)
     if image is None:

@@ -101,9 +101,11 @@ set_property(TARGET firmware APPEND PROPERTY LINK_DEPENDS "${{EDGEC_LINKER_SCRIP
 target_include_directories(firmware PRIVATE firmware model)
 target_compile_definitions(firmware PRIVATE{_cmake_list(defines)}
 )
-# -ffile-prefix-map: the ELF's debug paths do not depend on where the project was built.
+# -ffile-prefix-map: the ELF's debug paths do not depend on where the project was built (GCC tries
+# the last map first: the build folder may sit inside the project).
 target_compile_options(firmware PRIVATE ${{EDGEC_CPU_FLAGS}}{_cmake_list(options)}
   "-ffile-prefix-map=${{CMAKE_CURRENT_SOURCE_DIR}}=."
+  "-ffile-prefix-map=${{CMAKE_CURRENT_BINARY_DIR}}=build"
 )
 target_link_options(firmware PRIVATE ${{EDGEC_CPU_FLAGS}} "-T${{EDGEC_LINKER_SCRIPT}}"{_cmake_list(LDFLAGS)}
   "-Wl,-Map=${{CMAKE_CURRENT_BINARY_DIR}}/firmware.map"
@@ -220,3 +222,21 @@ def write_project(folder: Path, profile: dict, kind: str) -> dict:
     log.info("project: %s for %s in %s", kind, b.chip, dest)
     return {"kind": kind, "chip": b.chip, "folder": PROJECT_DIR, "qemu_device": f"qemu-{b.machine}" if b.machine
             else None, "build": "cmake -B build project && cmake --build build"}
+
+
+def chip_image(folder: Path, profile: dict, board_name: str, *, build: bool) -> Path:
+    """The image ``edgec flash`` programs onto a real chip (or its QEMU model): the CMake project's
+    ELF (HEX for the micro:bit's USB drive), built into ``folder/intermediate/firmware`` unless only
+    printing the command (``build=False``: the path it would have, nothing written)."""
+    b = chip(board_name)
+    if b is None:
+        raise InputError(f"'{board_name}' is not a chip edgec builds firmware for (known: {', '.join(CHIPS)})",
+                         stage="flash")
+    out = Path(folder) / "intermediate" / "firmware"
+    suffix = ".hex" if board_name == "nrf51822" else ".elf"
+    if not build:
+        return out / "build" / f"firmware{suffix}"
+    memory = profile.get("memory", {})
+    image = build_with_cmake(folder, board_name, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
+                             out=out, target_id=profile["id"])
+    return image.elf.with_suffix(suffix)
