@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import GateError, InputError, ToolchainError
 from .boards import Board, board
 from .boards_chips import CHIPS, chip
+from .projects_hosted import HOSTED_KINDS, check_hosted, write_hosted_project
 from .build import (BASE_CFLAGS, DEFAULT_STACK_BYTES, FIRMWARE_SOURCES, LDFLAGS, FirmwareImage, _check_model_dir,
                     _gate_message, _require_tool, _size, firmware_source_dir, render_linker_script)
 
@@ -197,7 +198,7 @@ def build_with_cmake(c_dir: Path, board_name: str, *, flash_bytes: int, ram_byte
                          flash_budget_bytes=flash_bytes, ram_budget_bytes=ram_bytes, stack_bytes=stack_bytes)
 
 
-PROJECT_KINDS = ("cmake",)
+PROJECT_KINDS = ("cmake", *HOSTED_KINDS)
 
 
 def check_project(profiles: list[dict], kind: str) -> None:
@@ -208,11 +209,18 @@ def check_project(profiles: list[dict], kind: str) -> None:
         if profile["format"] != "c":
             raise InputError(f"--project {kind} builds edgec's generated C: target '{profile['id']}' is a "
                              f"'{profile['format']}' build; add --backend c", stage=STAGE, target=profile["id"])
-        project_chip(profile)
+        if kind == "cmake":
+            project_chip(profile)
+        else:
+            check_hosted(profile, kind)
 
 
 def write_project(folder: Path, profile: dict, kind: str) -> dict:
     """Write ``folder/project/`` (a ``kind`` project of the build in ``folder``); return its report entry."""
+    if kind != "cmake":
+        write_hosted_project(folder, Path(folder) / PROJECT_DIR, profile, kind)
+        log.info("project: %s in %s", kind, Path(folder) / PROJECT_DIR)
+        return {"kind": kind, "board": profile.get("device", {}).get("board"), "folder": PROJECT_DIR}
     b = project_chip(profile)
     memory = profile.get("memory", {})
     stack_bytes = b.stack_bytes or DEFAULT_STACK_BYTES
