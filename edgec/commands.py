@@ -206,8 +206,8 @@ def cmd_flash(args) -> int:
     """``edgec flash OUT/ID --board NAME [--port] [--dry-run]``: run the board's programming tool."""
     import shlex
 
-    from .firmware.flash import TOOLS, flash
     from .firmware.boards_chips import chip
+    from .firmware.flash import TOOLS, flash
     from .firmware.projects import chip_image
 
     folder = Path(args.build)
