@@ -14,6 +14,10 @@ Facts from the vendors' reference manuals, and from QEMU's models where one exis
   64 MHz, 1 MB flash at 0, 256 KB RAM at 0x20000000, UART0 at 0x40002000 on IRQ 2 (DK: TX P0.06,
   RX P0.08, to the J-Link's virtual COM port), 48 external interrupts. No QEMU model: built and
   size-checked only.
+- RP2040 (RP2040 datasheet; Raspberry Pi Pico): Cortex-M0+, a 256-byte second-stage bootloader then
+  the vector table at 0x10000100 in its 2 MB QSPI flash (execute-in-place), 264 KB SRAM at
+  0x20000000, PL011 UART0 at 0x40034000 on IRQ 20 (GPIO0 TX, GPIO1 RX), 26 external interrupts, run
+  at 12 MHz from the crystal. No QEMU model: built and size-checked only.
 """
 
 from __future__ import annotations
@@ -46,11 +50,18 @@ NRF52840 = Board(
     defines=("-DEDGEC_UART_TX_PIN=6", "-DEDGEC_UART_RX_PIN=8"),
 )
 
+RP2040 = Board(
+    machine="", core="cortex-m0plus", cflags=("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
+    flash=Region(0x10000000, 0x00200000), ram=Region(0x20000000, 0x00042000), vectors=None,
+    uart_base=0x40034000, uart_rx_irq=20, num_irq=26, counter_hz=12_000_000,
+    chip="rp2040", sources=("boot2_rp2040.S", "board_rp2040.c", "counter.c"),
+)
+
 # Keyed by QEMU machine, merged into boards.BOARDS.
 QEMU_CHIP_BOARDS: dict[str, Board] = {b.machine: b for b in (STM32F405, NRF51822)}
 
 # Keyed by chip (the name `edgec flash --board` and a target's device.board use).
-CHIPS: dict[str, Board] = {b.chip: b for b in (STM32F405, NRF51822, NRF52840)}
+CHIPS: dict[str, Board] = {b.chip: b for b in (STM32F405, NRF51822, NRF52840, RP2040)}
 # The boards people own, by the chip they carry.
 CHIP_ALIASES = {"microbit": "nrf51822", "netduinoplus2": "stm32f405", "stm32f407": "stm32f405"}
 

@@ -123,7 +123,7 @@ def _size(elf: Path) -> tuple[int, int, int]:
         fields = line.split()
         if len(fields) >= 3 and fields[0].startswith(".") and fields[1].isdigit():
             sections[fields[0]] = int(fields[1])
-    text = sum(sections.get(s, 0) for s in (".vectors", ".text", ".init_array", ".ARM.extab", ".ARM.exidx"))
+    text = sum(sections.get(s, 0) for s in (".boot2", ".vectors", ".text", ".init_array", ".ARM.extab", ".ARM.exidx"))
     data = sections.get(".data", 0)
     bss = sections.get(".bss", 0) + sections.get(".stack", 0)
     return text, data, bss

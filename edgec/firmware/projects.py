@@ -89,7 +89,7 @@ cmake_minimum_required(VERSION 3.16)
 if(NOT CMAKE_TOOLCHAIN_FILE)
   set(CMAKE_TOOLCHAIN_FILE "${{CMAKE_CURRENT_LIST_DIR}}/cmake/arm-none-eabi.cmake")
 endif()
-project(edgec_firmware C)
+project(edgec_firmware {"C ASM" if any(f.endswith(".S") for f in firmware) else "C"})
 
 set(EDGEC_CPU_FLAGS{_cmake_list(cpu)})
 # linker.ld: the chip's memories, with the target's budgets as lengths and a {stack_bytes}-byte stack.

@@ -22,10 +22,11 @@ pytestmark = [pytest.mark.toolchain,
                                  reason="arm-none-eabi-gcc / cmake / qemu-system-arm missing: run `make toolchains`")]
 
 # (QEMU machine or chip, flash budget, RAM budget): the chips' real memories.
-CHIPS = {"netduinoplus2": (1 << 20, 128 << 10), "microbit": (256 << 10, 16 << 10), "nrf52840": (1 << 20, 256 << 10)}
-# Where each chip's core fetches its reset vector, and its RAM.
-MEMORY = {"netduinoplus2": (0x08000000, 0x20000000, 128 << 10), "microbit": (0x0, 0x20000000, 16 << 10),
-          "nrf52840": (0x0, 0x20000000, 256 << 10)}
+CHIPS = {"netduinoplus2": (1 << 20, 128 << 10), "microbit": (256 << 10, 16 << 10), "nrf52840": (1 << 20, 256 << 10),
+         "rp2040": (2 << 20, 264 << 10)}
+# Where each chip's flash starts, the vector table's offset in it (the RP2040's boot2 comes first), its RAM.
+MEMORY = {"netduinoplus2": (0x08000000, 0, 0x20000000, 128 << 10), "microbit": (0x0, 0, 0x20000000, 16 << 10),
+          "nrf52840": (0x0, 0, 0x20000000, 256 << 10), "rp2040": (0x10000000, 256, 0x20000000, 264 << 10)}
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +60,10 @@ def test_cmake_built_firmware_answers_bit_exact_on_the_chips_qemu_model(images, 
 @pytest.mark.parametrize("machine", ["netduinoplus2", "microbit"])
 def test_info_reports_the_chips_counter_clock(images, machine):
     from edgec.firmware import Device, QemuSession
+    from edgec.firmware.run import await_boot
 
     with QemuSession(images[machine].elf, machine) as session, Device(session.url, timeout=20) as device:
-        info = device.info()
+        info = await_boot(device, session, 20)
     assert (info.input_bytes, info.output_bytes) == (IN, OUT)
     assert info.counter_hz == {"netduinoplus2": 168_000_000, "microbit": 16_000_000}[machine]
 
@@ -69,16 +71,31 @@ def test_info_reports_the_chips_counter_clock(images, machine):
 @pytest.mark.parametrize("name", list(CHIPS))
 def test_image_has_the_vector_table_where_the_chip_boots_and_fits_its_memories(images, name):
     image = images[name]
-    flash_origin, ram_origin, ram_size = MEMORY[name]
+    flash_origin, vectors, ram_origin, ram_size = MEMORY[name]
     binary = image.elf.with_suffix(".bin").read_bytes()
-    stack_top, reset = struct.unpack_from("<II", binary)
+    stack_top, reset = struct.unpack_from("<II", binary, vectors)
     assert ram_origin < stack_top <= ram_origin + ram_size
     assert reset & 1 and flash_origin < reset < flash_origin + len(binary)  # a Thumb address inside the image
     assert image.flash_bytes <= CHIPS[name][0] and image.ram_bytes <= CHIPS[name][1]
     hex_lines = image.elf.with_suffix(".hex").read_text().splitlines()
     assert hex_lines[-1] == ":00000001FF"  # Intel HEX end-of-file record
-    if flash_origin:  # an extended linear address record puts the data at 0x0800xxxx
-        assert hex_lines[0] == ":020000040800F2"
+    if flash_origin:  # an extended linear address record puts the data at 0x0800xxxx / 0x1000xxxx
+        assert hex_lines[0] == {0x08000000: ":020000040800F2", 0x10000000: ":020000041000EA"}[flash_origin]
+
+
+def _crc32_mpeg2(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def test_rp2040_boot2_carries_the_crc_its_bootrom_checks(images):
+    assert _crc32_mpeg2(b"123456789") == 0x0376E6E7  # the CRC-32/MPEG-2 check value
+    boot2 = images["rp2040"].elf.with_suffix(".bin").read_bytes()[:256]
+    assert struct.unpack_from("<I", boot2, 252)[0] == _crc32_mpeg2(boot2[:252])
 
 
 def test_same_project_builds_byte_identical_from_two_folders(c_dir, tmp_path):

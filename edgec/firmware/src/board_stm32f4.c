@@ -8,6 +8,10 @@
  * HSI setting, and SysTick still runs at the 168 MHz QEMU gives the core. USART1 is on PA9 (TX)
  * and PA10 (RX), alternate function 7, 115200 8N1.
  *
+ * board_early_init turns the USART's receiver on at the first instruction after reset: QEMU's model
+ * drops the bytes that arrive while it is off, and the host sends its first request as soon as it
+ * connects. (On the chip, a byte sent before the firmware listens is lost the same way.)
+ *
  * The receive interrupt only wakes the core from WFI: the handler disables it in the NVIC (RXNE
  * stays set until the data register is read, so a level interrupt left enabled would fire
  * forever; QEMU's model also keeps its line high when RXNEIE is cleared, so masking it in the
@@ -60,10 +64,19 @@
 #define RX_IRQ_BIT (1u << (EDGEC_UART_RX_IRQ % 32u))
 
 #define HSI_HZ 16000000u
-#define PLL_LOCK_POLLS 100000u
+#define PLL_LOCK_POLLS 20000u /* the PLL locks in about 100 us: a few hundred polls at 16 MHz */
 #define BAUD 115200u
 
 static uint32_t apb2_hz = HSI_HZ;
+
+void board_early_init(void)
+{
+    RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN;
+    RCC_APB2ENR |= RCC_APB2ENR_USART1EN;
+    (void)RCC_APB2ENR; /* a read after enabling a clock, before touching the peripheral (errata 2.1.13) */
+    USART_BRR = (HSI_HZ + BAUD / 2u) / BAUD;
+    USART_CR1 = CR1_UE | CR1_TE | CR1_RE;
+}
 
 void board_init(void)
 {
@@ -84,9 +97,6 @@ void board_init(void)
 
 void uart_init(void)
 {
-    RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN;
-    RCC_APB2ENR |= RCC_APB2ENR_USART1EN;
-    (void)RCC_APB2ENR; /* a read after enabling a clock, before touching the peripheral (errata 2.1.13) */
     /* PA9, PA10: alternate function mode (0b10), AF7 = USART1. */
     GPIOA_MODER = (GPIOA_MODER & ~((3u << 18) | (3u << 20))) | (2u << 18) | (2u << 20);
     GPIOA_AFRH = (GPIOA_AFRH & ~((0xFu << 4) | (0xFu << 8))) | (7u << 4) | (7u << 8);

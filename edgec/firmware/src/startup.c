@@ -24,8 +24,10 @@ void HardFault_Handler(void);
 /* Weak: a board whose counter is not SysTick (nRF51: TIMER0) leaves it unhandled. */
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void UART0RX_Handler(void);
-/* Clock tree and pin setup of a real chip (board_*.c); the mps2/mps3 boards need none. */
+/* Clock tree and pin setup of a real chip (board_*.c); the mps2/mps3 boards need none. The early
+ * hook runs first of all, before .data and .bss exist: register writes only. */
 __attribute__((weak)) void board_init(void) {}
+__attribute__((weak)) void board_early_init(void) {}
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
@@ -51,6 +53,7 @@ __attribute__((section(".vectors"), used)) const vector_t edgec_vectors[16 + EDG
 
 void Reset_Handler(void)
 {
+    board_early_init();
 #if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
     /* A stack overflow then faults instead of silently overwriting the model's arena. */
     __asm volatile("msr msplim, %0" ::"r"(&__stack_base__));
