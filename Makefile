@@ -20,15 +20,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-# Cross toolchain and emulator for the generated-C backend and the QEMU boards, the host C compiler
-# the C backend's host check builds the generated C with, and qemu-user, which runs ONNX Runtime on an
-# emulated AVX2 CPU (tests/toolchain/test_int8_saturation.py) (Debian packages).
+# Cross toolchain and emulator for the generated-C backend and the QEMU boards, cmake for the firmware
+# projects of real chips (`--project cmake`, `edgec verify --device qemu-netduinoplus2`), the host C
+# compiler the C backend's host check builds the generated C with, and qemu-user, which runs ONNX
+# Runtime on an emulated AVX2 CPU (tests/toolchain/test_int8_saturation.py) (Debian packages).
 toolchains:
-	@command -v gcc >/dev/null && command -v arm-none-eabi-gcc >/dev/null \
+	@command -v gcc >/dev/null && command -v arm-none-eabi-gcc >/dev/null && command -v cmake >/dev/null \
 	  && command -v qemu-system-arm >/dev/null && command -v qemu-x86_64 >/dev/null \
 	  && test -e /usr/lib/arm-none-eabi/newlib/libc.a \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	       gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user >/dev/null; }
+	       gcc libc6-dev gcc-arm-none-eabi libnewlib-arm-none-eabi cmake qemu-system-arm qemu-user >/dev/null; }
 
 # Headless Chromium and its WebDriver (Debian packages): the report tests render report.html in them.
 browser:

@@ -38,6 +38,10 @@ def _add_compile(sub) -> None:
     c.add_argument("-o", "--out", default="build", help="output folder (default: build)")
     c.add_argument("--backend", choices=["tflm", "c"], default=None,
                    help="microcontroller targets: TFLite Micro (default) or edgec's generated C")
+    c.add_argument("--project", choices=["cmake", "arduino", "platformio", "zephyr", "esp-idf"], default=None,
+                   help="with --backend c: also write OUT/<target>/project/, firmware for the target's board as a "
+                        "CMake project (bare metal), an Arduino library, a PlatformIO project, a Zephyr module or "
+                        "an ESP-IDF project")
     c.add_argument("--trust-model", action="store_true",
                    help="allow Lambda layers and custom objects (runs code from the model file)")
     c.add_argument("--recipe", metavar="edgec.toml", help="compression recipe (flags below override it)")

@@ -15,7 +15,9 @@ from edgec.core.calibration_load import open_dataset, split
 from edgec.core.errors import EdgecError, GateError, InputError
 from edgec.core.formats import FORMATS, TFLITE_FORMATS
 from edgec.device.firmware.build import build_firmware
+from edgec.device.firmware.boards_chips import chip
 from edgec.device.firmware.flash import TOOLS, flash
+from edgec.device.firmware.projects import chip_image
 from edgec.frontend.load import load
 from edgec.inspect import inspect, render
 from edgec.pipeline import compile as run
@@ -88,6 +90,8 @@ def cmd_compile(args) -> int:
         settings["layer_error"] = True
     if args.backend:
         settings["backend"] = args.backend
+    if args.project:
+        settings["project"] = args.project
     try:
         reports = run(args.model, args.target, calibration=args.calibration, eval=args.eval, out=args.out,
                       trust_model=args.trust_model, recipe=settings)
@@ -216,6 +220,8 @@ def cmd_flash(args) -> int:
     image = Path(args.image) if args.image else None
     if image is not None and not image.is_file():
         raise InputError(f"firmware image {image} does not exist", stage="flash")
+    if image is None and profile["format"] == "c" and chip(board) is not None:  # a real chip, or its QEMU model
+        image = chip_image(folder, profile, board, build=not args.dry_run)
     if image is None and board.startswith("qemu-"):
         image = _qemu_image(folder, profile, board, build=not args.dry_run)
     if image is None:

@@ -26,6 +26,7 @@ from edgec.core.metrics import top1_accuracy
 from edgec.core.progress import status
 from edgec.core.tflite_model import macs, parse
 from edgec.core.version import __version__
+from edgec.device.firmware.projects import check_project, write_project
 from edgec.device.harness.generate import write_harness
 from edgec.frontend.keras.keras3 import check_on_calibration, is_signature_model, refuse_compression
 from edgec.frontend.load import load
@@ -53,6 +54,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
     _check_settings(profiles, recipe or {})
+    if (recipe or {}).get("project"):
+        check_project(profiles, recipe["project"])
     outdir.check_free(Path(out))  # another compile writing OUT: refuse before any work
     settings = {"model": str(model), "targets": list(targets_), "calibration": calibration, "eval": eval,
                 "trust_model": trust_model, **(recipe or {})}
@@ -249,6 +252,8 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         _export(build)
         _verify(build, loaded)
         write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
+        if settings.get("project"):
+            build.report["project"] = write_project(folder, profile, settings["project"])
         write_reports(build, loaded.source)
     return build.report
 

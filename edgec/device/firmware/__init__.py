@@ -6,6 +6,10 @@ Public entry points:
   with the target's flash/RAM budgets as linker limits.
 - :func:`run_on_device` (run.py): stream inputs to QEMU or a real board, get outputs and counts.
 - :func:`flash` / :func:`flash_command` (flash.py): program a board, or print the exact command.
+- :func:`~edgec.device.firmware.projects.write_project` (projects.py, projects_hosted.py): the firmware of a
+  ``--backend c`` build as a project for the user's toolchain (CMake for the real chips of
+  boards_chips.py, Arduino, PlatformIO, Zephyr, ESP-IDF); :func:`~edgec.device.firmware.projects.build_with_cmake`
+  builds the CMake one from a clean folder for ``edgec verify --device qemu-netduinoplus2``.
 """
 
 from edgec.device.firmware.boards import BOARDS, Board, board, board_for_core

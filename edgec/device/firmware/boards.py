@@ -49,6 +49,12 @@ class Board:
     uart_rx_irq: int  # NVIC line of UART0's receive interrupt
     num_irq: int  # external interrupts in the vector table
     counter_hz: int  # SysTick clock (the board's processor clock)
+    # Real chips (boards_chips.py): the chip's name, its UART/counter/clock sources in src/ (besides
+    # startup, main, frame and crc32), extra -D flags (UART pins), and a stack that fits its RAM.
+    chip: str = ""
+    sources: tuple[str, ...] = ("uart_cmsdk.c", "counter.c")
+    defines: tuple[str, ...] = ()
+    stack_bytes: int | None = None
 
 
 BOARDS: dict[str, Board] = {
@@ -101,6 +107,11 @@ BOARDS: dict[str, Board] = {
         counter_hz=32_000_000,
     ),
 }
+
+# QEMU's models of real chips: netduinoplus2 (STM32F405) and microbit (nRF51822).
+from edgec.device.firmware.boards_chips import QEMU_CHIP_BOARDS  # noqa: E402  (it needs Board and Region, defined above)
+
+BOARDS.update(QEMU_CHIP_BOARDS)
 
 # The name a user passes to `--device` / `--board`: "qemu-" + the machine.
 QEMU_PREFIX = "qemu-"

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 GCC = "arm-none-eabi-gcc"
 SIZE = "arm-none-eabi-size"
-FIRMWARE_SOURCES = ("startup.c", "main.c", "frame.c", "uart_cmsdk.c", "counter.c", "crc32.c")
+# Common to every board; each board adds its UART and counter (Board.sources).
+FIRMWARE_SOURCES = ("startup.c", "main.c", "frame.c", "crc32.c")
 DEFAULT_STACK_BYTES = 8192
 # -fno-schedule-insns: GCC's pre-allocation scheduler interleaves the SIMD multiply-accumulate
 # loops of the generated C until they spill registers; without it the kernels run 4-8% fewer
@@ -81,14 +82,16 @@ def render_linker_script(b: Board, *, flash_bytes: int, ram_bytes: int, stack_by
     )
 
 
-def _require_tool(name: str) -> str:
+def require_tool(name: str) -> str:
+    """The path of toolchain program ``name``; ToolchainError with the install hint when missing."""
     path = shutil.which(name)
     if path is None:
         raise ToolchainError(f"{name} not found; {_INSTALL_HINT}", stage="firmware")
     return path
 
 
-def _check_model_dir(c_dir: Path) -> list[Path]:
+def check_model_dir(c_dir: Path) -> list[Path]:
+    """The C sources of a generated-C model folder, after checking model.h defines what the firmware needs."""
     if not (c_dir / "model.h").is_file() or not (c_dir / "model.c").is_file():
         raise InputError(f"{c_dir}: no model.c/model.h (the output of the c format) to build firmware from",
                          stage="firmware")
@@ -99,7 +102,8 @@ def _check_model_dir(c_dir: Path) -> list[Path]:
     return sorted(c_dir.glob("*.c"))
 
 
-def _gate_message(b: Board, stderr: str, *, flash_bytes: int, ram_bytes: int, stack_bytes: int) -> str | None:
+def gate_message(b: Board, stderr: str, *, flash_bytes: int, ram_bytes: int, stack_bytes: int) -> str | None:
+    """The budget refusal for a link that overflowed FLASH/RAM (from the linker's stderr), or None."""
     overflows = {m.group(1): int(m.group(2)) for m in _OVERFLOW.finditer(stderr)}
     if not overflows:
         return None
@@ -115,21 +119,22 @@ def _gate_message(b: Board, stderr: str, *, flash_bytes: int, ram_bytes: int, st
     return f"model does not fit {b.core} at link time: " + "; ".join(parts)
 
 
-def _size(elf: Path) -> tuple[int, int, int]:
-    out = subprocess.run([_require_tool(SIZE), "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+def elf_size(elf: Path) -> tuple[int, int, int]:
+    """(text, data, bss) bytes of an ELF, from arm-none-eabi-size -A."""
+    out = subprocess.run([require_tool(SIZE), "-A", str(elf)], capture_output=True, text=True, check=True).stdout
     sections = {}
     for line in out.splitlines():
         fields = line.split()
         if len(fields) >= 3 and fields[0].startswith(".") and fields[1].isdigit():
             sections[fields[0]] = int(fields[1])
-    text = sum(sections.get(s, 0) for s in (".vectors", ".text", ".init_array", ".ARM.extab", ".ARM.exidx"))
+    text = sum(sections.get(s, 0) for s in (".boot2", ".vectors", ".text", ".init_array", ".ARM.extab", ".ARM.exidx"))
     data = sections.get(".data", 0)
     bss = sections.get(".bss", 0) + sections.get(".stack", 0)
     return text, data, bss
 
 
 def build_firmware(c_dir: Path, board_name: str, *, flash_bytes: int, ram_bytes: int, out: Path,
-                   stack_bytes: int = DEFAULT_STACK_BYTES, cflags: tuple[str, ...] = ()) -> FirmwareImage:
+                   stack_bytes: int | None = None, cflags: tuple[str, ...] = ()) -> FirmwareImage:
     """Compile the generated C in ``c_dir`` with edgec's firmware for ``board_name`` and link it.
 
     ``flash_bytes``/``ram_bytes`` are the target profile's budgets (memory.flash_bytes,
@@ -138,28 +143,29 @@ def build_firmware(c_dir: Path, board_name: str, *, flash_bytes: int, ram_bytes:
     ToolchainError when the compiler fails, InputError for a bad ``c_dir`` or board.
     """
     b = board(board_name)
+    stack_bytes = stack_bytes or b.stack_bytes or DEFAULT_STACK_BYTES
     c_dir, out = Path(c_dir), Path(out)
-    model_sources = _check_model_dir(c_dir)
-    gcc = _require_tool(GCC)
+    model_sources = check_model_dir(c_dir)
+    gcc = require_tool(GCC)
     out.mkdir(parents=True, exist_ok=True)
     script = out / "linker.ld"
     script.write_text(render_linker_script(b, flash_bytes=flash_bytes, ram_bytes=ram_bytes, stack_bytes=stack_bytes))
     src = firmware_source_dir()
     elf = out / "firmware.elf"
     defines = (f"-DEDGEC_UART_BASE={b.uart_base:#010x}u", f"-DEDGEC_UART_RX_IRQ={b.uart_rx_irq}u",
-               f"-DEDGEC_NUM_IRQ={b.num_irq}", f"-DEDGEC_COUNTER_HZ={b.counter_hz}u")
+               f"-DEDGEC_NUM_IRQ={b.num_irq}", f"-DEDGEC_COUNTER_HZ={b.counter_hz}u", *b.defines)
     cmd = [gcc, *b.cflags, *BASE_CFLAGS, *cflags, *defines, f"-I{c_dir}", f"-I{src}",
-           *[str(src / f) for f in FIRMWARE_SOURCES], *[str(p) for p in model_sources],
+           *[str(src / f) for f in (*FIRMWARE_SOURCES, *b.sources)], *[str(p) for p in model_sources],
            f"-T{script}", *LDFLAGS, f"-Wl,-Map={out / 'firmware.map'}", "-o", str(elf)]
     log.debug("firmware: %s", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        gate = _gate_message(b, proc.stderr, flash_bytes=flash_bytes, ram_bytes=ram_bytes, stack_bytes=stack_bytes)
+        gate = gate_message(b, proc.stderr, flash_bytes=flash_bytes, ram_bytes=ram_bytes, stack_bytes=stack_bytes)
         if gate is not None:
             raise GateError(gate, stage="firmware", target=b.machine)
         errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()] or proc.stderr.splitlines()
         raise ToolchainError(f"{GCC} failed: {' | '.join(errors[:3])}", stage="firmware", target=b.machine)
-    text, data, bss = _size(elf)
+    text, data, bss = elf_size(elf)
     log.info("firmware %s: text %d B, data %d B, bss %d B (incl. %d B stack)", b.machine, text, data, bss, stack_bytes)
     return FirmwareImage(elf=elf, board=b.machine, text=text, data=data, bss=bss, flash_budget_bytes=flash_bytes,
                          ram_budget_bytes=ram_bytes, stack_bytes=stack_bytes)

@@ -2,13 +2,15 @@
 
 Each board has one tool, a plain table: pyOCD for the Nordic parts (builtin target for the
 nRF52840; the nRF5340 needs its CMSIS pack: ``pyocd pack install nrf5340``), OpenOCD for the
-STM32F746G-DISCO, picotool for the RP2040 (board in BOOTSEL mode), esptool for the ESP32-S3
+STM32F746G-DISCO and, through an ST-LINK, the STM32F405 boards, a copy onto its USB drive for the
+micro:bit (nRF51822), picotool for the RP2040 (board in BOOTSEL mode), esptool for the ESP32-S3
 (a merged ``.bin`` written at 0x0), and QEMU for the emulated boards, whose "flashing" runs the
 image with UART0 on a local TCP port that ``edgec verify --port socket://127.0.0.1:PORT`` talks to.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 import shutil
 import subprocess
@@ -37,11 +39,17 @@ _OPENOCD = FlashTool("openocd", "apt-get install openocd")
 _PICOTOOL = FlashTool("picotool", "apt-get install picotool")
 _ESPTOOL = FlashTool("esptool", "pip install esptool")
 _QEMU = FlashTool("qemu-system-arm", "apt-get install qemu-system-arm (or `make toolchains`)")
+_COPY = FlashTool("cp", "coreutils")
+
+# The micro:bit's interface chip (DAPLink) shows a USB drive; a HEX file copied onto it is flashed.
+MICROBIT_DRIVE = "/media/{user}/MICROBIT"
 
 TOOLS: dict[str, FlashTool] = {
     "nrf52840": _PYOCD,
     "nrf5340": _PYOCD,
     "stm32f746": _OPENOCD,
+    "stm32f405": _OPENOCD,
+    "nrf51822": _COPY,
     "rp2040": _PICOTOOL,
     "esp32-s3": _ESPTOOL,
     **{QEMU_PREFIX + machine: _QEMU for machine in BOARDS},
@@ -75,6 +83,14 @@ def flash_command(board: str, image: Path, *, port: str | None = None) -> list[s
         return _pyocd("nrf5340_xxaa", image, port)
     if board == "stm32f746":
         return ["openocd", "-f", "board/stm32f746g-disco.cfg", "-c", f"program {image} verify reset exit"]
+    if board == "stm32f405":  # any ST-LINK (Netduino Plus 2 and Feather: an external one on SWD)
+        return ["openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32f4x.cfg", "-c",
+                f"program {image} verify reset exit"]
+    if board == "nrf51822":
+        if image.suffix != ".hex":
+            raise InputError(f"the micro:bit's USB drive flashes a .hex image, got {image.name}", stage="flash")
+        drive = port or MICROBIT_DRIVE.format(user=getpass.getuser())
+        return ["cp", str(image), drive.rstrip("/") + "/"]
     if board == "rp2040":
         return ["picotool", "load", "--verify", "--execute", str(image)]
     if board == "esp32-s3":
@@ -97,6 +113,9 @@ def flash(board: str, image: Path, port: str | None = None, dry_run: bool = Fals
         return cmd
     if not Path(image).is_file():
         raise InputError(f"image {image} does not exist", stage="flash")
+    if board == "nrf51822" and not Path(cmd[-1]).is_dir():
+        raise InputError(f"no micro:bit drive at {cmd[-1]}: plug the board in, or pass --port MOUNT_POINT",
+                         stage="flash")
     tool = TOOLS[board]
     if shutil.which(tool.program) is None:
         raise InputError(f"{tool.program} is not installed; it flashes {board}: {tool.install}", stage="flash")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from edgec.core.errors import InputError
+from edgec.device.firmware.boards import board
 from edgec.device.firmware.build import FirmwareImage
 from edgec.device.firmware.build import build_firmware
+from edgec.device.firmware.projects import build_with_cmake
 from edgec.device.firmware.protocol import Device, DeviceError, DeviceInfo, Inference
 from edgec.device.firmware.qemu import ICOUNT_SHIFT, QemuSession
 
@@ -22,6 +25,33 @@ def instructions(ticks: int, info: DeviceInfo, *, icount_shift: int = ICOUNT_SHI
     25 MHz mps2 boards). On a real board the ticks are core cycles; do not convert them.
     """
     return round(ticks * 1_000_000_000 / (info.counter_hz * (1 << icount_shift)))
+
+
+# How long the first INFO request waits before it is sent again while QEMU boots the firmware.
+BOOT_PROBE_S = 1.0
+
+
+def await_boot(device: Device, session: QemuSession, timeout: float) -> DeviceInfo:
+    """Ask QEMU's firmware for INFO until it answers (within ``timeout`` s) and return the answer.
+
+    QEMU's STM32 USART model (netduinoplus2) drops the bytes that arrive while the firmware has not yet
+    turned its receiver on, and the host's first request may arrive that early when the host is busy:
+    a request that goes unanswered for BOOT_PROBE_S is sent again. Only line faults are retried;
+    QEMU exiting or an error reply ends it at once.
+    """
+    deadline = time.monotonic() + timeout
+    saved, device.timeout = device.timeout, BOOT_PROBE_S
+    try:
+        while True:
+            try:
+                return device.info()
+            except DeviceError as e:
+                if not e.transient or session.exit_code() is not None or time.monotonic() > deadline:
+                    raise
+                log.debug("%s: no INFO reply yet (%s); asking again", device.url, e.reason)
+                device.resync()
+    finally:
+        device.timeout = saved
 
 
 def _check_inputs(inputs: list[bytes], info: DeviceInfo) -> None:
@@ -89,6 +119,7 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
             raise InputError("run_on_device: an ELF path needs board=", stage="device")
         with QemuSession(elf, machine) as session, Device(session.url, timeout=timeout) as device:
             try:  # a local emulator's line has no noise: a fault there is a crash, reported at once
+                await_boot(device, session, timeout)
                 return _stream(device, inputs, qemu=True, link=link)
             except DeviceError as e:
                 if session.exit_code() is not None:
@@ -113,6 +144,11 @@ def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: 
         raise InputError(f"target '{target.get('id')}' names no QEMU machine (device.qemu_machine); "
                          "pass --device qemu-mps2-an386 or another emulated board", stage="device")
     memory = target.get("memory", {})
+    if board(machine).chip:  # a real chip's model: build the project a user would, with cmake, from scratch
+        image = build_with_cmake(Path(c_dir), machine, flash_bytes=memory["flash_bytes"],
+                                 ram_bytes=memory["ram_bytes"], out=Path(work), target_id=target.get("id", ""),
+                                 cflags=cflags)
+        return image, run_on_device(image, inputs, timeout=timeout)
     image = build_firmware(Path(c_dir), machine, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
                            out=Path(work), cflags=cflags)
     return image, run_on_device(image, inputs, timeout=timeout)

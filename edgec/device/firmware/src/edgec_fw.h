@@ -7,6 +7,13 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/* In a framework's project (Arduino, PlatformIO, Zephyr, ESP-IDF; edgec/firmware/projects_hosted.py)
+ * edgec_port.h says that the framework owns main() and the serial port, and the counter's clock. */
+#if defined(__has_include)
+#if __has_include("edgec_port.h")
+#include "edgec_port.h"
+#endif
+#endif
 
 #ifndef EDGEC_UART_BASE
 #error "EDGEC_UART_BASE must be defined by the build (see edgec/firmware/boards.py)"
@@ -70,6 +77,9 @@ void reply_bytes(const void *data, uint32_t n);
 void reply_u32(uint32_t v);
 void reply_end(void);
 void reply_error(uint8_t cmd, uint8_t status, uint32_t detail);
+
+/* ---- the device loop (main.c): serves one request; a framework's loop calls it forever */
+void edgec_serve_one(void);
 
 /* ---- protocol requests (frame.c) */
 void frame_wait_magic(void);

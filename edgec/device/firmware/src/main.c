@@ -53,7 +53,7 @@ static void infer(void)
     reply_end();
 }
 
-static void serve_one(void)
+void edgec_serve_one(void)
 {
     uint8_t cmd = 0;
     uint32_t length = 0;
@@ -81,11 +81,13 @@ static void serve_one(void)
     }
 }
 
+#ifndef EDGEC_NO_MAIN /* a framework's project (edgec_port.h) has its own main and calls edgec_serve_one */
 int main(void)
 {
     counter_init();
     uart_init();
     for (;;) {
-        serve_one();
+        edgec_serve_one();
     }
 }
+#endif

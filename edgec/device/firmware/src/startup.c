@@ -21,8 +21,13 @@ int main(void);
 void Reset_Handler(void);
 void Default_Handler(void);
 void HardFault_Handler(void);
-void SysTick_Handler(void);
+/* Weak: a board whose counter is not SysTick (nRF51: TIMER0) leaves it unhandled. */
+void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void UART0RX_Handler(void);
+/* Clock tree and pin setup of a real chip (board_*.c); the mps2/mps3 boards need none. The early
+ * hook runs first of all, before .data and .bss exist: register writes only. */
+__attribute__((weak)) void board_init(void) {}
+__attribute__((weak)) void board_early_init(void) {}
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
@@ -48,6 +53,7 @@ __attribute__((section(".vectors"), used)) const vector_t edgec_vectors[16 + EDG
 
 void Reset_Handler(void)
 {
+    board_early_init();
 #if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
     /* A stack overflow then faults instead of silently overwriting the model's arena. */
     __asm volatile("msr msplim, %0" ::"r"(&__stack_base__));
@@ -66,6 +72,7 @@ void Reset_Handler(void)
     for (void (**ctor)(void) = __init_array_start__; ctor < __init_array_end__; ctor++) {
         (*ctor)();
     }
+    board_init();
     main();
     for (;;) {
         __asm volatile("wfi");
@@ -93,8 +100,12 @@ __attribute__((weak)) void *__dso_handle = 0;
 
 void HardFault_Handler(void)
 {
-    /* Tell the host instead of going silent, then stop. */
+    /* Tell the host instead of going silent, then stop. ARMv6-M (Cortex-M0/M0+) has no CFSR. */
+#if defined(__ARM_ARCH_6M__)
+    reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, 0u);
+#else
     reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, SCB_CFSR);
+#endif
     __asm volatile("cpsid i");
     for (;;) {
         __asm volatile("wfi");
