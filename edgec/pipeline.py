@@ -96,7 +96,7 @@ def _needs_keras(profiles: list[dict], recipe: dict) -> bool:
 
 def _compresses(recipe: dict) -> bool:
     """The recipe asks for a Keras/TF-MOT compression stage (fusion alone is done on ONNX too)."""
-    keys = ("prune", "clusters", "cluster_counts", "cluster_bits", "low_rank", "finetune_epochs")
+    keys = ("prune", "clusters", "cluster_counts", "cluster_bits", "int4", "low_rank", "finetune_epochs")
     return any(recipe.get(k) for k in keys) or recipe.get("qat", "none") != "none"
 
 
@@ -285,6 +285,9 @@ def _verify(build: Build, loaded) -> None:
     build.report["failures"] = build.failures
 
 
+INT4_FORMATS = ("tflm", "c")  # the runtimes with int4 conv / depthwise / dense kernels (edgec.quantize_int4)
+
+
 def _quantize(build: Build) -> None:
     quant = build.target.get("quantization", {})
     keep, max_drop = build.settings.get("keep_float"), build.settings.get("max_accuracy_drop")
@@ -299,6 +302,14 @@ def _quantize(build: Build) -> None:
         else:
             build.int8_tflite = _quantize_int8(build)
             entry["stem"] = build.report.get("stem", {}).get("chosen", "int8")
+        int4 = next((s.get("layers") for s in build.report.get("stages", []) if s.get("name") == "int4"), None)
+        if int4 and build.target["format"] in INT4_FORMATS:
+            from .quantize_int4 import pack
+
+            build.int8_tflite, entry["int4"] = pack(build.int8_tflite, int4)
+        elif int4:
+            log.warning("%s: int4 weights are for TFLite Micro and C targets; %s ships them as int8 (on the "
+                        "int4 grid)", build.target["id"], build.target["format"])
     (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
 
 

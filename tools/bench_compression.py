@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgec import artifact_stats, lut, tflm_slim  # noqa: E402
+from edgec import artifact_stats, lut, quantize_int4, tflite_model, tflm_slim  # noqa: E402
 from edgec.optimize import optimize  # noqa: E402
 from edgec.recipe import Recipe  # noqa: E402
 from edgec.tf import keras, seed_everything, tensorflow  # noqa: E402
@@ -40,7 +41,7 @@ from edgec.tflm_arena import measure_arena  # noqa: E402
 from tests.toolchain.compression_support import quantize_inputs, tflm_top1  # noqa: E402  (one TFLM top-1)
 from tools import cifar10  # noqa: E402
 
-MLPERF = ROOT.parent / "shared/models/mlperf-tiny"
+MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS", ROOT.parent / "shared/models/mlperf-tiny"))
 log = logging.getLogger("bench_compression")
 
 
@@ -86,6 +87,18 @@ def resnet8_small_case() -> dict:
                                                 learning_rate=3e-5)}
 
 
+def resnet8_int4_case() -> dict:
+    """ResNet-8 with int4 weights in every conv and dense layer (TFLite's INT4 type, no LUT), recovered by
+    distillation on the int4 grid (straight-through, edgec/quantize_int4.py)."""
+    return {**resnet8_case(), "recipe": Recipe(int4=["Conv2D", "Dense"], finetune_epochs=10, learning_rate=1e-4)}
+
+
+def resnet8_int4_small_case() -> dict:
+    """ResNet-8 within 1/8 of its float file: per layer LUT clusters, int4 or int8, by measured sensitivity."""
+    return {**resnet8_case(), "recipe": Recipe(cluster_bits=2.85, int4=["auto"], cluster_per_channel=True,
+                                                finetune_epochs=10, learning_rate=3e-5)}
+
+
 def _synthetic_mfcc(n: int, seed: int) -> np.ndarray:
     """MLPerf KWS front end (30 ms window, 20 ms hop, 40 mel bins, 10 MFCCs) on synthetic 1 s clips."""
     tf = tensorflow()
@@ -123,7 +136,8 @@ def ww_case() -> dict:
             "recipe": Recipe(prune=0.5, clusters=8, finetune_epochs=20)}
 
 
-CASES = {"digits": digits_case, "resnet8": resnet8_case, "resnet8-small": resnet8_small_case, "kws": kws_case,
+CASES = {"digits": digits_case, "resnet8": resnet8_case, "resnet8-small": resnet8_small_case,
+         "resnet8-int4": resnet8_int4_case, "resnet8-int4-small": resnet8_int4_small_case, "kws": kws_case,
          "ww": ww_case}
 
 
@@ -146,6 +160,8 @@ def _settings(r: Recipe) -> str:
         parts.append(f"low-rank {r.low_rank}")
     if r.pruning:
         parts.append(f"prune {'2:4' if r.prune_structure == '2:4' else r.prune}")
+    if r.int4:
+        parts.append(f"int4 {'chosen per layer' if r.int4 == ['auto'] else ', '.join(r.int4)}")
     if r.cluster_bits:
         parts.append(f"clusters per layer for {r.cluster_bits:g} bits/weight" + (" per channel" if
                                                                                  r.cluster_per_channel else ""))
@@ -182,6 +198,10 @@ def run_case(case: dict) -> dict:
     teacher.set_weights(model.get_weights())
     compressed_model, stages = optimize(teacher, case["recipe"], train_x=case["train"], train_y=None)
     packed = convert(compressed_model, case["train"])
+    int4_layers = next((s["layers"] for s in stages if s["name"] == "int4"), [])
+    int4_report = None
+    if int4_layers:
+        packed, int4_report = quantize_int4.pack(packed, int4_layers)
     samples = quantize_inputs(packed, x_eval[:50])
     final, lut_report = lut.compress(packed, samples)
     final, slim_report = tflm_slim.slim_checked(final, samples)  # as edgec's TFLite Micro export ships it
@@ -194,9 +214,25 @@ def run_case(case: dict) -> dict:
         "eval_samples": len(x_eval),
         "arena_bytes_int8": measure_arena(int8)["arena_bytes"],
         "arena_bytes_compressed": measure_arena(final)["arena_bytes"],
-        "bytes": stats["bytes"], "layers": stats["layers"], "lut": lut_report, "slim": slim_report, "stages": stages,
+        "c_backend_bit_exact": _c_backend_bit_exact(final, x_eval[:200]),
+        "bytes": stats["bytes"], "layers": stats["layers"], "int4": int4_report, "lut": lut_report, "slim": slim_report, "stages": stages,
         "seconds": round(time.monotonic() - start, 1),
     }
+
+
+def _c_backend_bit_exact(tflite: bytes, x: np.ndarray) -> bool | None:
+    """Whether edgec's generated C (host gcc) gives TFLite Micro's outputs on ``x``; None for a LUT model."""
+    import tempfile
+
+    from edgec.cbackend import codegen, hostcheck
+
+    if b"TFLM_DECODE" in tflite or any(op.name not in codegen.OPS for op in tflite_model.parse(tflite).operators):
+        return None
+    inputs = quantize_inputs(tflite, x)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        codegen.generate(tflite, Path(tmp) / "c")
+        exe = hostcheck.compile_host(Path(tmp) / "c")
+        return bool(np.array_equal(hostcheck.run_host(exe, inputs), hostcheck.tflm_outputs(tflite, inputs)))
 
 
 def table(rows: list[dict]) -> str:
