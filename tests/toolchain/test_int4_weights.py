@@ -6,16 +6,18 @@ rewritten by edgec.quantize_int4, run in the TFLite Micro Python interpreter and
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from edgec import quantize_int4
 from edgec.cbackend import generate
-from edgec.cbackend.hostcheck import compile_host, random_inputs, run_host, tflm_outputs
+from edgec.cbackend.hostcheck import compile_host, device_check, random_inputs, run_host, tflm_outputs
 from edgec.errors import InputError
 from edgec.optimize import optimize
 from edgec.recipe import Recipe
-from edgec.tf import keras
+from edgec.tf import keras, seed_everything
 from edgec.tflite_model import parse
 from edgec.tflm_arena import measure_arena
 from edgec.tflm_run import run_tflm
@@ -42,15 +44,16 @@ def _model():
 
 @pytest.fixture(scope="module")
 def int8_and_int4() -> tuple[bytes, bytes, dict]:
+    seed_everything(0)
     model = _model()
     quantize_int4.project_layers(model, quantize_int4.eligible_layers(model))
     int8 = models.to_int8_tflite(model)
     int4, report = quantize_int4.pack(int8, None)
-    return int8, int4, report
+    return int8, int4, report, model
 
 
 def test_projected_weights_pack_losslessly_into_int4_tensors(int8_and_int4):
-    int8, int4, report = int8_and_int4
+    int8, int4, report, _ = int8_and_int4
     assert set(report["layers"]) == {"c1", "dw", "c2", "dw2", "c3", "fc"}
     # round(k * 127 / 7) maps back to k: far from a rounding boundary (0.5 steps).
     assert max(r["max_rounding_steps"] for r in report["layers"].values()) < 0.05
@@ -63,20 +66,25 @@ def test_projected_weights_pack_losslessly_into_int4_tensors(int8_and_int4):
     assert fc.scales.size == 1  # TFLite Micro takes int4 FULLY_CONNECTED weights per tensor only
 
 
-def test_int4_model_runs_in_tflite_micro_close_to_int8(int8_and_int4):
-    int8, int4, _ = int8_and_int4
-    x = random_inputs(int8, 40, seed=3)
-    ref = run_tflm(int8, [s[None] for s in x])
-    got = run_tflm(int4, [s[None] for s in x])
-    # The same grid weights: int4 holds them exactly, int8 as round(k * 127 / 7) (up to half a step off
-    # per weight), and the requantization multipliers differ, so outputs drift by a few steps over six
-    # layers (a wrong nibble order or bias scale moves them by tens).
-    diff = np.abs(np.concatenate(ref).astype(int) - np.concatenate(got).astype(int))
-    assert diff.max() <= 6 and diff.mean() < 1.0, (diff.max(), diff.mean())
+def test_int4_model_in_tflite_micro_is_as_close_to_float_as_int8(int8_and_int4):
+    """Both files hold the float model's (projected) weights: int4 exactly, int8 as round(k * 127 / 7).
+    A wrong nibble order, sign extension or bias scale would put int4 far off."""
+    int8, int4, _, model = int8_and_int4
+    x = random_inputs(int8, 200, seed=3)
+    errors = {}
+    for name, tflite in (("int8", int8), ("int4", int4)):
+        m = parse(tflite)
+        inp, out = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
+        real_x = (x.astype(np.float32) - inp.zero_points[0]) * inp.scales[0]
+        got = np.concatenate(run_tflm(tflite, [s.reshape(inp.shape) for s in x])).reshape(len(x), -1)
+        real = (got.astype(np.float32) - out.zero_points[0]) * out.scales[0]
+        expected = model.predict(real_x.reshape((len(x),) + tuple(inp.shape[1:])), verbose=0)
+        errors[name] = float(np.sqrt(np.mean((real - expected) ** 2)))
+    assert errors["int4"] <= 1.2 * errors["int8"], errors
 
 
 def test_generated_c_with_packed_nibbles_is_bit_exact_with_tflite_micro(int8_and_int4, tmp_path):
-    _, int4, _ = int8_and_int4
+    _, int4, _, _ = int8_and_int4
     info = generate(int4, tmp_path)
     source = (tmp_path / "model.c").read_text()
     assert source.count("edgec_conv_s4(") == 3 and source.count("edgec_depthwise_s4(") == 2
@@ -106,3 +114,14 @@ def test_optimize_trains_int4_layers_on_their_grid():
         np.testing.assert_allclose(quantize_int4.project_kernel(kernel, layer.__class__.__name__), kernel,
                                    atol=1e-6)
     assert any(s["name"] == "finetune" for s in stages)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+def test_int4_c_is_bit_exact_on_emulated_cortex_m4(int8_and_int4, tmp_path):
+    """The DSP build (requantization shortcut, SIMD int8 kernels beside the int4 ones) on an M4."""
+    _, int4, _, _ = int8_and_int4
+    info = generate(int4, tmp_path)
+    x = random_inputs(int4, 20, seed=13, extremes=True)
+    result = device_check(tmp_path, "qemu-mps2-an386", x, tflm_outputs(int4, x), macs=info["macs"])
+    assert result["qemu_bit_exact"] == len(x)
