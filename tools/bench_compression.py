@@ -88,15 +88,18 @@ def resnet8_small_case() -> dict:
 
 
 def resnet8_int4_case() -> dict:
-    """ResNet-8 with int4 weights in every conv and dense layer (TFLite's INT4 type, no LUT), recovered by
-    distillation on the int4 grid (straight-through, edgec/quantize_int4.py)."""
-    return {**resnet8_case(), "recipe": Recipe(int4=["Conv2D", "Dense"], finetune_epochs=10, learning_rate=1e-4)}
+    """ResNet-8 with int4 weights (TFLite's INT4 type, no LUT: the C backend runs it too) in all but the
+    three layers most sensitive to int4 alone (the stem conv2d 75.0% top-1, conv2d_1 83.8%, dense 85.9%;
+    all others 86.1-88.1%, float 87.9%, n=2000), recovered by distillation on the int4 grid
+    (straight-through, edgec/quantize_int4.py). All ten layers int4 before the least-squares clipping:
+    47,296 B, top-1 81.2% after 10 epochs at lr 1e-4."""
+    return {**resnet8_case(), "recipe": Recipe(int4=["conv2d_[2-8]"], finetune_epochs=20, learning_rate=1e-4)}
 
 
 def resnet8_int4_small_case() -> dict:
     """ResNet-8 within 1/8 of its float file: per layer LUT clusters, int4 or int8, by measured sensitivity."""
     return {**resnet8_case(), "recipe": Recipe(cluster_bits=2.85, int4=["auto"], cluster_per_channel=True,
-                                                finetune_epochs=10, learning_rate=3e-5)}
+                                                finetune_epochs=20, learning_rate=3e-5)}
 
 
 def _synthetic_mfcc(n: int, seed: int) -> np.ndarray:
