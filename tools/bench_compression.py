@@ -102,6 +102,12 @@ def resnet8_int4_small_case() -> dict:
                                                 finetune_epochs=20, learning_rate=3e-5)}
 
 
+def resnet8_int4_sixth_case() -> dict:
+    """ResNet-8 within 1/6 of its float file (53,048 B): per layer LUT clusters, int4 or int8 at 4.3 bits."""
+    return {**resnet8_case(), "recipe": Recipe(cluster_bits=4.3, int4=["auto"], cluster_per_channel=True,
+                                                finetune_epochs=10, learning_rate=3e-5)}
+
+
 def _synthetic_mfcc(n: int, seed: int) -> np.ndarray:
     """MLPerf KWS front end (30 ms window, 20 ms hop, 40 mel bins, 10 MFCCs) on synthetic 1 s clips."""
     tf = tensorflow()
@@ -140,7 +146,8 @@ def ww_case() -> dict:
 
 
 CASES = {"digits": digits_case, "resnet8": resnet8_case, "resnet8-small": resnet8_small_case,
-         "resnet8-int4": resnet8_int4_case, "resnet8-int4-small": resnet8_int4_small_case, "kws": kws_case,
+         "resnet8-int4": resnet8_int4_case, "resnet8-int4-small": resnet8_int4_small_case,
+         "resnet8-int4-sixth": resnet8_int4_sixth_case, "kws": kws_case,
          "ww": ww_case}
 
 
