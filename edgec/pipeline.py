@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from edgec.backends.registry import EXPORTERS
+from edgec.compress.int4 import pack as pack_int4
 from edgec.compress.optimize import optimize
 from edgec.compress.recipe import Recipe, from_dict
 from edgec.core import memory_check
@@ -20,7 +21,7 @@ from edgec.core import targets
 from edgec.core.build_state import Build, atomic_folder
 from edgec.core.calibration_load import open_dataset, split
 from edgec.core.errors import GateError, InputError
-from edgec.core.formats import FLOAT_STEM_FORMATS, KEEP_FLOAT_FORMATS, NATIVE_ONNX_FORMATS, TFLITE_FORMATS
+from edgec.core.formats import FLOAT_STEM_FORMATS, INT4_FORMATS, KEEP_FLOAT_FORMATS, NATIVE_ONNX_FORMATS, TFLITE_FORMATS
 from edgec.core.isolate import NativeCrash
 from edgec.core.metrics import top1_accuracy
 from edgec.core.progress import status
@@ -110,7 +111,7 @@ def _needs_keras(profiles: list[dict], recipe: dict) -> bool:
 
 def _compresses(recipe: dict) -> bool:
     """The recipe asks for a Keras/TF-MOT compression stage (fusion alone is done on ONNX too)."""
-    keys = ("prune", "clusters", "cluster_counts", "cluster_bits", "low_rank", "finetune_epochs")
+    keys = ("prune", "clusters", "cluster_counts", "cluster_bits", "int4", "low_rank", "finetune_epochs")
     return any(recipe.get(k) for k in keys) or recipe.get("qat", "none") != "none"
 
 
@@ -292,6 +293,8 @@ def _verify(build: Build, loaded) -> None:
     build.report["failures"] = build.failures
 
 
+
+
 def _quantize(build: Build) -> None:
     quant = build.target.get("quantization", {})
     keep, max_drop = build.settings.get("keep_float"), build.settings.get("max_accuracy_drop")
@@ -306,6 +309,12 @@ def _quantize(build: Build) -> None:
         else:
             build.int8_tflite = _quantize_int8(build)
             entry["stem"] = build.report.get("stem", {}).get("chosen", "int8")
+        int4 = next((s.get("layers") for s in build.report.get("stages", []) if s.get("name") == "int4"), None)
+        if int4 and build.target["format"] in INT4_FORMATS:
+            build.int8_tflite, entry["int4"] = pack_int4(build.int8_tflite, int4)
+        elif int4:
+            log.warning("%s: int4 weights are for TFLite Micro and C targets; %s ships them as int8 (on the "
+                        "int4 grid)", build.target["id"], build.target["format"])
     (build.work / "model_int8.tflite").write_bytes(build.int8_tflite)
 
 

@@ -21,11 +21,13 @@ import math
 import numpy as np
 
 from edgec.compress.cluster import lloyd
+from edgec.compress.int4 import project_kernel
 
 log = logging.getLogger(__name__)
 
 CANDIDATE_BITS = (1, 2, 3, 4, 5, 6)  # 2..64 clusters; int8 itself is the "not clustered" choice
 GRANULE = 8  # bytes: the knapsack's resolution
+INT4 = "int4"  # the option of int4 weights (TFLite's INT4 type, no tables; edgec.compress.int4)
 
 
 def cluster_kernel(kernel: np.ndarray, clusters: int, *, per_channel: bool,
@@ -46,16 +48,20 @@ def cluster_kernel(kernel: np.ndarray, clusters: int, *, per_channel: bool,
     return out.T.reshape(kernel.shape) if per_channel else out.reshape(kernel.shape)
 
 
-def lut_bytes(weights: int, channels: int, bits: int) -> int:
-    """Flash of a LUT-compressed int8 tensor: packed indices plus one 2**bits-entry table per channel."""
+def lut_bytes(weights: int, channels: int, bits) -> int:
+    """Flash of a LUT-compressed int8 tensor: packed indices plus one 2**bits-entry table per channel
+    (``bits`` :data:`INT4`: two weights per byte, no table)."""
+    if bits == INT4:
+        return math.ceil(weights / 2)
     return math.ceil(weights * bits / 8) + channels * 2 ** bits
 
 
 def sensitivities(model, samples, names: list[str], *, per_channel: bool, preserve_sparsity: bool = False,
-                  bits: tuple[int, ...] = CANDIDATE_BITS) -> dict[str, dict[int, float]]:
+                  bits: tuple = CANDIDATE_BITS) -> dict[str, dict]:
     """Layer -> {index bits: normalized squared output error with only that layer clustered}.
 
-    Per channel only for Conv2D, as TF-MOT's ``cluster_per_channel`` does."""
+    Per channel only for Conv2D, as TF-MOT's ``cluster_per_channel`` does. The choice :data:`INT4` in
+    ``bits`` measures the layer on its int4 grid instead (:func:`edgec.compress.int4.project_kernel`)."""
     reference = np.asarray(model.predict(samples, batch_size=256, verbose=0), np.float64)
     scale = float(np.sum(reference ** 2)) or 1.0
     result: dict[str, dict[int, float]] = {}
@@ -65,7 +71,11 @@ def sensitivities(model, samples, names: list[str], *, per_channel: bool, preser
         result[name] = {}
         by_channel = per_channel and layer.__class__.__name__ == "Conv2D"
         for b in bits:
-            clustered = cluster_kernel(original[0], 2 ** b, per_channel=by_channel, preserve_sparsity=preserve_sparsity)
+            if b == INT4:
+                clustered = project_kernel(original[0], layer.__class__.__name__)
+            else:
+                clustered = cluster_kernel(original[0], 2 ** b, per_channel=by_channel,
+                                           preserve_sparsity=preserve_sparsity)
             layer.set_weights([clustered] + original[1:])
             out = np.asarray(model.predict(samples, batch_size=256, verbose=0), np.float64)
             result[name][b] = float(np.sum((out - reference) ** 2)) / scale
@@ -119,10 +129,12 @@ def allocate(sens: dict[str, dict[int, float]], sizes: dict[str, tuple[int, int]
 
 
 def counts_for_budget(model, samples, names: list[str], *, average_bits: float, per_channel: bool,
-                      preserve_sparsity: bool = False) -> dict:
+                      preserve_sparsity: bool = False, int4: list[str] | None = None) -> dict:
     """Cluster counts for ``names`` at ``average_bits`` of LUT storage per weight (tables included).
 
-    Returns {"counts": {layer: clusters}, "int8": [layers left unclustered], "budget_bytes",
+    ``int4``: the layers that may take int4 weights instead (conv, depthwise, dense), a choice with
+    its own measured sensitivity. Returns {"counts": {layer: clusters}, "int4": [layers],
+    "int8": [layers left unclustered], "budget_bytes",
     "estimated_bytes", "sensitivity": {layer: {bits: error}}} for the report.
     """
     sizes = {}
@@ -131,11 +143,15 @@ def counts_for_budget(model, samples, names: list[str], *, average_bits: float, 
         sizes[name] = (kernel.size, kernel.shape[-1])
     budget = int(average_bits * sum(w for w, _ in sizes.values()) / 8)
     sens = sensitivities(model, samples, names, per_channel=per_channel, preserve_sparsity=preserve_sparsity)
+    for n, by_bits in sensitivities(model, samples, [n for n in names if n in (int4 or [])],
+                                    per_channel=per_channel, bits=(INT4,)).items():
+        sens[n].update(by_bits)
     bits = allocate(sens, sizes, budget)
     estimated = sum(sizes[n][0] if b is None else lut_bytes(*sizes[n], b) for n, b in bits.items())
-    counts = {n: 2 ** b for n, b in bits.items() if b is not None}
+    counts = {n: 2 ** b for n, b in bits.items() if b is not None and b != INT4}
     log.info("cluster: %.2f bits per weight -> %s (LUT bytes %d of %d)", average_bits,
              ", ".join(f"{n} {c}" for n, c in counts.items()), estimated, budget)
-    return {"counts": counts, "int8": [n for n, b in bits.items() if b is None], "budget_bytes": budget,
+    return {"counts": counts, "int4": [n for n, b in bits.items() if b == INT4],
+            "int8": [n for n, b in bits.items() if b is None], "budget_bytes": budget,
             "estimated_bytes": estimated,
             "sensitivity": {n: {str(b): round(e, 6) for b, e in s.items()} for n, s in sens.items()}}

@@ -19,6 +19,7 @@ import numpy as np
 from edgec.compress import cluster, finetune, prune
 from edgec.compress.cluster_alloc import counts_for_budget
 from edgec.compress.fuse import fuse
+from edgec.compress.int4 import KERAS_LAYERS, project_layers, projection_callback
 from edgec.compress.lowrank import factorize
 from edgec.compress.prune import select_layers
 from edgec.compress.recipe import Recipe
@@ -68,13 +69,28 @@ def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stage
     return model
 
 
-def _cluster(model, recipe: Recipe, train_x) -> tuple[object, list[str], dict]:
+def _int4_layers(model, recipe: Recipe) -> list[str]:
+    """The layers the recipe names for int4 weights ([] for none or ``auto``, which the cluster stage decides)."""
+    if not recipe.int4 or recipe.int4 == ["auto"]:
+        return []
+    return select_layers(model, recipe.int4, kinds=KERAS_LAYERS, keep_first_last=False, stage="int4")
+
+
+def _cluster(model, recipe: Recipe, train_x, int4: list[str]) -> tuple[object, list[str], dict]:
     """The cluster stage: the recipe's counts, or with ``cluster_bits`` counts chosen per layer by
-    measured sensitivity (:mod:`edgec.compress.cluster_alloc`); returns the model, clustered layers, report."""
+    measured sensitivity (:mod:`edgec.compress.cluster_alloc`); returns the model, clustered layers, report.
+    Layers in ``int4`` are not clustered; with ``int4 = ["auto"]`` the knapsack may choose int4 for a
+    layer (the report's ``allocation.int4``)."""
     if not recipe.cluster_bits:
+        layers = recipe.cluster_layers
+        if int4:
+            layers = [n for n in select_layers(model, layers, kinds=cluster.CLUSTERABLE,
+                                               keep_first_last=recipe.keep_first_last, stage="cluster")
+                      if n not in int4]
         model, names = cluster.cluster(model, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
-                                       preserve_sparsity=recipe.pruning, layers=recipe.cluster_layers,
-                                       keep_first_last=recipe.keep_first_last, counts=recipe.cluster_counts)
+                                       preserve_sparsity=recipe.pruning, layers=layers,
+                                       keep_first_last=recipe.keep_first_last and not int4,
+                                       counts=recipe.cluster_counts)
         return model, names, ({"counts": recipe.cluster_counts} if recipe.cluster_counts else {})
 
     if _samples(train_x) == 0:
@@ -85,11 +101,12 @@ def _cluster(model, recipe: Recipe, train_x) -> tuple[object, list[str], dict]:
                                keep_first_last=recipe.keep_first_last, stage="cluster")
     fixed = cluster.cluster_counts(model, clusters=2, layers=[], counts=recipe.cluster_counts) \
         if recipe.cluster_counts else {}
-    free = [n for n in candidates if n not in fixed]
+    free = [n for n in candidates if n not in fixed and n not in int4]
+    auto = [n for n in free if model.get_layer(n).__class__.__name__ in KERAS_LAYERS] if recipe.int4 == ["auto"] else []
     try:
         alloc = counts_for_budget(model, samples, free, average_bits=recipe.cluster_bits,
-                                  per_channel=recipe.cluster_per_channel, preserve_sparsity=recipe.pruning) \
-            if free else {"counts": {}}
+                                  per_channel=recipe.cluster_per_channel, preserve_sparsity=recipe.pruning,
+                                  int4=auto) if free else {"counts": {}}
     except ValueError as e:
         raise InputError(f"cluster_bits = {recipe.cluster_bits:g}: {e}; raise cluster_bits", stage="cluster") from None
     counts = {**alloc["counts"], **fixed}
@@ -153,6 +170,7 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
     teacher = keras().models.clone_model(model)
     teacher.set_weights(model.get_weights())
     compressed = False
+    int4 = _int4_layers(model, recipe)
     if recipe.low_rank:
 
         model, layers = factorize(model, energy=recipe.low_rank, layers=recipe.low_rank_layers)
@@ -161,12 +179,18 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
     model, pending, pruned = _prune_stage(model, recipe, steps, stages, teacher, train_x, train_y)
     compressed = compressed or pruned
     if recipe.clustering:
-        model, names, detail = _cluster(model, recipe, train_x)
+        model, names, detail = _cluster(model, recipe, train_x, int4)
+        int4 = int4 + [n for n in detail.get("allocation", {}).get("int4", []) if n not in int4]
         if recipe.qat != "none" or not steps:
             model = cluster.strip(model)
         stages.done("cluster", layers=names, clusters=recipe.clusters, per_channel=recipe.cluster_per_channel,
                     sparsity_preserved=recipe.pruning, **detail)
         compressed = compressed or bool(names)
+    if int4:
+        project_layers(model, int4)
+        pending = pending + [projection_callback(int4)]
+        stages.done("int4", layers=int4)
+        compressed = True
     if steps and recipe.qat != "none":
         mode = _auto_qat(recipe)
         model = finetune.quantize_aware(model, mode=mode)

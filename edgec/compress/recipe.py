@@ -8,6 +8,8 @@ of range are an :class:`InputError`); command-line flags of the same meaning ove
     clusters = 16               # --clusters 16
     cluster_counts = {conv2d_7 = 4, "Dense" = 32}   # per-layer numbers of clusters (recipe only)
     cluster_bits = 2.5          # or: counts per layer by measured sensitivity, 2.5 bits/weight on average
+    int4 = ["conv2d_3", "Dense"]  # --int4-weights ...: int4 weights for these layers (TFLite's INT4 type)
+    int4 = ["auto"]             # or: int4 as a choice of the cluster_bits knapsack (needs cluster_bits)
     low_rank = 0.95             # --low-rank 0.95  (retained singular-value energy)
     finetune_epochs = 5         # --finetune-epochs 5
     distill = true              # --distill
@@ -49,6 +51,7 @@ class Recipe:
     cluster_layers: list[str] | None = None
     cluster_counts: dict[str, int] | None = None  # per-layer numbers of clusters: {conv2d_7 = 8, "Dense" = 16}
     cluster_bits: float = 0.0               # average LUT bits per weight; counts chosen per layer, 0 = off
+    int4: list[str] | None = None           # int4 weights: layer names/types/globs, or ["auto"]
     low_rank: float = 0.0                   # retained energy for SVD factorization, 0 = off
     low_rank_layers: list[str] | None = None
     finetune_epochs: int = 0                # recovery fine-tuning epochs, 0 = none
@@ -81,6 +84,11 @@ class Recipe:
                  "0 (off) or an average of 1..8 bits per weight")
         _require(not self.cluster_counts or self.clustering, "cluster_counts", self.cluster_counts,
                  "it with clusters > 0 or cluster_bits (the number for the layers it does not name)")
+        _require(self.int4 is None or "auto" not in self.int4 or (self.int4 == ["auto"] and self.cluster_bits > 0),
+                 "int4", self.int4, '["auto"] with cluster_bits (the budget it chooses within), or layer names')
+        _require(self.int4 is None or not self.pruning, "int4", self.int4, "unset when pruning")
+        _require(not (self.int4 and self.qat != "none"), "int4", self.int4, "unset with qat (int4 recovery "
+                 "trains on the 4-bit grid itself)")
         _require(0.0 <= self.low_rank <= 1.0, "low_rank", self.low_rank, "a retained energy in (0, 1], 0 = off")
         _require(self.finetune_epochs >= 0, "finetune_epochs", self.finetune_epochs, "0 or more")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "1 or more")
@@ -195,6 +203,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prune", type=float, metavar="S", help="prune to sparsity S (e.g. 0.5)")
     g.add_argument("--prune-structure", choices=PRUNE_STRUCTURES, help="unstructured or 2:4")
     g.add_argument("--clusters", type=int, metavar="N", help="cluster weights to N values")
+    g.add_argument("--int4-weights", dest="int4", nargs="+", metavar="LAYER",
+                   help="int4 weights for these layers (names, types, globs), or 'auto' (needs cluster_bits)")
     g.add_argument("--low-rank", type=float, metavar="E", help="SVD-factorize Dense/1x1 conv keeping energy E")
     g.add_argument("--finetune-epochs", type=int, metavar="N", help="recovery fine-tuning epochs")
     g.add_argument("--distill", action="store_true", default=None,
@@ -202,7 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--print-recipe", action="store_true", help="print the resolved recipe as TOML and exit")
 
 
-_FLAGS = ("prune", "prune_structure", "clusters", "low_rank", "finetune_epochs", "distill")
+_FLAGS = ("prune", "prune_structure", "clusters", "int4", "low_rank", "finetune_epochs", "distill")
 
 
 def from_args(args: argparse.Namespace, recipe_path: str | Path | None) -> Recipe:

@@ -22,6 +22,7 @@ class Format:
     native_onnx: bool  # its toolchain quantizes an ONNX graph as it is (no Keras lowering)
     float_stem: bool  # its runtime has fast float kernels next to int8 ones (edgec.quantize.stem)
     keep_float: bool  # --keep-float / --max-accuracy-drop apply (mixed float/int8 artifacts)
+    int4_weights: bool  # its kernels read packed int4 weights (edgec.compress.int4); others get int8 on the int4 grid
     harness: str | None  # the device harness a target of this format gets by default
     onnx_path: str  # how an ONNX model becomes this artifact (edgec inspect)
 
@@ -30,19 +31,24 @@ class Format:
 # has no host runtime for generated C, so the c format names no float reference.
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("tflm", "model.tflite", "intermediate/model_float.tflite", ("tflm", "litert"),
-           from_tflite=True, native_onnx=False, float_stem=False, keep_float=True, harness=None,
+           from_tflite=True, native_onnx=False, float_stem=False, keep_float=True, int4_weights=True,
+           harness=None,
            onnx_path="ONNX -> Keras lowering -> TFLite"),
     Format("litert", "model.tflite", "intermediate/model_float.tflite", ("litert", "tflm"),
-           from_tflite=True, native_onnx=False, float_stem=True, keep_float=True, harness="linux-litert",
+           from_tflite=True, native_onnx=False, float_stem=True, keep_float=True, int4_weights=False,
+           harness="linux-litert",
            onnx_path="ONNX -> Keras lowering -> TFLite"),
     Format("openvino", "model.xml", "intermediate/model_float.onnx", ("openvino",),
-           from_tflite=False, native_onnx=True, float_stem=False, keep_float=True, harness="openvino",
+           from_tflite=False, native_onnx=True, float_stem=False, keep_float=True, int4_weights=False,
+           harness="openvino",
            onnx_path="native ONNX, no lowering"),
     Format("onnx", "model.onnx", "intermediate/model_float.onnx", ("onnxruntime", "openvino"),
-           from_tflite=False, native_onnx=True, float_stem=True, keep_float=True, harness="onnxruntime",
+           from_tflite=False, native_onnx=True, float_stem=True, keep_float=True, int4_weights=False,
+           harness="onnxruntime",
            onnx_path="native ONNX, no lowering"),
     Format("c", "model.h", None, (),
-           from_tflite=True, native_onnx=False, float_stem=False, keep_float=False, harness=None,
+           from_tflite=True, native_onnx=False, float_stem=False, keep_float=False, int4_weights=True,
+           harness=None,
            onnx_path="ONNX -> Keras lowering -> TFLite -> generated C"),
 )}
 
@@ -50,3 +56,4 @@ TFLITE_FORMATS = frozenset(n for n, f in FORMATS.items() if f.from_tflite)
 NATIVE_ONNX_FORMATS = frozenset(n for n, f in FORMATS.items() if f.native_onnx)
 FLOAT_STEM_FORMATS = tuple(n for n, f in FORMATS.items() if f.float_stem)
 KEEP_FLOAT_FORMATS = tuple(n for n, f in FORMATS.items() if f.keep_float)
+INT4_FORMATS = tuple(n for n, f in FORMATS.items() if f.int4_weights)

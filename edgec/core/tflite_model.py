@@ -55,6 +55,7 @@ class Tensor:
     scales: np.ndarray | None = None
     zero_points: np.ndarray | None = None
     quantized_dimension: int = 0
+    packed: bytes | None = None  # INT4: the file's nibbles (``data`` holds them unpacked as int8)
 
     @property
     def is_constant(self) -> bool:
@@ -113,11 +114,18 @@ def op_name(model, opcode_index: int) -> str:
 def _tensor(model, index: int, t) -> Tensor:
     type_name = _type_names().get(t.type, str(t.type))
     shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
-    data = None
+    data = packed = None
     buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
     if buf is not None and buf.data is not None and len(buf.data) and type_name in NUMPY_TYPES:
         arr = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), NUMPY_TYPES[type_name])
         data = arr.reshape(shape) if int(np.prod(shape)) == arr.size else arr
+    elif buf is not None and buf.data is not None and len(buf.data) and type_name == "INT4":
+        packed = bytes(np.asarray(buf.data, np.uint8))
+        count = int(np.prod(shape))
+        if len(packed) != (count + 1) // 2:
+            raise InputError(f"corrupt TFLite flatbuffer: INT4 tensor {index} holds {len(packed)} bytes for "
+                             f"{count} values", stage="load")
+        data = _unpack_int4(packed, count).reshape(shape)
     elif buf is not None and getattr(buf, "offset", 0) and buf.size:
         raise InputError("buffers stored outside the flatbuffer (>2 GB models) are not supported",
                          stage="load")
@@ -129,7 +137,17 @@ def _tensor(model, index: int, t) -> Tensor:
         zps = np.asarray(q.zeroPoint, np.int64) if q.zeroPoint is not None else np.zeros_like(scales)
         qdim = int(q.quantizedDimension)
     name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-    return Tensor(index, name, type_name, shape, int(t.buffer), data, scales, zps, qdim)
+    return Tensor(index, name, type_name, shape, int(t.buffer), data, scales, zps, qdim,
+                  packed)
+
+
+def _unpack_int4(packed: bytes, count: int) -> np.ndarray:
+    """TFLite's INT4 packing: two values per byte, the first in the low nibble, sign-extended to int8."""
+    b = np.frombuffer(packed, np.uint8)
+    out = np.empty(b.size * 2, np.int8)
+    out[0::2] = (b << 4).astype(np.int8) >> 4
+    out[1::2] = b.astype(np.int8) >> 4
+    return out[:count]
 
 
 def parse(raw: bytes) -> TFLiteModel:

@@ -115,7 +115,7 @@ def byte_breakdown(model: tflite_model.TFLiteModel) -> dict[str, int]:
             elif t.data is not None and t.buffer not in counted:
                 counted.add(t.buffer)
                 if pos == 1:
-                    weights += t.data.nbytes
+                    weights += len(t.packed) if t.packed is not None else t.data.nbytes
                 else:
                     biases += t.data.nbytes
     quant = sum(len(t.scales) * 4 + len(t.zero_points) * 8 for t in model.tensors if t.scales is not None)

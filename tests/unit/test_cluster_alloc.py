@@ -73,3 +73,29 @@ def test_cluster_kernel_keeps_pruned_zeros_as_one_of_the_values():
     out = cluster_kernel(kernel, 4, per_channel=True, preserve_sparsity=True)
     assert np.array_equal(out == 0, kernel == 0)
     assert all(len(np.unique(out[..., c])) <= 4 for c in range(5))  # zero + 3 centroids
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_int4_is_one_more_choice_of_the_knapsack(seed):
+    """``int4`` (half a byte per weight, no tables) competes with the LUT widths on measured error."""
+    from edgec.compress.cluster_alloc import INT4
+
+    rng = np.random.default_rng(seed)
+    sizes = {f"l{i}": (int(rng.integers(200, 5000)), int(rng.integers(16, 128))) for i in range(4)}
+    sens = {n: {**{b: float(rng.uniform(0.1, 2.0) * 4.0 ** -b) for b in (2, 3, 4)},
+                INT4: float(rng.uniform(0.001, 0.05))} for n in sizes}
+    budget = int(sum(w for w, _ in sizes.values()) * rng.uniform(0.35, 0.6))
+    bits = allocate(sens, sizes, budget)
+    assert _cost(sizes, bits) <= budget
+    err = sum(0.0 if b is None else sens[n][b] for n, b in bits.items())
+    assert err == pytest.approx(_brute_force(sens, sizes, budget)[0])
+    assert lut_bytes(1001, 8, INT4) == 501
+
+
+def test_int4_wins_where_tables_cost_more_than_its_extra_bit():
+    from edgec.compress.cluster_alloc import INT4
+
+    # A 1x1 conv: 512 weights, 64 channels. LUT 3 bits = 192 B + 512 B of tables; int4 = 256 B.
+    sizes = {"pointwise": (512, 64)}
+    sens = {"pointwise": {3: 0.001, 4: 0.0005, INT4: 0.001}}
+    assert allocate(sens, sizes, 300) == {"pointwise": INT4}

@@ -38,12 +38,24 @@ def test_flags_alone_have_the_same_meaning_as_recipe_keys(tmp_path):
     assert from_flags == recipe.load(path)
 
 
+def test_int4_flag_is_the_int4_recipe_key(tmp_path):
+    path = tmp_path / "edgec.toml"
+    path.write_text('int4 = ["conv2d_3", "Dense"]\n')
+    assert recipe.from_args(_parse(["--int4-weights", "conv2d_3", "Dense"]), None) == recipe.load(path)
+    with pytest.raises(InputError, match="with cluster_bits"):
+        recipe.from_args(_parse(["--int4-weights", "auto"]), None)
+    assert recipe.from_dict({"int4": ["auto"], "cluster_bits": 2.85}).int4 == ["auto"]
+
+
 def test_printed_recipe_loads_back_to_the_same_recipe(tmp_path):
     r = recipe.from_dict({"prune": 0.7, "cluster_layers": ["Dense", "conv2"], "qat": "pcqat", "low_rank": 1,
                           "clusters": 4, "cluster_counts": {"conv2d_7": 8, "fc*": 16}, "cluster_bits": 2.5})
     path = tmp_path / "printed.toml"
     path.write_text(r.to_toml())
     assert recipe.load(path) == r and "prune = 0.7" in r.to_toml()
+    int4 = recipe.from_dict({"int4": ["auto"], "cluster_bits": 2.85})
+    path.write_text(int4.to_toml())
+    assert recipe.load(path) == int4 and 'int4 = ["auto"]' in int4.to_toml()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -59,6 +71,9 @@ def test_printed_recipe_loads_back_to_the_same_recipe(tmp_path):
     ("clusters = 4\ncluster_counts = {conv2 = true}\n", "'cluster_counts' must be dict"),
     ("cluster_counts = {conv2 = 8}\n", "with clusters > 0 or cluster_bits"),
     ("cluster_bits = 0.5\n", "'cluster_bits' = 0.5 is not allowed; use 0 \\(off\\) or an average of 1..8"),
+    ('int4 = ["auto"]\n', "'int4' = \\['auto'\\] is not allowed; use \\[\"auto\"\\] with cluster_bits"),
+    ('int4 = ["auto", "conv2"]\ncluster_bits = 3\n', "'int4'"),
+    ('int4 = ["conv2"]\nprune = 0.5\n', "unset when pruning"),
 ])
 def test_bad_recipe_is_a_one_line_input_error(tmp_path, text, message):
     path = tmp_path / "edgec.toml"
