@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from . import __version__, host_isa, memory_check, outdir, quantize, stem, targets
+from . import __version__, flash_bound, host_isa, memory_check, outdir, quantize, stem, targets
 from .build import Build, atomic_folder
 from .calibration_load import open_dataset, split
 from .errors import GateError, InputError
@@ -64,6 +64,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
             with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
                 check_on_calibration(loaded, calib)
         keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
+        if not _compresses(recipe or {}):  # a certain flash failure stops here, not after minutes of work
+            flash_bound.check(profiles, keras_model)
         with status("converting the float reference"):  # the user's model, before any compression
             float_tflite = quantize.float_tflite(loaded.keras_model)
     optimize_stages = [load_stage, *optimize_stages]

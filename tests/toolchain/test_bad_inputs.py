@@ -160,7 +160,9 @@ def test_operator_without_int8_kernel_is_named_with_its_layer(run_cli, tmp_path)
 def test_model_over_flash_budget_fails_with_numbers_and_advice(run_cli, tmp_path):
     k = _keras()
     inp = k.Input((1024,), name="x")
-    model = k.Model(inp, k.layers.Dense(1000, name="huge")(inp))
+    # 914432 B of int8 kernel fit the 917504 B budget (the early bound passes); the biases and the
+    # flatbuffer push the shipped model over it, which only the exported file shows.
+    model = k.Model(inp, k.layers.Dense(893, name="huge")(inp))
     path = tmp_path / "big.keras"
     model.save(path)
     calib = tmp_path / "c.npz"
@@ -170,6 +172,19 @@ def test_model_over_flash_budget_fails_with_numbers_and_advice(run_cli, tmp_path
     assert "flash: model needs" in err and "B over the 917504 B available" in err and "--prune" in err
     report = json.loads((tmp_path / "out" / "cortex-m4" / "report.json").read_text())
     assert report["size"]["flash_bytes"] > report["memory"]["flash_budget_bytes"]
+
+
+def test_model_whose_weights_cannot_fit_flash_is_refused_before_quantizing(run_cli, tmp_path):
+    k = _keras()
+    inp = k.Input((1024,), name="x")
+    model = k.Model(inp, k.layers.Dense(2000, name="huge")(inp))  # 2048000 int8 kernel bytes alone
+    path = tmp_path / "bigger.keras"
+    model.save(path)
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=np.random.default_rng(0).random((8, 1024), dtype=np.float32))
+    result = _compile(run_cli, path, tmp_path / "out", calibration=calib)
+    _assert_refused(result, 1, "[budget / cortex-m4]", "at least 2048000 B", "1130496 B over the 917504 B",
+                    "before quantizing", out=tmp_path / "out")
 
 
 def test_model_over_ram_budget_fails_naming_the_arena(run_cli, tmp_path):
