@@ -24,7 +24,10 @@ Random-weight models are judged by the metrics edgec picks for their output (SNR
 non-classifiers); their top-1 is not meaningful, and the table says so where the gate used it.
 
     .venv/bin/python tools/bench_coverage.py [--models REGEX] [--targets cortex-m7 onnx-cpu]
-        [--out build/coverage] [--timeout 1500]
+        [--out build/coverage] [--timeout 1500] [--force]
+
+A re-run keeps the cells already in ``OUT/coverage.json`` and runs only the missing ones (``--force``
+re-runs the selected cells), so model groups can be run separately, or a killed run resumed.
 
 Writes ``OUT/coverage.json`` (every cell: status, reason, exit code, seconds, key numbers) and
 ``OUT/coverage.md`` (the README table), and prints the table.
@@ -230,6 +233,8 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
         failures = (report or {}).get("failures", [])
         if failures and all("budget" in f for f in failures):
             return {**cell, "status": "refused", "reason": "over budget: " + "; ".join(failures)}
+        if not report and reason.startswith("[budget"):  # refused before quantizing (edgec/flash_bound.py)
+            return {**cell, "status": "refused", "reason": "over budget: " + reason}
         return {**cell, "status": "failed", "reason": "; ".join(failures) or reason}
     if code == 2:
         return {**cell, "status": "refused", "reason": reason}
@@ -272,8 +277,8 @@ def markdown(results: dict, targets: list[str]) -> str:
     """The coverage table and its totals."""
     rows = ["| model | family | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
     for name, entry in results.items():
-        rows.append(f"| {name} | {entry['family']} | " + " | ".join(short(entry["cells"][t]) for t in targets
-                                                                    if t in entry["cells"]) + " |")
+        rows.append(f"| {name} | {entry['family']} | " + " | ".join(
+            short(entry["cells"][t]) if t in entry["cells"] else "not run" for t in targets) + " |")
     cells = [c for e in results.values() for c in e["cells"].values()]
     count = {s: sum(c["status"] == s for c in cells) for s in ("verified", "refused", "failed", "crash")}
     fitting = [c for c in cells if not c["reason"].startswith("over budget")]
@@ -291,23 +296,39 @@ def main() -> int:
     parser.add_argument("--models", default=".", help="regular expression on the model names")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS))
     parser.add_argument("--timeout", type=float, default=1500.0, help="seconds per cell")
+    parser.add_argument("--merge", nargs="*", default=[], metavar="DIR",
+                        help="fold the cells of other runs' DIR/coverage.json into OUT's (a matrix run in parallel "
+                             "slices); OUT's own cells win")
+    parser.add_argument("--force", action="store_true",
+                        help="re-run cells already in OUT/coverage.json (by default they are kept: a killed or "
+                             "sliced run resumes where it stopped)")
     args = parser.parse_args()
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     results_path = work / "coverage.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for other in args.merge:
+        for name, entry in json.loads((Path(other) / "coverage.json").read_text()).items():
+            mine = results.setdefault(name, {"family": entry["family"], "cells": {}})
+            mine["cells"] = {**entry["cells"], **mine["cells"]}
     for case in cases(work):
         if not re.search(args.models, case.name):
             continue
         entry = results.setdefault(case.name, {"family": case.family, "cells": {}})
+        todo = [t for t in args.targets if args.force or t not in entry["cells"]]
+        if not todo:
+            continue
         why = build_app(case, work) if case.make else (None if case.path.exists() else f"missing: {case.path}")
-        for target in args.targets:
+        for target in todo:
             cell = ({"status": "failed", "reason": why, "exit": None, "seconds": 0.0} if why
                     else run_cell(case, target, work, args.timeout))
             entry["cells"][target] = cell
             print(f"{case.name:40s} {target:14s} {short(cell)}", flush=True)
             results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    table = markdown(results, args.targets)
+    order = [case.name for case in cases(work)]  # table order, whatever order the slices ran in
+    results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    ran = {t for e in results.values() for t in e["cells"]}
+    table = markdown(results, [t for t in TARGETS if t in ran] + sorted(ran - set(TARGETS)))
     (work / "coverage.md").write_text(table + "\n")
     print(table)
     return 0
