@@ -125,6 +125,7 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
         "cosine": first["cosine"],
         "cosine_min": first["cosine_min"],
         "snr_db": first["snr_db"],
+        "input_dependent_snr_db": first["input_dependent_snr_db"],
         "reference_top1": first.get("reference_top1"),
         "artifact_top1": first.get("artifact_top1"),
         "outputs": outputs,
