@@ -48,7 +48,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "models"
+# The team's shared models (beside the main checkout; a worktree elsewhere sets EDGEC_SHARED_MODELS).
+SHARED = Path(os.environ.get("EDGEC_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS", SHARED / "mlperf-tiny"))
 TARGETS = ("cortex-m7", "android-arm64", "intel-cpu", "onnx-cpu")
 CALIBRATION_SAMPLES = 48
 EVAL_SAMPLES = 32
@@ -161,7 +163,7 @@ def cases(work: Path) -> list[Case]:
     for path in sorted(light.glob("*.onnx")):
         rows.append(Case(path.stem.removeprefix("light_"), "onnx light zoo", path, onnx_input_shape(path),
                          "imagenet"))
-    mlperf = SHARED / "mlperf-tiny"
+    mlperf = MLPERF
     rows += [Case("MLPerf KWS", "MLPerf Tiny", mlperf / "kws_ref_model", (49, 10, 1), "noise"),
              Case("MLPerf ResNet-8", "MLPerf Tiny", mlperf / "pretrainedResnet.h5", (32, 32, 3), "255"),
              Case("MLPerf wake word", "MLPerf Tiny", mlperf / "str_ww_ref_model.h5", (), "ww")]
@@ -196,7 +198,7 @@ def build_app(case: Case, work: Path) -> str | None:
 def data_files(case: Case, work: Path) -> tuple[str, str]:
     """(calibration, eval) arguments for ``case``: .npy files of samples (or the MLPerf sets)."""
     if case.scale == "ww":
-        ww = np.load(SHARED / "mlperf-tiny" / "str_ww_calibration_samples.npz")
+        ww = np.load(MLPERF / "str_ww_calibration_samples.npz")
         x = ww["specs"].astype(np.float32)
         folder = work / "data"
         folder.mkdir(parents=True, exist_ok=True)
@@ -220,7 +222,8 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
     if report:
         ver = report.get("verification", {})
         cell["flash_bytes"] = report.get("size", {}).get("flash_bytes")
-        cell["metrics"] = {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "max_abs_err")
+        cell["metrics"] = {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "input_dependent_snr_db",
+                                                   "max_abs_err")
                            if ver.get(k) is not None}
     if timed_out:
         return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s"}
@@ -267,6 +270,7 @@ def short(cell: dict) -> str:
     if cell["status"] == "verified":
         m = cell.get("metrics", {})
         bits = [f"SNR {m['snr_db']:.0f} dB" if "snr_db" in m else None,
+                f"input-dependent SNR {m['input_dependent_snr_db']:.0f} dB" if "input_dependent_snr_db" in m else None,
                 f"cos {m['cosine']:.3f}" if "cosine" in m else None]
         return "verified" + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
     reason = cell["reason"].replace("|", "/")
@@ -314,11 +318,15 @@ def main() -> int:
     for case in cases(work):
         if not re.search(args.models, case.name):
             continue
+        if not case.make and not case.path.exists():  # a setup problem, not a cell: say so, record nothing
+            print(f"{case.name}: skipped, {case.path} not found (set EDGEC_SHARED_MODELS / EDGEC_MLPERF_MODELS)",
+                  file=sys.stderr)
+            continue
         entry = results.setdefault(case.name, {"family": case.family, "cells": {}})
         todo = [t for t in args.targets if args.force or t not in entry["cells"]]
         if not todo:
             continue
-        why = build_app(case, work) if case.make else (None if case.path.exists() else f"missing: {case.path}")
+        why = build_app(case, work) if case.make else None
         for target in todo:
             cell = ({"status": "failed", "reason": why, "exit": None, "seconds": 0.0} if why
                     else run_cell(case, target, work, args.timeout))
