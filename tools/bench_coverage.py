@@ -226,7 +226,8 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
                                                    "max_abs_err")
                            if ver.get(k) is not None}
     if timed_out:
-        return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s"}
+        last = f" (last on stderr: {lines[-1][:200]})" if lines else ""
+        return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s{last}"}
     if "Traceback (most recent call last)" in stderr:
         return {**cell, "status": "crash", "reason": "traceback: " + (lines[-1] if lines else "")}
     if code == 0:
