@@ -127,9 +127,6 @@ def output_failures(m: dict, thresholds: dict, name: str) -> list[str]:
     where = f"output '{name}' " if name else ""
     if m.get("nonfinite_outputs"):
         failures.append(f"{where}{m['nonfinite_outputs']} output values are NaN or inf")
-    if m.get("reference_constant"):
-        failures.append(f"{where}the float model gives the same output for every held-out sample, so agreement "
-                        "with it proves nothing (check the model's weights and that the samples differ)")
     agree = thresholds.get("min_top1_agreement")
     if m["kind"] == "classifier" and agree is not None and m["top1_agreement"] < agree:
         failures.append(f"{where}top1_agreement {m['top1_agreement']:.4f} < {agree}")
@@ -147,6 +144,15 @@ def output_failures(m: dict, thresholds: dict, name: str) -> list[str]:
     if err is not None and m["max_abs_err"] > err:
         failures.append(f"{where}max abs error {m['max_abs_err']:.4g} > {err}")
     return failures
+
+
+def output_warnings(m: dict, name: str) -> list[str]:
+    """What one output's metrics cannot show, though no threshold is breached."""
+    if not m.get("reference_constant"):
+        return []
+    where = f"output '{name}': " if name else ""
+    return [f"{where}the float model gives the same output for every held-out sample, so agreement with it "
+            "proves little (check the model's weights and that the samples differ)"]
 
 
 def resolve_kinds(reference: list[np.ndarray], names: list[str], settings: dict, *, has_labels: bool

@@ -14,7 +14,7 @@ import numpy as np
 
 from .calibration import Dataset
 from .errors import GateError, InputError
-from .metrics import output_failures, output_metrics, resolve_kinds, snr_db, top1
+from .metrics import output_failures, output_metrics, output_warnings, resolve_kinds, snr_db, top1
 from .runtimes import RUNTIMES
 from .verify_detail import detail
 
@@ -189,6 +189,11 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     failures = gate(metrics, settings)
     metrics["failures"] = failures
     metrics["passed"] = not failures
+    warnings = [w for o in metrics["outputs"] for w in output_warnings(o, o["name"] if len(names) > 1 else "")]
+    if warnings:
+        metrics["warnings"] = warnings
+        for w in warnings:
+            log.warning("%s: %s", profile.get("id", runtime), w)
     return metrics
 
 

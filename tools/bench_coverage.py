@@ -225,6 +225,8 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
         cell["metrics"] = {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "input_dependent_snr_db",
                                                    "max_abs_err")
                            if ver.get(k) is not None}
+        if ver.get("warnings"):  # e.g. the float output is the same for every sample: agreement proves little
+            cell["warnings"] = ver["warnings"]
     if timed_out:
         last = f" (last on stderr: {lines[-1][:200]})" if lines else ""
         return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s{last}"}
@@ -273,6 +275,8 @@ def short(cell: dict) -> str:
         bits = [f"SNR {m['snr_db']:.0f} dB" if "snr_db" in m else None,
                 f"input-dependent SNR {m['input_dependent_snr_db']:.0f} dB" if "input_dependent_snr_db" in m else None,
                 f"cos {m['cosine']:.3f}" if "cosine" in m else None]
+        if cell.get("warnings"):
+            bits.append("float output constant over the samples")
         return "verified" + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
     reason = cell["reason"].replace("|", "/")
     return f"{cell['status']}: {reason[:110]}{'...' if len(reason) > 110 else ''}"
@@ -292,6 +296,12 @@ def markdown(results: dict, targets: list[str]) -> str:
     rows.append(f"{len(cells)} cells: {count['verified']} verified, {count['refused']} refused, "
                 f"{count['failed']} failed, {count['crash']} crashed; {100 * rate:.0f}% of the "
                 f"{len(fitting)} cells that fit their target's budget compile and verify.")
+    constant = sum(c["status"] == "verified" and bool(c.get("warnings")) for c in cells)
+    weak = sum(c["status"] == "verified" and (c.get("metrics") or {}).get("input_dependent_snr_db", 99) < 10
+               for c in cells)
+    rows.append(f"Of the verified cells, {constant} have a float output that is the same for every held-out "
+                f"sample, and {weak} an input-dependent SNR under 10 dB (the int8 error is over a tenth of what "
+                "the output computes from its input).")
     return "\n".join(rows)
 
 
