@@ -82,6 +82,30 @@ def test_custom_object_in_h5_is_refused_before_loading(run_cli, tmp_path):
     _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "custom class 'Scale'", "--trust-model")
 
 
+def test_tf_arithmetic_on_keras_tensors_loads_and_any_other_tf_function_is_refused(tmp_path):
+    """tf_keras saves `x + 3` and `x * y` as TFOpLambda layers (keras.applications' MobileNetV3 does)."""
+    import h5py
+
+    from edgec import load as loader
+    from edgec.errors import InputError
+
+    k = _keras()
+    inp = k.Input((4,), name="x")
+    hidden = k.layers.Dense(4, name="d")(inp)
+    model = k.Model(inp, k.layers.Dense(3, name="head")(hidden * (hidden + 3.0)))
+    path = tmp_path / "ops.h5"
+    model.save(path)
+    loaded = loader.load(path)
+    x = np.random.default_rng(0).random((2, 4), dtype=np.float32)
+    assert np.allclose(loaded.keras_model(x).numpy(), model(x).numpy())
+    with h5py.File(path) as f:
+        config = json.loads(f.attrs["model_config"])
+    op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
+    op["config"]["function"] = "io.write_file"
+    with pytest.raises(InputError, match="calls TF function 'io.write_file'"):
+        loader._check_layers(config, path, trust_model=False)
+
+
 def test_folder_that_is_not_a_savedmodel_and_unknown_suffix(run_cli, tmp_path):
     _assert_refused(_compile(run_cli, tmp_path, tmp_path / "out"), 2, "not a SavedModel")
     (tmp_path / "m.pt").write_bytes(b"x")
