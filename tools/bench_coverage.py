@@ -214,19 +214,29 @@ def data_files(case: Case, work: Path) -> tuple[str, str]:
     return str(cal), str(ev)
 
 
+def numbers(report: dict | None) -> dict:
+    """The numbers of a cell worth a glance, from its report.json (empty without one)."""
+    if not report:
+        return {}
+    ver = report.get("verification", {})
+    out = {"flash_bytes": report.get("size", {}).get("flash_bytes"),
+           "metrics": {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "input_dependent_snr_db",
+                                               "max_abs_err") if ver.get(k) is not None}}
+    if ver.get("warnings"):  # e.g. the float output is the same for every sample: agreement proves little
+        out["warnings"] = ver["warnings"]
+    return out
+
+
+def report_path(work: Path, name: str, target: str) -> Path:
+    """Where the compile of one cell leaves its report.json."""
+    return work / "out" / re.sub(r"[^A-Za-z0-9.]+", "_", name) / target / "report.json"
+
+
 def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_out: bool) -> dict:
     """One cell: status, reason and the numbers worth a glance, from what the compile left."""
     lines = [l for l in stderr.strip().splitlines() if l.strip()]
     error = next((l for l in reversed(lines) if l.startswith("edgec: error:")), lines[-1] if lines else "")
-    cell = {"exit": code, "seconds": round(seconds, 1)}
-    if report:
-        ver = report.get("verification", {})
-        cell["flash_bytes"] = report.get("size", {}).get("flash_bytes")
-        cell["metrics"] = {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "input_dependent_snr_db",
-                                                   "max_abs_err")
-                           if ver.get(k) is not None}
-        if ver.get("warnings"):  # e.g. the float output is the same for every sample: agreement proves little
-            cell["warnings"] = ver["warnings"]
+    cell = {"exit": code, "seconds": round(seconds, 1), **numbers(report)}
     if timed_out:
         last = f" (last on stderr: {lines[-1][:200]})" if lines else ""
         return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s{last}"}
@@ -251,7 +261,7 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
 
 def run_cell(case: Case, target: str, work: Path, timeout: float) -> dict:
     """Compile ``case`` for ``target`` in a child process and classify the result."""
-    out = work / "out" / re.sub(r"[^A-Za-z0-9.]+", "_", case.name)
+    out = report_path(work, case.name, target).parent.parent
     cal, ev = data_files(case, work)
     cmd = [sys.executable, "-m", "edgec", "compile", str(case.path), "-t", target, "--calibration", cal,
            "--eval", ev, "-o", str(out)]
@@ -263,7 +273,7 @@ def run_cell(case: Case, target: str, work: Path, timeout: float) -> dict:
         code, stderr, timed_out = -9, (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) \
             else (e.stderr or ""), True
     seconds = time.monotonic() - start
-    path = out / target / "report.json"
+    path = report_path(work, case.name, target)
     report = json.loads(path.read_text()) if path.exists() else None
     return classify(code, stderr, report, seconds, timed_out)
 
@@ -324,6 +334,10 @@ def main() -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for other in args.merge:
         for name, entry in json.loads((Path(other) / "coverage.json").read_text()).items():
+            for target, cell in entry["cells"].items():  # numbers as the latest report.json has them
+                path = report_path(Path(other), name, target)
+                if path.exists() and cell.get("exit") is not None:
+                    cell.update(numbers(json.loads(path.read_text())))
             mine = results.setdefault(name, {"family": entry["family"], "cells": {}})
             mine["cells"] = {**entry["cells"], **mine["cells"]}
     for case in cases(work):
