@@ -91,8 +91,11 @@ def output_metrics(reference: np.ndarray, artifact: np.ndarray, kind: str, label
         artifact = np.nan_to_num(artifact, nan=0.0, posinf=0.0, neginf=0.0)
     r2 = reference.reshape(n, -1).astype(np.float64)
     a2 = artifact.reshape(n, -1).astype(np.float64)
-    norms = np.linalg.norm(r2, axis=1) * np.linalg.norm(a2, axis=1)
-    cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
+    r_norm, a_norm = np.linalg.norm(r2, axis=1), np.linalg.norm(a2, axis=1)
+    norms = r_norm * a_norm
+    # Two zero rows agree; one zero row does not (an int8 softmax of 1000 near-equal classes rounds to 0).
+    cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30),
+                   np.where((r_norm == 0) & (a_norm == 0), 1.0, 0.0))
     snr = snr_db(reference, artifact)
     out = {
         "kind": kind,

@@ -115,3 +115,10 @@ def test_an_output_that_ignores_the_input_is_flagged_whatever_the_agreement():
     varied = _probabilities(32, 10)
     assert not compare([varied], [varied.copy()], None)["outputs"][0]["reference_constant"]
     assert not output_warnings(compare([varied], [varied.copy()], None)["outputs"][0], "")
+
+
+def test_an_all_zero_artifact_has_cosine_zero_not_one():
+    ref = np.full((4, 1000), 1e-3, np.float32)  # a flat softmax over 1000 classes
+    metrics = compare([ref], [np.zeros_like(ref)], None)
+    assert metrics["cosine"] == 0.0 and any("cosine" in f for f in gate(metrics, THRESHOLDS))
+    assert compare([np.zeros_like(ref)], [np.zeros_like(ref)], None)["cosine"] == 1.0
