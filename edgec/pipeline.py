@@ -34,7 +34,7 @@ from edgec.frontend.load import load
 from edgec.frontend.onnx.lower import check
 from edgec.quantize import converter as quantize
 from edgec.quantize import layer_error, layer_error_onnx
-from edgec.quantize import stem
+from edgec.quantize import flash_bound, stem
 from edgec.report.artifact_stats import stats
 from edgec.report.write import write_index, write_reports
 from edgec.verify import host_isa
@@ -75,10 +75,11 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
             with status("checking the lowered ONNX model against ONNX Runtime on calibration samples"):
                 _check_lowering(loaded, calib)
         if loaded.keras3_model is not None:
-
             with status("checking the tf_keras rebuild against the Keras 3 model on calibration samples"):
                 check_on_calibration(loaded, calib)
         keras_model, optimize_stages = _optimize(loaded.keras_model, settings, calib)
+        if not _compresses(recipe or {}):  # a certain flash failure stops here, not after minutes of work
+            flash_bound.check(profiles, keras_model)
         with status("converting the float reference"):  # the user's model, before any compression
             float_tflite = quantize.float_tflite(loaded.keras_model)
     optimize_stages = [load_stage, *optimize_stages]

@@ -24,7 +24,10 @@ Random-weight models are judged by the metrics edgec picks for their output (SNR
 non-classifiers); their top-1 is not meaningful, and the table says so where the gate used it.
 
     .venv/bin/python tools/bench_coverage.py [--models REGEX] [--targets cortex-m7 onnx-cpu]
-        [--out build/coverage] [--timeout 1500]
+        [--out build/coverage] [--timeout 1500] [--force]
+
+A re-run keeps the cells already in ``OUT/coverage.json`` and runs only the missing ones (``--force``
+re-runs the selected cells), so model groups can be run separately, or a killed run resumed.
 
 Writes ``OUT/coverage.json`` (every cell: status, reason, exit code, seconds, key numbers) and
 ``OUT/coverage.md`` (the README table), and prints the table.
@@ -45,7 +48,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "models"
+# The team's shared models (beside the main checkout; a worktree elsewhere sets EDGEC_SHARED_MODELS).
+SHARED = Path(os.environ.get("EDGEC_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS", SHARED / "mlperf-tiny"))
 TARGETS = ("cortex-m7", "android-arm64", "intel-cpu", "onnx-cpu")
 CALIBRATION_SAMPLES = 48
 EVAL_SAMPLES = 32
@@ -158,7 +163,7 @@ def cases(work: Path) -> list[Case]:
     for path in sorted(light.glob("*.onnx")):
         rows.append(Case(path.stem.removeprefix("light_"), "onnx light zoo", path, onnx_input_shape(path),
                          "imagenet"))
-    mlperf = SHARED / "mlperf-tiny"
+    mlperf = MLPERF
     rows += [Case("MLPerf KWS", "MLPerf Tiny", mlperf / "kws_ref_model", (49, 10, 1), "noise"),
              Case("MLPerf ResNet-8", "MLPerf Tiny", mlperf / "pretrainedResnet.h5", (32, 32, 3), "255"),
              Case("MLPerf wake word", "MLPerf Tiny", mlperf / "str_ww_ref_model.h5", (), "ww")]
@@ -193,7 +198,7 @@ def build_app(case: Case, work: Path) -> str | None:
 def data_files(case: Case, work: Path) -> tuple[str, str]:
     """(calibration, eval) arguments for ``case``: .npy files of samples (or the MLPerf sets)."""
     if case.scale == "ww":
-        ww = np.load(SHARED / "mlperf-tiny" / "str_ww_calibration_samples.npz")
+        ww = np.load(MLPERF / "str_ww_calibration_samples.npz")
         x = ww["specs"].astype(np.float32)
         folder = work / "data"
         folder.mkdir(parents=True, exist_ok=True)
@@ -209,18 +214,32 @@ def data_files(case: Case, work: Path) -> tuple[str, str]:
     return str(cal), str(ev)
 
 
+def numbers(report: dict | None) -> dict:
+    """The numbers of a cell worth a glance, from its report.json (empty without one)."""
+    if not report:
+        return {}
+    ver = report.get("verification", {})
+    out = {"flash_bytes": report.get("size", {}).get("flash_bytes"),
+           "metrics": {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "input_dependent_snr_db",
+                                               "max_abs_err") if ver.get(k) is not None}}
+    if ver.get("warnings"):  # e.g. the float output is the same for every sample: agreement proves little
+        out["warnings"] = ver["warnings"]
+    return out
+
+
+def report_path(work: Path, name: str, target: str) -> Path:
+    """Where the compile of one cell leaves its report.json."""
+    return work / "out" / re.sub(r"[^A-Za-z0-9.]+", "_", name) / target / "report.json"
+
+
 def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_out: bool) -> dict:
     """One cell: status, reason and the numbers worth a glance, from what the compile left."""
     lines = [l for l in stderr.strip().splitlines() if l.strip()]
     error = next((l for l in reversed(lines) if l.startswith("edgec: error:")), lines[-1] if lines else "")
-    cell = {"exit": code, "seconds": round(seconds, 1)}
-    if report:
-        ver = report.get("verification", {})
-        cell["flash_bytes"] = report.get("size", {}).get("flash_bytes")
-        cell["metrics"] = {k: ver.get(k) for k in ("top1_agreement", "cosine", "snr_db", "max_abs_err")
-                           if ver.get(k) is not None}
+    cell = {"exit": code, "seconds": round(seconds, 1), **numbers(report)}
     if timed_out:
-        return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s"}
+        last = f" (last on stderr: {lines[-1][:200]})" if lines else ""
+        return {**cell, "status": "crash", "reason": f"no result within {seconds:.0f} s{last}"}
     if "Traceback (most recent call last)" in stderr:
         return {**cell, "status": "crash", "reason": "traceback: " + (lines[-1] if lines else "")}
     if code == 0:
@@ -230,6 +249,8 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
         failures = (report or {}).get("failures", [])
         if failures and all("budget" in f for f in failures):
             return {**cell, "status": "refused", "reason": "over budget: " + "; ".join(failures)}
+        if not report and reason.startswith("[budget"):  # refused before quantizing (edgec/flash_bound.py)
+            return {**cell, "status": "refused", "reason": "over budget: " + reason}
         return {**cell, "status": "failed", "reason": "; ".join(failures) or reason}
     if code == 2:
         return {**cell, "status": "refused", "reason": reason}
@@ -240,7 +261,7 @@ def classify(code: int, stderr: str, report: dict | None, seconds: float, timed_
 
 def run_cell(case: Case, target: str, work: Path, timeout: float) -> dict:
     """Compile ``case`` for ``target`` in a child process and classify the result."""
-    out = work / "out" / re.sub(r"[^A-Za-z0-9.]+", "_", case.name)
+    out = report_path(work, case.name, target).parent.parent
     cal, ev = data_files(case, work)
     cmd = [sys.executable, "-m", "edgec", "compile", str(case.path), "-t", target, "--calibration", cal,
            "--eval", ev, "-o", str(out)]
@@ -252,7 +273,7 @@ def run_cell(case: Case, target: str, work: Path, timeout: float) -> dict:
         code, stderr, timed_out = -9, (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) \
             else (e.stderr or ""), True
     seconds = time.monotonic() - start
-    path = out / target / "report.json"
+    path = report_path(work, case.name, target)
     report = json.loads(path.read_text()) if path.exists() else None
     return classify(code, stderr, report, seconds, timed_out)
 
@@ -262,7 +283,10 @@ def short(cell: dict) -> str:
     if cell["status"] == "verified":
         m = cell.get("metrics", {})
         bits = [f"SNR {m['snr_db']:.0f} dB" if "snr_db" in m else None,
+                f"input-dependent SNR {m['input_dependent_snr_db']:.0f} dB" if "input_dependent_snr_db" in m else None,
                 f"cos {m['cosine']:.3f}" if "cosine" in m else None]
+        if cell.get("warnings"):
+            bits.append("float output constant over the samples")
         return "verified" + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
     reason = cell["reason"].replace("|", "/")
     return f"{cell['status']}: {reason[:110]}{'...' if len(reason) > 110 else ''}"
@@ -272,8 +296,8 @@ def markdown(results: dict, targets: list[str]) -> str:
     """The coverage table and its totals."""
     rows = ["| model | family | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
     for name, entry in results.items():
-        rows.append(f"| {name} | {entry['family']} | " + " | ".join(short(entry["cells"][t]) for t in targets
-                                                                    if t in entry["cells"]) + " |")
+        rows.append(f"| {name} | {entry['family']} | " + " | ".join(
+            short(entry["cells"][t]) if t in entry["cells"] else "not run" for t in targets) + " |")
     cells = [c for e in results.values() for c in e["cells"].values()]
     count = {s: sum(c["status"] == s for c in cells) for s in ("verified", "refused", "failed", "crash")}
     fitting = [c for c in cells if not c["reason"].startswith("over budget")]
@@ -282,6 +306,12 @@ def markdown(results: dict, targets: list[str]) -> str:
     rows.append(f"{len(cells)} cells: {count['verified']} verified, {count['refused']} refused, "
                 f"{count['failed']} failed, {count['crash']} crashed; {100 * rate:.0f}% of the "
                 f"{len(fitting)} cells that fit their target's budget compile and verify.")
+    constant = sum(c["status"] == "verified" and bool(c.get("warnings")) for c in cells)
+    weak = sum(c["status"] == "verified" and (c.get("metrics") or {}).get("input_dependent_snr_db", 99) < 10
+               for c in cells)
+    rows.append(f"Of the verified cells, {constant} have a float output that is the same for every held-out "
+                f"sample, and {weak} an input-dependent SNR under 10 dB (the int8 error is over a tenth of what "
+                "the output computes from its input).")
     return "\n".join(rows)
 
 
@@ -291,23 +321,47 @@ def main() -> int:
     parser.add_argument("--models", default=".", help="regular expression on the model names")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS))
     parser.add_argument("--timeout", type=float, default=1500.0, help="seconds per cell")
+    parser.add_argument("--merge", nargs="*", default=[], metavar="DIR",
+                        help="fold the cells of other runs' DIR/coverage.json into OUT's (a matrix run in parallel "
+                             "slices); OUT's own cells win")
+    parser.add_argument("--force", action="store_true",
+                        help="re-run cells already in OUT/coverage.json (by default they are kept: a killed or "
+                             "sliced run resumes where it stopped)")
     args = parser.parse_args()
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     results_path = work / "coverage.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for other in args.merge:
+        for name, entry in json.loads((Path(other) / "coverage.json").read_text()).items():
+            for target, cell in entry["cells"].items():  # numbers as the latest report.json has them
+                path = report_path(Path(other), name, target)
+                if path.exists() and cell.get("exit") is not None:
+                    cell.update(numbers(json.loads(path.read_text())))
+            mine = results.setdefault(name, {"family": entry["family"], "cells": {}})
+            mine["cells"] = {**entry["cells"], **mine["cells"]}
     for case in cases(work):
         if not re.search(args.models, case.name):
             continue
+        if not case.make and not case.path.exists():  # a setup problem, not a cell: say so, record nothing
+            print(f"{case.name}: skipped, {case.path} not found (set EDGEC_SHARED_MODELS / EDGEC_MLPERF_MODELS)",
+                  file=sys.stderr)
+            continue
         entry = results.setdefault(case.name, {"family": case.family, "cells": {}})
-        why = build_app(case, work) if case.make else (None if case.path.exists() else f"missing: {case.path}")
-        for target in args.targets:
+        todo = [t for t in args.targets if args.force or t not in entry["cells"]]
+        if not todo:
+            continue
+        why = build_app(case, work) if case.make else None
+        for target in todo:
             cell = ({"status": "failed", "reason": why, "exit": None, "seconds": 0.0} if why
                     else run_cell(case, target, work, args.timeout))
             entry["cells"][target] = cell
             print(f"{case.name:40s} {target:14s} {short(cell)}", flush=True)
             results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    table = markdown(results, args.targets)
+    order = [case.name for case in cases(work)]  # table order, whatever order the slices ran in
+    results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    ran = {t for e in results.values() for t in e["cells"]}
+    table = markdown(results, [t for t in TARGETS if t in ran] + sorted(ran - set(TARGETS)))
     (work / "coverage.md").write_text(table + "\n")
     print(table)
     return 0

@@ -62,6 +62,32 @@ def snr_db(reference: np.ndarray, artifact: np.ndarray) -> float | None:
     return 10.0 * math.log10(signal / noise)
 
 
+# Below this fraction of the output's power, what varies from sample to sample is float rounding.
+CONSTANT_SPREAD = 1e-10
+
+
+def input_spread(reference: np.ndarray) -> tuple[float, float]:
+    """(power of the reference's variation across samples, its total power), summed over all values."""
+    r = reference.astype(np.float64)
+    return float(np.sum((r - r.mean(axis=0)) ** 2)), float(np.sum(r ** 2))
+
+
+def input_dependent_snr_db(reference: np.ndarray, artifact: np.ndarray) -> float | None:
+    """SNR of the part of the output that depends on the input: its variation across samples vs the error.
+
+    The plain SNR counts the output's constant part as signal, so a model whose outputs barely change
+    with the input (a random-weight network) passes it with an error as large as all it computes from
+    the input. None for fewer than two samples or no error.
+    """
+    if len(reference) < 2:
+        return None
+    spread, _ = input_spread(reference)
+    noise = float(np.sum((reference.astype(np.float64) - artifact.astype(np.float64)) ** 2))
+    if noise == 0.0:
+        return None
+    return -math.inf if spread == 0.0 else 10.0 * math.log10(spread / noise)
+
+
 def output_metrics(reference: np.ndarray, artifact: np.ndarray, kind: str, labels: np.ndarray | None) -> dict:
     """The metrics of one output: SNR, cosine (mean and worst sample), max abs error; top-1 for classifiers."""
     n = len(reference)
@@ -70,8 +96,11 @@ def output_metrics(reference: np.ndarray, artifact: np.ndarray, kind: str, label
         artifact = np.nan_to_num(artifact, nan=0.0, posinf=0.0, neginf=0.0)
     r2 = reference.reshape(n, -1).astype(np.float64)
     a2 = artifact.reshape(n, -1).astype(np.float64)
-    norms = np.linalg.norm(r2, axis=1) * np.linalg.norm(a2, axis=1)
-    cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30), 1.0)
+    r_norm, a_norm = np.linalg.norm(r2, axis=1), np.linalg.norm(a2, axis=1)
+    norms = r_norm * a_norm
+    # Two zero rows agree; one zero row does not (an int8 softmax of 1000 near-equal classes rounds to 0).
+    cos = np.where(norms > 0, (r2 * a2).sum(axis=1) / np.maximum(norms, 1e-30),
+                   np.where((r_norm == 0) & (a_norm == 0), 1.0, 0.0))
     snr = snr_db(reference, artifact)
     out = {
         "kind": kind,
@@ -82,6 +111,11 @@ def output_metrics(reference: np.ndarray, artifact: np.ndarray, kind: str, label
         "cosine_min": float(np.min(cos)) if n else 1.0,
         "max_abs_err": float(np.max(np.abs(r2 - a2))) if r2.size else 0.0,
     }
+    dependent = input_dependent_snr_db(reference, artifact)
+    out["input_dependent_snr_db"] = None if dependent is None or math.isinf(dependent) else round(dependent, 3)
+    spread, power = input_spread(reference)
+    # Every held-out sample gives the same output: agreement is measured on one point, many times.
+    out["reference_constant"] = bool(n >= 2 and spread <= CONSTANT_SPREAD * power)
     if snr is None:
         out["snr_note"] = "no error: identical to the float reference"
     elif math.isinf(snr):
@@ -118,6 +152,15 @@ def output_failures(m: dict, thresholds: dict, name: str) -> list[str]:
     if err is not None and m["max_abs_err"] > err:
         failures.append(f"{where}max abs error {m['max_abs_err']:.4g} > {err}")
     return failures
+
+
+def output_warnings(m: dict, name: str) -> list[str]:
+    """What one output's metrics cannot show, though no threshold is breached."""
+    if not m.get("reference_constant"):
+        return []
+    where = f"output '{name}': " if name else ""
+    return [f"{where}the float model gives the same output for every held-out sample, so agreement with it "
+            "proves little (check the model's weights and that the samples differ)"]
 
 
 def resolve_kinds(reference: list[np.ndarray], names: list[str], settings: dict, *, has_labels: bool

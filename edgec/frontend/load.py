@@ -147,6 +147,29 @@ def _layer_classes(config: Any) -> list[tuple[str, str]]:
     return found
 
 
+# tf_keras records `x + 3`, `x * y` on Keras tensors as TFOpLambda layers naming a TF function
+# (keras.applications' MobileNetV3 hard-swish does). Any TF function could be named (tf.io.write_file
+# too), so only pure elementwise arithmetic passes without --trust-model.
+TF_OP_LAMBDAS = {"TFOpLambda"}
+SAFE_TF_OPS = {"__operators__.add", "__operators__.sub", "__operators__.truediv", "math.add", "math.subtract",
+               "math.multiply", "math.truediv", "math.divide", "math.maximum", "math.minimum", "nn.relu",
+               "nn.relu6", "math.sigmoid", "math.tanh"}
+
+
+def _tf_op_functions(config) -> dict[str, object]:
+    """Layer name -> the TF function a TFOpLambda layer of a (possibly nested) Keras config calls."""
+    found = {}
+    if isinstance(config, dict):
+        if config.get("class_name") in TF_OP_LAMBDAS and isinstance(config.get("config"), dict):
+            found[str(config["config"].get("name", "?"))] = config["config"].get("function")
+        for value in config.values():
+            found.update(_tf_op_functions(value))
+    elif isinstance(config, list):
+        for value in config:
+            found.update(_tf_op_functions(value))
+    return found
+
+
 def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
     keras_checks.check_graph(config, path)
     if trust_model:
@@ -162,7 +185,10 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
         layers = _layer_classes({key: value for key, value in config.items() if key != "compile_config"})
     except RecursionError:
         raise InputError(f"{path}: model config nested too deeply; refused", stage=STAGE) from None
+    tf_ops = _tf_op_functions(config)
     for cls, name in layers:
+        if cls in TF_OP_LAMBDAS and tf_ops.get(name) in SAFE_TF_OPS:
+            continue
         if not isinstance(cls, str):
             raise InputError(f"{path}: layer '{name}' has class_name {cls!r}, not a string; corrupt model "
                              "config", stage=STAGE)
@@ -171,6 +197,9 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
         if cls == "Lambda":
             raise InputError(f"{path}: layer '{name}' is a Lambda layer, which runs Python code stored in "
                              "the model; refused (pass --trust-model if you trust this file)", stage=STAGE)
+        if cls in TF_OP_LAMBDAS:
+            raise InputError(f"{path}: layer '{name}' calls TF function {tf_ops.get(name)!r}, not elementwise "
+                             "arithmetic; refused (pass --trust-model if you trust this file)", stage=STAGE)
         if cls not in builtin:
             raise InputError(f"{path}: layer '{name}' uses custom class '{cls}', not a built-in Keras layer; "
                              "refused (pass --trust-model to load it with its code importable)", stage=STAGE)

@@ -17,7 +17,7 @@ from edgec.backends.c.export_c import reference_model
 from edgec.backends.onnx.export_onnx import feeds
 from edgec.core.calibration import Dataset
 from edgec.core.errors import GateError, InputError
-from edgec.core.metrics import output_failures, output_metrics, resolve_kinds, snr_db, top1
+from edgec.core.metrics import output_failures, output_metrics, output_warnings, resolve_kinds, snr_db, top1
 from edgec.core.tflite_model import signature_outputs
 from edgec.device.outputs import load as load_outputs
 from edgec.frontend.onnx.lower import run_onnx
@@ -137,6 +137,7 @@ def compare(reference: list[np.ndarray], artifact: list[np.ndarray], labels: np.
         "cosine": first["cosine"],
         "cosine_min": first["cosine_min"],
         "snr_db": first["snr_db"],
+        "input_dependent_snr_db": first["input_dependent_snr_db"],
         "reference_top1": first.get("reference_top1"),
         "artifact_top1": first.get("artifact_top1"),
         "outputs": outputs,
@@ -200,6 +201,11 @@ def verify(artifact: Path, keras_model, evaluation: Dataset, profile: dict, *, r
     failures = gate(metrics, settings)
     metrics["failures"] = failures
     metrics["passed"] = not failures
+    warnings = [w for o in metrics["outputs"] for w in output_warnings(o, o["name"] if len(names) > 1 else "")]
+    if warnings:
+        metrics["warnings"] = warnings
+        for w in warnings:
+            log.warning("%s: %s", profile.get("id", runtime), w)
     return metrics
 
 

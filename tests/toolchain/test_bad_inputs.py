@@ -82,6 +82,30 @@ def test_custom_object_in_h5_is_refused_before_loading(run_cli, tmp_path):
     _assert_refused(_compile(run_cli, path, tmp_path / "out"), 2, "custom class 'Scale'", "--trust-model")
 
 
+def test_tf_arithmetic_on_keras_tensors_loads_and_any_other_tf_function_is_refused(tmp_path):
+    """tf_keras saves `x + 3` and `x * y` as TFOpLambda layers (keras.applications' MobileNetV3 does)."""
+    import h5py
+
+    from edgec.frontend import load as loader
+    from edgec.core.errors import InputError
+
+    k = _keras()
+    inp = k.Input((4,), name="x")
+    hidden = k.layers.Dense(4, name="d")(inp)
+    model = k.Model(inp, k.layers.Dense(3, name="head")(hidden * (hidden + 3.0)))
+    path = tmp_path / "ops.h5"
+    model.save(path)
+    loaded = loader.load(path)
+    x = np.random.default_rng(0).random((2, 4), dtype=np.float32)
+    assert np.allclose(loaded.keras_model(x).numpy(), model(x).numpy())
+    with h5py.File(path) as f:
+        config = json.loads(f.attrs["model_config"])
+    op = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "TFOpLambda")
+    op["config"]["function"] = "io.write_file"
+    with pytest.raises(InputError, match="calls TF function 'io.write_file'"):
+        loader._check_layers(config, path, trust_model=False)
+
+
 def test_folder_that_is_not_a_savedmodel_and_unknown_suffix(run_cli, tmp_path):
     _assert_refused(_compile(run_cli, tmp_path, tmp_path / "out"), 2, "not a SavedModel")
     (tmp_path / "m.pt").write_bytes(b"x")
@@ -160,7 +184,9 @@ def test_operator_without_int8_kernel_is_named_with_its_layer(run_cli, tmp_path)
 def test_model_over_flash_budget_fails_with_numbers_and_advice(run_cli, tmp_path):
     k = _keras()
     inp = k.Input((1024,), name="x")
-    model = k.Model(inp, k.layers.Dense(1000, name="huge")(inp))
+    # 914432 B of int8 kernel fit the 917504 B budget (the early bound passes); the biases and the
+    # flatbuffer push the shipped model over it, which only the exported file shows.
+    model = k.Model(inp, k.layers.Dense(893, name="huge")(inp))
     path = tmp_path / "big.keras"
     model.save(path)
     calib = tmp_path / "c.npz"
@@ -170,6 +196,19 @@ def test_model_over_flash_budget_fails_with_numbers_and_advice(run_cli, tmp_path
     assert "flash: model needs" in err and "B over the 917504 B available" in err and "--prune" in err
     report = json.loads((tmp_path / "out" / "cortex-m4" / "report.json").read_text())
     assert report["size"]["flash_bytes"] > report["memory"]["flash_budget_bytes"]
+
+
+def test_model_whose_weights_cannot_fit_flash_is_refused_before_quantizing(run_cli, tmp_path):
+    k = _keras()
+    inp = k.Input((1024,), name="x")
+    model = k.Model(inp, k.layers.Dense(2000, name="huge")(inp))  # 2048000 int8 kernel bytes alone
+    path = tmp_path / "bigger.keras"
+    model.save(path)
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=np.random.default_rng(0).random((8, 1024), dtype=np.float32))
+    result = _compile(run_cli, path, tmp_path / "out", calibration=calib)
+    _assert_refused(result, 1, "[budget / cortex-m4]", "at least 2048000 B", "1130496 B over the 917504 B",
+                    "before quantizing", out=tmp_path / "out")
 
 
 def test_model_over_ram_budget_fails_naming_the_arena(run_cli, tmp_path):

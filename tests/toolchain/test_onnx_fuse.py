@@ -1,4 +1,4 @@
-"""ONNX graph fusion: Conv+BN, MatMul+Add -> Gemm, constant folding; counts reported, outputs unchanged."""
+"""ONNX graph fusion: Conv+BN, Gemm+BN, MatMul+Add -> Gemm, constant folding; counts reported, outputs unchanged."""
 
 from __future__ import annotations
 
@@ -50,6 +50,40 @@ def test_fusion_reports_counts_and_keeps_outputs_equal():
     assert counts["conv_activation_pairs"] == 1  # left for the runtime (no standard fused op)
     assert onnx_fuse.check_equal(model, fused) <= 1e-5
     assert len(model.graph.node) == 9  # the input model is not modified
+
+
+@pytest.mark.parametrize("trans_b,bias", [(1, True), (0, True), (1, False)])
+def test_linear_batchnorm1d_folds_into_the_gemm(trans_b, bias):
+    """The TorchScript export of Linear + BatchNorm1d (MLPerf's AD autoencoder): one Gemm + Relu."""
+    rng = np.random.default_rng(1)
+
+    def t(name, *shape, low=0.0):
+        return numpy_helper.from_array((rng.uniform(low, 1.5, shape) if low else rng.standard_normal(shape))
+                                       .astype(np.float32), name)
+
+    n = helper.make_node
+    weight = t("w", *((5, 6) if trans_b else (6, 5)))
+    nodes = [n("Gemm", ["x", "w", *(["b"] if bias else [])], ["g"], transB=trans_b),
+             n("BatchNormalization", ["g", "s", "sh", "mu", "var"], ["bn"]), n("Relu", ["bn"], ["y"])]
+    inits = [weight, t("s", 5, low=0.5), t("sh", 5), t("mu", 5), t("var", 5, low=0.5)] + ([t("b", 5)] if bias else [])
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fused, counts = onnx_fuse.fuse(model)
+    assert counts["after"] == {"Gemm": 1, "Relu": 1} and counts["conv_bn_fused"] == 1
+    assert onnx_fuse.check_equal(model, fused) <= 1e-5
+
+
+def test_a_gemm_with_alpha_keeps_its_batchnorm():
+    n = helper.make_node
+    ones = [numpy_helper.from_array(np.ones(shape, np.float32), name)
+            for name, shape in (("w", (4, 4)), ("s", (4,)), ("sh", (4,)), ("mu", (4,)), ("var", (4,)))]
+    graph = helper.make_graph([n("Gemm", ["x", "w"], ["g"], alpha=2.0),
+                               n("BatchNormalization", ["g", "s", "sh", "mu", "var"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], ones)
+    fused, counts = onnx_fuse.fuse(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert counts["after"] == {"BatchNormalization": 1, "Gemm": 1} and counts["conv_bn_fused"] == 0
 
 
 def test_a_broken_fusion_is_caught_numerically():

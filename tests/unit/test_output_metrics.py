@@ -90,3 +90,35 @@ def test_recipe_output_kind_is_checked():
         recipe.from_dict({"output_kind": "embedding"})
     with pytest.raises(InputError, match="output_kinds"):
         recipe.from_dict({"output_kinds": {"recon": 3}})
+
+
+def test_input_dependent_snr_counts_only_what_varies_with_the_input():
+    from edgec.core.metrics import input_dependent_snr_db
+
+    rng = np.random.RandomState(0)
+    varying = rng.normal(0, 0.1, (50, 10))
+    ref = (5.0 + varying).astype(np.float32)  # a large constant part, a small input-dependent one
+    art = ref + rng.normal(0, 0.1, ref.shape).astype(np.float32)  # error as large as the variation
+    assert snr_db(ref, art) > 30.0  # the plain SNR counts the constant part as signal
+    assert abs(input_dependent_snr_db(ref, art)) < 1.0  # 0 dB: the error is as large as the signal
+    assert input_dependent_snr_db(ref[:1], art[:1]) is None  # one sample has no variation to measure
+
+
+def test_an_output_that_ignores_the_input_is_flagged_whatever_the_agreement():
+    from edgec.core.metrics import output_warnings
+
+    ref = np.tile(_probabilities(1, 10), (32, 1))  # the same probabilities for every sample
+    metrics = compare([ref], [ref.copy()], None)
+    first = metrics["outputs"][0]
+    assert first["reference_constant"] and metrics["top1_agreement"] == 1.0
+    assert "same output for every held-out sample" in output_warnings(first, "")[0]
+    varied = _probabilities(32, 10)
+    assert not compare([varied], [varied.copy()], None)["outputs"][0]["reference_constant"]
+    assert not output_warnings(compare([varied], [varied.copy()], None)["outputs"][0], "")
+
+
+def test_an_all_zero_artifact_has_cosine_zero_not_one():
+    ref = np.full((4, 1000), 1e-3, np.float32)  # a flat softmax over 1000 classes
+    metrics = compare([ref], [np.zeros_like(ref)], None)
+    assert metrics["cosine"] == 0.0 and any("cosine" in f for f in gate(metrics, THRESHOLDS))
+    assert compare([np.zeros_like(ref)], [np.zeros_like(ref)], None)["cosine"] == 1.0

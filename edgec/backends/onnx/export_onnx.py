@@ -40,6 +40,33 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 CALIBRATION_SAMPLES = 256  # enough for min/max and histograms of small edge models, fast to collect
 
 
+class _NoTraceback(logging.Filter):
+    """Keep a library's log record to its one line: drop the traceback it attaches."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__}: {record.exc_info[1]})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+@contextlib.contextmanager
+def _one_line_logs(prefix: str):
+    """tf2onnx logs a skipped optimizer pass (e.g. its transpose pass on ``x + 3.0``, MobileNetV3's
+    hard-swish) as a warning with a full traceback; the conversion goes on. One line is enough."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name == prefix or name.startswith(prefix + ".")]
+    loggers += [logging.getLogger(prefix), logging.getLogger(prefix + ".optimizer")]
+    guard = _NoTraceback()
+    for logger in loggers:
+        logger.addFilter(guard)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(guard)
+
+
 def keras_to_onnx(keras_model: Any, *, opset: int = OPSET, batch: int | None = 1) -> Any:
     """Convert a ``tf_keras`` model to an ``onnx.ModelProto`` with tf2onnx (inputs keep Keras names).
 
@@ -51,7 +78,8 @@ def keras_to_onnx(keras_model: Any, *, opset: int = OPSET, batch: int | None = 1
     spec = [tf.TensorSpec((batch, *t.shape[1:]), t.dtype, name=name)
             for name, t in zip(keras_model.input_names, keras_model.inputs)]
     try:
-        model, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=opset)
+        with _one_line_logs("tf2onnx"):
+            model, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=opset)
     except (ValueError, TypeError, RuntimeError, KeyError) as e:
         raise ToolchainError(f"tf2onnx could not convert the Keras model: {str(e).splitlines()[0]}",
                              stage=STAGE) from None

@@ -1,8 +1,10 @@
 """Graph fusion on ONNX models, staying within standard ONNX operators.
 
 Passes, in order: drop Identity/Dropout, constant folding (nodes whose inputs are all constants are
-evaluated with ``onnx.reference`` and become initializers), Conv+BatchNormalization (the BN is folded
-into the convolution's weights and bias), MatMul+Add -> Gemm (2-D, constant weight and bias).
+evaluated with ``onnx.reference`` and become initializers), Conv+BatchNormalization and
+Gemm+BatchNormalization (the BN is folded into the weights and bias; OpenVINO's CPU plugin computed
+wrong int8 results single-threaded for an unfolded Gemm+BN, the TorchScript export of an MLP),
+MatMul+Add -> Gemm (2-D, constant weight and bias).
 
 Conv+activation is *not* rewritten here: standard ONNX has no fused convolution-with-activation
 operator (ORT's ``FusedConv`` is a contrib op in the ``com.microsoft`` domain that other runtimes
@@ -142,7 +144,7 @@ def _fuse_conv_bn(model: Any) -> int:
             continue
         producer = next((n for n in model.graph.node if bn.input[0] in n.output), None)
         values = _initializers(model)
-        if producer is None or producer.op_type != "Conv" or len(consumers[bn.input[0]]) != 1 \
+        if producer is None or producer.op_type not in ("Conv", "Gemm") or len(consumers[bn.input[0]]) != 1 \
                 or bn.input[0] in outputs or producer.input[1] not in values \
                 or not all(n in values for n in bn.input[1:]) \
                 or (len(producer.input) > 2 and producer.input[2] not in values):
@@ -152,9 +154,15 @@ def _fuse_conv_bn(model: Any) -> int:
         factor = scale / np.sqrt(var + eps)
         weight = values[producer.input[1]].astype(np.float64)
         bias = values[producer.input[2]].astype(np.float64) if len(producer.input) > 2 else 0.0
+        if producer.op_type == "Gemm":  # Linear + BatchNorm1d, as the TorchScript exporter leaves it
+            shape = _gemm_scale_shape(producer, weight, bias, factor.size)
+            if shape is None:
+                continue
+        else:
+            shape = (-1, 1, 1, 1)  # Conv weight: output channels first
         dtype = values[producer.input[1]].dtype
         w_name, b_name = producer.input[1] + "_bnfused", bn.output[0] + "_bias_bnfused"
-        _set_initializer(model, w_name, (weight * factor.reshape(-1, 1, 1, 1)).astype(dtype))
+        _set_initializer(model, w_name, (weight * factor.reshape(shape)).astype(dtype))
         _set_initializer(model, b_name, ((bias - mean) * factor + shift).astype(dtype))
         del producer.input[1:]
         producer.input.extend([w_name, b_name])
@@ -163,6 +171,23 @@ def _fuse_conv_bn(model: Any) -> int:
         fused += 1
     _remove_unused_initializers(model)
     return fused
+
+
+def _gemm_scale_shape(gemm: Any, weight: np.ndarray, bias: Any, channels: int) -> tuple[int, int] | None:
+    """How a per-output-channel factor broadcasts over a Gemm's weight, or None when it cannot fold.
+
+    Only a plain ``A @ B (+ C)`` folds: alpha and beta 1, a 2-D weight, a bias of one value per output.
+    """
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or weight.ndim != 2:
+        return None
+    trans_b = attrs.get("transB", 0)
+    outputs = weight.shape[0] if trans_b else weight.shape[1]
+    if outputs != channels or (np.ndim(bias) and np.size(bias) != channels):
+        return None
+    return (-1, 1) if trans_b else (1, -1)
 
 
 def _fuse_matmul_add(model: Any) -> int:
