@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgec.core.errors import InputError
-from edgec.quantize.stem import SETTINGS as STEM_SETTINGS
 
+# No NumPy or toolchain import here: the command line takes its choices from these at start-up.
 # ONNX Runtime's calibrators (quantize_static); NNCF maps them to its range estimators.
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-# The command-line / API keys a QuantSpec is built from (the rest of the run's settings are not its).
-SETTING_KEYS = ("calibration_method", "keep_float", "max_accuracy_drop", "stem", "layer_error")
+STEM_SETTINGS = ("int8", "float", "auto")  # what --stem means: edgec.quantize.stem
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class QuantSpec:
     per_channel: bool = True                # per-output-channel weight scales (TFLite, ONNX Runtime)
     io_dtype: str = "int8"                  # the .tflite's input/output type: int8 | uint8 | float32
     activation_dtype: str = "uint8"         # ONNX QDQ activations: uint8 (x86 U8S8 kernels) | int8 (TensorRT)
-    stem: str = "int8"                      # --stem, else the target's: int8 | float | auto (edgec.quantize.stem)
+    stem: str = "int8"                      # --stem, else the target's: one of STEM_SETTINGS
     keep_float: tuple[str, ...] = ()        # --keep-float: layers (TFLite/ONNX) or operations (OpenVINO) left float
     max_accuracy_drop: float | None = None  # --max-accuracy-drop: the top-1 drop int8 may cost, else None
     int16x8: bool = False                   # the target has int16-activation kernels (a 16x8 model may ship)
@@ -54,10 +53,12 @@ class QuantSpec:
     onnx_calibration_samples: int = 256
     # NNCF: its own default subset_size, so nncf.quantize behaves as documented.
     nncf_calibration_samples: int = 300
-    # TFLite's QuantizationDebugger: it runs the float and int8 model layer by layer on each sample in
-    # the Python interpreter; 64 rank the layers stably on the MLPerf Tiny models at a few seconds each.
+    # TFLite's QuantizationDebugger (--layer-error, --keep-float, --max-accuracy-drop): it runs the float
+    # and the int8 model on each sample, tensor by tensor, so its time grows with the count; ranking
+    # layers by error needs tens of samples, not the whole calibration set.
     debug_samples: int = 64
-    # ONNX Runtime's qdq_loss_debug: it keeps every tensor of every sample in memory, twice (float and QDQ).
+    # ONNX Runtime's qdq_loss_debug: it keeps every tensor of every sample in memory, for the float
+    # and the QDQ model, so fewer than the TFLite debugger.
     qdq_debug_samples: int = 32
 
     def __post_init__(self) -> None:
@@ -95,7 +96,7 @@ class QuantSpec:
         """The spec of ``target``: the run's settings (command line, API keywords) over its profile.
 
         ``settings`` may hold other keys (the model path, the compression recipe); only
-        :data:`SETTING_KEYS` are read. A bad value is an :class:`InputError` naming the target.
+        ``calibration_method``, ``keep_float``, ``max_accuracy_drop``, ``stem`` and ``layer_error`` are read. A bad value is an :class:`InputError` naming the target.
         """
         quant = target.get("quantization", {})
         if quant.get("stem") not in (None, *STEM_SETTINGS):  # the target file's, even where --stem overrides it

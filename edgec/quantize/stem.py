@@ -25,7 +25,6 @@ from typing import Any
 
 from edgec.core.tflite_model import parse
 
-SETTINGS = ("int8", "float", "auto")
 FEW_CHANNELS = 4  # auto: a stem reading at most this many channels runs faster in float
 _TFLITE_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _ONNX_LAYOUT_OPS = ("Transpose", "Reshape", "Identity")  # tf2onnx puts an NHWC->NCHW Transpose first
