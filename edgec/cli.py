@@ -12,6 +12,7 @@ import sys
 from edgec.compress import recipe
 from edgec.core.errors import EdgecError
 from edgec.core.version import __version__
+from edgec.quantize.spec import CALIBRATION_METHODS, STEM_SETTINGS
 
 log = logging.getLogger("edgec")
 
@@ -46,13 +47,13 @@ def _add_compile(sub) -> None:
                    help="allow Lambda layers and custom objects (runs code from the model file)")
     c.add_argument("--recipe", metavar="edgec.toml", help="compression recipe (flags below override it)")
     recipe.add_arguments(c)
-    c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"],
+    c.add_argument("--calibration-method", choices=CALIBRATION_METHODS,
                    help="activation range estimation for ONNX Runtime and NNCF INT8 (default: the target's, else minmax)")
     c.add_argument("--keep-float", action="append", metavar="LAYER", default=None,
                    help="keep this layer out of int8 (repeatable; needs float kernels on the target)")
     c.add_argument("--max-accuracy-drop", type=float, metavar="X",
                    help="keep the worst int8 layers in float, one by one, until top-1 drops by at most X")
-    c.add_argument("--stem", choices=["int8", "float", "auto"], default=None,
+    c.add_argument("--stem", choices=STEM_SETTINGS, default=None,
                    help="LiteRT and ONNX targets: keep the convolutions that read the input in float "
                         "(faster on CPUs), or 'auto': float when they read at most 4 channels (default: the "
                         "target's, else int8)")

@@ -35,6 +35,7 @@ from edgec.frontend.onnx.lower import check
 from edgec.quantize import converter as quantize
 from edgec.quantize import layer_error, layer_error_onnx
 from edgec.quantize import flash_bound, stem
+from edgec.quantize.spec import QuantSpec
 from edgec.report.artifact_stats import stats
 from edgec.report.write import write_index, write_reports
 from edgec.verify import host_isa
@@ -42,6 +43,10 @@ from edgec.verify.host import check_drop_kind
 from edgec.verify.host import reference_outputs
 
 log = logging.getLogger(__name__)
+
+# Sample caps of the pipeline's own checks (the quantizers' caps are QuantSpec fields).
+LOWERING_CHECK_SAMPLES = 16  # ONNX Runtime runs these one at a time: a few are enough
+HARNESS_SAMPLES = 100  # held-out samples the device harness runs (inputs.npz) for `edgec verify --outputs`
 
 
 def compile(model, targets_: list[str], *, calibration: str | None, eval: str | None = None,  # noqa: A002
@@ -54,7 +59,7 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     profiles = [targets.with_backend(targets.resolve(t), (recipe or {}).get("backend")) for t in targets_]
     if not profiles:
         raise InputError("no target given: pass --target ID (see `edgec targets`)", stage="compile")
-    _check_settings(profiles, recipe or {})
+    specs = _quant_specs(profiles, recipe or {})
     if (recipe or {}).get("project"):
         check_project(profiles, recipe["project"])
     outdir.check_free(Path(out))  # another compile writing OUT: refuse before any work
@@ -64,11 +69,13 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     with status(f"loading {model}"):
         loaded = load(model, trust_model=trust_model, lower=_needs_keras(profiles, recipe or {}))
     load_stage = {"name": "load", "seconds": round(time.perf_counter() - started, 3)}
-    _check_drop_metric(recipe or {}, loaded.outputs)
+    drop_asked = any(spec.max_accuracy_drop is not None for spec in specs.values())  # the same flag for all
+    _check_drop_metric(drop_asked, loaded.outputs)
     with status("checking calibration and evaluation samples"):
-        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, profiles,
+        calib, held_out = _datasets(calibration, eval, loaded.inputs, loaded.outputs, list(specs.values()),
                                     activations=memory_check.activation_bytes(loaded.keras_model))
-    check_drop_kind(recipe or {}, loaded.reference, held_out)
+    if drop_asked:
+        check_drop_kind(recipe or {}, loaded.reference, held_out)
     float_tflite, keras_model, optimize_stages = None, None, []
     if loaded.keras_model is not None:  # a Keras model, or an ONNX model some target needs lowered
         if loaded.onnx_model is not None:
@@ -88,8 +95,8 @@ def compile(model, targets_: list[str], *, calibration: str | None, eval: str | 
     with outdir.locked(Path(out)):  # one writer per OUT; a killed run's leftovers are removed first
         for profile in profiles:
             try:
-                report = _compile_target(profile, loaded, keras_model, calib, held_out, settings,
-                                         float_tflite, optimize_stages, Path(out))
+                report = _compile_target(profile, specs[profile["id"]], loaded, keras_model, calib, held_out,
+                                         settings, float_tflite, optimize_stages, Path(out))
             except NativeCrash as e:  # one line naming the stage, the target and the model (exit 3)
                 e.target, e.model = e.target or profile["id"], str(model)
                 raise
@@ -116,36 +123,35 @@ def _compresses(recipe: dict) -> bool:
     return any(recipe.get(k) for k in keys) or recipe.get("qat", "none") != "none"
 
 
-def _check_settings(profiles: list[dict], recipe: dict) -> None:
-    """Refuse settings that cannot apply, before any work."""
+def _quant_specs(profiles: list[dict], recipe: dict) -> dict[str, QuantSpec]:
+    """Each target's :class:`QuantSpec`, refusing settings that cannot apply, before any work."""
     for p in profiles:
         if p.get("abstract"):
             raise InputError(f"'{p['id']}' is a base profile that others extend, not a target", stage="compile")
-    drop = recipe.get("max_accuracy_drop")
-    if drop is not None and not 0 <= drop < 1:
-        raise InputError(f"--max-accuracy-drop {drop}: give a top-1 drop between 0 and 1 (e.g. 0.01)",
-                         stage="compile")
-    if recipe.get("keep_float") or drop is not None:
+    specs = {p["id"]: QuantSpec.from_settings(recipe, p) for p in profiles}  # checks every value
+    mixed = any(spec.mixed for spec in specs.values())  # the flags are the same for every target
+    if mixed:
         other = [p["id"] for p in profiles if p["format"] not in KEEP_FLOAT_FORMATS]
         if other:
             backend = " (--backend c: the generated C has int8 kernels only)" if recipe.get("backend") == "c" else ""
             raise InputError(f"--keep-float / --max-accuracy-drop work on TFLite, ONNX and OpenVINO targets; not on "
                              f"{', '.join(other)}{backend}", stage="compile")
-    _check_stem(profiles, recipe)
+    _check_stem(profiles, recipe.get("stem"), mixed)
+    return specs
 
 
-def _check_stem(profiles: list[dict], recipe: dict) -> None:
-    """``--stem float|auto`` needs a format with fast float kernels, and is not a --keep-float list."""
-    for p in profiles:  # a target file's own value is checked before any work too
-        stem.setting({}, p)
-    value = recipe.get("stem")
+def _check_stem(profiles: list[dict], value: str | None, mixed: bool) -> None:
+    """``--stem float|auto`` (``value``) needs a format with fast float kernels, and is not a --keep-float list.
+
+    Only the flag is checked here: a target file's own ``quantization.stem`` applies where it can.
+    """
     if value in (None, "int8"):
         return
     other = [p["id"] for p in profiles if p["format"] not in FLOAT_STEM_FORMATS]
     if other:
         raise InputError(f"--stem {value} works on LiteRT and ONNX targets; not on {', '.join(other)} (their "
                          "runtimes are int8-first: float convolutions would be slower there)", stage="compile")
-    if recipe.get("keep_float") or recipe.get("max_accuracy_drop") is not None:
+    if mixed:
         raise InputError(f"--stem {value} cannot be combined with --keep-float / --max-accuracy-drop; name the "
                          "stem layer in --keep-float instead", stage="compile")
 
@@ -155,10 +161,10 @@ def _first_output_shape(outputs: dict) -> tuple:
     return next(iter(outputs.values()))[0] if outputs else ()
 
 
-def _check_drop_metric(recipe: dict, outputs: dict) -> None:
+def _check_drop_metric(drop_asked: bool, outputs: dict) -> None:
     """``--max-accuracy-drop`` measures top-1 of a class output: refuse it for a one-value output."""
     shape = _first_output_shape(outputs)
-    if recipe.get("max_accuracy_drop") is not None and shape and shape[-1] == 1:
+    if drop_asked and shape and shape[-1] == 1:
         name = next(iter(outputs))
         raise InputError(f"--max-accuracy-drop measures the top-1 class, but output '{name}' has one value per "
                          "sample (a regression or score output); use --keep-float LAYER and the verification "
@@ -177,8 +183,8 @@ def _check_labels(dataset, outputs: dict) -> None:
                          f"{classes} classes (0..{classes - 1})", stage="calibration")
 
 
-def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int = 0):
-    needs_int8 = any(p.get("quantization", {}).get("scheme", "int8") == "int8" for p in profiles)
+def _datasets(calibration, eval_, inputs, outputs, specs: list[QuantSpec], *, activations: int = 0):
+    needs_int8 = any(spec.scheme == "int8" for spec in specs)
     if calibration is None:
         if needs_int8:
             raise InputError("int8 quantization needs calibration data: pass --calibration DATA with "
@@ -203,7 +209,7 @@ def _datasets(calibration, eval_, inputs, outputs, profiles, *, activations: int
 
 def _check_lowering(loaded, calib) -> None:
     """The Keras lowering of an ONNX model must match ONNX Runtime on real samples, not only random."""
-    count = min(16, len(calib))  # ONNX Runtime runs these one at a time: a few are enough
+    count = min(LOWERING_CHECK_SAMPLES, len(calib))
     result = check(loaded.onnx_model, loaded.keras_model, calib.subset(range(count)).arrays())
     loaded.notes.append(f"lowering matches ONNX Runtime on {count} calibration samples: max error "
                         f"{result['max_rel_err']:.2e} of the output range")
@@ -224,7 +230,7 @@ def _optimize(keras_model, settings: dict, calib):
         return optimize(keras_model, recipe, train_x=calib.arrays(), train_y=None if calib.random else calib.labels)
 
 
-def _compile_target(profile, loaded, keras_model, calib, held_out, settings, float_tflite,
+def _compile_target(profile, spec: QuantSpec, loaded, keras_model, calib, held_out, settings, float_tflite,
                     optimize_stages, out: Path) -> dict:
     """One target: quantize -> export -> verify -> harness -> reports, in a folder written whole."""
     fmt = profile["format"]
@@ -236,7 +242,7 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
         work.mkdir()
         native = loaded.onnx_model is not None and fmt in NATIVE_ONNX_FORMATS and not _compresses(settings)
         build = Build(target=profile, keras_model=keras_model, calibration=calib, evaluation=held_out,
-                      out=folder, work=work, settings=settings, report=_new_report(profile, loaded, keras_model),
+                      out=folder, work=work, settings=settings, quant=spec, report=_new_report(profile, loaded, keras_model),
                       float_tflite=float_tflite, onnx_model=loaded.onnx_model if native else None)
         build.report["stages"] = list(optimize_stages)
         build.report["model"]["macs"] = settings.get("macs")
@@ -253,7 +259,7 @@ def _compile_target(profile, loaded, keras_model, calib, held_out, settings, flo
                 _quantize(build)
         _export(build)
         _verify(build, loaded)
-        write_harness(folder, profile, inputs=held_out.subset(range(min(100, len(held_out)))).arrays())
+        write_harness(folder, profile, inputs=held_out.subset(range(min(HARNESS_SAMPLES, len(held_out)))).arrays())
         if settings.get("project"):
             build.report["project"] = write_project(folder, profile, settings["project"])
         write_reports(build, loaded.source)
@@ -285,7 +291,7 @@ def _verify(build: Build, loaded) -> None:
         if build.keras_model is not loaded.keras_model and build.onnx_model is None:
             build.report["verification"]["optimized_float"] = _float_accuracy(build.keras_model, held_out)
     build.failures[:0] = [f"[verify / {profile['id']}] {f}" for f in build.report["verification"]["failures"]]
-    if build.settings.get("layer_error"):
+    if build.quant.layer_error:
         if build.int8_tflite is not None:
             _layer_analysis(build)
         elif _onnx_int8(build):
@@ -294,15 +300,11 @@ def _verify(build: Build, loaded) -> None:
     build.report["failures"] = build.failures
 
 
-
-
 def _quantize(build: Build) -> None:
-    quant = build.target.get("quantization", {})
-    keep, max_drop = build.settings.get("keep_float"), build.settings.get("max_accuracy_drop")
-    with build.stage("quantize", scheme=quant.get("scheme", "int8"), calibration_samples=len(build.calibration)
-                     ) as entry:
-        if keep or max_drop is not None:
-            build.int8_tflite = _quantize_mixed(build, keep or [], max_drop)
+    spec = build.quant
+    with build.stage("quantize", scheme=spec.scheme, calibration_samples=len(build.calibration)) as entry:
+        if spec.mixed:
+            build.int8_tflite = _quantize_mixed(build)
             if build.report["keep_float"].get("activations") == "int16":
                 entry["scheme"] = "int16x8"
                 log.warning("%s: shipping int16 activations (int8 weights) to meet --max-accuracy-drop: the "
@@ -321,15 +323,15 @@ def _quantize(build: Build) -> None:
 
 def _quantize_int8(build: Build) -> bytes:
     """Int8, with the float stem where the stem setting (and for ``auto`` its rule) asks for it."""
-    quant = build.target.get("quantization", {})
+    spec = build.quant
 
     def int8(float_nodes: list[str]) -> bytes:
-        return quantize.int8_tflite(build.keras_model, build.calibration, io_dtype=quant.get("io_dtype", "int8"),
-                                    per_channel=quant.get("per_channel", True), float_nodes=float_nodes)
+        return quantize.int8_tflite(build.keras_model, build.calibration, io_dtype=spec.io_dtype,
+                                    per_channel=spec.per_channel, float_nodes=float_nodes)
 
     if build.target["format"] not in FLOAT_STEM_FORMATS:  # microcontrollers: all-int8 (see edgec.quantize.stem)
         return int8([])
-    value = stem.setting(build.settings, build.target)
+    value = spec.stem
     # Tensor names of the model being quantized: compression (fusion) renames them, so not the
     # user's float .tflite.
     found = stem.tflite_stem(quantize.float_tflite(build.keras_model)) if value != "int8" else {}
@@ -347,32 +349,30 @@ def _float_accuracy(keras_model, held_out) -> dict:
 def _layer_analysis(build: Build):
     """Per-layer int8 error (TFLite's QuantizationDebugger), cached on the build, into the report."""
     if build.analysis is None:
-
-        io_int8 = build.target.get("quantization", {}).get("io_dtype", "int8") == "int8"
         with status(f"{build.target['id']}: per-layer quantization error"), quantize.quiet_stderr():
-            build.analysis = layer_error.analyze(build.keras_model, build.calibration.arrays(), io_int8=io_int8)
+            build.analysis = layer_error.analyze(build.keras_model, build.calibration.arrays(),
+                                                 samples=build.quant.debug_samples,
+                                                 io_int8=build.quant.io_dtype == "int8")
         build.report["layer_error"] = build.analysis.to_json()
     return build.analysis
 
 
-def _quantize_mixed(build: Build, keep: list[str], max_drop: float | None) -> bytes:
+def _quantize_mixed(build: Build) -> bytes:
     """``--keep-float`` / ``--max-accuracy-drop``: int8 except the layers that int8 breaks."""
-
-    analysis = _layer_analysis(build)
+    analysis, spec = _layer_analysis(build), build.quant
     held_out = build.evaluation
     with quantize.quiet_stderr():  # the debugger's converter runs print their settings to fd 2
         model, section = layer_error.fit_accuracy_drop(build.keras_model, build.calibration.arrays(), held_out.arrays(),
-                                           None if held_out.random else held_out.labels, max_drop=max_drop,
-                                           keep_float=keep, analysis=analysis,
-                                           int16x8=build.target.get("quantization", {}).get("int16x8", False))
+                                           None if held_out.random else held_out.labels,
+                                           max_drop=spec.max_accuracy_drop, keep_float=list(spec.keep_float),
+                                           analysis=analysis, int16x8=spec.int16x8)
     build.report["keep_float"] = section
     return model
 
 
 def _onnx_layer_analysis(build: Build) -> list[str]:
     """ONNX Runtime's QDQ debugging on the ONNX artifact; returns the three worst tensors."""
-
-    samples = build.calibration.subset(range(min(32, len(build.calibration)))).arrays()
+    samples = build.calibration.subset(range(min(build.quant.qdq_debug_samples, len(build.calibration)))).arrays()
     with status(f"{build.target['id']}: per-tensor QDQ error (ONNX Runtime)"):
         layers = layer_error_onnx.analyze(build.work / "model_float.onnx", build.artifact, samples)
     build.report["layer_error"] = {"tool": "onnxruntime.quantization.qdq_loss_debug",
@@ -381,7 +381,7 @@ def _onnx_layer_analysis(build: Build) -> list[str]:
 
 
 def _onnx_int8(build: Build) -> bool:
-    return build.target["format"] == "onnx" and build.target.get("quantization", {}).get("scheme") == "int8"
+    return build.target["format"] == "onnx" and build.quant.scheme == "int8"
 
 
 def _explain_failure(build: Build) -> None:

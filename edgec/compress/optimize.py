@@ -28,6 +28,10 @@ from edgec.core.tf import keras, seed_everything
 
 log = logging.getLogger(__name__)
 
+# cluster_bits: calibration samples each layer's clustering error is measured on (one forward pass
+# per layer and bit width, so the cap bounds the allocation's time).
+SENSITIVITY_SAMPLES = 256
+
 
 def _samples(train_x) -> int:
     if train_x is None:
@@ -96,7 +100,8 @@ def _cluster(model, recipe: Recipe, train_x, int4: list[str]) -> tuple[object, l
     if _samples(train_x) == 0:
         raise InputError("cluster_bits measures each layer's sensitivity on calibration samples: pass "
                          "--calibration, or set clusters instead", stage="cluster")
-    samples = {k: v[:256] for k, v in train_x.items()} if isinstance(train_x, dict) else train_x[:256]
+    samples = {k: v[:SENSITIVITY_SAMPLES] for k, v in train_x.items()} if isinstance(train_x, dict) \
+        else train_x[:SENSITIVITY_SAMPLES]
     candidates = select_layers(model, recipe.cluster_layers, kinds=cluster.CLUSTERABLE,
                                keep_first_last=recipe.keep_first_last, stage="cluster")
     fixed = cluster.cluster_counts(model, clusters=2, layers=[], counts=recipe.cluster_counts) \

@@ -27,7 +27,8 @@ class Build:
     evaluation: Dataset
     out: Path  # the temporary target folder being written; renamed into place when complete
     work: Path  # out / "intermediate"
-    settings: dict
+    settings: dict  # the run's settings as asked (model, targets, recipe, flags): manifest.json's recipe
+    quant: Any  # edgec.quantize.spec.QuantSpec (core sits below quantize): what the quantizers read
     report: dict
     int8_tflite: bytes | None = None
     float_tflite: bytes | None = None

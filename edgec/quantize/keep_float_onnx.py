@@ -19,6 +19,7 @@ from typing import Any
 from edgec.core.errors import InputError
 from edgec.core.metrics import top1_accuracy
 from edgec.quantize.layer_error_onnx import analyze
+from edgec.quantize.spec import QuantSpec
 from edgec.runtimes.onnxruntime import predict_onnxruntime
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def _producer(model: Any, tensor: str) -> str | None:
 
 
 def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any], evaluation, calibration, *,
-        keep: Sequence[str], max_drop: float | None) -> tuple[Any, dict]:
+        keep: Sequence[str], max_drop: float | None, debug_samples: int = QuantSpec.qdq_debug_samples
+        ) -> tuple[Any, dict]:
     """Quantize with ``keep`` (and their readers) in float; with ``max_drop`` add the worst one by one.
 
     ``quantize(nodes_to_exclude)`` returns a QDQ ModelProto. Returns the final model and the report's
@@ -75,7 +77,7 @@ def fit(float_model: Any, float_path: Path, quantize: Callable[[list[str]], Any]
             log.info("onnx keep-float: %s in float: top-1 %.4f", excluded, top1)
             if max_drop is None or float_top1 - top1 <= max_drop:
                 break
-            calib = calibration.subset(range(min(32, len(calibration)))).arrays()
+            calib = calibration.subset(range(min(debug_samples, len(calibration)))).arrays()
             worst = [_producer(float_model, x["tensor"]) for x in analyze(float_path, path, calib)]
             new = next((n for n in worst if n and n not in excluded), None)
             if new is None:

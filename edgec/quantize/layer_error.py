@@ -33,6 +33,7 @@ from edgec.core.metrics import top1_accuracy
 from edgec.core.tf import tensorflow
 from edgec.core.tflite_model import layer_name, parse
 from edgec.quantize.converter import int16x8_tflite
+from edgec.quantize.spec import QuantSpec
 from edgec.runtimes.base import dequantize_output, quantize_samples
 from edgec.runtimes.bench import litert_p50_ms
 from edgec.runtimes.litert import predict_litert
@@ -40,7 +41,6 @@ from edgec.runtimes.tflm import run_tflm, tflm_io_details
 
 log = logging.getLogger(__name__)
 
-DEBUG_SAMPLES = 64
 _RMSE_SCALE_SUSPICIOUS = 0.7
 
 
@@ -116,7 +116,7 @@ def _converter(keras_model, calibration: list[np.ndarray], *, per_channel: bool,
     return conv
 
 
-def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, samples: int = DEBUG_SAMPLES,
+def analyze(keras_model, calibration: dict[str, np.ndarray] | np.ndarray, *, samples: int = QuantSpec.debug_samples,
             per_channel: bool = True, io_int8: bool = True) -> LayerAnalysis:
     """Run TFLite's QuantizationDebugger on ``keras_model`` and rank its layers by int8 error.
 

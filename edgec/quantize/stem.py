@@ -9,10 +9,10 @@ and from 1.49x to 1.78x in LiteRT (the digits example's 1-channel stem: 1.07x fa
 Runtime, no change in LiteRT). One layer less is quantized, and the stem's weights are few (432
 floats in ResNet-8).
 
-The setting (``--stem``, or the target's ``quantization.stem``) is ``int8`` (default), ``float``,
-or ``auto``: float when every stem convolution reads at most ``FEW_CHANNELS`` channels (images,
-single-channel spectrograms), where the measurements above show the loss. ``auto`` is a rule, not a
-timing taken during the build, so that the same inputs always give the same artifact; time your own
+The setting (``--stem``, else the target's ``quantization.stem``: ``QuantSpec.stem``) is ``int8``
+(default), ``float``, or ``auto``: float when every stem convolution reads at most ``FEW_CHANNELS``
+channels (images, single-channel spectrograms), where the measurements above show the loss.
+``auto`` is a rule, not a timing taken during the build, so that the same inputs always give the same artifact; time your own
 model with ``edgec bench`` (or on the device with the harness) to check it. ``onnx-cpu`` uses ``auto``;
 phone and board targets default to ``int8`` (their ARM kernels were not measured here).
 Microcontroller formats stay all-int8: TFLite Micro's float convolution is far slower than its
@@ -23,22 +23,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgec.core.errors import InputError
 from edgec.core.tflite_model import parse
 
-SETTINGS = ("int8", "float", "auto")
 FEW_CHANNELS = 4  # auto: a stem reading at most this many channels runs faster in float
 _TFLITE_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _ONNX_LAYOUT_OPS = ("Transpose", "Reshape", "Identity")  # tf2onnx puts an NHWC->NCHW Transpose first
-
-
-def setting(settings: dict, target: dict) -> str:
-    """The stem setting of a build: the command line's, else the target's, else ``int8``."""
-    value = settings.get("stem") or target.get("quantization", {}).get("stem") or "int8"
-    if value not in SETTINGS:
-        raise InputError(f"stem '{value}' is unknown (use one of {', '.join(SETTINGS)})", stage="quantize",
-                         target=target.get("id"))
-    return value
 
 
 def tflite_stem(float_tflite: bytes) -> dict[str, int]:

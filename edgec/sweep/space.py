@@ -35,9 +35,10 @@ import numpy as np
 
 from edgec.core.errors import InputError
 from edgec.compress.recipe import Recipe, from_dict
+from edgec.quantize.spec import STEM_SETTINGS
 
 SEARCHES = ("grid", "random")
-FLAG_KEYS = {"backend": ("tflm", "c"), "stem": ("int8", "float", "auto")}  # compile flags, not recipe keys
+FLAG_KEYS = {"backend": ("tflm", "c"), "stem": STEM_SETTINGS}  # compile flags, not recipe keys
 TOP_KEYS = {"search", "seed", "trials", "space", "fixed"}
 
 

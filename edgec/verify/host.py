@@ -31,6 +31,7 @@ from edgec.verify.detail import detail
 log = logging.getLogger(__name__)
 
 STAGE = "verify"
+KIND_CHECK_SAMPLES = 16  # held-out samples that tell a classifier output from a score (a few suffice)
 # Runtime name -> predict(artifact, inputs) -> float outputs (see edgec.runtimes.base); a profile's
 # verification.runtime and cross_check name these.
 RUNTIMES = {
@@ -275,10 +276,9 @@ def verify_captured(outputs_file: Path, artifact: Path, folder: Path, loaded, ev
 
 
 def check_drop_kind(recipe: dict, keras_model, held_out: Dataset) -> None:
-    """``--max-accuracy-drop`` is a top-1 drop: refuse it when the first output is not a classifier."""
-    if recipe.get("max_accuracy_drop") is None:
-        return
-    head = held_out.subset(range(min(16, len(held_out))))
+    """``--max-accuracy-drop`` (call it when given) is a top-1 drop: refuse it when the first output is
+    not a classifier. ``recipe`` holds ``output_kind(s)``, which override the inferred kind."""
+    head = held_out.subset(range(min(KIND_CHECK_SAMPLES, len(held_out))))
     reference = reference_outputs(keras_model, head.arrays())
     names = output_names(keras_model) or [f"output_{i}" for i in range(len(reference))]
     has_labels = not held_out.random and held_out.labels is not None

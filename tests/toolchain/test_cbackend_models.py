@@ -81,11 +81,14 @@ def test_c_format_exporter_and_host_runtime_agree_with_tflite_micro(digits_tflit
     from edgec.backends.c.export_c import export, predict
     from edgec.runtimes.tflm import predict_tflm
     from edgec.core.targets import resolve
+    from edgec.quantize.spec import QuantSpec
 
     out = tmp_path / "cortex-m4"
     (out / "intermediate").mkdir(parents=True)
-    build = Build(target=resolve("cortex-m4"), keras_model=None, calibration=None, evaluation=None,
-                  out=out, work=out / "intermediate", settings={}, report={}, int8_tflite=digits_tflite)
+    target = resolve("cortex-m4")
+    build = Build(target=target, keras_model=None, calibration=None, evaluation=None, out=out,
+                  work=out / "intermediate", settings={}, quant=QuantSpec.from_settings({}, target), report={},
+                  int8_tflite=digits_tflite)
     export(build)
     assert (out / "model.c").is_file() and build.artifact == out / "model.h"
     memory = build.report["memory"]

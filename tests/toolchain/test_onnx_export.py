@@ -16,6 +16,7 @@ from edgec.core import targets
 from edgec.core.errors import InputError
 from edgec.frontend.onnx import lower as onnx_lower
 from edgec.frontend.onnx import read as load_onnx
+from edgec.quantize.spec import QuantSpec
 from edgec.runtimes import onnxruntime as runtimes_onnx
 from edgec.runtimes.openvino import predict_openvino
 
@@ -46,7 +47,8 @@ def _build(digits, tmp_path: Path, target_id: str, **quantization) -> SimpleName
     out = tmp_path / target_id
     out.mkdir(parents=True, exist_ok=True)
     return SimpleNamespace(target=target, keras_model=digits.model, calibration=digits.calibration,
-                           evaluation=None, out=out, work=out / "intermediate", settings={}, report={})
+                           evaluation=None, out=out, work=out / "intermediate",
+                           quant=QuantSpec.from_settings({}, target), report={})
 
 
 def _top1(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -81,9 +83,8 @@ def test_onnx_int8_calibration_methods_are_selectable(digits, tmp_path, method):
 
 
 def test_unknown_calibration_method_is_a_config_error(digits, tmp_path):
-    build = _build(digits, tmp_path, "onnx-cpu", calibration_method="median")
-    with pytest.raises(InputError, match="calibration method 'median' is unknown"):
-        export_onnx.export(build)
+    with pytest.raises(InputError, match="calibration method 'median' is unknown"):  # before any export
+        _build(digits, tmp_path, "onnx-cpu", calibration_method="median")
 
 
 def test_onnx_int8_artifact_is_byte_identical_across_runs(digits, tmp_path):
@@ -179,9 +180,10 @@ def test_onnx_input_model_exports_int8_for_intel_cpu_and_onnx_cpu_agreeing_with_
             ("intel-cpu", export_openvino, predict_openvino, "model.xml")):
         out = tmp_path / target_id
         out.mkdir()
-        build = SimpleNamespace(target=targets.resolve(target_id), keras_model=loaded.keras_model,
+        target = targets.resolve(target_id)
+        build = SimpleNamespace(target=target, keras_model=loaded.keras_model,
                                 calibration={"x": samples[:100]}, out=out, work=out / "intermediate",
-                                settings={}, report={})
+                                quant=QuantSpec.from_settings({}, target), report={})
         exporter.export(build)
         got = run(out / name, {"x": samples[100:]})[0]
         cosine = float((got * reference).sum() / np.linalg.norm(got) / np.linalg.norm(reference))

@@ -14,6 +14,7 @@ from edgec.backends.openvino import export_openvino
 from edgec.core import targets
 from edgec.frontend.onnx import lower as onnx_lower
 from edgec.frontend.onnx import read as load_onnx
+from edgec.quantize.spec import QuantSpec
 from edgec.runtimes import onnxruntime as runtimes_onnx
 from edgec.runtimes.openvino import predict_openvino
 
@@ -66,9 +67,10 @@ def test_wake_word_model_int8_onnx_and_openvino_keep_its_accuracy_on_real_sample
                            ("intel-cpu", predict_openvino)):
         out = tmp_path / target_id
         out.mkdir()
-        build = SimpleNamespace(target=targets.resolve(target_id), keras_model=source,
+        target = targets.resolve(target_id)
+        build = SimpleNamespace(target=target, keras_model=source,
                                 calibration={name: specs}, out=out, work=out / "intermediate",
-                                settings={}, report={})
+                                quant=QuantSpec.from_settings({}, target), report={})
         exporter = export_onnx if target_id == "onnx-cpu" else export_openvino
         exporter.export(build)
         artifact = out / ("model.onnx" if target_id == "onnx-cpu" else "model.xml")

@@ -2,8 +2,8 @@
 
 The INT8 model is QDQ (QuantizeLinear/DequantizeLinear pairs around float ops), the format ONNX
 Runtime, OpenVINO and TensorRT all read; weights are symmetric int8 per output channel, activations
-asymmetric int8, and the calibration method (minmax, entropy, percentile) comes from the target
-profile's ``quantization.calibration_method`` or the ``calibration_method`` setting. Inputs and outputs
+asymmetric int8, and the calibration method (minmax, entropy, percentile) is the build's
+``QuantSpec.calibration_method`` (``--calibration-method``, else the profile's). Inputs and outputs
 stay float32, so the artifact is a drop-in replacement for the float model.
 
 tf2onnx 1.17 works here with TensorFlow 2.21, NumPy 2 and protobuf 7 for the tf_keras models edgec
@@ -31,13 +31,12 @@ from edgec.frontend.onnx.read import fix_batch
 from edgec.frontend.onnx.read import opset_of
 from edgec.quantize import stem
 from edgec.quantize.keep_float_onnx import fit
+from edgec.quantize.spec import CALIBRATION_METHODS, QuantSpec
 
 log = logging.getLogger(__name__)
 
 STAGE = "export-onnx"
 OPSET = 17
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-CALIBRATION_SAMPLES = 256  # enough for min/max and histograms of small edge models, fast to collect
 
 
 class _NoTraceback(logging.Filter):
@@ -129,7 +128,7 @@ class SampleReader:
     matched to the ONNX inputs, by position when they differ.
     """
 
-    def __init__(self, samples: Any, input_names: list[str], *, limit: int = CALIBRATION_SAMPLES):
+    def __init__(self, samples: Any, input_names: list[str], *, limit: int = QuantSpec.onnx_calibration_samples):
         from onnxruntime.quantization import CalibrationDataReader
 
         CalibrationDataReader.register(type(self))
@@ -172,7 +171,7 @@ def sample_count(samples: Any) -> int:
 
 
 def quantize(model: Any, samples: Any, *, method: str = "minmax", per_channel: bool = True,
-             work: Path, limit: int = CALIBRATION_SAMPLES, activation_dtype: str = "uint8",
+             work: Path, limit: int = QuantSpec.onnx_calibration_samples, activation_dtype: str = "uint8",
              nodes_to_exclude: list[str] | None = None, weight_dtype: str = "int8", reduce_range: bool = False) -> Any:
     """Quantize a float ONNX model to INT8 QDQ with ``quantize_static``; return the ModelProto.
 
@@ -230,16 +229,6 @@ class _DropPreprocessAdvice(logging.Filter):
         return "pre-process" not in record.getMessage() and "preprocess" not in record.getMessage()
 
 
-def calibration_method(build: Any) -> str:
-    """The calibration method: setting ``calibration_method``, else the profile's, else minmax."""
-    method = (build.settings or {}).get("calibration_method") \
-        or build.target.get("quantization", {}).get("calibration_method") or "minmax"
-    if method not in CALIBRATION_METHODS:
-        raise InputError(f"calibration method '{method}' is unknown (use one of "
-                         f"{', '.join(CALIBRATION_METHODS)})", stage=STAGE, target=build.target.get("id"))
-    return method
-
-
 def float_onnx(build: Any) -> Any:
     """The float, fused ONNX model of a build plus the fusion report.
 
@@ -258,8 +247,8 @@ def export(build: Any) -> None:
     """Exporter for ``format = "onnx"``: writes ``model.onnx`` (INT8 QDQ, or float for scheme fp32)."""
     import onnx
 
-    q = build.target.get("quantization", {})
-    scheme = q.get("scheme", "int8")
+    spec = build.quant
+    scheme = spec.scheme
     if scheme not in ("int8", "fp32"):
         raise InputError(f"quantization scheme '{scheme}' is not available for ONNX (int8 or fp32)",
                          stage=STAGE, target=build.target.get("id"))
@@ -269,30 +258,28 @@ def export(build: Any) -> None:
     onnx.save(model, str(float_path))
     info = {"opset": opset_of(model), "scheme": scheme, "fusion": counts}
     if scheme == "int8":
-        method = calibration_method(build)
         float_model = model
         arithmetic = targets.int8_arithmetic(build.target)
 
         def quantized(excluded: list[str]) -> Any:
-            return quantize(float_model, build.calibration, method=method, per_channel=q.get("per_channel", True),
-                            activation_dtype=q.get("activation_dtype", "uint8"), work=build.work,
-                            nodes_to_exclude=excluded, weight_dtype=arithmetic["weight_dtype"],
-                            reduce_range=arithmetic["reduce_range"])
+            return quantize(float_model, build.calibration, method=spec.calibration_method,
+                            per_channel=spec.per_channel, activation_dtype=spec.activation_dtype, work=build.work,
+                            limit=spec.onnx_calibration_samples, nodes_to_exclude=excluded,
+                            weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"])
 
-        keep, max_drop = build.settings.get("keep_float") or [], build.settings.get("max_accuracy_drop")
-        if keep or max_drop is not None:
-
+        if spec.mixed:
             model, build.report["keep_float"] = fit(float_model, float_path, quantized, build.evaluation,
-                                                    build.calibration, keep=keep, max_drop=max_drop)
+                                                    build.calibration, keep=list(spec.keep_float),
+                                                    max_drop=spec.max_accuracy_drop,
+                                                    debug_samples=spec.qdq_debug_samples)
         else:
-            float_layers, build.report["stem"] = stem.choose(stem.setting(build.settings, build.target),
-                                                             stem.onnx_stem(float_model))
+            float_layers, build.report["stem"] = stem.choose(spec.stem, stem.onnx_stem(float_model))
             model = quantized(float_layers)
             info["stem"] = build.report["stem"]["chosen"]
-        info.update(calibration_method=method, per_channel=q.get("per_channel", True),
-                    activation_dtype=q.get("activation_dtype", "uint8"), isa=arithmetic["isa"],
+        info.update(calibration_method=spec.calibration_method, per_channel=spec.per_channel,
+                    activation_dtype=spec.activation_dtype, isa=arithmetic["isa"],
                     weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"],
-                    calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES))
+                    calibration_samples=min(sample_count(build.calibration), spec.onnx_calibration_samples))
     out = build.out / "model.onnx"
     raw = model.SerializeToString(deterministic=True)
     out.write_bytes(raw)

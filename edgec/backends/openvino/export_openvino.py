@@ -25,9 +25,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edgec.backends.onnx.export_onnx import calibration_method, float_onnx, sample_count
+from edgec.backends.onnx.export_onnx import float_onnx, sample_count
 from edgec.backends.openvino.keep_float import fit, resolve_ops
-from edgec.backends.openvino.nncf_quantize import CALIBRATION_SAMPLES, RANGE_ESTIMATORS, quantize
+from edgec.backends.openvino.nncf_quantize import RANGE_ESTIMATORS, quantize
 from edgec.core import targets
 from edgec.core.errors import InputError, ToolchainError
 
@@ -81,8 +81,8 @@ def export(build: Any) -> None:
     """Exporter for ``format = "openvino"``: writes ``model.xml``/``model.bin`` at the scheme's precision."""
     import onnx
 
-    q = build.target.get("quantization", {})
-    scheme = q.get("scheme", "int8")
+    spec = build.quant
+    scheme = spec.scheme
     if scheme not in SCHEMES:
         raise InputError(f"quantization scheme '{scheme}' is not available for OpenVINO "
                          f"({', '.join(SCHEMES)})", stage=STAGE, target=build.target.get("id"))
@@ -94,12 +94,12 @@ def export(build: Any) -> None:
     info: dict[str, Any] = {"scheme": scheme, "fusion": counts,
                             "device": build.target.get("device", {}).get("device_string", "CPU")}
     if scheme == "int8":
-        method = calibration_method(build)
+        method = spec.calibration_method
         arithmetic = targets.int8_arithmetic(build.target)  # resolve() has checked the values
         overflow_fix = arithmetic["overflow_fix"]
         ov_model = _quantize_build(build, ov_model, method, overflow_fix, model)
-        info.update(calibration_samples=min(sample_count(build.calibration), CALIBRATION_SAMPLES),
-                    quantizer="nncf.quantize" if build.settings.get("max_accuracy_drop") is None
+        info.update(calibration_samples=min(sample_count(build.calibration), spec.nncf_calibration_samples),
+                    quantizer="nncf.quantize" if spec.max_accuracy_drop is None
                     else "nncf.quantize_with_accuracy_control",
                     preset="performance", bias_correction="full", calibration_method=method,
                     activation_range_estimator=RANGE_ESTIMATORS[method], overflow_fix=overflow_fix,
@@ -117,17 +117,17 @@ def export(build: Any) -> None:
 
 def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str, onnx_model: Any = None) -> Any:
     """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control."""
-    keep = build.settings.get("keep_float") or []
-    max_drop = build.settings.get("max_accuracy_drop")
+    keep, max_drop, limit = list(build.quant.keep_float), build.quant.max_accuracy_drop, \
+        build.quant.nncf_calibration_samples
     ignored = resolve_ops(ov_model, keep, onnx_model) if keep else []
     if max_drop is None:
-        model = quantize(ov_model, build.calibration, calibration_method=method, overflow_fix=overflow_fix,
-                         ignored=ignored)
+        model = quantize(ov_model, build.calibration, limit=limit, calibration_method=method,
+                         overflow_fix=overflow_fix, ignored=ignored)
         if keep:
             build.report["keep_float"] = {"tool": "nncf.IgnoredScope", "kept_float": ignored}
         return model
     model, section = fit(ov_model, build.calibration, build.evaluation, max_drop=max_drop, kept=ignored,
-                         calibration_method=method, overflow_fix=overflow_fix)
+                         calibration_method=method, overflow_fix=overflow_fix, limit=limit)
     build.report["keep_float"] = section
     if "note" in section:
         build.failures.append(f"[quantize / {build.target.get('id')}] {section['note']}")

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgec.backends.openvino.nncf_quantize import CALIBRATION_SAMPLES, model_inputs, nncf_items, nncf_settings, quantize
+from edgec.backends.openvino.nncf_quantize import model_inputs, nncf_items, nncf_settings, quantize
 from edgec.core.errors import InputError, ToolchainError
+from edgec.quantize.spec import QuantSpec
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def _top1(compiled: Any, items: list[tuple]) -> np.ndarray:
 
 
 def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, kept: list[str],
-        calibration_method: str, overflow_fix: str) -> tuple[Any, dict]:
+        calibration_method: str, overflow_fix: str, limit: int = QuantSpec.nncf_calibration_samples
+        ) -> tuple[Any, dict]:
     """``nncf.quantize_with_accuracy_control`` within ``max_drop``; returns the model and ``keep_float``.
 
     The report's two steps are the all-INT8 model (with ``kept`` ignored) and NNCF's result.
@@ -108,7 +110,7 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
     import openvino as ov
 
     core = ov.Core()
-    calib = nncf_items(ov_model, calibration, limit=CALIBRATION_SAMPLES)
+    calib = nncf_items(ov_model, calibration, limit=limit)
     held_out = nncf_items(ov_model, evaluation)
     float_top1 = _top1(core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}), held_out)
     has_labels = evaluation.labels is not None and not evaluation.random
@@ -120,7 +122,7 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
         hits = (_top1(compiled, [x for x, _ in data]) == np.array([y for _, y in data])).astype(float)
         return float(hits.mean()), hits.tolist()
 
-    plain = quantize(ov_model.clone(), calibration, calibration_method=calibration_method,
+    plain = quantize(ov_model.clone(), calibration, limit=limit, calibration_method=calibration_method,
                      overflow_fix=overflow_fix, ignored=kept or None)
     rest = nncf_settings(calibration_method=calibration_method, overflow_fix=overflow_fix, ignored=kept or None)
     advanced = rest.pop("advanced")

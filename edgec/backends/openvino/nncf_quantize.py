@@ -11,10 +11,10 @@ from typing import Any
 
 from edgec.backends.onnx.export_onnx import feeds
 from edgec.core.errors import ToolchainError
+from edgec.quantize.spec import QuantSpec
 from edgec.runtimes.base import fit_layout
 
 STAGE = "export-openvino"
-CALIBRATION_SAMPLES = 300  # NNCF's default subset size
 # edgec's calibration methods -> NNCF's activation range estimators (the ONNX path's meaning).
 RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
 
@@ -52,7 +52,8 @@ def nncf_settings(*, preset: str = "performance", calibration_method: str = "min
     return settings
 
 
-def quantize(ov_model: Any, samples: Any, *, limit: int = CALIBRATION_SAMPLES, preset: str = "performance",
+def quantize(ov_model: Any, samples: Any, *, limit: int = QuantSpec.nncf_calibration_samples,
+             preset: str = "performance",
              calibration_method: str = "minmax", overflow_fix: str = "disable",
              ignored: list[str] | None = None) -> Any:
     """INT8 post-training quantization with ``nncf.quantize`` on edgec samples (one per batch).

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 STAGE = "export"
 ALIGNMENT = 16
+# Held-out samples every rewrite of the .tflite (LUT compression, slimming, alignment) must reproduce
+# bit for bit in TFLite Micro: each is an interpreter run per candidate, so a few dozen.
+BIT_EXACT_SAMPLES = 50
 
 # Builtin op name -> MicroMutableOpResolver method suffix, where CamelCase of the name is not it.
 _RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "PADV2": "PadV2", "TFLM_DECODE": "Decode"}
@@ -181,7 +184,7 @@ def arena_reserve(measured: int, profile: dict) -> tuple[int, str]:
     return reserve, note
 
 
-def int8_samples(tflite: bytes, dataset, limit: int = 50) -> list:
+def int8_samples(tflite: bytes, dataset, limit: int = BIT_EXACT_SAMPLES) -> list:
     """Up to ``limit`` samples of ``dataset`` quantized to the model's input type, one (1, ...) array each."""
     return quantize_samples(tflite, dataset.subset(range(min(limit, len(dataset)))).arrays())
 
