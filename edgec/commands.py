@@ -228,7 +228,7 @@ def cmd_flash(args) -> int:
         raise InputError(f"no firmware image for board '{board}': build your application with this folder's "
                          "files and pass --image FILE (or use a qemu-* board)", stage="flash")
     cmd = flash(board, image, port=args.port, dry_run=args.dry_run)
-    console.print(shlex.join(cmd), highlight=False, markup=False)
+    console.print(shlex.join(cmd), highlight=False, markup=False, soft_wrap=True)  # one copyable line
     return 0
 
 

@@ -39,6 +39,7 @@ from edgec.quantize.spec import QuantSpec
 from edgec.report.artifact_stats import stats
 from edgec.report.write import write_index, write_reports
 from edgec.verify import host_isa
+from edgec.verify.device import bundle_samples
 from edgec.verify.host import check_drop_kind
 from edgec.verify.host import reference_outputs
 
@@ -261,7 +262,9 @@ def _compile_target(profile, spec: QuantSpec, loaded, keras_model, calib, held_o
         _verify(build, loaded)
         write_harness(folder, profile, inputs=held_out.subset(range(min(HARNESS_SAMPLES, len(held_out)))).arrays())
         if settings.get("project"):
-            build.report["project"] = write_project(folder, profile, settings["project"])
+            bundled = bundle_samples(folder, profile, held_out)
+            build.report["project"] = {**write_project(folder, profile, settings["project"]),
+                                       "self_check_samples": bundled}
         write_reports(build, loaded.source)
     return build.report
 

@@ -45,6 +45,11 @@ def test_cmake_project_verifies_bit_exact_over_uart_on_the_chips_qemu_model(run_
     assert result["device"] == DEVICES[target] and result["samples"] == SAMPLES
     assert result["bit_exact"] is True and result["mismatched_samples"] == [] and result["passed"] is True
     assert result["artifact_top1"] >= 0.95
+    # The project bundles held-out samples; the firmware ran them at boot and said so on its UART.
+    report = json.loads((build / target / "report.json").read_text())
+    n = report["project"]["self_check_samples"]
+    assert n == 4 and (build / target / "project" / "model" / "edgec_samples.c").is_file()
+    assert result["self_check"]["line"] == f"edgec self-check: {n}/{n} bit-exact" and result["self_check"]["passed"]
     counts = result["instructions_per_inference"]
     assert 0 < counts["min"] <= counts["p50"] <= counts["max"] and result["per_mac"] > 0
     # Built by cmake from the project in a clean folder; the whole image within the chip's memories.

@@ -158,3 +158,60 @@ def test_microbit_drive_takes_a_hex_image_only():
 
     with pytest.raises(InputError, match="flashes a .hex image"):
         flash_command("nrf51822", Path("b/firmware.elf"), port="/mnt/MICROBIT")
+
+
+def _with_samples(c_dir: Path, dest: Path, *, corrupt: int | None = None) -> Path:
+    """The fixture model with four bundled samples; ``corrupt``: that sample's expected output is off by one."""
+    from edgec.device.firmware.samples import write_samples
+
+    folder = shutil.copytree(c_dir, dest)
+    xs = random_inputs(4, seed=7)
+    expected = [reference(x).tobytes() for x in xs]
+    if corrupt is not None:
+        wrong = bytearray(expected[corrupt])
+        wrong[3] ^= 1
+        expected[corrupt] = bytes(wrong)
+    write_samples(folder, [x.tobytes() for x in xs], expected)
+    return folder
+
+
+@pytest.mark.parametrize("machine, corrupt, line", [
+    ("netduinoplus2", None, "edgec self-check: 4/4 bit-exact"),
+    ("netduinoplus2", 2, "edgec self-check: 3/4 bit-exact (first mismatch: sample 2)"),
+    ("microbit", None, "edgec self-check: 4/4 bit-exact"),
+])
+def test_bundled_samples_are_checked_at_boot_and_the_protocol_still_answers(c_dir, tmp_path, machine, corrupt, line):
+    from edgec.device.firmware import run_on_device
+    from edgec.device.firmware.projects import build_with_cmake
+
+    folder = _with_samples(c_dir, tmp_path / "model", corrupt=corrupt)
+    flash, ram = CHIPS[machine]
+    image = build_with_cmake(folder, machine, flash_bytes=flash, ram_bytes=ram, out=tmp_path / "fw", target_id="t")
+    assert (tmp_path / "fw" / "project" / "model" / "edgec_samples.c").is_file()
+    xs = random_inputs(2)
+    link = {}
+    results = run_on_device(image, [x.tobytes() for x in xs], timeout=20, link=link)
+    # The line QEMU's UART carried before the first frame, and the frames after it unharmed.
+    assert link["self_check"]["line"] == line
+    assert link["self_check"]["passed"] is (corrupt is None)
+    for x, (output, _) in zip(xs, results):
+        np.testing.assert_array_equal(np.frombuffer(output, np.int8), reference(x))
+    # const: the samples sit in flash (.rodata), not in the RAM the micro:bit has 16 KB of.
+    nm = subprocess.run(["arm-none-eabi-nm", "-S", str(image.elf)], capture_output=True, text=True).stdout
+    where = {f[3]: int(f[0], 16) for f in (line.split() for line in nm.splitlines()) if len(f) == 4}
+    flash_origin, _, ram_origin, _ = MEMORY[machine]
+    for name in ("edgec_sample_inputs", "edgec_sample_outputs"):
+        assert flash_origin <= where[name] < flash_origin + flash and not ram_origin <= where[name] < ram_origin + ram
+
+
+def test_cycle_trace_skips_the_self_checks_inferences(c_dir, tmp_path):
+    from edgec.device.firmware.cycles import trace_inference
+    from edgec.device.firmware.projects import build_with_cmake
+
+    plain = build_with_cmake(c_dir, "netduinoplus2", flash_bytes=1 << 20, ram_bytes=128 << 10, out=tmp_path / "a")
+    bundled = build_with_cmake(_with_samples(c_dir, tmp_path / "model"), "netduinoplus2", flash_bytes=1 << 20,
+                               ram_bytes=128 << 10, out=tmp_path / "b")
+    sample = random_inputs(1)[0].tobytes()
+    # The same served inference, whatever ran at boot.
+    assert trace_inference(bundled.elf, "netduinoplus2", sample).instructions == \
+        trace_inference(plain.elf, "netduinoplus2", sample).instructions

@@ -10,6 +10,8 @@ Public entry points:
   ``--backend c`` build as a project for the user's toolchain (CMake for the real chips of
   boards_chips.py, Arduino, PlatformIO, Zephyr, ESP-IDF); :func:`~edgec.device.firmware.projects.build_with_cmake`
   builds the CMake one from a clean folder for ``edgec verify --device qemu-netduinoplus2``.
+- :func:`~edgec.device.firmware.samples.write_samples` (samples.py): the held-out samples a project's
+  firmware checks itself with at boot (``edgec self-check: 4/4 bit-exact`` on its UART).
 """
 
 from edgec.device.firmware.boards import BOARDS, Board, board, board_for_core

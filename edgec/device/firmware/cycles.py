@@ -59,6 +59,17 @@ def symbol_address(elf: Path, name: str) -> int:
     raise ToolchainError(f"{elf} has no symbol {name}", stage="cycles")
 
 
+def symbol_size(elf: Path, name: str) -> int | None:
+    """The size in bytes of data symbol ``name`` in ``elf`` (arm-none-eabi-nm -S), None when absent."""
+    out = subprocess.run([shutil.which(NM) or NM, "-S", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[3] == name:
+            return int(fields[1], 16)
+    return None
+
+
 class TraceCounts:
     """Executed TBs of one inference: their instructions and the (previous, next) pair counts."""
 
@@ -74,10 +85,11 @@ class TraceCounts:
         return sum(n * len(self.blocks[cur]) for (_, cur), n in self.pairs.items())
 
 
-def parse_log(lines, start_pc: int, stop_pc: int) -> TraceCounts:
+def parse_log(lines, start_pc: int, stop_pc: int, *, skip: int = 0) -> TraceCounts:
     """Count the TB executions between the first TB at ``start_pc`` and the next at ``stop_pc``
-    in a ``-d in_asm,exec,nochain`` log (an iterable of lines)."""
+    in a ``-d in_asm,exec,nochain`` log (an iterable of lines), after ``skip`` such windows."""
     counts = TraceCounts()
+    skipping = False
     by_ptr: dict[str, int] = {}
     pending: list[Insn] | None = None
     collecting: list[Insn] | None = None
@@ -97,7 +109,14 @@ def parse_log(lines, start_pc: int, stop_pc: int) -> TraceCounts:
                 by_ptr[ptr] = tb
                 pending = None
             if not counting:
+                if skipping:  # an inference before the one asked for (the boot self-check's)
+                    skipping = pc != stop_pc
+                    continue
                 if pc != start_pc:
+                    continue
+                if skip:
+                    skip -= 1
+                    skipping = True
                     continue
                 counting = True
             elif pc == stop_pc:
@@ -173,10 +192,12 @@ def trace_inference(elf: Path, machine: str, sample: bytes, *, timeout: float = 
         path = Path(work) / "exec.log"
         args = ("-d", "in_asm,exec,nochain", "-D", str(path))
         with QemuSession(elf, machine, extra_args=args, icount_shift=None) as session, Device(session.url, timeout=timeout) as dev:
-            dev.info()
+            info = dev.info()
             dev.infer(sample)
+        # The boot self-check's inferences (edgec_samples.c) come first: skip them.
+        bundled = (symbol_size(elf, "edgec_sample_outputs") or 0) // max(1, info.output_bytes)
         with open(path, errors="replace") as f:
-            return parse_log(f, start, stop)
+            return parse_log(f, start, stop, skip=bundled)
 
 
 def inference_cycles(elf: Path, machine: str, sample: bytes, *, timeout: float = 600.0) -> dict | None:

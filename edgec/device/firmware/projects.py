@@ -207,8 +207,11 @@ def check_project(profiles: list[dict], kind: str) -> None:
     if kind not in PROJECT_KINDS:
         raise InputError(f"--project {kind}: unknown kind (known: {', '.join(PROJECT_KINDS)})", stage=STAGE)
     for profile in profiles:
-        if profile["format"] != "c":
-            raise InputError(f"--project {kind} builds edgec's generated C: target '{profile['id']}' is a "
+        # A framework project of a tflm build declares the framework's TFLite Micro package; the CMake
+        # project is bare metal, with no TFLite Micro to depend on.
+        if profile["format"] != "c" and not (profile["format"] == "tflm" and kind in HOSTED_KINDS):
+            formats = "'c' builds (--backend c)" + ("" if kind == "cmake" else " and 'tflm' builds")
+            raise InputError(f"--project {kind} is written for {formats}: target '{profile['id']}' is a "
                              f"'{profile['format']}' build; add --backend c", stage=STAGE, target=profile["id"])
         if kind == "cmake":
             project_chip(profile)

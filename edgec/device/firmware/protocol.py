@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from edgec.core.errors import InputError, ToolchainError
+from edgec.device.firmware.samples import parse_self_check
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ CMD_INFER = 0x02
 CMD_ERROR = 0xFF
 REPLY_BIT = 0x80
 PROTOCOL_VERSION = 1
+TEXT_LIMIT = 4096  # bytes kept of what the device sends outside frames
 
 STATUS = {
     0: "ok",
@@ -113,6 +115,15 @@ class Device:
         self._info: DeviceInfo | None = None
         self.lost = False  # the connection dropped; resync() reopens it
         self.reconnects = 0
+        self.text = bytearray()  # what the device sent outside frames (its boot self-check line), capped
+
+    def _keep_text(self, data: bytes) -> None:
+        self.text += data[:max(0, TEXT_LIMIT - len(self.text))]
+
+    @property
+    def self_check(self) -> dict | None:
+        """The firmware's boot self-check line, once read past (see :mod:`edgec.device.firmware.samples`)."""
+        return parse_self_check(bytes(self.text))
 
     def close(self) -> None:
         """Close the port."""
@@ -154,7 +165,10 @@ class Device:
         deadline = time.monotonic() + self.timeout
         window = b""
         while window != MAGIC:
-            window = (window + self._read_exact(1, deadline))[-4:]
+            window += self._read_exact(1, deadline)
+            if len(window) > 4:  # a byte that cannot start the magic: text such as the self-check line
+                self._keep_text(window[:1])
+                window = window[1:]
         head = self._read_exact(5, deadline)
         command, length = struct.unpack("<BI", head)
         # Once INFO is known no reply is longer than an INFER reply: a larger length is a damaged
@@ -196,8 +210,8 @@ class Device:
         time.sleep(settle)
         deadline = time.monotonic() + self.timeout  # a line that never goes quiet is not waited out
         try:
-            while self._port.read(4096) and time.monotonic() < deadline:
-                pass  # until the line is quiet for 0.5 s (the read timeout)
+            while (data := self._port.read(4096)) and time.monotonic() < deadline:
+                self._keep_text(data)  # until the line is quiet for 0.5 s (the read timeout)
             self._port.reset_input_buffer()
         except (serial.SerialException, OSError):
             self.lost = True

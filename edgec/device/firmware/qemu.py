@@ -62,19 +62,31 @@ class QemuSession:
         self._proc: subprocess.Popen | None = None
         self._listener: socket.socket | None = None
         self._log = None
+        self._uart_dir: tempfile.TemporaryDirectory | None = None
+        self._uart_log: Path | None = None
+
+    def uart_output(self) -> bytes:
+        """Everything the firmware has written to UART0 so far (QEMU's chardev log), frames included."""
+        try:
+            return self._uart_log.read_bytes() if self._uart_log is not None else b""
+        except FileNotFoundError:
+            return b""
 
     def __enter__(self) -> "QemuSession":
         if shutil.which(QEMU) is None:
             raise ToolchainError(f"{QEMU} not found; {_INSTALL_HINT}", stage="qemu")
         if not self.elf.is_file():
             raise ToolchainError(f"firmware image {self.elf} does not exist", stage="qemu")
+        # Everything the firmware writes to its UART, also before the host connects (its boot self-check line).
+        self._uart_dir = tempfile.TemporaryDirectory(prefix="edgec-uart-")
+        self._uart_log = Path(self._uart_dir.name) / "uart0.log"
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(1)
         port = self._listener.getsockname()[1]
         fd = self._listener.fileno()
         cmd = qemu_command(self.elf, self.board.machine, serial="chardev:uart0", icount_shift=self.icount_shift)
-        cmd[1:1] = ["-chardev", f"socket,id=uart0,fd={fd},server=on,wait=off,nodelay=on", *self.extra_args]
+        cmd[1:1] = ["-chardev", f"socket,id=uart0,fd={fd},server=on,wait=off,nodelay=on,logfile={self._uart_log}", *self.extra_args]
         self._log = tempfile.TemporaryFile()
         log.debug("qemu: %s", " ".join(cmd))
         try:
@@ -135,3 +147,7 @@ class QemuSession:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._uart_dir is not None:
+            self._uart_dir.cleanup()
+            self._uart_dir = None
+            self._uart_log = None

@@ -13,6 +13,7 @@ from edgec.device.firmware.build import build_firmware
 from edgec.device.firmware.projects import build_with_cmake
 from edgec.device.firmware.protocol import Device, DeviceError, DeviceInfo, Inference
 from edgec.device.firmware.qemu import ICOUNT_SHIFT, QemuSession
+from edgec.device.firmware.samples import parse_self_check
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def _stream(device: Device, inputs: list[bytes], *, qemu: bool, retries: int = 0
         r = _attempt(device, f"sample {i} of {len(inputs)}", lambda d=data: device.infer(d), retries, link)
         count = instructions(r.ticks, info) if qemu else r.ticks
         results.append(Inference(output=r.output, ticks=count))
+    if device.self_check is not None:  # printed at boot; a board opened after its reset shows none
+        link["self_check"] = device.self_check
     return results
 
 
@@ -110,7 +113,8 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
     instruction count under QEMU (``-icount shift=0``, exact to one timer tick) and the SysTick
     core-cycle count on a real board. ``timeout`` bounds each reply; on a port, after a line fault
     (see :mod:`edgec.device.firmware.protocol`) a sample is asked for again up to ``retries`` times, and
-    ``link`` (a dict, when given) counts the ``retries`` and ``reconnects``.
+    ``link`` (a dict, when given) counts the ``retries`` and ``reconnects``, and gets the line the
+    firmware printed at boot as ``self_check`` (:func:`edgec.device.firmware.samples.parse_self_check`).
     """
     if isinstance(target, FirmwareImage) or (isinstance(target, Path) and target.suffix == ".elf"):
         elf = target.elf if isinstance(target, FirmwareImage) else target
@@ -120,7 +124,12 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
         with QemuSession(elf, machine) as session, Device(session.url, timeout=timeout) as device:
             try:  # a local emulator's line has no noise: a fault there is a crash, reported at once
                 await_boot(device, session, timeout)
-                return _stream(device, inputs, qemu=True, link=link)
+                results = _stream(device, inputs, qemu=True, link=link)
+                # QEMU's UART log holds the boot line even when it came before the host connected.
+                check = parse_self_check(session.uart_output())
+                if link is not None and check is not None:
+                    link["self_check"] = check
+                return results
             except DeviceError as e:
                 if session.exit_code() is not None:
                     raise DeviceError(f"QEMU stopped (exit code {session.exit_code()}): {session.output()}",
@@ -131,13 +140,14 @@ def run_on_device(target: FirmwareImage | Path | str, inputs: list[bytes], *, bo
 
 
 def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: Path, device: str | None = None,
-                       timeout: float = 60.0, cflags: tuple[str, ...] = ()) -> tuple[FirmwareImage, list[Inference]]:
+                       timeout: float = 60.0, cflags: tuple[str, ...] = (), link: dict | None = None
+                       ) -> tuple[FirmwareImage, list[Inference]]:
     """Build the generated C in ``c_dir`` for a resolved target profile and run ``inputs`` under QEMU.
 
     The board is ``device`` ("qemu-mps2-an386") or the profile's ``device.qemu_machine``; the
     linker limits are the profile's ``memory.flash_bytes`` and ``memory.ram_bytes``. The
     firmware is written to ``work``. Returns the image (its footprint) and the results of
-    :func:`run_on_device`.
+    :func:`run_on_device`; ``link`` (a dict, when given) gets the firmware's ``self_check``.
     """
     machine = device or target.get("device", {}).get("qemu_machine")
     if not machine:
@@ -148,7 +158,7 @@ def run_target_on_qemu(c_dir: Path, target: dict, inputs: list[bytes], *, work: 
         image = build_with_cmake(Path(c_dir), machine, flash_bytes=memory["flash_bytes"],
                                  ram_bytes=memory["ram_bytes"], out=Path(work), target_id=target.get("id", ""),
                                  cflags=cflags)
-        return image, run_on_device(image, inputs, timeout=timeout)
+        return image, run_on_device(image, inputs, timeout=timeout, link=link)
     image = build_firmware(Path(c_dir), machine, flash_bytes=memory["flash_bytes"], ram_bytes=memory["ram_bytes"],
                            out=Path(work), cflags=cflags)
-    return image, run_on_device(image, inputs, timeout=timeout)
+    return image, run_on_device(image, inputs, timeout=timeout, link=link)

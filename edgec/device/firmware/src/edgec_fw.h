@@ -80,6 +80,12 @@ void reply_error(uint8_t cmd, uint8_t status, uint32_t detail);
 
 /* ---- the device loop (main.c): serves one request; a framework's loop calls it forever */
 void edgec_serve_one(void);
+/* Runs the bundled samples (edgec_samples.h, when the build has them) and prints one line:
+ * "edgec self-check: K/N bit-exact". A framework's setup calls it once after uart_init. */
+void edgec_self_check(void);
+/* Prints the self-check line (frame.c): "edgec self-check: K/N bit-exact", and the first
+ * mismatching sample when K < N. */
+void self_check_report(uint32_t exact, uint32_t total, uint32_t first_bad);
 
 /* ---- protocol requests (frame.c) */
 void frame_wait_magic(void);

@@ -110,3 +110,38 @@ int frame_read(uint8_t *cmd, uint32_t *length, uint8_t *buf, uint32_t capacity)
     return EDGEC_ST_OK;
 }
 
+
+static void put_text(const char *s)
+{
+    while (*s) {
+        uart_putc((uint8_t)*s++);
+    }
+}
+
+static void put_uint(uint32_t v)
+{
+    char digits[11];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v != 0u);
+    while (n > 0) {
+        uart_putc((uint8_t)digits[--n]);
+    }
+}
+
+void self_check_report(uint32_t exact, uint32_t total, uint32_t first_bad)
+{
+    put_text("edgec self-check: ");
+    put_uint(exact);
+    put_text("/");
+    put_uint(total);
+    put_text(" bit-exact");
+    if (exact != total) {
+        put_text(" (first mismatch: sample ");
+        put_uint(first_bad);
+        put_text(")");
+    }
+    put_text("\r\n");
+}

@@ -4,6 +4,12 @@
  * int8_t, or float for a model with float input or output; frames carry the buffers' raw bytes. */
 #include "edgec_fw.h"
 #include "model.h"
+/* A --project build bundles a few held-out samples (edgec/device/firmware/samples.py). */
+#if defined(__has_include)
+#if __has_include("edgec_samples.h")
+#include "edgec_samples.h"
+#endif
+#endif
 
 #ifndef EDGEC_INPUT_BYTES
 #error "model.h must define EDGEC_INPUT_BYTES"
@@ -53,6 +59,43 @@ static void infer(void)
     reply_end();
 }
 
+#ifdef EDGEC_SAMPLE_COUNT
+typedef char edgec_sample_input_size_matches[(EDGEC_SAMPLE_INPUT_BYTES == EDGEC_INPUT_BYTES) ? 1 : -1];
+typedef char edgec_sample_output_size_matches[(EDGEC_SAMPLE_OUTPUT_BYTES == EDGEC_OUTPUT_BYTES) ? 1 : -1];
+#endif
+
+/* Runs the bundled samples and prints one line, "edgec self-check: 4/4 bit-exact", before the
+ * protocol starts (the host skips text outside frames). Without bundled samples it does nothing.
+ * Each inference sits between counter_start and counter_stop, as a served one does, so the cycle
+ * trace (cycles.py) can skip them. */
+void edgec_self_check(void)
+{
+#ifdef EDGEC_SAMPLE_COUNT
+    uint32_t exact = 0u;
+    uint32_t first_bad = EDGEC_SAMPLE_COUNT;
+    for (uint32_t s = 0u; s < EDGEC_SAMPLE_COUNT; s++) {
+        uint8_t *in = (uint8_t *)input_buf;
+        const uint8_t *out = (const uint8_t *)output_buf;
+        for (uint32_t i = 0u; i < EDGEC_INPUT_BYTES; i++) {
+            in[i] = edgec_sample_inputs[s][i];
+        }
+        counter_start();
+        int rc = edgec_invoke(input_buf, output_buf);
+        (void)counter_stop();
+        int same = rc == 0;
+        for (uint32_t i = 0u; same && i < EDGEC_OUTPUT_BYTES; i++) {
+            same = out[i] == edgec_sample_outputs[s][i];
+        }
+        if (same) {
+            exact++;
+        } else if (first_bad == EDGEC_SAMPLE_COUNT) {
+            first_bad = s;
+        }
+    }
+    self_check_report(exact, EDGEC_SAMPLE_COUNT, first_bad);
+#endif
+}
+
 void edgec_serve_one(void)
 {
     uint8_t cmd = 0;
@@ -86,6 +129,7 @@ int main(void)
 {
     counter_init();
     uart_init();
+    edgec_self_check();
     for (;;) {
         edgec_serve_one();
     }

@@ -11,6 +11,11 @@
 //     edgec renders for the board; on another board, your own uart_init/uart_putc/uart_getc
 //     and counter_* with the signatures of edgec_fw.h (a cycle counter for counter_start/stop).
 // Startup code must run C++ static constructors if your TFLite Micro build needs them.
+//
+// In a framework's project (`edgec compile --format tflm --project arduino|platformio|zephyr|esp-idf`)
+// this file is the library's edgec_tflm.cc: edgec_port.h defines EDGEC_NO_MAIN, the framework's
+// TFLite Micro package provides the headers, and the example calls edgec_self_check() once and
+// edgec_serve_one() forever, as for the generated C.
 
 #include <cstdint>
 #include <cstring>
@@ -18,6 +23,11 @@
 #include "edgec_fw.h"
 #include "model_data.h"    // g_model_data, kTensorArenaSize
 #include "op_resolver.h"   // edgec::OpResolver, edgec::RegisterOps
+#if defined(__has_include)
+#if __has_include("edgec_samples.h")
+#include "edgec_samples.h"  // held-out samples for the boot self-check (edgec/device/firmware/samples.py)
+#endif
+#endif
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
@@ -89,36 +99,81 @@ void ServeOne(tflite::MicroInterpreter& interpreter, TfLiteTensor* input, TfLite
   }
 }
 
-// Answers every request with a fault status when the model cannot be set up, so that the
-// host learns why instead of timing out. detail: 1 = schema or operators, 2 = arena too small.
-[[noreturn]] void ServeSetupError(uint32_t detail) {
-  uint8_t scratch[4];
-  for (;;) {
-    uint8_t cmd = 0;
-    uint32_t length = 0;
-    frame_wait_magic();
-    (void)frame_read(&cmd, &length, scratch, sizeof(scratch));
-    reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, detail);
+// The interpreter, set up on first use; nullptr with setup_detail set when it cannot be.
+tflite::MicroInterpreter* interpreter = nullptr;
+uint32_t setup_detail = 0u;
+
+tflite::MicroInterpreter* Interpreter() {
+  if (interpreter != nullptr || setup_detail != 0u) {
+    return interpreter;
   }
+  const tflite::Model* model = tflite::GetModel(g_model_data);
+  static edgec::OpResolver resolver;
+  if (model->version() != TFLITE_SCHEMA_VERSION || edgec::RegisterOps(resolver) != kTfLiteOk) {
+    setup_detail = 1u;
+    return nullptr;
+  }
+  static tflite::MicroInterpreter instance(model, resolver, tensor_arena, kTensorArenaSize);
+  if (instance.AllocateTensors() != kTfLiteOk) {
+    setup_detail = 2u;
+    return nullptr;
+  }
+  interpreter = &instance;
+  return interpreter;
 }
 
 }  // namespace
 
+// Runs the bundled samples and prints "edgec self-check: K/N bit-exact" (edgec_fw.h).
+extern "C" void edgec_self_check(void) {
+#ifdef EDGEC_SAMPLE_COUNT
+  tflite::MicroInterpreter* interp = Interpreter();
+  uint32_t exact = 0u;
+  uint32_t first_bad = EDGEC_SAMPLE_COUNT;
+  for (uint32_t s = 0u; s < EDGEC_SAMPLE_COUNT; s++) {
+    bool same = false;
+    if (interp != nullptr && interp->input(0)->bytes == EDGEC_SAMPLE_INPUT_BYTES &&
+        interp->output(0)->bytes == EDGEC_SAMPLE_OUTPUT_BYTES) {
+      std::memcpy(interp->input(0)->data.raw, edgec_sample_inputs[s], EDGEC_SAMPLE_INPUT_BYTES);
+      counter_start();
+      same = interp->Invoke() == kTfLiteOk;
+      (void)counter_stop();
+      same = same && std::memcmp(interp->output(0)->data.raw, edgec_sample_outputs[s],
+                                 EDGEC_SAMPLE_OUTPUT_BYTES) == 0;
+    }
+    if (same) {
+      exact++;
+    } else if (first_bad == EDGEC_SAMPLE_COUNT) {
+      first_bad = s;
+    }
+  }
+  self_check_report(exact, EDGEC_SAMPLE_COUNT, first_bad);
+#endif
+}
+
+// Serves one request; when the model cannot be set up, answers with a fault status
+// (detail 1 = schema or operators, 2 = arena too small) so the host learns why.
+extern "C" void edgec_serve_one(void) {
+  tflite::MicroInterpreter* interp = Interpreter();
+  if (interp == nullptr) {
+    uint8_t scratch[4];
+    uint8_t cmd = 0;
+    uint32_t length = 0;
+    frame_wait_magic();
+    (void)frame_read(&cmd, &length, scratch, sizeof(scratch));
+    reply_error(EDGEC_CMD_ERROR, EDGEC_ST_FAULT, setup_detail);
+    return;
+  }
+  ServeOne(*interp, interp->input(0), interp->output(0));
+}
+
+#ifndef EDGEC_NO_MAIN
 int main() {
   counter_init();
   uart_init();
-  const tflite::Model* model = tflite::GetModel(g_model_data);
-  static edgec::OpResolver resolver;
-  if (model->version() != TFLITE_SCHEMA_VERSION || edgec::RegisterOps(resolver) != kTfLiteOk) {
-    ServeSetupError(1u);
-  }
-  static tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, kTensorArenaSize);
-  if (interpreter.AllocateTensors() != kTfLiteOk) {
-    ServeSetupError(2u);
-  }
-  TfLiteTensor* input = interpreter.input(0);
-  TfLiteTensor* output = interpreter.output(0);
+  edgec_self_check();
   for (;;) {
-    ServeOne(interpreter, input, output);
+    edgec_serve_one();
   }
 }
+#endif

@@ -70,6 +70,7 @@ void setup()
 {
     counter_init();
     uart_init();
+    edgec_self_check();
 }
 
 void loop()

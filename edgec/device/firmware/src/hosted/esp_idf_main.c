@@ -60,6 +60,7 @@ void app_main(void)
 {
     counter_init();
     uart_init();
+    edgec_self_check();
     for (;;) {
         edgec_serve_one();
     }

@@ -75,6 +75,7 @@ int main(void)
     }
     counter_init();
     uart_init();
+    edgec_self_check();
     for (;;) {
         edgec_serve_one();
     }
