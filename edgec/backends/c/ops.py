@@ -169,6 +169,21 @@ def depthwise_conv_2d(e, op) -> int:
     return _conv_like(e, op, depthwise=True)
 
 
+def pack_fc_weights(w: np.ndarray) -> np.ndarray:
+    """FULLY_CONNECTED weights [out_depth, in_depth] in the order edgec_fc_s8 reads them: blocks
+    of four rows, each block per group of four inputs the four rows' four bytes, then the rows'
+    last in_depth % 4 bytes one row after the other; the last out_depth % 4 rows as they are. The
+    SIMD loop then reads one pointer forward (pipelined single loads) and every block starts at
+    4 * in_depth * block, each leftover row at in_depth * row, as in the unpacked layout."""
+    w = np.asarray(w).reshape(w.shape[0], -1)
+    rows, depth = w.shape
+    blocks, full = rows // 4, depth // 4 * 4
+    b = w[:blocks * 4].reshape(blocks, 4, depth)
+    groups = b[:, :, :full].reshape(blocks, 4, full // 4, 4).transpose(0, 2, 1, 3).reshape(blocks, 4 * full)
+    tails = b[:, :, full:].reshape(blocks, 4 * (depth - full))
+    return np.concatenate([np.concatenate([groups, tails], axis=1).reshape(-1), w[blocks * 4:].reshape(-1)])
+
+
 def fully_connected(e, op) -> int:
     """FULLY_CONNECTED with per-tensor or per-channel int8 weights."""
     inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -192,7 +207,8 @@ def fully_connected(e, op) -> int:
                                           -zp(inp), zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
     bias = _folded_bias(e, op, -zp(inp))
-    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, "
+    filt_c = e.const(op.inputs[1], pack=pack_fc_weights, tag="fc4")
+    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")
     return batches * out_depth * in_depth
 
