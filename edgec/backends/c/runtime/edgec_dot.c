@@ -410,7 +410,7 @@ EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0
                                   const int8_t *filt, int32_t k, const int32_t *bias,
                                   const int32_t *mult, const int32_t *shift, int8_t *o0,
                                   int8_t *o1, const int mode) {
-  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max;
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
   int32_t oc = 0;
   if ((k & 3) == 0) {
     /* A lone last pixel runs as a pair with itself, writing the same bytes twice. */
@@ -422,30 +422,34 @@ EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0
     if (k <= EDGEC_X16_MAX_K) {
       int32_t xs[EDGEC_X16_MAX_K];
       expand2(x0, x1, k, xs);
-      for (; oc + 2 <= p->out_c; oc += 2) {
+      for (; oc + 2 <= out_c; oc += 2) {
+        /* In locals: the int8 stores below may alias the tables, each would be read again. */
+        const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
         int32_t acc[4];
         acc[0] = acc[2] = bias[oc];
         acc[1] = acc[3] = bias[oc + 1];
         dot2x2_x16(xs, filt + oc * k, k >> 2, acc);
-        o0[oc] = edgec_requant_mode(acc[0], mult[oc], shift[oc], off, lo, hi, mode);
-        o0[oc + 1] = edgec_requant_mode(acc[1], mult[oc + 1], shift[oc + 1], off, lo, hi, mode);
-        o1[oc] = edgec_requant_mode(acc[2], mult[oc], shift[oc], off, lo, hi, mode);
-        o1[oc + 1] = edgec_requant_mode(acc[3], mult[oc + 1], shift[oc + 1], off, lo, hi, mode);
+        o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
+        o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
+        o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
+        o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
       }
     }
 #endif
-    for (; oc + 2 <= p->out_c; oc += 2) {
+    for (; oc + 2 <= out_c; oc += 2) {
+      /* In locals: the int8 stores below may alias the tables, each would be read again. */
+      const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
       int32_t acc[4];
       acc[0] = acc[2] = bias[oc];
       acc[1] = acc[3] = bias[oc + 1];
       dot2x2_packed(x0, x1, filt + oc * k, k, acc);
-      o0[oc] = edgec_requant_mode(acc[0], mult[oc], shift[oc], off, lo, hi, mode);
-      o0[oc + 1] = edgec_requant_mode(acc[1], mult[oc + 1], shift[oc + 1], off, lo, hi, mode);
-      o1[oc] = edgec_requant_mode(acc[2], mult[oc], shift[oc], off, lo, hi, mode);
-      o1[oc + 1] = edgec_requant_mode(acc[3], mult[oc + 1], shift[oc + 1], off, lo, hi, mode);
+      o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
+      o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
+      o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
+      o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
     }
   } else if (x1) {
-    for (; oc + 2 <= p->out_c; oc += 2) {
+    for (; oc + 2 <= out_c; oc += 2) {
       const int8_t *f0 = filt + oc * k;
       const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
       int32_t acc[4];
@@ -458,7 +462,7 @@ EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0
       o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
     }
   }
-  for (; oc < p->out_c; ++oc) {
+  for (; oc < out_c; ++oc) {
     const int8_t *f0 = filt + oc * k;
     o0[oc] = edgec_requant_mode(bias[oc] + dot1(x0, f0, k, 0), mult[oc], shift[oc], off, lo, hi, mode);
     if (x1)
