@@ -244,13 +244,16 @@ static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, 
 /* Four weight rows of FULLY_CONNECTED over one input vector. `w` is a block of four rows packed by
  * the generator (ops.pack_fc_weights): per group of four inputs the four rows' four bytes (16
  * bytes), then the rows' last in_depth % 4 bytes one row after the other. acc[r] += x . row r. */
-#if defined(EDGEC_USE_DSP) && defined(__GNUC__)
-/* One group: one input word and four weight words, 16 multiply-accumulates in 25 cycles on the
- * Cortex-M4 (two chains of pipelined loads, 10 SXTB16, 8 SMLAD) in 12 registers. */
+#if defined(EDGEC_USE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+/* One group: one input word and four weight words, 16 multiply-accumulates in 24 cycles on the
+ * Cortex-M4 (one chain of five pipelined loads, 10 SXTB16, 8 SMLAD) in 14 registers, which only an
+ * optimizing build has free (at -O0 r7 is the frame pointer: the C loop below is used). */
 #define FC4_GROUP                                 \
   "ldr    %[xe], [%[x]], #4\n\t"                  \
   "ldr    %[wa], [%[w]], #4\n\t"                  \
   "ldr    %[wb], [%[w]], #4\n\t"                  \
+  "ldr    %[wc], [%[w]], #4\n\t"                  \
+  "ldr    %[wd], [%[w]], #4\n\t"                  \
   "sxtb16 %[xo], %[xe], ror #8\n\t"               \
   "sxtb16 %[xe], %[xe]\n\t"                       \
   "sxtb16 %[t], %[wa], ror #8\n\t"                \
@@ -261,26 +264,25 @@ static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, 
   "sxtb16 %[wb], %[wb]\n\t"                       \
   "smlad  %[a1], %[xe], %[wb], %[a1]\n\t"         \
   "smlad  %[a1], %[xo], %[t], %[a1]\n\t"          \
-  "ldr    %[wa], [%[w]], #4\n\t"                  \
-  "ldr    %[wb], [%[w]], #4\n\t"                  \
-  "sxtb16 %[t], %[wa], ror #8\n\t"                \
-  "sxtb16 %[wa], %[wa]\n\t"                       \
-  "smlad  %[a2], %[xe], %[wa], %[a2]\n\t"         \
+  "sxtb16 %[t], %[wc], ror #8\n\t"                \
+  "sxtb16 %[wc], %[wc]\n\t"                       \
+  "smlad  %[a2], %[xe], %[wc], %[a2]\n\t"         \
   "smlad  %[a2], %[xo], %[t], %[a2]\n\t"          \
-  "sxtb16 %[t], %[wb], ror #8\n\t"                \
-  "sxtb16 %[wb], %[wb]\n\t"                       \
-  "smlad  %[a3], %[xe], %[wb], %[a3]\n\t"         \
+  "sxtb16 %[t], %[wd], ror #8\n\t"                \
+  "sxtb16 %[wd], %[wd]\n\t"                       \
+  "smlad  %[a3], %[xe], %[wd], %[a3]\n\t"         \
   "smlad  %[a3], %[xo], %[t], %[a3]\n\t"
 
 #define FC4_OPERANDS                                                                              \
   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),        \
-    [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [wc] "=&r"(wc),               \
+    [wd] "=&r"(wd), [t] "=&r"(t)
 
 EDGEC_SPECIALIZE void fc_rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t acc[4]) {
-  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], xe, xo, wa, wb, t, g;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], xe, xo, wa, wb, wc, wd, t, g;
   const int8_t *const end4 = x + (n & ~15);
   /* Four groups per loop iteration (the loop's compare and taken branch cost 4 cycles), then the
-   * remaining groups one at a time. Written out because GCC spills the 12 live values. */
+   * remaining groups one at a time. Written out because GCC spills the 14 live values. */
   if (x != end4)
     __asm__("1:\n\t" FC4_GROUP FC4_GROUP FC4_GROUP FC4_GROUP
             "cmp    %[x], %[end]\n\t"
