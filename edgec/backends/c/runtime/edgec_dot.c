@@ -382,6 +382,28 @@ void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const i
 
 /* dot2x2 over a channel pair packed by the generator (ops.pack_conv_pairs): per 4-byte word of
  * the window, the first channel's word then the second's. `n` is a multiple of 4. */
+#if defined(EDGEC_USE_MVE)
+/* Byte offsets of the first channel's 16 weights in 32 packed bytes (the second's: + 4). */
+static const uint8_t pair_offsets[16] = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+
+static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t n,
+                                 int32_t acc[4]) {
+  const uint8x16_t oa = vldrbq_u8(pair_offsets), ob = vaddq_n_u8(oa, 4);
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  while (n > 0) {
+    const mve_pred16_t p = vctp8q((uint32_t)n);
+    const int8x16_t xa = vldrbq_z_s8(x0, p), xb = vldrbq_z_s8(x1, p);
+    const int8x16_t wa = vldrbq_gather_offset_z_s8(w, oa, p), wb = vldrbq_gather_offset_z_s8(w, ob, p);
+    a00 = vmladavaq_p_s8(a00, xa, wa, p);
+    a01 = vmladavaq_p_s8(a01, xa, wb, p);
+    a10 = vmladavaq_p_s8(a10, xb, wa, p);
+    a11 = vmladavaq_p_s8(a11, xb, wb, p);
+    x0 += 16; x1 += 16; w += 32;
+    n -= 16;
+  }
+  acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+}
+#else
 static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t n,
                                  int32_t acc[4]) {
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
@@ -403,6 +425,7 @@ static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_
 #undef DOT2X2_PACKED_BYTE
   acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
 }
+#endif
 
 /* edgec_conv_channels for one requantization path; `mode` is a constant at each call below, so
  * every path compiles to its own straight-line code. Windows whose length k is a multiple of 4
