@@ -52,7 +52,7 @@ class Emitter:
         self.decls: list[str] = []
         self.body: list[str] = []
         self.weight_bytes = 0
-        self._consts: dict[int, str] = {}
+        self._consts: dict[int | tuple[int, str], str] = {}
         self._count = 0
 
     def _name(self, kind: str) -> str:
@@ -76,22 +76,27 @@ class Emitter:
         self.decls.append(f"static const {ctype} {name} = {init(fields)};")
         return name
 
-    def const(self, index: int) -> str:
-        """The C array holding a constant tensor (weights, biases, constant operands)."""
-        if index not in self._consts:
+    def const(self, index: int, *, pack=None, tag: str = "") -> str:
+        """The C array holding a constant tensor (weights, biases, constant operands); with
+        ``pack``, the tensor's data reordered by ``pack(data)`` for a kernel (one array per ``tag``)."""
+        key = (index, tag) if pack else index
+        if key not in self._consts:
             t = self.model.tensors[index]
             if t.type not in _CTYPES:
                 raise InputError(f"constant tensor '{t.name}' of type {t.type} has no C form; "
                                  "use the tflm format for this model", stage="export")
-            data = np.frombuffer(t.packed, np.uint8) if t.type == "INT4" else np.asarray(t.data).reshape(-1)
+            if t.type == "INT4":  # the file's packed nibbles, read as they are by edgec_int4.c
+                data = np.frombuffer(t.packed, np.uint8)
+            else:
+                data = np.asarray(pack(np.asarray(t.data)) if pack else t.data).reshape(-1)
             name = self._name("w")
             rows = [", ".join(str(int(v)) for v in data[i:i + 24]) for i in range(0, data.size, 24)]
             body = ",\n  ".join(rows) if rows else "0"
-            self.decls.append(f"/* {t.name} {list(t.shape)} */\n"
+            self.decls.append(f"/* {t.name} {list(t.shape)}{', packed for ' + tag if pack else ''} */\n"
                               f"static const {_CTYPES[t.type]} {name}[{max(data.size, 1)}] = {{\n  {body}}};")
             self.weight_bytes += data.nbytes
-            self._consts[index] = name
-        return self._consts[index]
+            self._consts[key] = name
+        return self._consts[key]
 
     def ptr(self, index: int) -> str:
         """A C expression for the address of tensor ``index``."""

@@ -113,7 +113,10 @@ def _conv_like(e, op, depthwise: bool) -> int:
     m = e.array("int32_t", mults)
     s = e.array("int32_t", shifts)
     bias = _bias(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
-    args = (f"&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, {m}, {s}, "
+    k = fh * fw * ic
+    filt_c = (e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs") if not depthwise and k % 4 == 0
+              else e.const(op.inputs[1]))
+    args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
             f"{e.ptr(op.outputs[0])}")
     patches = 0 if depthwise or (fh, fw) == (1, 1) else 2 * fh * fw * ic
     base = e.plan.scratch(op.index).offset if patches or op.index in e.plan.in_place else 0
@@ -174,6 +177,33 @@ def depthwise_conv_2d(e, op) -> int:
     return _conv_like(e, op, depthwise=True)
 
 
+def pack_conv_pairs(w: np.ndarray) -> np.ndarray:
+    """CONV_2D filters [out_c, f_h, f_w, in_c] with a window of k = f_h * f_w * in_c bytes, k a
+    multiple of 4, in the order edgec_conv_channels reads them: output channels in pairs, each
+    pair's 4-byte words alternating (channel 2p's word g, channel 2p+1's word g); an odd last
+    channel as it is. A pair then streams through one pointer and starts at k * 2p."""
+    w = np.asarray(w).reshape(w.shape[0], -1)
+    channels, k = w.shape
+    pairs = channels // 2
+    packed = w[:2 * pairs].reshape(pairs, 2, k // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([packed, w[2 * pairs:].reshape(-1)])
+
+
+def pack_fc_weights(w: np.ndarray) -> np.ndarray:
+    """FULLY_CONNECTED weights [out_depth, in_depth] in the order edgec_fc_s8 reads them: blocks
+    of four rows, each block per group of four inputs the four rows' four bytes, then the rows'
+    last in_depth % 4 bytes one row after the other; the last out_depth % 4 rows as they are. The
+    SIMD loop then reads one pointer forward (pipelined single loads) and every block starts at
+    4 * in_depth * block, each leftover row at in_depth * row, as in the unpacked layout."""
+    w = np.asarray(w).reshape(w.shape[0], -1)
+    rows, depth = w.shape
+    blocks, full = rows // 4, depth // 4 * 4
+    b = w[:blocks * 4].reshape(blocks, 4, depth)
+    groups = b[:, :, :full].reshape(blocks, 4, full // 4, 4).transpose(0, 2, 1, 3).reshape(blocks, 4 * full)
+    tails = b[:, :, full:].reshape(blocks, 4 * (depth - full))
+    return np.concatenate([np.concatenate([groups, tails], axis=1).reshape(-1), w[blocks * 4:].reshape(-1)])
+
+
 def fully_connected(e, op) -> int:
     """FULLY_CONNECTED with per-tensor or per-channel int8 weights (int4: :mod:`.int4`)."""
     if int4.is_int4(e.model, op):
@@ -199,7 +229,8 @@ def fully_connected(e, op) -> int:
                                           -zp(inp), zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
     bias = _folded_bias(e, op, -zp(inp))
-    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {bias}, "
+    filt_c = e.const(op.inputs[1], pack=pack_fc_weights, tag="fc4")
+    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")
     return batches * out_depth * in_depth
 

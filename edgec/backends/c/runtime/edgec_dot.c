@@ -153,8 +153,9 @@ static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, 
 
 #if defined(__GNUC__)
 #define EDGEC_X16 1
-/* Longest window (bytes) that conv_channels expands on the stack: 4 * 512 bytes for two pixels. */
-#define EDGEC_X16_MAX_K 512
+/* Longest window (bytes) that conv_channels expands on the stack (4 * 576 bytes for two pixels):
+ * ResNet-8's 3x3x64. */
+#define EDGEC_X16_MAX_K 576
 
 /* Sign-extend the windows of two pixels once, as SMLAD operands in the order SXTB16 gives the
  * filter bytes: per 4-byte word {x0 bytes 0,2; x0 bytes 1,3; x1 bytes 0,2; x1 bytes 1,3}. Every
@@ -170,49 +171,52 @@ static void expand2(const int8_t *x0, const int8_t *x1, int32_t k, int32_t *dst)
   }
 }
 
-/* One word of dot2x2_x16: 17 instructions for 16 multiply-accumulates in 12 registers (each
- * filter word is expanded once, the first pixel's pair loaded twice). */
+/* One word of dot2x2_x16 over a channel pair packed by the generator (ops.pack_conv_pairs: the
+ * pair's filter words alternate): 17 instructions, 20 cycles on the Cortex-M4 for 16
+ * multiply-accumulates in 13 registers. Both filter words are loaded and expanded once, with the
+ * first pixel's pair in the same chain of pipelined loads; the second pixel's pair is one LDRD
+ * (3 cycles like a chain of two loads on the M4, one instruction fewer on the M7). */
 #define X16_WORD                                  \
-  "ldr    %[we], [%[w], %[dw]]\n\t"               \
-  "ldrd   %[xe], %[xo], [%[x], #8]\n\t"           \
-  "sxtb16 %[wo], %[we], ror #8\n\t"              \
-  "sxtb16 %[we], %[we]\n\t"                       \
-  "smlad  %[a11], %[xe], %[we], %[a11]\n\t"       \
-  "smlad  %[a11], %[xo], %[wo], %[a11]\n\t"       \
-  "ldrd   %[xe], %[xo], [%[x]], #16\n\t"          \
-  "smlad  %[a01], %[xe], %[we], %[a01]\n\t"       \
-  "smlad  %[a01], %[xo], %[wo], %[a01]\n\t"       \
-  "ldr    %[we], [%[w]], #4\n\t"                  \
-  "sxtb16 %[wo], %[we], ror #8\n\t"              \
-  "sxtb16 %[we], %[we]\n\t"                       \
-  "smlad  %[a00], %[xe], %[we], %[a00]\n\t"       \
-  "smlad  %[a00], %[xo], %[wo], %[a00]\n\t"       \
-  "ldrd   %[xe], %[xo], [%[x], #-8]\n\t"          \
-  "smlad  %[a10], %[xe], %[we], %[a10]\n\t"       \
-  "smlad  %[a10], %[xo], %[wo], %[a10]\n\t"
+  "ldr    %[wa], [%[w]], #4\n\t"                  \
+  "ldr    %[wb], [%[w]], #4\n\t"                  \
+  "ldr    %[xe], [%[x]], #4\n\t"                  \
+  "ldr    %[xo], [%[x]], #4\n\t"                  \
+  "sxtb16 %[wao], %[wa], ror #8\n\t"              \
+  "sxtb16 %[wa], %[wa]\n\t"                       \
+  "sxtb16 %[wbo], %[wb], ror #8\n\t"              \
+  "sxtb16 %[wb], %[wb]\n\t"                       \
+  "smlad  %[a00], %[xe], %[wa], %[a00]\n\t"       \
+  "smlad  %[a00], %[xo], %[wao], %[a00]\n\t"      \
+  "smlad  %[a01], %[xe], %[wb], %[a01]\n\t"       \
+  "smlad  %[a01], %[xo], %[wbo], %[a01]\n\t"      \
+  "ldrd   %[xe], %[xo], [%[x]], #8\n\t"          \
+  "smlad  %[a10], %[xe], %[wa], %[a10]\n\t"       \
+  "smlad  %[a10], %[xo], %[wao], %[a10]\n\t"      \
+  "smlad  %[a11], %[xe], %[wb], %[a11]\n\t"       \
+  "smlad  %[a11], %[xo], %[wbo], %[a11]\n\t"
 
-/* dot2x2 over expanded windows (expand2) and filters w0 and w0 + dw, `words` >= 1 words long;
+#define X16_OPERANDS                                                                              \
+  : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs), [w] "+r"(w), \
+    [wa] "=&r"(wa), [wao] "=&r"(wao), [wb] "=&r"(wb), [wbo] "=&r"(wbo), [xe] "=&r"(xe),            \
+    [xo] "=&r"(xo)
+
+/* dot2x2 over expanded windows (expand2) and a packed channel pair `w`, `words` >= 1 words long;
  * two words per loop iteration after an odd first one. Written out because GCC spills here. */
-static inline void dot2x2_x16(const int32_t *xs, const int8_t *w0, int32_t dw, int32_t words,
-                              int32_t acc[4]) {
-  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], we, wo, xe, xo;
+static inline void dot2x2_x16(const int32_t *xs, const int8_t *w, int32_t words, int32_t acc[4]) {
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], wa, wao, wb, wbo, xe, xo;
   const int32_t *const end = xs + 4 * words;
   if (words & 1)
-    __asm__(X16_WORD
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs),
-              [w] "+r"(w0), [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
-            : [dw] "r"(dw)
-            : "memory");
+    __asm__(X16_WORD X16_OPERANDS : : "memory");
   if (xs != end)
     __asm__("1:\n\t" X16_WORD X16_WORD
             "cmp    %[x], %[end]\n\t"
             "bne    1b"
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(xs),
-              [w] "+r"(w0), [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
-            : [dw] "r"(dw), [end] "r"(end)
+            X16_OPERANDS
+            : [end] "r"(end)
             : "cc", "memory");
   acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
 }
+#undef X16_OPERANDS
 #endif
 
 #else
@@ -235,6 +239,138 @@ static inline void dot2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, 
 }
 #endif
 
+/* ---------------------------------------------------------------- fully connected */
+
+/* Four weight rows of FULLY_CONNECTED over one input vector. `w` is a block of four rows packed by
+ * the generator (ops.pack_fc_weights): per group of four inputs the four rows' four bytes (16
+ * bytes), then the rows' last in_depth % 4 bytes one row after the other. acc[r] += x . row r. */
+#if defined(EDGEC_USE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+/* One group: one input word and four weight words, 16 multiply-accumulates in 24 cycles on the
+ * Cortex-M4 (one chain of five pipelined loads, 10 SXTB16, 8 SMLAD) in 14 registers, which only an
+ * optimizing build has free (at -O0 r7 is the frame pointer: the C loop below is used). */
+#define FC4_GROUP                                 \
+  "ldr    %[xe], [%[x]], #4\n\t"                  \
+  "ldr    %[wa], [%[w]], #4\n\t"                  \
+  "ldr    %[wb], [%[w]], #4\n\t"                  \
+  "ldr    %[wc], [%[w]], #4\n\t"                  \
+  "ldr    %[wd], [%[w]], #4\n\t"                  \
+  "sxtb16 %[xo], %[xe], ror #8\n\t"               \
+  "sxtb16 %[xe], %[xe]\n\t"                       \
+  "sxtb16 %[t], %[wa], ror #8\n\t"                \
+  "sxtb16 %[wa], %[wa]\n\t"                       \
+  "smlad  %[a0], %[xe], %[wa], %[a0]\n\t"         \
+  "smlad  %[a0], %[xo], %[t], %[a0]\n\t"          \
+  "sxtb16 %[t], %[wb], ror #8\n\t"                \
+  "sxtb16 %[wb], %[wb]\n\t"                       \
+  "smlad  %[a1], %[xe], %[wb], %[a1]\n\t"         \
+  "smlad  %[a1], %[xo], %[t], %[a1]\n\t"          \
+  "sxtb16 %[t], %[wc], ror #8\n\t"                \
+  "sxtb16 %[wc], %[wc]\n\t"                       \
+  "smlad  %[a2], %[xe], %[wc], %[a2]\n\t"         \
+  "smlad  %[a2], %[xo], %[t], %[a2]\n\t"          \
+  "sxtb16 %[t], %[wd], ror #8\n\t"                \
+  "sxtb16 %[wd], %[wd]\n\t"                       \
+  "smlad  %[a3], %[xe], %[wd], %[a3]\n\t"         \
+  "smlad  %[a3], %[xo], %[t], %[a3]\n\t"
+
+#define FC4_OPERANDS                                                                              \
+  : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),        \
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [wc] "=&r"(wc),               \
+    [wd] "=&r"(wd), [t] "=&r"(t)
+
+EDGEC_SPECIALIZE void fc_rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t acc[4]) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], xe, xo, wa, wb, wc, wd, t, g;
+  const int8_t *const end4 = x + (n & ~15);
+  /* Four groups per loop iteration (the loop's compare and taken branch cost 4 cycles), then the
+   * remaining groups one at a time. Written out because GCC spills the 14 live values. */
+  if (x != end4)
+    __asm__("1:\n\t" FC4_GROUP FC4_GROUP FC4_GROUP FC4_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b"
+            FC4_OPERANDS
+            : [end] "r"(end4)
+            : "cc", "memory");
+  for (g = (n >> 2) & 3; g > 0; --g)
+    __asm__(FC4_GROUP FC4_OPERANDS : : "memory");
+  for (g = 0; g < (n & 3); ++g) {
+    const int32_t xv = x[g];
+    a0 += xv * w[g];
+    a1 += xv * w[(n & 3) + g];
+    a2 += xv * w[2 * (n & 3) + g];
+    a3 += xv * w[3 * (n & 3) + g];
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+#undef FC4_OPERANDS
+#else
+EDGEC_SPECIALIZE void fc_rows4(const int8_t *x, const int8_t *w, int32_t n, int32_t acc[4]) {
+  const int32_t tail = n & 3;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], g, j;
+  for (g = n >> 2; g > 0; --g, x += 4, w += 16)
+    for (j = 0; j < 4; ++j) {
+      const int32_t xv = x[j];
+      a0 += xv * w[j];
+      a1 += xv * w[4 + j];
+      a2 += xv * w[8 + j];
+      a3 += xv * w[12 + j];
+    }
+  for (j = 0; j < tail; ++j) {
+    const int32_t xv = x[j];
+    a0 += xv * w[j];
+    a1 += xv * w[tail + j];
+    a2 += xv * w[2 * tail + j];
+    a3 += xv * w[3 * tail + j];
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+#endif
+
+/* edgec_fc_s8 for one requantization path (`mode` constant at each call, see conv_channels). */
+EDGEC_SPECIALIZE void fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                            int8_t *out, const int mode) {
+  const int32_t k = p->in_depth, rows4 = p->out_depth & ~3, off = p->out_offset;
+  const int32_t lo = p->act_min, hi = p->act_max, qstep = p->per_channel ? 1 : 0;
+  int32_t b, o;
+  for (b = 0; b < p->batches; ++b) {
+    const int8_t *x = in + b * k;
+    const int32_t *m = mult, *s = shift;
+    for (o = 0; o < rows4; o += 4, out += 4) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      if (bias) {
+        acc[0] = bias[o]; acc[1] = bias[o + 1]; acc[2] = bias[o + 2]; acc[3] = bias[o + 3];
+      }
+      fc_rows4(x, filt + o * k, k, acc);
+      out[0] = edgec_requant_mode(acc[0], m[0], s[0], off, lo, hi, mode);
+      out[1] = edgec_requant_mode(acc[1], m[qstep], s[qstep], off, lo, hi, mode);
+      out[2] = edgec_requant_mode(acc[2], m[2 * qstep], s[2 * qstep], off, lo, hi, mode);
+      out[3] = edgec_requant_mode(acc[3], m[3 * qstep], s[3 * qstep], off, lo, hi, mode);
+      m += 4 * qstep;
+      s += 4 * qstep;
+    }
+    for (; o < p->out_depth; ++o) {  /* the last out_depth % 4 rows, stored row after row */
+      int32_t acc = dot1(x, filt + o * k, k, 0);
+      if (bias) acc += bias[o];
+      *out++ = edgec_requant_mode(acc, mult[o * qstep], shift[o * qstep], off, lo, hi, mode);
+    }
+  }
+}
+
+void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
+                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    fc_s8(p, in, filt, bias, mult, shift, out, 2);
+    return;
+  }
+  if (p->rq_mode == 1) {
+    fc_s8(p, in, filt, bias, mult, shift, out, 1);
+    return;
+  }
+#endif
+  fc_s8(p, in, filt, bias, mult, shift, out, 0);
+}
+
 int32_t edgec_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
   return dot1(x, w, n, x_offset);
 }
@@ -244,34 +380,101 @@ void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const i
   dot2x2(x0, x1, w0, w1, n, acc);
 }
 
+/* dot2x2 over a channel pair packed by the generator (ops.pack_conv_pairs): per 4-byte word of
+ * the window, the first channel's word then the second's. `n` is a multiple of 4. */
+#if defined(EDGEC_USE_MVE)
+/* Byte offsets of the first channel's 16 weights in 32 packed bytes (the second's: + 4). */
+static const uint8_t pair_offsets[16] = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+
+static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t n,
+                                 int32_t acc[4]) {
+  const uint8x16_t oa = vldrbq_u8(pair_offsets), ob = vaddq_n_u8(oa, 4);
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  while (n > 0) {
+    const mve_pred16_t p = vctp8q((uint32_t)n);
+    const int8x16_t xa = vldrbq_z_s8(x0, p), xb = vldrbq_z_s8(x1, p);
+    const int8x16_t wa = vldrbq_gather_offset_z_s8(w, oa, p), wb = vldrbq_gather_offset_z_s8(w, ob, p);
+    a00 = vmladavaq_p_s8(a00, xa, wa, p);
+    a01 = vmladavaq_p_s8(a01, xa, wb, p);
+    a10 = vmladavaq_p_s8(a10, xb, wa, p);
+    a11 = vmladavaq_p_s8(a11, xb, wb, p);
+    x0 += 16; x1 += 16; w += 32;
+    n -= 16;
+  }
+  acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+}
+#else
+static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t n,
+                                 int32_t acc[4]) {
+  int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+  const int8_t *const end = x0 + n;
+#define DOT2X2_PACKED_BYTE(j)                                              \
+  {                                                                        \
+    const int32_t xa = x0[j], xb = x1[j], wa = w[j], wb = w[4 + (j)];      \
+    a00 += xa * wa;                                                        \
+    a01 += xa * wb;                                                        \
+    a10 += xb * wa;                                                        \
+    a11 += xb * wb;                                                        \
+  }
+  for (; x0 != end; x0 += 4, x1 += 4, w += 8) {
+    DOT2X2_PACKED_BYTE(0)
+    DOT2X2_PACKED_BYTE(1)
+    DOT2X2_PACKED_BYTE(2)
+    DOT2X2_PACKED_BYTE(3)
+  }
+#undef DOT2X2_PACKED_BYTE
+  acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
+}
+#endif
+
 /* edgec_conv_channels for one requantization path; `mode` is a constant at each call below, so
- * every path compiles to its own straight-line code. */
+ * every path compiles to its own straight-line code. Windows whose length k is a multiple of 4
+ * come with channel pairs packed (ops.pack_conv_pairs); other filters are row after row. Either
+ * way an odd last channel sits row-major at filt + oc * k. */
 EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
                                   const int8_t *filt, int32_t k, const int32_t *bias,
                                   const int32_t *mult, const int32_t *shift, int8_t *o0,
                                   int8_t *o1, const int mode) {
-  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max;
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
   int32_t oc = 0;
+  if ((k & 3) == 0) {
+    /* A lone last pixel runs as a pair with itself, writing the same bytes twice. */
+    if (!x1) {
+      x1 = x0;
+      o1 = o0;
+    }
 #if defined(EDGEC_X16)
-  /* Expanding the two windows pays back from a few channel pairs on. */
-  if (x1 && (k & 3) == 0 && k <= EDGEC_X16_MAX_K && p->out_c >= 8) {
-    int32_t xs[EDGEC_X16_MAX_K];
-    expand2(x0, x1, k, xs);
-    for (; oc + 2 <= p->out_c; oc += 2) {
+    if (k <= EDGEC_X16_MAX_K) {
+      int32_t xs[EDGEC_X16_MAX_K];
+      expand2(x0, x1, k, xs);
+      for (; oc + 2 <= out_c; oc += 2) {
+        /* In locals: the int8 stores below may alias the tables, each would be read again. */
+        const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
+        int32_t acc[4];
+        acc[0] = acc[2] = bias[oc];
+        acc[1] = acc[3] = bias[oc + 1];
+        dot2x2_x16(xs, filt + oc * k, k >> 2, acc);
+        o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
+        o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
+        o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
+        o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
+      }
+    }
+#endif
+    for (; oc + 2 <= out_c; oc += 2) {
+      /* In locals: the int8 stores below may alias the tables, each would be read again. */
       const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
       int32_t acc[4];
       acc[0] = acc[2] = bias[oc];
       acc[1] = acc[3] = bias[oc + 1];
-      dot2x2_x16(xs, filt + oc * k, k, k >> 2, acc);
+      dot2x2_packed(x0, x1, filt + oc * k, k, acc);
       o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
       o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
       o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
       o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
     }
-  }
-#endif
-  if (x1) {
-    for (; oc + 2 <= p->out_c; oc += 2) {
+  } else if (x1) {
+    for (; oc + 2 <= out_c; oc += 2) {
       const int8_t *f0 = filt + oc * k;
       const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
       int32_t acc[4];
@@ -284,7 +487,7 @@ EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0
       o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
     }
   }
-  for (; oc < p->out_c; ++oc) {
+  for (; oc < out_c; ++oc) {
     const int8_t *f0 = filt + oc * k;
     o0[oc] = edgec_requant_mode(bias[oc] + dot1(x0, f0, k, 0), mult[oc], shift[oc], off, lo, hi, mode);
     if (x1)

@@ -149,21 +149,6 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
       if (oy >= 0) ring_commit(p, ring, out, oy);
 }
 
-void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
-                 const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
-  int32_t b, o;
-  for (b = 0; b < p->batches; ++b) {
-    const int8_t *x = in + b * p->in_depth;
-    for (o = 0; o < p->out_depth; ++o) {
-      const int32_t q = p->per_channel ? o : 0;
-      int32_t acc = edgec_dot_s8(x, filt + o * p->in_depth, p->in_depth, 0);
-      if (bias) acc += bias[o];
-      *out++ = edgec_requant_mode(acc, mult[q], shift[q], p->out_offset, p->act_min, p->act_max,
-                                  p->rq_mode);
-    }
-  }
-}
-
 /* ---------------------------------------------------------------- pooling */
 
 static void pool_window(const edgec_pool_params *p, int32_t oy, int32_t ox, int32_t *y0, int32_t *y1,
