@@ -62,7 +62,7 @@ bench: $(STAMP) toolchains $(CIFAR10)
 	$(BIN)/python tools/bench_cbackend.py
 	$(BIN)/python tools/bench_coverage.py
 
-# Coverage-guided fuzzing (atheris) of the loaders, FUZZ_SECONDS each, seeded from tests/corpus.
+# Coverage-guided fuzzing (atheris) of the loaders, FUZZ_SECONDS each, seeded from tools/corpus.
 # Not part of `make test`; crashes land in build/fuzz/<harness>/crashes/.
 FUZZ_SECONDS ?= 180
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
-DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
+# The paths the malformed-input corpus reads (tools/corpus) are the tests' too: one definition, there.
+# MLPERF: the MLPerf Tiny models beside the repository, or EDGEC_MLPERF_MODELS (a git worktree, say).
+from tools.corpus.sources import DIGITS_CALIBRATION, DIGITS_MODEL, MLPERF, ROOT
+
 DIGITS_EVAL = ROOT / "calibration" / "digits" / "eval.npz"
-# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it;
-# EDGEC_MLPERF_MODELS points elsewhere (a git worktree, say).
-MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS") or ROOT.parent / "shared" / "models" / "mlperf-tiny")
 needs_mlperf = pytest.mark.skipif(not MLPERF.is_dir(), reason=f"MLPerf Tiny models not found at {MLPERF}")
 
 

@@ -1,4 +1,4 @@
-"""The malformed-input corpus (tests/corpus): every case refused in one line, nothing written to OUT."""
+"""The malformed-input corpus (tools/corpus): every case refused in one line, nothing written to OUT."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from tests.conftest import MLPERF
-from tests.corpus import Case, all_cases, tflite_cases
+from tools.corpus import Case, all_cases, tflite_cases
 
 pytestmark = pytest.mark.toolchain
 

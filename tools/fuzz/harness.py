@@ -2,7 +2,7 @@
 
 A harness feeds fuzzed bytes to one loader. The loader may accept the input or refuse it with
 :class:`edgec.core.errors.InputError` (exit 2 on the command line); any other exception is a crash that
-atheris reports, with the input saved for a corpus case (``tests/corpus``).
+atheris reports, with the input saved for a corpus case (``tools/corpus``).
 """
 
 from __future__ import annotations

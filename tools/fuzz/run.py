@@ -1,9 +1,9 @@
 """``make fuzz``: run every harness for a bounded time, seeded from the malformed-input corpus.
 
-Seeds are the real source files of ``tests/corpus`` (the bundled model, MLPerf's ``.tflite`` files,
+Seeds are the real source files of ``tools/corpus`` (the bundled model, MLPerf's ``.tflite`` files,
 the small ONNX model, the calibration set, the shipped target profiles) plus every generated case
 whose input file the harness reads. Crashes (inputs that made a loader raise anything but
-InputError) land in ``build/fuzz/<harness>/crashes/``; each becomes a case in ``tests/corpus``.
+InputError) land in ``build/fuzz/<harness>/crashes/``; each becomes a case in ``tools/corpus``.
 
     python tools/fuzz/run.py --seconds 180 [--only tflite,onnx]
 """
@@ -34,19 +34,19 @@ PREFIX = {"calibration": {".npz": b"\0", ".npy": b"\1", ".csv": b"\2"}, "config"
 
 def seeds(name: str, folder: Path) -> int:
     """Write ``name``'s seeds into ``folder``: its source files, then the corpus cases' inputs."""
-    from tests.conftest import MLPERF
-    from tests.corpus import all_cases
+    from tools.corpus import all_cases
+    from tools.corpus.sources import MLPERF
 
     suffixes, extra = HARNESSES[name]
     folder.mkdir(parents=True, exist_ok=True)
     files = [ROOT / p if "{" not in p else Path(p.format(mlperf=MLPERF)) for p in extra]
     if name == "tflite":
-        from tests.corpus.tflite_cases import cases as tflite_cases
+        from tools.corpus.tflite_cases import cases as tflite_cases
 
         for case_name, make in tflite_cases():
             (folder / f"{case_name}.tflite").write_bytes(make())
     if name == "onnx":
-        from tests.corpus.onnx_cases import small_cnn
+        from tools.corpus.onnx_cases import small_cnn
 
         (folder / "small_cnn.onnx").write_bytes(small_cnn().SerializeToString())
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import DIGITS_MODEL, MLPERF
-
 from . import Case, Run
 from .byteops import flip, rezip, truncate, unzip, zip_boundaries, zip_members, zip_patch_headers
+from .sources import DIGITS_MODEL, MLPERF
 
 RESNET_H5 = MLPERF / "pretrainedResnet.h5"
 WAKEWORD_H5 = MLPERF / "str_ww_ref_model.h5"

@@ -11,10 +11,9 @@ import random
 import struct
 from collections.abc import Callable
 
-from tests.conftest import MLPERF
-
 from . import SEED
 from .byteops import flip
+from .sources import MLPERF
 
 SOURCES = {"kws": MLPERF / "kws_ref_model.tflite", "resnet": MLPERF / "pretrainedResnet_quant.tflite",
            "wakeword": MLPERF / "str_ww_ref_model.tflite"}

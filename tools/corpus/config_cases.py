@@ -6,9 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.conftest import ROOT
-
 from . import Case, Run
+from .sources import ROOT
 
 # --- recipes: each is the whole file (TOML text or raw bytes) -------------------------------------
 

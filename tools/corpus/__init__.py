@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import DIGITS_CALIBRATION, DIGITS_MODEL
+from .sources import DIGITS_CALIBRATION, DIGITS_MODEL
 
 SEED = 20261202
 

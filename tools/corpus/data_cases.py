@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import DIGITS_CALIBRATION, MLPERF
-
 from . import Case, Run
 from .byteops import flip, truncate, zip_boundaries, zip_members, zip_patch_headers
+from .sources import DIGITS_CALIBRATION, MLPERF
 
 WAKEWORD_H5 = MLPERF / "str_ww_ref_model.h5"
 WAKEWORD_NPZ = MLPERF / "str_ww_calibration_samples.npz"
