@@ -160,7 +160,9 @@ def _tf_op_functions(config) -> dict[str, object]:
     """Layer name -> the TF function a TFOpLambda layer of a (possibly nested) Keras config calls."""
     found = {}
     if isinstance(config, dict):
-        if config.get("class_name") in TF_OP_LAMBDAS and isinstance(config.get("config"), dict):
+        # A corrupt config may hold any JSON there (a list is unhashable): only a string is a TFOpLambda.
+        cls = config.get("class_name")
+        if isinstance(cls, str) and cls in TF_OP_LAMBDAS and isinstance(config.get("config"), dict):
             found[str(config["config"].get("name", "?"))] = config["config"].get("function")
         for value in config.values():
             found.update(_tf_op_functions(value))
@@ -187,11 +189,12 @@ def _check_layers(config: dict, path: Path, trust_model: bool) -> None:
         raise InputError(f"{path}: model config nested too deeply; refused", stage=STAGE) from None
     tf_ops = _tf_op_functions(config)
     for cls, name in layers:
-        if cls in TF_OP_LAMBDAS and tf_ops.get(name) in SAFE_TF_OPS:
-            continue
         if not isinstance(cls, str):
             raise InputError(f"{path}: layer '{name}' has class_name {cls!r}, not a string; corrupt model "
                              "config", stage=STAGE)
+        function = tf_ops.get(name)
+        if cls in TF_OP_LAMBDAS and isinstance(function, str) and function in SAFE_TF_OPS:
+            continue
         if cls.startswith("__"):  # Keras 3 serializes tensors and tuples as "__keras_tensor__" etc.
             continue
         if cls == "Lambda":

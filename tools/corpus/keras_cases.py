@@ -134,6 +134,8 @@ STRUCTURE_EDITS = {
     "class_name_is_a_list": _class_of("fc1", ["Dense"]),
     "class_name_lambda": _class_of("fc1", "Lambda"),
     "class_name_custom": _class_of("fc1", "EvilLayer"),
+    "tf_op_function_is_a_list": lambda c: (_class_of("fc1", "TFOpLambda")(c),
+                                           _layer(c, "fc1")["config"].__setitem__("function", ["math.add"])),
     "layers_not_a_list": lambda c: c["config"].__setitem__("layers", {"a": 1}),
     "layers_empty": lambda c: c["config"].__setitem__("layers", []),
     "inbound_node_unknown_layer": lambda c: _layer(c, "fc1").__setitem__("inbound_nodes", [[["nowhere", 0, 0, {}]]]),
