@@ -262,7 +262,7 @@ def data_files(case: Case, work: Path) -> tuple[str, str]:
     key = re.sub(r"[^A-Za-z0-9]+", "_", f"{case.scale}_{'x'.join(map(str, case.input_shape))}")
     if case.cifar:  # held out: calibration from past the training images, evaluation from the test batch
         cal, ev = work / "data" / f"cifar10_{key}_cal{TRAIN_IMAGES}.npy", work / "data" / f"cifar10_{key}_eval.npz"
-        if not ev.exists():
+        if not (cal.exists() and ev.exists()):
             cal.parent.mkdir(parents=True, exist_ok=True)
             size = case.input_shape[0]
             np.save(cal, normalize(cifar("train", TRAIN_IMAGES, CALIBRATION_SAMPLES, size)[0], case.scale))
