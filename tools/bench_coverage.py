@@ -19,8 +19,8 @@ Models:
   determinism on (same inputs, same weights), then batch-norm statistics recalibrated from one
   training-mode pass over 256 of those images (after so short a training the moving statistics lag
   so far that the inference-mode output is constant). 1.5 to 5 minutes per small model here; top-1 on
-  held-out CIFAR-10 is low (0.23 to 0.42, chance 0.1) but the outputs follow the input. The trained model is cached in ``OUT/models/`` (a
-  re-run does not retrain). Their row names say "trained 6 epochs on CIFAR-10";
+  held-out CIFAR-10 is low (0.23 to 0.42, chance 0.1) but the outputs follow the input. The trained
+  model is cached in ``OUT/models/`` (a re-run does not retrain). Their row names say "trained 6 epochs on CIFAR-10";
 - the ``onnx`` wheel's light model zoo (``onnx/backend/test/data/light``), random/constant weights;
 - MLPerf Tiny's KWS, ResNet-8 and wake word (../shared/models/mlperf-tiny), the trained references;
 - the PyTorch exports of ../shared/models/torch-onnx (both exporters), random weights.
