@@ -34,29 +34,10 @@ def _weights(e, op):
 
 def conv_like(e, op, depthwise: bool) -> int:
     """CONV_2D / DEPTHWISE_CONV_2D with per-channel int4 weights."""
-    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
     filt = _weights(e, op)
-    ops._require_4d(e, op, inp, filt, out)
-    o = op.options
-    n, ih, iw, ic = inp.shape
-    _, oh, ow, oc = out.shape
-    fh, fw = filt.shape[1], filt.shape[2]
-    if not depthwise and filt.shape[3] != ic:
-        raise InputError(f"operator CONV_2D (op #{op.index}): grouped convolution has no C kernel; "
-                         "use the tflm format for this model", stage="export")
-    sh, sw = int(o.strideH), int(o.strideW)
-    dh, dw = int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)
-    ph, pw = ops._padding(ih, fh, sh, dh, oh), ops._padding(iw, fw, sw, dw, ow)
-    mults, shifts = conv_multipliers(ops.scale(inp), filt.scales, ops.scale(out), oc)
-    lo, hi = ops._act(e, op, out)
-    w = np.asarray(filt.data)
-    rows = w.reshape(-1, oc).T if depthwise else w.reshape(oc, -1)
-    mode = requant_mode(ops._bias_values(e, op), rows, -ops.zp(inp), shifts, lo, hi)
-    params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
-                                            oc // ic, -ops.zp(inp), ops.zp(out), lo, hi, mode])
-    m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
+    params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw) = ops.conv_params(e, op, filt, depthwise)
     kernel = "edgec_depthwise_s4" if depthwise else "edgec_conv_s4"
-    e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {ops._bias(e, op)}, "
+    e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {ops.bias_array(e, op)}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")
     return n * oh * ow * oc * fh * fw * (1 if depthwise else ic)
 
@@ -76,12 +57,12 @@ def fully_connected(e, op) -> int:
     else:
         mult, shift = fc_multiplier(ops.scale(inp), float(filt.scales[0]), ops.scale(out))
         mults, shifts = [mult], [shift]
-    lo, hi = ops._act(e, op, out)
-    mode = requant_mode(ops._bias_values(e, op), np.asarray(filt.data).reshape(out_depth, -1), -ops.zp(inp),
+    lo, hi = ops.act_bounds(e, op, out)
+    mode = requant_mode(ops.bias_values(e, op), np.asarray(filt.data).reshape(out_depth, -1), -ops.zp(inp),
                         shifts, lo, hi)
     params = e.struct("edgec_fc_params", [batches, in_depth, out_depth, int(per_channel),
                                           -ops.zp(inp), ops.zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
-    e.call(f"edgec_fc_s4(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {ops._bias(e, op)}, "
+    e.call(f"edgec_fc_s4(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {ops.bias_array(e, op)}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")
     return batches * out_depth * in_depth

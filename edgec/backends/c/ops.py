@@ -36,7 +36,8 @@ def _padding(in_size: int, f: int, stride: int, dil: int, out_size: int) -> int:
     return max((out_size - 1) * stride + effective - in_size, 0) // 2
 
 
-def _act(e, op, out) -> tuple[int, int]:
+def act_bounds(e, op, out) -> tuple[int, int]:
+    """The int8 output bounds of ``op``'s fused activation (none, ReLU, ReLU6...) on tensor ``out``."""
     act = int(getattr(op.options, "fusedActivationFunction", 0) or 0)
     return activation_range(act, scale(out), zp(out), op=op.name)
 
@@ -61,7 +62,7 @@ def _folded_bias(e, op, in_offset: int) -> str:
     return e.array("int32_t", np.where(folded >= 1 << 31, folded - (1 << 32), folded))
 
 
-def _bias_values(e, op):
+def bias_values(e, op):
     """The int32 bias values of a conv / fully-connected operator, or None without bias."""
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         data = e.model.tensors[op.inputs[2]].data
@@ -69,7 +70,8 @@ def _bias_values(e, op):
     return None
 
 
-def _bias(e, op) -> str:
+def bias_array(e, op) -> str:
+    """The C name of ``op``'s int32 bias array (a constant), or ``0`` when it has none."""
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         t = e.model.tensors[op.inputs[2]]
         if t.type != "INT32":
@@ -86,10 +88,11 @@ def _require_4d(e, op, *tensors) -> None:
                              f"{t.shape}; use the tflm format for this model", stage="export")
 
 
-def _conv_like(e, op, depthwise: bool) -> int:
-    if int4.is_int4(e.model, op):
-        return int4.conv_like(e, op, depthwise)
-    inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int, ...]]:
+    """The ``edgec_conv_params`` struct, multipliers and shifts of a CONV_2D / DEPTHWISE_CONV_2D whose
+    weights are ``filt`` (int8 or int4: the geometry and requantization are the same); returns their C
+    names and the shape ``(n, ih, iw, ic, oh, ow, oc, fh, fw)``."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
     _require_4d(e, op, inp, filt, out)
     o = op.options
     n, ih, iw, ic = inp.shape
@@ -102,17 +105,23 @@ def _conv_like(e, op, depthwise: bool) -> int:
     dh, dw = int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)
     ph, pw = _padding(ih, fh, sh, dh, oh), _padding(iw, fw, sw, dw, ow)
     mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), oc)
-    lo, hi = _act(e, op, out)
+    lo, hi = act_bounds(e, op, out)
     mode = 0
     if filt.data is not None:
         w = np.asarray(filt.data)
         rows = w.reshape(-1, oc).T if depthwise else w.reshape(oc, -1)
-        mode = requant_mode(_bias_values(e, op), rows, -zp(inp), shifts, lo, hi)
+        mode = requant_mode(bias_values(e, op), rows, -zp(inp), shifts, lo, hi)
     params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
                                             oc // ic, -zp(inp), zp(out), lo, hi, mode])
-    m = e.array("int32_t", mults)
-    s = e.array("int32_t", shifts)
-    bias = _bias(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
+    return params, e.array("int32_t", mults), e.array("int32_t", shifts), (n, ih, iw, ic, oh, ow, oc, fh, fw)
+
+
+def _conv_like(e, op, depthwise: bool) -> int:
+    if int4.is_int4(e.model, op):
+        return int4.conv_like(e, op, depthwise)
+    inp, filt = e.model.tensors[op.inputs[0]], e.model.tensors[op.inputs[1]]
+    params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw) = conv_params(e, op, filt, depthwise)
+    bias = bias_array(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
     k = fh * fw * ic
     filt_c = (e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs") if not depthwise and k % 4 == 0
               else e.const(op.inputs[1]))
@@ -223,8 +232,8 @@ def fully_connected(e, op) -> int:
     if int(np.abs(filt.zero_points).max(initial=0)) != 0:
         raise InputError(f"operator FULLY_CONNECTED (op #{op.index}): asymmetric weights have no C "
                          "kernel; use the tflm format for this model", stage="export")
-    lo, hi = _act(e, op, out)
-    mode = requant_mode(_bias_values(e, op), filt.data.reshape(out_depth, -1), -zp(inp), shifts, lo, hi)
+    lo, hi = act_bounds(e, op, out)
+    mode = requant_mode(bias_values(e, op), filt.data.reshape(out_depth, -1), -zp(inp), shifts, lo, hi)
     params = e.struct("edgec_fc_params", [batches, in_depth, out_depth, int(per_channel),
                                           -zp(inp), zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
@@ -242,7 +251,7 @@ def _pool(e, op, kernel: str) -> int:
     n, ih, iw, c = inp.shape
     _, oh, ow, _ = out.shape
     fh, fw, sh, sw = int(o.filterHeight), int(o.filterWidth), int(o.strideH), int(o.strideW)
-    lo, hi = _act(e, op, out)
+    lo, hi = act_bounds(e, op, out)
     params = e.struct("edgec_pool_params", [n, ih, iw, c, oh, ow, fh, fw, sh, sw,
                                             _padding(ih, fh, sh, 1, oh), _padding(iw, fw, sw, 1, ow),
                                             lo, hi])
@@ -275,7 +284,7 @@ def _binary(e, op, kernel: str, multipliers) -> int:
         raise InputError(f"operator {op.name} (op #{op.index}): more than 4 dimensions; "
                          "use the tflm format for this model", stage="export")
     out_shape = [1] * (4 - len(out.shape)) + [int(d) for d in out.shape]
-    lo, hi = _act(e, op, out)
+    lo, hi = act_bounds(e, op, out)
     left_shift, mults = multipliers(a, b, out)
     params = e.struct("edgec_binary_params", [
         out_shape, _broadcast_strides(a.shape, out_shape), _broadcast_strides(b.shape, out_shape),
