@@ -25,17 +25,19 @@ def kernel_bytes(keras_model) -> int:
 
 
 def check(profiles: list[dict], keras_model) -> None:
-    """Raise :class:`GateError` (exit 1, nothing written) when a flash target cannot hold the int8 kernels."""
-    if keras_model is None:
+    """Raise :class:`GateError` (exit 1, nothing written) when every target is a flash target that
+    cannot hold the int8 kernels. With one target that can, the compile goes on and each target's
+    report says whether it fits (a multi-target compile still builds the targets that fit)."""
+    if keras_model is None or not profiles:
         return
-    needed = None
+    needed, over = kernel_bytes(keras_model), []
     for profile in profiles:
         flash_budget, _ = model_budget(profile)
-        if profile["format"] not in FLASH_FORMATS or flash_budget is None:
-            continue
-        needed = kernel_bytes(keras_model) if needed is None else needed
-        if needed > flash_budget:
-            raise GateError(f"flash: the int8 weights alone need at least {needed} B, {needed - flash_budget} B "
-                            f"over the {flash_budget} B available (refused before quantizing). Try fewer "
-                            "channels or smaller inputs, --clusters (LUT compression) or --low-rank, or a "
-                            "bigger target", stage="budget", target=profile["id"])
+        if profile["format"] not in FLASH_FORMATS or flash_budget is None or needed <= flash_budget:
+            return
+        over.append((profile["id"], flash_budget))
+    target, flash_budget = over[0]
+    raise GateError(f"flash: the int8 weights alone need at least {needed} B, {needed - flash_budget} B "
+                    f"over the {flash_budget} B available (refused before quantizing). Try fewer "
+                    "channels or smaller inputs, --clusters (LUT compression) or --low-rank, or a "
+                    "bigger target", stage="budget", target=target)

@@ -179,3 +179,20 @@ def test_max_accuracy_drop_is_refused_for_a_one_value_output(run_cli, tmp_path):
     assert_refused(_compile(run_cli, tmp_path / "out", "--max-accuracy-drop", "0.01", model=tmp_path / "r.keras",
                             calibration="random"), 2, "one value per sample", "--keep-float")
     assert not (tmp_path / "out").exists()
+
+
+def test_model_whose_int8_weights_exceed_every_flash_target_is_refused_before_quantizing(run_cli, tmp_path):
+    """edgec/quantize/flash_bound.py: one byte per kernel element is a lower bound of the flash an int8
+    model needs; over it on every target, the compile stops at once (exit 1, nothing written)."""
+    from edgec.core.tf import keras
+
+    k = keras()
+    x = k.Input((2048,), name="features")
+    model = k.Model(x, k.layers.Dense(10, name="probs")(k.layers.Dense(1024, name="wide")(x)))
+    model.save(tmp_path / "wide.keras")  # 2,107,392 kernel bytes: over cortex-m0plus's model flash
+    np.savez(tmp_path / "calib.npz", features=np.zeros((8, 2048), np.float32))
+    out = tmp_path / "out"
+    code, _, err = run_cli("compile", tmp_path / "wide.keras", "-t", "cortex-m0plus",
+                           "--calibration", tmp_path / "calib.npz", "-o", out)
+    assert code == 1 and "need at least 2107392 B" in err and "refused before quantizing" in err, err
+    assert not out.exists() or not any(out.iterdir())

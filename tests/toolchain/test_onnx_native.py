@@ -105,19 +105,21 @@ def _zoo_photos(count: int) -> np.ndarray:
 
 
 @pytest.mark.skipif(not (ZOO / "light_squeezenet.onnx").is_file(), reason="onnx wheel without its light zoo")
-def test_light_zoo_squeezenet_compiles_and_verifies_for_onnx_runtime_and_openvino(run_cli, tmp_path):
+def test_light_zoo_squeezenet_compiles_for_onnx_runtime_and_openvino(run_cli, tmp_path):
     """The onnx wheel's SqueezeNet (opset 9, ConstantOfShape weights) for onnx-cpu and intel-cpu.
 
-    What is judged: the build exits 0 with the targets' own thresholds on the 3 held-out photos of 12,
-    the artifact is int8 (QDQ nodes / FakeQuantize ops), and it is the zoo's own graph (no tf2onnx).
-    The light zoo's weights are synthetic, so the 1000-way softmax is nearly flat: top-1 and the
-    softmax's cosine say little; the max abs error bounds the int8 error on each probability.
+    Both artifacts are built from the zoo's own graph (no tf2onnx) and are int8 (QDQ nodes /
+    FakeQuantize ops). The light zoo's weights are synthetic, so the 1000-way softmax is flat (every
+    probability near 1e-3): OpenVINO's int8 output keeps it and verifies, while ONNX Runtime fixes a
+    softmax output's range to [0, 1] (scale 1/255), so every int8 probability rounds to 0. That is
+    a real loss and verification says so (cosine 0, not the 1.0 an all-zero output once got); a
+    trained network's peaked softmax survives the same scale.
     """
     np.savez(tmp_path / "photos.npz", data_0=_zoo_photos(12))
     out = tmp_path / "out"
     code, _, err = run_cli("compile", ZOO / "light_squeezenet.onnx", "-t", "onnx-cpu", "-t", "intel-cpu",
                            "--calibration", tmp_path / "photos.npz", "-o", out)
-    assert code == 0, err
+    assert code == 1 and "[verify / onnx-cpu] cosine 0.0000" in err and "intel-cpu]" not in err, err
     from edgec.backends.openvino.export_openvino import fake_quantize_count
 
     assert fake_quantize_count(out / "intel-cpu" / "model.xml") > 0
@@ -126,5 +128,5 @@ def test_light_zoo_squeezenet_compiles_and_verifies_for_onnx_runtime_and_openvin
     for target in ("onnx-cpu", "intel-cpu"):
         report = json.loads((out / target / "report.json").read_text())
         v = report["verification"]
-        assert v["passed"] and v["samples"] == 3 and v["max_abs_err"] < 0.01, v
+        assert v["passed"] == (target == "intel-cpu") and v["samples"] == 3 and v["max_abs_err"] < 0.01, v
         assert "ConstantOfShape" not in json.dumps(report.get("onnx", {}))
