@@ -17,16 +17,19 @@ import numpy as np
 
 from edgec.core.errors import InputError
 from edgec.core.tflite_model import parse
-from edgec.backends.c import ops
+from edgec.backends.c import int4, ops
 from edgec.backends.c import ops_misc
 from edgec.backends.c.plan import plan_memory
 
 log = logging.getLogger(__name__)
 
 OPS = {
-    "CONV_2D": ops.conv_2d, "DEPTHWISE_CONV_2D": ops.depthwise_conv_2d,
-    "FULLY_CONNECTED": ops.fully_connected, "AVERAGE_POOL_2D": ops.average_pool_2d,
-    "MAX_POOL_2D": ops.max_pool_2d, "ADD": ops.add, "MUL": ops.mul,
+    "CONV_2D": lambda e, op: int4.conv_like(e, op, False) if ops.is_int4(e.model, op) else ops.conv_2d(e, op),
+    "DEPTHWISE_CONV_2D": lambda e, op: (int4.conv_like(e, op, True) if ops.is_int4(e.model, op)
+                                        else ops.depthwise_conv_2d(e, op)),
+    "FULLY_CONNECTED": lambda e, op: (int4.fully_connected(e, op) if ops.is_int4(e.model, op)
+                                      else ops.fully_connected(e, op)),
+    "AVERAGE_POOL_2D": ops.average_pool_2d, "MAX_POOL_2D": ops.max_pool_2d, "ADD": ops.add, "MUL": ops.mul,
     "RESHAPE": ops_misc.reshape, "SQUEEZE": ops_misc.reshape, "EXPAND_DIMS": ops_misc.reshape,
     "SOFTMAX": ops_misc.softmax, "LOGISTIC": ops_misc.logistic, "TANH": ops_misc.tanh,
     "HARD_SWISH": ops_misc.hard_swish, "QUANTIZE": ops_misc.quantize,
@@ -223,9 +226,9 @@ def generate(tflite_bytes: bytes, out_dir: Path, *, prefix: str = "edgec") -> di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.h").write_text(_header(model, plan, prefix, emitter.weight_bytes, macs))
-    int4 = any(t.type == "INT4" for t in model.tensors)
-    files = (*KERNEL_FILES, *(INT4_FILES if int4 else ()))
-    (out_dir / "model.c").write_text(_source(emitter, prefix, int4))
+    has_int4 = any(t.type == "INT4" for t in model.tensors)
+    files = (*KERNEL_FILES, *(INT4_FILES if has_int4 else ()))
+    (out_dir / "model.c").write_text(_source(emitter, prefix, has_int4))
     runtime = resources.files("edgec.backends.c") / "runtime"
     for name in files:
         with resources.as_file(runtime / name) as src:

@@ -15,12 +15,6 @@ from edgec.backends.c import ops
 from edgec.backends.c.fixedpoint import conv_multipliers, fc_multiplier, requant_mode
 
 
-def is_int4(model, op) -> bool:
-    """Whether ``op`` is a conv / depthwise / fully-connected operator with INT4 weights."""
-    return (op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1
-            and model.tensors[op.inputs[1]].type == "INT4")
-
-
 def _weights(e, op):
     filt = e.model.tensors[op.inputs[1]]
     if filt.packed is None:

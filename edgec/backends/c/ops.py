@@ -13,7 +13,6 @@ from edgec.core.errors import InputError
 from edgec.backends.c.fixedpoint import activation_range, conv_multipliers, fc_multiplier, quantize_multiplier, requant_mode
 
 
-from edgec.backends.c import int4  # noqa: E402  (a cycle: int4 uses these helpers only at call time)
 
 
 def scale(t) -> float:
@@ -34,6 +33,12 @@ def nelem(t) -> int:
 def _padding(in_size: int, f: int, stride: int, dil: int, out_size: int) -> int:
     effective = (f - 1) * dil + 1
     return max((out_size - 1) * stride + effective - in_size, 0) // 2
+
+
+def is_int4(model, op) -> bool:
+    """Whether ``op`` is a conv / depthwise / fully-connected operator with INT4 weights (:mod:`.int4`)."""
+    return (op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1
+            and model.tensors[op.inputs[1]].type == "INT4")
 
 
 def act_bounds(e, op, out) -> tuple[int, int]:
@@ -117,8 +122,6 @@ def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int,
 
 
 def _conv_like(e, op, depthwise: bool) -> int:
-    if int4.is_int4(e.model, op):
-        return int4.conv_like(e, op, depthwise)
     inp, filt = e.model.tensors[op.inputs[0]], e.model.tensors[op.inputs[1]]
     params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw) = conv_params(e, op, filt, depthwise)
     bias = bias_array(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
@@ -149,7 +152,7 @@ def row_in_place(model, op) -> bool:
     """Whether the conv kernel can write its output over its input row by row: one image, stride
     and dilation 1 vertically, and output rows exactly as long as input rows, so that output row r
     lands on input row r once the rows below it no longer need it (edgec_conv_s8's ring buffer)."""
-    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or int4.is_int4(model, op):
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
         return False  # the int4 kernels write a separate output
     inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     if len(inp.shape) != 4 or len(out.shape) != 4 or inp.shape[0] != 1:
@@ -169,7 +172,7 @@ def _ring_bytes(model, op) -> int:
 def scratch_bytes(model, op, in_place: bool) -> int:
     """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1, plus
     the ring of pending output rows when a convolution runs in place."""
-    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or int4.is_int4(model, op):
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
         return 0  # the int4 kernels read the input window in place
     _, fh, fw, ic = model.tensors[op.inputs[1]].shape
     patches = 2 * fh * fw * ic if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
@@ -215,8 +218,6 @@ def pack_fc_weights(w: np.ndarray) -> np.ndarray:
 
 def fully_connected(e, op) -> int:
     """FULLY_CONNECTED with per-tensor or per-channel int8 weights (int4: :mod:`.int4`)."""
-    if int4.is_int4(e.model, op):
-        return int4.fully_connected(e, op)
     inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if filt.data is None or len(filt.shape) != 2:
         raise InputError(f"operator FULLY_CONNECTED (op #{op.index}): needs constant 2-D weights; "

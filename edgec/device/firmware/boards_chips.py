@@ -22,7 +22,7 @@ Facts from the vendors' reference manuals, and from QEMU's models where one exis
 
 from __future__ import annotations
 
-from edgec.device.firmware.boards import Board, Region
+from edgec.device.firmware.board_types import Board, Region
 
 _M4F = ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
 
