@@ -25,6 +25,12 @@ from edgec.runtimes.onnxruntime import predict_onnxruntime
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 8
+# Ops whose int8 output range ONNX Runtime's QDQ quantizer fixes whatever calibration saw
+# (onnxruntime/quantization/base_quantizer.py, ``adjust_tensor_ranges``: Softmax -> [0, 1], scale 1/255 in
+# uint8). As a graph output that scale erases a flat distribution: 1000 classes at ~1e-3 each all round to 0.
+RANGE_FIXED_OPS = ("Softmax",)
+# Ops that only move values: a Softmax followed by these still is the graph output (SqueezeNet: Softmax -> Reshape).
+_LAYOUT_ONLY = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose")
 
 
 def resolve_nodes(model: Any, names: Sequence[str]) -> list[str]:
@@ -45,6 +51,26 @@ def with_consumers(model: Any, nodes: Sequence[str]) -> list[str]:
     outputs = {o for n in model.graph.node if n.name in nodes for o in n.output}
     readers = [n.name for n in model.graph.node if set(n.input) & outputs]
     return list(dict.fromkeys([*nodes, *readers]))
+
+
+def range_fixed_outputs(model: Any) -> list[str]:
+    """Nodes to leave in float because their quantized output range is fixed and they are graph outputs.
+
+    A :data:`RANGE_FIXED_OPS` node whose output reaches a graph output directly or through layout-only
+    ops, plus those layout ops. Kept in float, the output carries the probabilities the float model
+    computes; its input (the logits) is still int8, so the cost is one float Softmax. Node names must be
+    unique and non-empty (:func:`edgec.frontend.onnx.fuse.fuse` names them).
+    """
+    producers = {o: n for n in model.graph.node for o in n.output}
+    keep: list[str] = []
+    for output in model.graph.output:
+        node, path = producers.get(output.name), []
+        while node is not None and node.op_type in _LAYOUT_ONLY and node.input:
+            path.append(node.name)
+            node = producers.get(node.input[0])
+        if node is not None and node.op_type in RANGE_FIXED_OPS:
+            keep += [name for name in (node.name, *reversed(path)) if name not in keep]
+    return keep
 
 
 def _producer(model: Any, tensor: str) -> str | None:

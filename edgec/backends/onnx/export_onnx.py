@@ -30,7 +30,7 @@ from edgec.frontend.onnx import fuse as onnx_fuse
 from edgec.frontend.onnx.read import fix_batch
 from edgec.frontend.onnx.read import opset_of
 from edgec.quantize import stem
-from edgec.quantize.keep_float_onnx import fit
+from edgec.quantize.keep_float_onnx import fit, range_fixed_outputs
 from edgec.quantize.spec import CALIBRATION_METHODS, QuantSpec
 
 log = logging.getLogger(__name__)
@@ -260,11 +260,15 @@ def export(build: Any) -> None:
     if scheme == "int8":
         float_model = model
         arithmetic = targets.int8_arithmetic(build.target)
+        # A Softmax output quantized at ONNX Runtime's fixed [0, 1] range loses every small probability
+        # (a flat 1000-way output becomes all zeros): it stays float, the logits before it stay int8.
+        float_outputs = range_fixed_outputs(float_model)
 
         def quantized(excluded: list[str]) -> Any:
             return quantize(float_model, build.calibration, method=spec.calibration_method,
                             per_channel=spec.per_channel, activation_dtype=spec.activation_dtype, work=build.work,
-                            limit=spec.onnx_calibration_samples, nodes_to_exclude=excluded,
+                            limit=spec.onnx_calibration_samples,
+                            nodes_to_exclude=list(dict.fromkeys([*excluded, *float_outputs])),
                             weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"])
 
         if spec.mixed:
@@ -276,6 +280,9 @@ def export(build: Any) -> None:
             float_layers, build.report["stem"] = stem.choose(spec.stem, stem.onnx_stem(float_model))
             model = quantized(float_layers)
             info["stem"] = build.report["stem"]["chosen"]
+        if float_outputs:
+            info["float_outputs"] = {"nodes": float_outputs, "why": "Softmax graph output: ONNX Runtime fixes its "
+                                     "int8 range to [0, 1] (step 1/255), which erases small probabilities"}
         info.update(calibration_method=spec.calibration_method, per_channel=spec.per_channel,
                     activation_dtype=spec.activation_dtype, isa=arithmetic["isa"],
                     weight_dtype=arithmetic["weight_dtype"], reduce_range=arithmetic["reduce_range"],

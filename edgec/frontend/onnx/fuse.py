@@ -50,6 +50,7 @@ def fuse(model: Any) -> tuple[Any, dict[str, Any]]:
     folded = _fold_constants(model)
     conv_bn = _fuse_conv_bn(model)
     gemm = _fuse_matmul_add(model)
+    _name_nodes(model)
     onnx.checker.check_model(model)
     after = op_counts(model)
     counts = {"before": before, "after": after, "nodes_before": sum(before.values()),
@@ -57,6 +58,22 @@ def fuse(model: Any) -> tuple[Any, dict[str, Any]]:
               "matmul_add_fused": gemm, "conv_activation_pairs": _conv_activation_pairs(model)}
     log.info("ONNX fusion: %d -> %d nodes", counts["nodes_before"], counts["nodes_after"])
     return model, counts
+
+
+def _name_nodes(model: Any) -> None:
+    """Give every unnamed node a unique name (``Flatten_12``: op type and position).
+
+    ONNX Runtime's quantizer excludes nodes by name (``nodes_to_exclude``), so an empty name would
+    exclude every unnamed node at once; exporters and onnxslim leave some nodes unnamed.
+    """
+    taken = {n.name for n in model.graph.node if n.name}
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
 
 
 def _consumers(model: Any) -> dict[str, list[Any]]:
