@@ -92,6 +92,7 @@ def test_mlperf_resnet8_via_tf2onnx_compiles_and_verifies_for_every_runtime(run_
     assert any("matches ONNX Runtime" in n for n in reports["cortex-m4"]["model"]["notes"])
     assert reports["intel-cpu"]["openvino"]["overflow_fix"] == "disable"
     assert reports["intel-cpu"]["openvino"]["activation_range_estimator"] == "MINMAX"
+    assert reports["intel-cpu"]["openvino"]["bias_correction"] == "full"  # ResNet-8: 10 weighted layers
     arithmetic = reports["intel-cpu"]["int8_arithmetic"]
     assert arithmetic["target_isa"] == "avx512_vnni"
     twin = "intermediate/host_twin/model.xml"  # a host without VNNI verifies the 7-bit twin

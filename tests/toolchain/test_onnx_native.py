@@ -112,6 +112,32 @@ def test_graph_output_softmax_and_its_reshape_stay_float_and_unnamed_nodes_get_n
     assert model.graph.node[names.index(kept[0])].output[0] == "prob"
 
 
+def test_openvino_uses_fast_bias_correction_above_the_layer_cap(run_cli, tmp_path):
+    """NNCF's full bias correction runs a subgraph per layer and sample (DenseNet-121: over 14 minutes);
+    past FULL_BIAS_CORRECTION_MAX_LAYERS weighted layers the fast one runs and the report says so."""
+    from edgec.backends.openvino.nncf_quantize import FULL_BIAS_CORRECTION_MAX_LAYERS
+
+    n = helper.make_node
+    layers = FULL_BIAS_CORRECTION_MAX_LAYERS + 1
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for i in range(layers):
+        w = (np.eye(8) + rng.normal(0, 0.1, (8, 8))).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), f"b{i}")]
+        nodes += [n("MatMul", [x, f"w{i}"], [f"m{i}"], name=f"mm{i}"), n("Add", [f"m{i}", f"b{i}"], [f"a{i}"], name=f"add{i}"),
+                  n("Tanh", [f"a{i}"], [f"t{i}"], name=f"tanh{i}")]
+        x = f"t{i}"
+    graph = helper.make_graph(nodes, "deep", [_value("x", 1, 8)], [_value(x, 1, 8)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "deep.onnx"))
+    np.save(tmp_path / "calib.npy", rng.normal(size=(16, 8)).astype(np.float32))
+    code, _, err = run_cli("compile", tmp_path / "deep.onnx", "-t", "intel-cpu", "--calibration", tmp_path / "calib.npy",
+                           "-o", tmp_path / "out")
+    assert "Traceback" not in err
+    report = json.loads((tmp_path / "out" / "intel-cpu" / "report.json").read_text())
+    assert report["openvino"]["bias_correction"] == "fast", report["openvino"]
+    assert code == 0 and report["verification"]["passed"], err
+
+
 def _zoo_photos(count: int) -> np.ndarray:
     """Real photos (scikit-learn's two samples), 224x224 crops, ImageNet-normalized, NCHW."""
     from sklearn.datasets import load_sample_images

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgec.backends.openvino.nncf_quantize import model_inputs, nncf_items, nncf_settings, quantize
+from edgec.backends.openvino.nncf_quantize import bias_correction, model_inputs, nncf_items, nncf_settings, quantize
 from edgec.core.errors import InputError, ToolchainError
 from edgec.quantize.spec import QuantSpec
 
@@ -124,7 +124,8 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
 
     plain = quantize(ov_model.clone(), calibration, limit=limit, calibration_method=calibration_method,
                      overflow_fix=overflow_fix, ignored=kept or None)
-    rest = nncf_settings(calibration_method=calibration_method, overflow_fix=overflow_fix, ignored=kept or None)
+    rest = nncf_settings(calibration_method=calibration_method, overflow_fix=overflow_fix, ignored=kept or None,
+                         correction=bias_correction(ov_model))
     advanced = rest.pop("advanced")
     try:
         model = nncf.quantize_with_accuracy_control(

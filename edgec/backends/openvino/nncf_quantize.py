@@ -17,6 +17,22 @@ from edgec.runtimes.base import fit_layout
 STAGE = "export-openvino"
 # edgec's calibration methods -> NNCF's activation range estimators (the ONNX path's meaning).
 RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
+# NNCF's full bias correction compiles and runs a subgraph per corrected layer on every calibration sample:
+# seconds for ResNet-8 or a MobileNet, but the light zoo's DenseNet-121 (121 weighted layers at 224x224)
+# was still in it after 14 minutes here (2 shared cores). Above this many weighted layers the fast bias
+# correction (one statistics pass) is used, and the report says which one ran.
+FULL_BIAS_CORRECTION_MAX_LAYERS = 96
+_WEIGHTED = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul")
+
+
+def weighted_layers(ov_model: Any) -> int:
+    """Convolutions and matrix products of an OpenVINO model: the layers bias correction visits."""
+    return sum(op.get_type_name() in _WEIGHTED for op in ov_model.get_ops())
+
+
+def bias_correction(ov_model: Any) -> str:
+    """``full`` (NNCF's per-layer correction, the more accurate) or ``fast`` for a model this large."""
+    return "fast" if weighted_layers(ov_model) > FULL_BIAS_CORRECTION_MAX_LAYERS else "full"
 
 
 def nncf_items(ov_model: Any, samples: Any, *, limit: int | None = None) -> list[tuple]:
@@ -35,8 +51,9 @@ def model_inputs(item: tuple) -> Any:
 
 
 def nncf_settings(*, preset: str = "performance", calibration_method: str = "minmax",
-                  overflow_fix: str = "disable", ignored: list[str] | None = None) -> dict:
-    """Keyword arguments shared by ``nncf.quantize`` and ``nncf.quantize_with_accuracy_control``."""
+                  overflow_fix: str = "disable", ignored: list[str] | None = None, correction: str = "full") -> dict:
+    """Keyword arguments shared by ``nncf.quantize`` and ``nncf.quantize_with_accuracy_control``;
+    ``correction`` is :func:`bias_correction`'s choice."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
@@ -46,7 +63,7 @@ def nncf_settings(*, preset: str = "performance", calibration_method: str = "min
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
                                                    RANGE_ESTIMATORS[calibration_method]),
         overflow_fix=OverflowFix(overflow_fix))
-    settings = {"preset": presets[preset], "fast_bias_correction": False, "advanced": advanced}
+    settings = {"preset": presets[preset], "fast_bias_correction": correction == "fast", "advanced": advanced}
     if ignored:
         settings["ignored_scope"] = nncf.IgnoredScope(names=list(ignored))
     return settings
@@ -68,7 +85,7 @@ def quantize(ov_model: Any, samples: Any, *, limit: int = QuantSpec.nncf_calibra
 
     items = nncf_items(ov_model, samples, limit=limit)
     settings = nncf_settings(preset=preset, calibration_method=calibration_method, overflow_fix=overflow_fix,
-                             ignored=ignored)
+                             ignored=ignored, correction=bias_correction(ov_model))
     advanced = settings.pop("advanced")
     try:
         return nncf.quantize(ov_model, nncf.Dataset(items, model_inputs), subset_size=len(items),
