@@ -40,6 +40,29 @@ def infer_kind(reference: np.ndarray, *, has_labels: bool = False) -> tuple[str,
     return "regression", "not probabilities over a class axis"
 
 
+# An output whose spread is under this fraction of its magnitude (a near-constant output: e.g. the onnx
+# wheel's light-zoo DenseNet-121, whose weights are constants, gives the same 1000 logits, spread 1e-7 of
+# their size) is judged against that fraction of its magnitude: against its float32 spread alone, mere
+# reordering of sums reads as an error of 150% of the range.
+RANGE_FLOOR = 1e-2
+
+
+def range_relative_error(reference: np.ndarray, other: np.ndarray) -> float:
+    """``max|other - reference|`` over the reference's range (its spread), the measure of "the same
+    computation" used to check a rewritten model (a lowering, a fold, a rebuild) against its original.
+
+    The range is floored at :data:`RANGE_FLOOR` of the largest magnitude, and at 1 for an all-zero
+    output; ``inf`` when the shapes differ.
+    """
+    r, o = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    if r.size != o.size:
+        return float("inf")
+    if not r.size:
+        return 0.0
+    scale = max(float(np.ptp(r)), RANGE_FLOOR * float(np.abs(r).max())) or 1.0
+    return float(np.max(np.abs(o.reshape(r.shape) - r))) / scale
+
+
 def top1(y: np.ndarray) -> np.ndarray:
     """The index of the largest value of each sample (batch first)."""
     return y.reshape(len(y), -1).argmax(axis=1)

@@ -181,3 +181,31 @@ def test_lowered_tf2onnx_model_converts_to_a_clean_int8_tflite_graph(tmp_path):
     # NHWC throughout: no TRANSPOSE, one RESHAPE (the flatten), no run-time shape arithmetic.
     assert ops == ["CONV_2D", "CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "RESHAPE", "FULLY_CONNECTED",
                    "FULLY_CONNECTED", "SOFTMAX"], ops
+
+
+def test_a_near_constant_output_is_checked_against_its_magnitude(tmp_path):
+    """The light-zoo DenseNet-121 (constant weights) gives the same logits for every input: float32 reordering
+    noise alone was 150% of their spread, and a right lowering was refused. A wrong one still fails."""
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w1", "b1"], ["c1"], name="conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             n("Relu", ["c1"], ["r1"], name="relu"),
+             n("GlobalAveragePool", ["r1"], ["gap"], name="gap"),
+             n("Flatten", ["gap"], ["flat"], name="flatten"),
+             n("Gemm", ["flat", "wg", "bg"], ["y"], name="gemm", transB=1)]
+    rng = np.random.default_rng(1)
+    inits = [_w("w1", 8, 3, 3, 3, rng=rng), _w("b1", 8, rng=rng),
+             _w("wg", 100, 8, scale=1e-8, rng=rng), numpy_helper.from_array(np.full(100, 0.46, np.float32), "bg")]
+    model = _read(tmp_path, nodes, [_value("x", 1, 3, 12, 12)], [_value("y", 1, 100)], inits)
+    reference = onnx_lower.run_onnx(model, onnx_lower.random_inputs(model, samples=4, seed=0))[0]
+    assert np.ptp(reference) < 1e-6 * np.abs(reference).max()  # near-constant, as the light zoo's
+    keras_model = onnx_lower.lower(model)
+    assert onnx_lower.check(model, keras_model)["max_rel_err"] <= 1e-4
+    dense = keras_model.get_layer("gemm")
+    kernel, bias = dense.get_weights()
+    # An error of twice the output's spread but a few float32 steps of its size (what reordering a long sum does)
+    # passes; against the spread alone it read as 200%.
+    dense.set_weights([kernel, bias + 2 * np.ptp(reference)])
+    assert onnx_lower.check(model, keras_model)["max_rel_err"] <= 1e-4
+    dense.set_weights([kernel, bias * 1.01])
+    with pytest.raises(ToolchainError, match="differs from ONNX Runtime on output 'y'"):
+        onnx_lower.check(model, keras_model)

@@ -7,7 +7,7 @@ import pytest
 
 from edgec.compress import recipe
 from edgec.core.errors import InputError
-from edgec.core.metrics import infer_kind, snr_db
+from edgec.core.metrics import infer_kind, range_relative_error, snr_db
 from edgec.verify.host import compare, gate
 
 THRESHOLDS = {"min_top1_agreement": 0.95, "min_cosine": 0.98, "min_snr_db": 20.0, "max_top1_drop": 0.02}
@@ -122,3 +122,19 @@ def test_an_all_zero_artifact_has_cosine_zero_not_one():
     metrics = compare([ref], [np.zeros_like(ref)], None)
     assert metrics["cosine"] == 0.0 and any("cosine" in f for f in gate(metrics, THRESHOLDS))
     assert compare([np.zeros_like(ref)], [np.zeros_like(ref)], None)["cosine"] == 1.0
+
+
+def test_a_rewritten_model_is_judged_by_the_range_floored_for_a_near_constant_output():
+    rng = np.random.RandomState(3)
+    varying = rng.normal(0, 1, (4, 10))
+    assert range_relative_error(varying, varying) == 0.0
+    err = range_relative_error(varying, varying + 1e-3)
+    assert err == pytest.approx(1e-3 / np.ptp(varying))  # a varying output: its range is the scale
+    # The light-zoo DenseNet-121's logits: one value everywhere, float32 reordering noise of 3e-8 spread.
+    constant = np.full((4, 1000), 0.46095502) + rng.uniform(0, 2e-8, (4, 1000))
+    noisy = constant + 3e-8
+    assert 3e-8 / np.ptp(constant) > 1.0  # against its own spread, noise looks like a 150% error
+    assert range_relative_error(constant, noisy) == pytest.approx(3e-8 / (1e-2 * np.abs(constant).max()))
+    assert range_relative_error(constant, constant * 1.01) > 1e-4  # a 1% error still fails the lowering check
+    assert range_relative_error(np.zeros(5), np.full(5, 1e-6)) == pytest.approx(1e-6)  # all zero: scale 1
+    assert range_relative_error(np.zeros(5), np.zeros(6)) == float("inf")

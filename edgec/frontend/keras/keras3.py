@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import InputError
+from edgec.core.metrics import range_relative_error
 from edgec.core.tf import keras, keras3, tensorflow
 from edgec.frontend.keras.keras3_config import rebuild
 
@@ -222,7 +223,7 @@ def check_rebuild(rebuilt, original, samples: dict, source: str) -> str:
     feed = feed[0] if len(feed) == 1 else feed  # Keras 3 Sequential models take one array, not a list
     ours = _as_list(rebuilt.predict(feed, verbose=0, batch_size=16))
     theirs = _as_list(original.predict(feed, verbose=0, batch_size=16))
-    worst = max(_relative_error(a, b) for a, b in zip(ours, theirs))
+    worst = max(range_relative_error(b, a) for a, b in zip(ours, theirs))
     if worst > REBUILD_TOLERANCE:
         layer = _first_differing_layer(rebuilt, original, feed)
         raise InputError(f"{source}: the tf_keras rebuild of this Keras 3 model differs from it on the "
@@ -240,14 +241,6 @@ def _as_list(outputs) -> list:
     return [np.asarray(o) for o in outputs] if isinstance(outputs, (list, tuple)) else [np.asarray(outputs)]
 
 
-def _relative_error(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    scale = max(float(np.ptp(b)) if b.size else 0.0, 1e-6)
-    return float(np.max(np.abs(a - b))) / scale if a.size else 0.0
-
-
 def _first_differing_layer(rebuilt, original, feed) -> str:
     """Name of the first layer (in the rebuilt model's order) whose outputs differ between the two."""
     k2, k3 = keras(), keras3()
@@ -259,7 +252,7 @@ def _first_differing_layer(rebuilt, original, feed) -> str:
             theirs = k3.Model(original.inputs, original.get_layer(layer.name).output).predict(feed, verbose=0)
         except (ValueError, AttributeError, TypeError):  # a layer used twice has no single output
             continue
-        if _relative_error(ours, theirs) > REBUILD_TOLERANCE:
+        if range_relative_error(theirs, ours) > REBUILD_TOLERANCE:
             return layer.name
     return rebuilt.layers[-1].name
 

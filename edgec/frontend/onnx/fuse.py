@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import ToolchainError
+from edgec.core.metrics import range_relative_error
 from edgec.frontend.onnx.graph import random_inputs
 
 log = logging.getLogger(__name__)
@@ -271,8 +272,7 @@ def check_equal(original: Any, fused: Any, *, samples: int = 4, seed: int = 0,
         results.append([np.concatenate(o) for o in zip(*runs)])
     worst = 0.0
     for a, b in zip(*results):
-        scale = float(a.max() - a.min()) or 1.0
-        worst = max(worst, float(np.abs(a - b).max()) / scale)
+        worst = max(worst, range_relative_error(a, b))
     if worst > tolerance:
         raise ToolchainError(f"fused ONNX model differs from the original by {worst:.2e} of the output "
                              f"range (limit {tolerance:g})", stage=STAGE)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import InputError, ToolchainError
+from edgec.core.metrics import range_relative_error
 from edgec.frontend.onnx import lower_ops as onnx_lower_ops
 from edgec.frontend.onnx.graph import random_inputs
 from edgec.frontend.onnx.lowering import STAGE, Lowering
@@ -115,7 +116,8 @@ def check(model: Any, keras_model: Any, inputs: dict[str, np.ndarray] | None = N
           samples: int = 4, seed: int = 0, tolerance: float = CHECK_TOLERANCE) -> dict[str, float]:
     """Compare the lowered Keras model with ONNX Runtime on random (and given) inputs.
 
-    The error of each output is ``max|keras - ort| / range(ort)``; above ``tolerance`` raises
+    The error of each output is :func:`edgec.core.metrics.range_relative_error` (max abs error over the
+    output's range, floored for a near-constant output); above ``tolerance`` raises
     :class:`ToolchainError`. Returns ``{"samples": n, "max_rel_err": e}``.
     """
     feeds = [random_inputs(model, samples=samples, seed=seed)]
@@ -128,9 +130,7 @@ def check(model: Any, keras_model: Any, inputs: dict[str, np.ndarray] | None = N
         lowered = keras_model(ordered if len(ordered) > 1 else ordered[0], training=False)
         lowered = lowered if isinstance(lowered, (list, tuple)) else [lowered]
         for ref, got, out in zip(reference, lowered, model.graph.output):
-            got = np.asarray(got)
-            scale = float(ref.max() - ref.min()) or max(float(np.abs(ref).max()), 1.0)
-            err = float(np.abs(got.reshape(ref.shape) - ref).max()) / scale
+            err = range_relative_error(ref, np.asarray(got))
             worst = max(worst, err)
             if err > tolerance:
                 raise ToolchainError(f"lowered Keras model differs from ONNX Runtime on output '{out.name}':"
