@@ -29,7 +29,8 @@ REQUIRED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL
 @pytest.fixture(scope="module")
 def tflites() -> dict[str, bytes]:
     return {"conv": models.to_int8_tflite(models.conv_model()),
-            "merge": models.to_int8_tflite(models.merge_model())}
+            "merge": models.to_int8_tflite(models.merge_model()),
+            "residual": models.to_int8_tflite(models.residual_model())}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _inputs(tflite: bytes, count: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("name", ["conv", "merge"])
+@pytest.mark.parametrize("name", ["conv", "merge", "residual"])
 def test_generated_c_is_bit_exact_with_tflite_micro(tflites, tmp_path, name):
     tflite = tflites[name]
     generate(tflite, tmp_path)

@@ -224,8 +224,77 @@ static void broadcast(const edgec_binary_params *p, const int8_t *a, const int8_
                      b[i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3]]);
 }
 
+/* ADD's rescaling x * m * 2^-r (r >= 0, |x| < 2^30): the reference's doubling high multiply, then
+ * its rounding division by 2^r, with rnd = 2^(r-1) and neg = -1 for r > 0 (both 0 for r = 0):
+ * (y + 2^(r-1) - (y < 0)) >> r rounds half away from zero (see edgec_mbqm_dsp). */
+EDGEC_INLINE int32_t add_rescale(int32_t x, int32_t m, int32_t r, int32_t rnd, int32_t neg) {
+  int32_t y;
+#if defined(EDGEC_DSP_REQUANT)
+  __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(x * 2), "r"(m));
+#else
+  y = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);  /* = the doubling high multiply */
+#endif
+  return (y + rnd + ((y >> 31) & neg)) >> r;
+}
+
+/* ADD through two tables: each input's rescaled value (times 2, the doubling of the output's high
+ * multiply) depends on its int8 value only, so the 256 of each input are computed once and every
+ * output is two loads, an add and the output's rescaling. Valid (returns 1) when every shift is a
+ * right shift or none and left_shift <= 21, which TFLite's int8 ADD always has (left_shift 20,
+ * input multipliers <= 1/2, the output's < 1 unless the output scale is 2^19 times finer than the
+ * inputs'): then |(x + offset) << left_shift| < 2^29, each rescaled input is no larger and twice
+ * their sum is below 2^31, so add_rescale is exact (edgec_mbqm with a shift <= 0). Tensors of
+ * fewer than 256 elements take the per-element path (the tables would cost more than they save). */
+static int add_fast(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  const int32_t ls = p->left_shift, oo = p->out_offset, mo = p->out_mult, ro = -p->out_shift;
+  const int32_t rndo = ro ? 1 << (ro - 1) : 0, nego = ro ? -1 : 0, lo = p->act_min, hi = p->act_max;
+  const int32_t r1 = -p->in1_shift, r2 = -p->in2_shift;
+  const int32_t *s = p->out_shape, *s1 = p->in1_strides, *s2 = p->in2_strides;
+  int32_t lut[512], i0, i1, i2, i3, n = s[0] * s[1] * s[2] * s[3];
+  const int32_t *const t1 = lut + 128, *const t2 = lut + 384;  /* indexed by the int8 value */
+  if (ls < 0 || ls > 21 || r1 < 0 || r2 < 0 || ro < 0 || r1 > 31 || r2 > 31 || ro > 31 || n < 256)
+    return 0;
+  for (i0 = -128; i0 < 128; ++i0) {
+    lut[i0 + 128] = 2 * add_rescale((i0 + p->in1_offset) << ls, p->in1_mult, r1, r1 ? 1 << (r1 - 1) : 0,
+                                    r1 ? -1 : 0);
+    lut[i0 + 384] = 2 * add_rescale((i0 + p->in2_offset) << ls, p->in2_mult, r2, r2 ? 1 << (r2 - 1) : 0,
+                                    r2 ? -1 : 0);
+  }
+#if defined(EDGEC_DSP_REQUANT)
+#define ADD_HIGH(sum2, y) __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(sum2), "r"(mo))
+#else
+#define ADD_HIGH(sum2, y) y = (int32_t)(((int64_t)(sum2) * mo + ((int64_t)1 << 31)) >> 32)
+#endif
+#define ADD_ELEM(va, vb)                                                               \
+  {                                                                                    \
+    int32_t y;                                                                         \
+    ADD_HIGH(t1[va] + t2[vb], y);                                                      \
+    *out++ = (int8_t)edgec_clamp(((y + rndo + ((y >> 31) & nego)) >> ro) + oo, lo, hi); \
+  }
+  if (s1[3] == 1 && s2[3] == 1 && s1[2] == s[3] && s2[2] == s[3] && s1[1] == s[2] * s[3] &&
+      s2[1] == s[2] * s[3] && s1[0] == s[1] * s[2] * s[3] && s2[0] == s[1] * s[2] * s[3]) {
+    const int8_t *const end = a + n;  /* no broadcasting: one flat loop */
+    while (a != end) {
+      ADD_ELEM(*a, *b)
+      ++a;
+      ++b;
+    }
+    return 1;
+  }
+  for (i0 = 0; i0 < s[0]; ++i0)
+    for (i1 = 0; i1 < s[1]; ++i1)
+      for (i2 = 0; i2 < s[2]; ++i2) {
+        const int8_t *pa = a + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+        const int8_t *pb = b + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+        for (i3 = 0; i3 < s[3]; ++i3) ADD_ELEM(pa[i3 * s1[3]], pb[i3 * s2[3]])
+      }
+  return 1;
+}
+#undef ADD_ELEM
+#undef ADD_HIGH
+
 void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
-  broadcast(p, a, b, out, add_one);
+  if (!add_fast(p, a, b, out)) broadcast(p, a, b, out, add_one);
 }
 
 void edgec_mul_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
