@@ -524,22 +524,60 @@ static inline int32_t sxtab16_ror8(int32_t a, int32_t v) {
 #endif
 }
 
-/* edgec_dw_pixel for one requantization path (`mode` constant at each call). Channels (0, 2) and
- * (1, 3) sit in the halves of two registers: one 16x16 MAC per channel and tap; the bias starts
- * the sums (int32 addition is associative) and the four results are requantized in registers. */
-EDGEC_SPECIALIZE void dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col,
-                               int32_t x_row, const int8_t *w, int32_t w_row, int32_t rows,
-                               int32_t cols, const int32_t *bias, const int32_t *mult,
-                               const int32_t *shift, int8_t *out, const int mode) {
+/* Valid filter columns [*k0, *k1) of output column ox (dilation 1 without a division). */
+static inline void dw_cols(const edgec_conv_params *p, int32_t ox, int32_t *k0, int32_t *k1) {
+  const int32_t ix0 = ox * p->stride_w - p->pad_w;
+  if (p->dil_w == 1) {
+    *k0 = ix0 < 0 ? -ix0 : 0;
+    *k1 = p->in_w - ix0 < p->f_w ? p->in_w - ix0 : p->f_w;
+  } else {
+    *k0 = ix0 >= 0 ? 0 : (-ix0 + p->dil_w - 1) / p->dil_w;
+    *k1 = p->in_w - ix0 <= 0 ? 0 : (p->in_w - ix0 - 1) / p->dil_w + 1;
+    if (*k1 > p->f_w) *k1 = p->f_w;
+  }
+}
+
+/* edgec_dw_row for one requantization path (`mode` constant at each call). Per group of four
+ * channels the bias, multipliers and shifts are read once for the whole output row, then every
+ * pixel of the row runs its valid taps: channels (0, 2) and (1, 3) sit in the halves of two
+ * registers, one 16x16 MAC per channel and tap. Interior pixels (the whole window inside the input)
+ * run without bounds, a 3x3 window fully unrolled; rows of 3 and 2 taps (the edges of a 3x3) are
+ * unrolled too. The bias starts the sums (int32 addition is associative). The geometry is copied
+ * into locals: the int8 output stores could alias *p, which GCC would then read again per pixel. */
+EDGEC_SPECIALIZE void dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w,
+                             int32_t rows, const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int8_t *out, const int mode) {
   const uint32_t off2 = ((uint32_t)(uint16_t)p->in_offset << 16) | (uint16_t)p->in_offset;
-  const int32_t w_col = p->out_c, off = p->out_offset, lo = p->act_min, hi = p->act_max;
-  int32_t c, r, k;
-  for (c = 0; c < p->out_c; c += 4) {
-    const int8_t *xr = x + c, *wr = w + c;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    if (bias) {
-      a0 = bias[c]; a1 = bias[c + 1]; a2 = bias[c + 2]; a3 = bias[c + 3];
-    }
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
+  const int32_t in_c = p->in_c, in_w = p->in_w, f_w = p->f_w, dil_w = p->dil_w;
+  const int32_t stride_w = p->stride_w, pad_w = p->pad_w, out_w = p->out_w;
+  const int32_t x_col = in_c * dil_w, x_row = in_w * in_c * p->dil_h, w_col = out_c;
+  const int32_t w_row = f_w * out_c, span = (f_w - 1) * dil_w;
+  const int full3 = f_w == 3 && rows == 3;  /* interior pixels: all nine taps */
+  /* Interior output columns [ox_a, ox_b): ox * stride_w - pad_w >= 0 and + span < in_w. */
+  const int32_t ox_a = (pad_w + stride_w - 1) / stride_w;
+  int32_t ox_b = in_w - 1 - span + pad_w < 0 ? 0 : (in_w - 1 - span + pad_w) / stride_w + 1;
+  int32_t c, ox, r, k;
+  if (ox_b > out_w) ox_b = out_w;
+  if (ox_b < ox_a) ox_b = ox_a;
+  for (c = 0; c < out_c; c += 4) {
+    const int32_t b0 = bias ? bias[c] : 0, b1 = bias ? bias[c + 1] : 0;
+    const int32_t b2 = bias ? bias[c + 2] : 0, b3 = bias ? bias[c + 3] : 0;
+    const int32_t m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
+    const int32_t s0 = shift[c], s1 = shift[c + 1], s2 = shift[c + 2], s3 = shift[c + 3];
+    const int8_t *const xc = x + c, *const wc = w + c;
+    int8_t *o = out + c;
+    for (ox = 0; ox < out_w; ++ox, o += out_c) {
+      const int32_t ix0 = ox * stride_w - pad_w;
+      int32_t k0 = 0, cols = f_w, a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+      const int8_t *xr, *wr;
+      if (ox < ox_a || ox >= ox_b) {
+        int32_t k1;
+        dw_cols(p, ox, &k0, &k1);
+        cols = k1 > k0 ? k1 - k0 : 0;
+      }
+      xr = xc + (ix0 + k0 * dil_w) * in_c;
+      wr = wc + k0 * w_col;
 #define DW_TAP(xp, wp)                                                   \
   {                                                                      \
     const int32_t xv = load4(xp), wv = load4(wp);                        \
@@ -550,54 +588,77 @@ EDGEC_SPECIALIZE void dw_pixel(const edgec_conv_params *p, const int8_t *x, int3
     a1 = __smlabb(xo, wo, a1);                                           \
     a3 = __smlatt(xo, wo, a3);                                           \
   }
-    for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
-      const int8_t *xp = xr, *wp = wr;
-      if (cols == 3) {  /* the common 3-wide window, unrolled */
-        DW_TAP(xp, wp)
-        DW_TAP(xp + x_col, wp + w_col)
-        DW_TAP(xp + 2 * x_col, wp + 2 * w_col)
-        continue;
+#define DW_TAP3(xp, wp)                    \
+  {                                        \
+    DW_TAP(xp, wp)                         \
+    DW_TAP((xp) + x_col, (wp) + w_col)     \
+    DW_TAP((xp) + 2 * x_col, (wp) + 2 * w_col) \
+  }
+      if (cols == 3) {
+        if (full3) {
+          DW_TAP3(xr, wr)
+          DW_TAP3(xr + x_row, wr + w_row)
+          DW_TAP3(xr + 2 * x_row, wr + 2 * w_row)
+        } else {
+          for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) DW_TAP3(xr, wr)
+        }
+      } else if (cols == 2) {
+        for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
+          DW_TAP(xr, wr)
+          DW_TAP(xr + x_col, wr + w_col)
+        }
+      } else {
+        for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
+          const int8_t *xp = xr, *wp = wr;
+          for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) DW_TAP(xp, wp)
+        }
       }
-      for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) DW_TAP(xp, wp)
-    }
+#undef DW_TAP3
 #undef DW_TAP
-    out[c] = edgec_requant_mode(a0, mult[c], shift[c], off, lo, hi, mode);
-    out[c + 1] = edgec_requant_mode(a1, mult[c + 1], shift[c + 1], off, lo, hi, mode);
-    out[c + 2] = edgec_requant_mode(a2, mult[c + 2], shift[c + 2], off, lo, hi, mode);
-    out[c + 3] = edgec_requant_mode(a3, mult[c + 3], shift[c + 3], off, lo, hi, mode);
+      o[0] = edgec_requant_mode(a0, m0, s0, off, lo, hi, mode);
+      o[1] = edgec_requant_mode(a1, m1, s1, off, lo, hi, mode);
+      o[2] = edgec_requant_mode(a2, m2, s2, off, lo, hi, mode);
+      o[3] = edgec_requant_mode(a3, m3, s3, off, lo, hi, mode);
+    }
   }
 }
 
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out) {
+void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
 #if defined(EDGEC_DSP_REQUANT)
   if (p->rq_mode == 2) {
-    dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 2);
+    dw_row(p, x, w, rows, bias, mult, shift, out, 2);
     return;
   }
   if (p->rq_mode == 1) {
-    dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 1);
+    dw_row(p, x, w, rows, bias, mult, shift, out, 1);
     return;
   }
 #endif
-  dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 0);
+  dw_row(p, x, w, rows, bias, mult, shift, out, 0);
 }
 #else
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out) {
-  int32_t c, r, k, j;
-  for (c = 0; c < p->out_c; c += 4) {
-    int32_t acc[4] = {0, 0, 0, 0};
-    for (r = 0; r < rows; ++r)
-      for (k = 0; k < cols; ++k) {
-        const int8_t *xp = x + r * x_row + k * x_col + c, *wp = w + r * w_row + k * p->out_c + c;
-        for (j = 0; j < 4; ++j) acc[j] += ((int32_t)xp[j] + p->in_offset) * (int32_t)wp[j];
-      }
-    for (j = 0; j < 4; ++j)
-      out[c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
-                                 p->out_offset, p->act_min, p->act_max);
+void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+  const int32_t x_row = p->in_w * p->in_c * p->dil_h;
+  int32_t ox, c, r, k, j;
+  for (ox = 0; ox < p->out_w; ++ox) {
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    int32_t k0 = 0, k1 = p->f_w;
+    while (k0 < k1 && ix0 + k0 * p->dil_w < 0) ++k0;
+    while (k1 > k0 && ix0 + (k1 - 1) * p->dil_w >= p->in_w) --k1;
+    for (c = 0; c < p->out_c; c += 4) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      for (r = 0; r < rows; ++r)
+        for (k = k0; k < k1; ++k) {
+          const int8_t *xp = x + r * x_row + (ix0 + k * p->dil_w) * p->in_c + c;
+          const int8_t *wp = w + (r * p->f_w + k) * p->out_c + c;
+          for (j = 0; j < 4; ++j) acc[j] += ((int32_t)xp[j] + p->in_offset) * (int32_t)wp[j];
+        }
+      for (j = 0; j < 4; ++j)
+        out[ox * p->out_c + c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j],
+                                                   shift[c + j], p->out_offset, p->act_min, p->act_max);
+    }
   }
 }
 #endif

@@ -119,11 +119,11 @@ static int32_t end_valid(int32_t origin, int32_t dil, int32_t size, int32_t taps
 }
 
 /* DEPTHWISE_CONV_2D. With depth multiplier 1 and a channel count divisible by 4, each output pixel
- * runs its channels four at a time over its valid taps (edgec_dw_pixel). */
+ * runs its channels four at a time over its valid taps, a row at a time (edgec_dw_row). */
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                         const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                         int8_t *ring) {
-  int32_t b, oy, ox;
+  int32_t b, oy;
   if (p->depth_mult != 1 || (p->in_c & 3)) {
     depthwise_generic(p, in, filt, bias, mult, shift, out);
     return;
@@ -132,16 +132,9 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
     for (oy = 0; oy < p->out_h; ++oy) {
       const int32_t iy0 = oy * p->stride_h - p->pad_h;
       const int32_t ky0 = first_valid(iy0, p->dil_h), ky1 = end_valid(iy0, p->dil_h, p->in_h, p->f_h);
-      for (ox = 0; ox < p->out_w; ++ox) {
-        const int32_t ix0 = ox * p->stride_w - p->pad_w;
-        const int32_t kx0 = first_valid(ix0, p->dil_w), kx1 = end_valid(ix0, p->dil_w, p->in_w, p->f_w);
-        const int8_t *x = in + ((b * p->in_h + iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c;
-        const int8_t *w = filt + (ky0 * p->f_w + kx0) * p->out_c;
-        int8_t *o = ring ? ring_row(p, ring, oy) + ox * p->out_c
-                         : out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
-        edgec_dw_pixel(p, x, p->in_c * p->dil_w, p->in_w * p->in_c * p->dil_h, w, p->f_w * p->out_c,
-                       ky1 > ky0 ? ky1 - ky0 : 0, kx1 > kx0 ? kx1 - kx0 : 0, bias, mult, shift, o);
-      }
+      const int8_t *x = in + (b * p->in_h + iy0 + ky0 * p->dil_h) * p->in_w * p->in_c;
+      int8_t *o = ring ? ring_row(p, ring, oy) : out + (b * p->out_h + oy) * p->out_w * p->out_c;
+      edgec_dw_row(p, x, filt + ky0 * p->f_w * p->out_c, ky1 > ky0 ? ky1 - ky0 : 0, bias, mult, shift, o);
       if (ring && oy >= p->pad_h) ring_commit(p, ring, out, oy - p->pad_h);
     }
   if (ring)

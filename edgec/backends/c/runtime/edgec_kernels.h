@@ -53,11 +53,10 @@ void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                    int8_t *scratch, int8_t *ring);
-/* One depthwise output pixel (depth multiplier 1, channels % 4 == 0): x and w point at the first
- * valid tap, taps form a rows x cols grid, x_row/w_row and x_col/out_c bytes apart. */
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out);
+/* One depthwise output row (depth multiplier 1, channels % 4 == 0): x points at column 0 of the
+ * first valid input row of the window, w at the filter row that reads it; `rows` valid rows. */
+void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                         const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                         int8_t *ring);
