@@ -201,14 +201,17 @@ static void expand2(const int8_t *x0, const int8_t *x1, int32_t k, int32_t *dst)
     [xo] "=&r"(xo)
 
 /* dot2x2 over expanded windows (expand2) and a packed channel pair `w`, `words` >= 1 words long;
- * two words per loop iteration after an odd first one. Written out because GCC spills here. */
-static inline void dot2x2_x16(const int32_t *xs, const int8_t *w, int32_t words, int32_t acc[4]) {
+ * four words per loop iteration (its compare and taken branch cost 4 cycles) after the first
+ * words % 4. Written out because GCC spills here. */
+EDGEC_SPECIALIZE void dot2x2_x16(const int32_t *xs, const int8_t *w, int32_t words, int32_t acc[4]) {
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], wa, wao, wb, wbo, xe, xo;
   const int32_t *const end = xs + 4 * words;
   if (words & 1)
     __asm__(X16_WORD X16_OPERANDS : : "memory");
+  if (words & 2)
+    __asm__(X16_WORD X16_WORD X16_OPERANDS : : "memory");
   if (xs != end)
-    __asm__("1:\n\t" X16_WORD X16_WORD
+    __asm__("1:\n\t" X16_WORD X16_WORD X16_WORD X16_WORD
             "cmp    %[x], %[end]\n\t"
             "bne    1b"
             X16_OPERANDS
@@ -427,6 +430,32 @@ static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_
 }
 #endif
 
+#if defined(EDGEC_X16)
+/* The channel-pair loop of conv_channels over two windows expanded by expand2 or expand_windows:
+ * every output channel of the two pixels, channel pairs packed (ops.pack_conv_pairs). Returns the
+ * number of channels done (an odd last one is left to the caller). */
+EDGEC_SPECIALIZE int32_t x16_channels(const edgec_conv_params *p, const int32_t *xs,
+                                      const int8_t *filt, int32_t k, const int32_t *bias,
+                                      const int32_t *mult, const int32_t *shift, int8_t *o0,
+                                      int8_t *o1, const int mode) {
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
+  int32_t oc;
+  for (oc = 0; oc + 2 <= out_c; oc += 2) {
+    /* In locals: the int8 stores below may alias the tables, each would be read again. */
+    const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
+    int32_t acc[4];
+    acc[0] = acc[2] = bias[oc];
+    acc[1] = acc[3] = bias[oc + 1];
+    dot2x2_x16(xs, filt + oc * k, k >> 2, acc);
+    o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
+    o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
+    o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
+    o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
+  }
+  return oc;
+}
+#endif
+
 /* edgec_conv_channels for one requantization path; `mode` is a constant at each call below, so
  * every path compiles to its own straight-line code. Windows whose length k is a multiple of 4
  * come with channel pairs packed (ops.pack_conv_pairs); other filters are row after row. Either
@@ -447,18 +476,7 @@ EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0
     if (k <= EDGEC_X16_MAX_K) {
       int32_t xs[EDGEC_X16_MAX_K];
       expand2(x0, x1, k, xs);
-      for (; oc + 2 <= out_c; oc += 2) {
-        /* In locals: the int8 stores below may alias the tables, each would be read again. */
-        const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
-        int32_t acc[4];
-        acc[0] = acc[2] = bias[oc];
-        acc[1] = acc[3] = bias[oc + 1];
-        dot2x2_x16(xs, filt + oc * k, k >> 2, acc);
-        o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
-        o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
-        o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
-        o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
-      }
+      oc = x16_channels(p, xs, filt, k, bias, mult, shift, o0, o1, mode);
     }
 #endif
     for (; oc + 2 <= out_c; oc += 2) {
@@ -510,6 +528,123 @@ void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int
   }
 #endif
   conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1, 0);
+}
+
+
+/* Sign-extend the windows of output pixels q0 and q1 of image b straight from the input, as expand2
+ * does from im2col copies: per 4-byte word of the window {x0 even bytes, x0 odd, x1 even, x1 odd};
+ * taps in the padding read as the input zero point (the folded bias cancels them, see
+ * conv_patch). `in_c` is a multiple of 4. */
+#if defined(EDGEC_X16)
+static void expand_windows(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q0,
+                           int32_t q1, int32_t *dst) {
+  const int32_t in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, f_h = p->f_h, f_w = p->f_w;
+  const int32_t oy0 = q0 / p->out_w, ox0 = q0 % p->out_w, oy1 = q1 / p->out_w, ox1 = q1 % p->out_w;
+  const int32_t iy0 = oy0 * p->stride_h - p->pad_h, ix0 = ox0 * p->stride_w - p->pad_w;
+  const int32_t iy1 = oy1 * p->stride_h - p->pad_h, ix1 = ox1 * p->stride_w - p->pad_w;
+  const uint32_t zp = (uint8_t)(-p->in_offset) * 0x01010101u;
+  const int32_t ze = __sxtb16((int32_t)zp), zo = sxtb16_ror8((int32_t)zp);
+  const int8_t *const image = in + b * in_h * in_w * in_c;
+  const int32_t run = f_w * in_c, span = (f_w - 1) * p->dil_w;
+  /* Whole window rows inside the input for both pixels: one contiguous run each (dilation 1). */
+  const int rows_inside = p->dil_w == 1 && ix0 >= 0 && ix0 + span < in_w && ix1 >= 0 && ix1 + span < in_w;
+  int32_t ky, kx, c;
+  for (ky = 0; ky < f_h; ++ky) {
+    const int32_t ya = iy0 + ky * p->dil_h, yb = iy1 + ky * p->dil_h;
+    if (rows_inside && ya >= 0 && ya < in_h && yb >= 0 && yb < in_h) {
+      const int8_t *pa = image + (ya * in_w + ix0) * in_c, *pb = image + (yb * in_w + ix1) * in_c;
+      const int8_t *const end = pa + run;
+#define EXPAND_WORD(o)                         \
+  {                                            \
+    const int32_t va = load4(pa + (o)), vb = load4(pb + (o)); \
+    dst[0] = __sxtb16(va);                     \
+    dst[1] = sxtb16_ror8(va);                  \
+    dst[2] = __sxtb16(vb);                     \
+    dst[3] = sxtb16_ror8(vb);                  \
+    dst += 4;                                  \
+  }
+      if (run & 4) {
+        EXPAND_WORD(0)
+        pa += 4;
+        pb += 4;
+      }
+      for (; pa != end; pa += 8, pb += 8) {
+        EXPAND_WORD(0)
+        EXPAND_WORD(4)
+      }
+#undef EXPAND_WORD
+      continue;
+    }
+    for (kx = 0; kx < f_w; ++kx) {
+      const int32_t xa = ix0 + kx * p->dil_w, xb = ix1 + kx * p->dil_w;
+      const int8_t *pa = ya >= 0 && ya < in_h && xa >= 0 && xa < in_w ? image + (ya * in_w + xa) * in_c : 0;
+      const int8_t *pb = yb >= 0 && yb < in_h && xb >= 0 && xb < in_w ? image + (yb * in_w + xb) * in_c : 0;
+      if (pa && pb) {
+        for (c = 0; c < in_c; c += 4, dst += 4) {
+          const int32_t va = load4(pa + c), vb = load4(pb + c);
+          dst[0] = __sxtb16(va);
+          dst[1] = sxtb16_ror8(va);
+          dst[2] = __sxtb16(vb);
+          dst[3] = sxtb16_ror8(vb);
+        }
+      } else {
+        for (c = 0; c < in_c; c += 4, dst += 4) {
+          const int32_t va = pa ? load4(pa + c) : 0, vb = pb ? load4(pb + c) : 0;
+          dst[0] = pa ? __sxtb16(va) : ze;
+          dst[1] = pa ? sxtb16_ror8(va) : zo;
+          dst[2] = pb ? __sxtb16(vb) : ze;
+          dst[3] = pb ? sxtb16_ror8(vb) : zo;
+        }
+      }
+    }
+  }
+}
+
+EDGEC_SPECIALIZE void conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b,
+                                  int32_t q0, int32_t q1, const int8_t *filt, int32_t k,
+                                  const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                  int8_t *o0, int8_t *o1, const int mode) {
+  int32_t xs[EDGEC_X16_MAX_K], oc;
+  expand_windows(p, in, b, q0, q1, xs);
+  oc = x16_channels(p, xs, filt, k, bias, mult, shift, o0, o1, mode);
+  if (oc < p->out_c) {  /* an odd last channel, row-major after the pairs */
+    const int32_t *x = xs;
+    const int8_t *f = filt + oc * k;
+    int32_t a0 = bias[oc], a1 = bias[oc], i;
+    for (i = 0; i < k; i += 4, x += 4, f += 4) {
+      const int32_t wv = load4(f), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+      a0 = __smlad(x[1], wo, __smlad(x[0], we, a0));
+      a1 = __smlad(x[3], wo, __smlad(x[2], we, a1));
+    }
+    o0[oc] = edgec_requant_mode(a0, mult[oc], shift[oc], p->out_offset, p->act_min, p->act_max, mode);
+    o1[oc] = edgec_requant_mode(a1, mult[oc], shift[oc], p->out_offset, p->act_min, p->act_max, mode);
+  }
+}
+#endif
+
+int edgec_conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q0,
+                      int32_t q1, const int8_t *filt, const int32_t *bias, const int32_t *mult,
+                      const int32_t *shift, int8_t *o0, int8_t *o1) {
+#if defined(EDGEC_X16)
+  const int32_t k = p->f_h * p->f_w * p->in_c;
+  if ((p->in_c & 3) || k > EDGEC_X16_MAX_K) return 0;
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    conv_pixels(p, in, b, q0, q1, filt, k, bias, mult, shift, o0, o1, 2);
+    return 1;
+  }
+  if (p->rq_mode == 1) {
+    conv_pixels(p, in, b, q0, q1, filt, k, bias, mult, shift, o0, o1, 1);
+    return 1;
+  }
+#endif
+  conv_pixels(p, in, b, q0, q1, filt, k, bias, mult, shift, o0, o1, 0);
+  return 1;
+#else
+  (void)p; (void)in; (void)b; (void)q0; (void)q1; (void)filt; (void)bias; (void)mult; (void)shift;
+  (void)o0; (void)o1;
+  return 0;
+#endif
 }
 
 #if defined(EDGEC_HAVE_DSP)

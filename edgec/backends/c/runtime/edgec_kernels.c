@@ -63,8 +63,6 @@ void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *f
   for (b = 0; b < p->batches; ++b) {  /* one image when in place (the generator guarantees it) */
     for (q = 0; q < pixels; q += 2) {
       const int pair = q + 1 < pixels;
-      const int8_t *x0 = conv_patch(p, in, b, q, scratch);
-      const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
       int8_t *o0, *o1;
       if (ring) {
         o0 = ring_row(p, ring, q / p->out_w) + (q % p->out_w) * p->out_c;
@@ -73,7 +71,12 @@ void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *f
         o0 = out + (b * pixels + q) * p->out_c;
         o1 = pair ? o0 + p->out_c : 0;
       }
-      edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1);
+      /* Windows beyond 1x1 straight from the input where the build has that path, else im2col. */
+      if (!scratch || !edgec_conv_pixels(p, in, b, q, q + pair, filt, bias, mult, shift, o0, pair ? o1 : o0)) {
+        const int8_t *x0 = conv_patch(p, in, b, q, scratch);
+        const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
+        edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1);
+      }
       /* Row `done` is final once the pad_h rows below it, which read it, are complete. */
       while (ring && done + p->pad_h < (q + 1 + pair) / p->out_w) ring_commit(p, ring, out, done++);
     }

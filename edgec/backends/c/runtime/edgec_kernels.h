@@ -46,6 +46,12 @@ void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const i
 void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
                          const int8_t *filt, int32_t k, const int32_t *bias, const int32_t *mult,
                          const int32_t *shift, int8_t *o0, int8_t *o1);
+/* Every output channel of output pixels q0 and q1 (equal for a lone last pixel) of image b, the
+ * windows read straight from the input (no im2col copy): 1 when done, 0 when this build or layer
+ * has no such path (in_c % 4 != 0, a window over EDGEC_X16_MAX_K bytes, no DSP). */
+int edgec_conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q0,
+                      int32_t q1, const int8_t *filt, const int32_t *bias, const int32_t *mult,
+                      const int32_t *shift, int8_t *o0, int8_t *o1);
 /* CONV_2D and FULLY_CONNECTED take a folded bias, bias + in_offset * sum(filter of the channel);
  * their in_offset only fills padding. `scratch`: 2 * f_h * f_w * in_c bytes for the im2col
  * windows, or NULL for 1x1 filters. `ring`: NULL, or (pad_h + 2) output rows when the output
