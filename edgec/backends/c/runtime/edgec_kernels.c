@@ -53,13 +53,19 @@ static void ring_commit(const edgec_conv_params *p, int8_t *ring, int8_t *out, i
 
 /* CONV_2D: output pixels two at a time, output channels two at a time, so that every loaded input
  * and weight word feeds two multiply-accumulates. `scratch` holds two windows (2 * f_h * f_w * in_c
- * bytes), or is NULL for 1x1 filters. With `ring` (pad_h + 2 output rows) the output overwrites
+ * bytes rounded up to a multiple of 4 each), or is NULL for 1x1 filters. With `ring` (pad_h + 2 output rows) the output overwrites
  * the input (`out == in`), see ring_row. */
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                    int8_t *scratch, int8_t *ring) {
-  const int32_t k = p->f_h * p->f_w * p->in_c, pixels = p->out_h * p->out_w;
+  /* im2col windows are padded to whole words (ops.window_bytes), the filters with zeros to match. */
+  const int32_t taps = p->f_h * p->f_w * p->in_c, k = scratch ? (taps + 3) & ~3 : taps;
+  const int32_t pixels = p->out_h * p->out_w;
   int32_t b, q, done = 0;
+  if (scratch && k != taps) {  /* the padding bytes meet zero weights; defined values all the same */
+    memset(scratch + taps, 0, (size_t)(k - taps));
+    memset(scratch + k + taps, 0, (size_t)(k - taps));
+  }
   for (b = 0; b < p->batches; ++b) {  /* one image when in place (the generator guarantees it) */
     for (q = 0; q < pixels; q += 2) {
       const int pair = q + 1 < pixels;

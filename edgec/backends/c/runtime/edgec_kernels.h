@@ -53,8 +53,8 @@ int edgec_conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b, i
                       int32_t q1, const int8_t *filt, const int32_t *bias, const int32_t *mult,
                       const int32_t *shift, int8_t *o0, int8_t *o1);
 /* CONV_2D and FULLY_CONNECTED take a folded bias, bias + in_offset * sum(filter of the channel);
- * their in_offset only fills padding. `scratch`: 2 * f_h * f_w * in_c bytes for the im2col
- * windows, or NULL for 1x1 filters. `ring`: NULL, or (pad_h + 2) output rows when the output
+ * their in_offset only fills padding. `scratch`: two im2col windows of f_h * f_w * in_c bytes
+ * rounded up to a multiple of 4 (the filters zero-padded to match), or NULL for 1x1 filters. `ring`: NULL, or (pad_h + 2) output rows when the output
  * overwrites the input (out == in; one image, vertical stride 1, rows of equal length). */
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
