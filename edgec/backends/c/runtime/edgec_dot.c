@@ -431,28 +431,43 @@ static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_
 #endif
 
 #if defined(EDGEC_X16)
+/* Channel pairs per pass of x16_channels: the raw sums of a pass wait in 4 * 64 int32 on the stack. */
+#define EDGEC_X16_PASS 64
+
 /* The channel-pair loop of conv_channels over two windows expanded by expand2 or expand_windows:
- * every output channel of the two pixels, channel pairs packed (ops.pack_conv_pairs). Returns the
- * number of channels done (an odd last one is left to the caller). */
+ * every output channel of the two pixels, channel pairs packed (ops.pack_conv_pairs). Up to
+ * EDGEC_X16_PASS pairs run back to back, only storing their four sums; then one loop requantizes
+ * them channel by channel with that channel's constants read once for both pixels (after the
+ * SMLAD loop GCC would otherwise spill and reload them per pair). Returns the number of channels
+ * done (an odd last one is left to the caller). */
 EDGEC_SPECIALIZE int32_t x16_channels(const edgec_conv_params *p, const int32_t *xs,
                                       const int8_t *filt, int32_t k, const int32_t *bias,
                                       const int32_t *mult, const int32_t *shift, int8_t *o0,
                                       int8_t *o1, const int mode) {
-  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
-  int32_t oc;
-  for (oc = 0; oc + 2 <= out_c; oc += 2) {
-    /* In locals: the int8 stores below may alias the tables, each would be read again. */
-    const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
-    int32_t acc[4];
-    acc[0] = acc[2] = bias[oc];
-    acc[1] = acc[3] = bias[oc + 1];
-    dot2x2_x16(xs, filt + oc * k, k >> 2, acc);
-    o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
-    o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
-    o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
-    o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, pairs = p->out_c >> 1;
+  const int32_t words = k >> 2;
+  int32_t raw[4 * EDGEC_X16_PASS], first, n, i;
+  for (first = 0; first < pairs; first += n) {
+    const int32_t *r = raw;
+    const int8_t *w = filt + 2 * first * k;
+    n = pairs - first < EDGEC_X16_PASS ? pairs - first : EDGEC_X16_PASS;
+    for (i = 0; i < n; ++i, w += 2 * k) {
+      int32_t *acc = raw + 4 * i;
+      acc[0] = acc[2] = bias[2 * (first + i)];
+      acc[1] = acc[3] = bias[2 * (first + i) + 1];
+      dot2x2_x16(xs, w, words, acc);
+    }
+    /* raw per pair: pixel 0 channel 0, pixel 0 channel 1, pixel 1 channel 0, pixel 1 channel 1 */
+    for (i = 2 * first; i < 2 * (first + n); i += 2, r += 4) {
+      const int32_t m0 = mult[i], m1 = mult[i + 1], s0 = shift[i], s1 = shift[i + 1];
+      const int32_t r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+      o0[i] = edgec_requant_mode(r0, m0, s0, off, lo, hi, mode);
+      o1[i] = edgec_requant_mode(r2, m0, s0, off, lo, hi, mode);
+      o0[i + 1] = edgec_requant_mode(r1, m1, s1, off, lo, hi, mode);
+      o1[i + 1] = edgec_requant_mode(r3, m1, s1, off, lo, hi, mode);
+    }
   }
-  return oc;
+  return 2 * pairs;
 }
 #endif
 
