@@ -236,6 +236,22 @@ def pack_fc_weights(w: np.ndarray) -> np.ndarray:
     return np.concatenate([np.concatenate([groups, tails], axis=1).reshape(-1), w[blocks * 4:].reshape(-1)])
 
 
+def pack_fc_weights16(w: np.ndarray) -> np.ndarray:
+    """FULLY_CONNECTED weights [out_depth, in_depth] widened to int16 in the order edgec_fc_s8_w16
+    reads them: blocks of four rows as in :func:`pack_fc_weights`, but per group of four inputs
+    each row's weights 0, 2, 1, 3 (the two SMLAD operands SXTB16 would make of the row's word), so
+    the kernel loads them ready; the rows' last in_depth % 4 weights and the last out_depth % 4
+    rows as they are. Twice the bytes of the int8 layout."""
+    w = np.asarray(w).reshape(w.shape[0], -1).astype(np.int16)
+    rows, depth = w.shape
+    blocks, full = rows // 4, depth // 4 * 4
+    b = w[:blocks * 4].reshape(blocks, 4, depth)
+    groups = b[:, :, :full].reshape(blocks, 4, full // 4, 4)[..., [0, 2, 1, 3]]
+    groups = groups.transpose(0, 2, 1, 3).reshape(blocks, 4 * full)
+    tails = b[:, :, full:].reshape(blocks, 4 * (depth - full))
+    return np.concatenate([np.concatenate([groups, tails], axis=1).reshape(-1), w[blocks * 4:].reshape(-1)])
+
+
 def fully_connected(e, op) -> int:
     """FULLY_CONNECTED with per-tensor or per-channel int8 weights (int4: :mod:`.int4`)."""
     inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -259,8 +275,11 @@ def fully_connected(e, op) -> int:
                                           -zp(inp), zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
     bias = _folded_bias(e, op, -zp(inp))
-    filt_c = e.const(op.inputs[1], pack=pack_fc_weights, tag="fc4")
-    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, "
+    if e.wide_fc:
+        filt_c, kernel = e.const(op.inputs[1], pack=pack_fc_weights16, tag="fc4, int16"), "edgec_fc_s8_w16"
+    else:
+        filt_c, kernel = e.const(op.inputs[1], pack=pack_fc_weights, tag="fc4"), "edgec_fc_s8"
+    e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")
     return batches * out_depth * in_depth
 

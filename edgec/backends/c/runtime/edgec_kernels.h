@@ -68,6 +68,9 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
                         int8_t *ring);
 void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+/* FULLY_CONNECTED over weights widened to int16 by the generator (ops.pack_fc_weights16). */
+void edgec_fc_s8_w16(const edgec_fc_params *p, const int8_t *in, const int16_t *filt,
+                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
 void edgec_maxpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
 void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out);
