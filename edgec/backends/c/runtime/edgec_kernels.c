@@ -20,11 +20,18 @@ static const int8_t *conv_patch(const edgec_conv_params *p, const int8_t *in, in
   int32_t ky, kx;
   if (dst == 0)  /* 1x1 without padding: the window is the input pixel itself */
     return in + ((b * p->in_h + iy0) * p->in_w + ix0) * p->in_c;
+  /* Window rows wholly inside the input (dilation 1) are one contiguous run of f_w * in_c bytes. */
+  const int inside = p->dil_w == 1 && ix0 >= 0 && ix0 + p->f_w <= p->in_w;
   for (ky = 0; ky < p->f_h; ++ky) {
     const int32_t iy = iy0 + ky * p->dil_h;
     const int8_t *row = in + (b * p->in_h + iy) * p->in_w * p->in_c;
     if (iy < 0 || iy >= p->in_h) {
       memset(d, zp, (size_t)(p->f_w * p->in_c));
+      d += p->f_w * p->in_c;
+      continue;
+    }
+    if (inside) {
+      memcpy(d, row + ix0 * p->in_c, (size_t)(p->f_w * p->in_c));
       d += p->f_w * p->in_c;
       continue;
     }
