@@ -116,7 +116,7 @@ def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, se
     from edgec.backends.c.hostcheck import device_check, random_inputs, tflm_outputs
 
     with tempfile.TemporaryDirectory() as tmp:
-        info = generate(tflite, Path(tmp))
+        info = generate(tflite, Path(tmp), flash_bytes=flash_budget(machines))
         x = random_inputs(tflite, count, seed=seed, extremes=True)
         reference = tflm_outputs(tflite, x)
         common = model_figures(name, tflite, info, x, reference)
@@ -133,6 +133,22 @@ def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, se
         # Each run is its own gcc and QEMU process: threads only wait on them.
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             return list(pool.map(one, runs))
+
+
+def flash_budget(machines: list[str]) -> int | None:
+    """The smallest model flash budget of the target profiles named after the boards' cores (the
+    generator's layout choices depend on it, see edgec.backends.c.codegen.wide_fc_fits)."""
+    from edgec.core.errors import EdgecError
+    from edgec.device.firmware.boards import board
+    from edgec.core.targets import model_budget, resolve
+
+    budgets = []
+    for machine in machines:
+        try:
+            budgets.append(model_budget(resolve(board(machine).core))[0])
+        except EdgecError:
+            return None
+    return None if not budgets or None in budgets else min(budgets)
 
 
 def clock_hz(machine: str) -> int | None:

@@ -96,6 +96,25 @@ def merge_model():
     return keras().Model(inp, out)
 
 
+def residual_model():
+    """ADD over whole tensors, broadcast and small (the kernel's table path for 256 elements and
+    more, its per-element path below), with a fused RELU; depthwise 3x3 and 5x5 at strides 1 and 2
+    over rows wider than the window (interior pixels, edges on every side)."""
+    seed_everything(3)
+    L = keras().layers
+    inp = L.Input((9, 10, 8))
+    a = L.Conv2D(8, 1)(inp)
+    b = L.DepthwiseConv2D(3, padding="same")(inp)
+    s = L.ReLU()(L.Add()([a, b]))
+    g = L.GlobalAveragePooling2D(keepdims=True)(s)
+    s = L.Lambda(lambda v: v[0] + v[1])([s, g])  # (1, 9, 10, 8) + (1, 1, 1, 8)
+    d = L.DepthwiseConv2D(5, padding="same", activation="relu")(s)
+    d = L.DepthwiseConv2D(3, strides=2, padding="same")(d)
+    small = L.Add()([L.AveragePooling2D(2)(d), L.MaxPooling2D(2)(d)])  # 2 x 2 x 8 elements
+    out = L.Dense(4)(L.Flatten()(small))
+    return keras().Model(inp, out)
+
+
 def small_conv_model():
     """A little CONV_2D + FULLY_CONNECTED network, for the float32-I/O conversions."""
     seed_everything(6)

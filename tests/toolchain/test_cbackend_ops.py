@@ -29,7 +29,8 @@ REQUIRED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL
 @pytest.fixture(scope="module")
 def tflites() -> dict[str, bytes]:
     return {"conv": models.to_int8_tflite(models.conv_model()),
-            "merge": models.to_int8_tflite(models.merge_model())}
+            "merge": models.to_int8_tflite(models.merge_model()),
+            "residual": models.to_int8_tflite(models.residual_model())}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _inputs(tflite: bytes, count: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("name", ["conv", "merge"])
+@pytest.mark.parametrize("name", ["conv", "merge", "residual"])
 def test_generated_c_is_bit_exact_with_tflite_micro(tflites, tmp_path, name):
     tflite = tflites[name]
     generate(tflite, tmp_path)
@@ -216,6 +217,31 @@ def test_optimized_kernels_are_bit_exact_on_emulated_cortex_m(tflites, tmp_path,
         runs = run_on_device(image, [s.tobytes() for s in x])
         ours = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
         np.testing.assert_array_equal(ours, tflm_outputs(tflite, x), err_msg=f"{name} on {machine}")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+def test_fully_connected_weights_widen_to_int16_only_with_flash_to_spare(tflites, tmp_path):
+    from edgec.device.firmware.build import build_firmware
+    from edgec.device.firmware.run import run_on_device
+
+    tflite = tflites["conv"]  # FULLY_CONNECTED 54 -> 67 -> 16 -> 5: row and input remainders
+    weights = generate(tflite, tmp_path / "int8")["weight_bytes"]
+    assert "edgec_fc_s8_w16" not in (tmp_path / "int8" / "model.c").read_text()
+    generate(tflite, tmp_path / "small", flash_bytes=weights)  # no room for twice the FC weights
+    assert "edgec_fc_s8_w16" not in (tmp_path / "small" / "model.c").read_text()
+    wide = generate(tflite, tmp_path / "wide", flash_bytes=1 << 20)
+    assert "edgec_fc_s8_w16" in (tmp_path / "wide" / "model.c").read_text()
+    assert wide["weight_bytes"] > weights
+    x = _inputs(tflite, 40)
+    expected = tflm_outputs(tflite, x)
+    np.testing.assert_array_equal(run_host(compile_host(tmp_path / "wide"), x), expected)  # portable C
+    for machine in ("qemu-mps2-an386", "qemu-mps3-an547"):  # the DSP assembly loop; M55's C loop
+        image = build_firmware(tmp_path / "wide", machine, flash_bytes=1 << 20, ram_bytes=1 << 20,
+                               out=tmp_path / f"fw-{machine}")
+        runs = run_on_device(image, [s.tobytes() for s in x])
+        ours = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
+        np.testing.assert_array_equal(ours, expected, err_msg=machine)
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,

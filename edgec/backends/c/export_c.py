@@ -40,8 +40,9 @@ def export(build) -> None:
     target = build.target.get("id")
     if build.int8_tflite is None:
         raise ToolchainError("no int8 model to generate C from", stage=STAGE, target=target)
+    flash_budget, ram_budget = model_budget(build.target)
     try:
-        info = generate(build.int8_tflite, build.out)
+        info = generate(build.int8_tflite, build.out, flash_bytes=flash_budget)
     except InputError as e:
         raise InputError(str(e).removeprefix(f"[{e.stage}] "), stage=STAGE, target=target) from None
     reference = build.out / REFERENCE_MODEL  # build.work is build.out / "intermediate"
@@ -49,7 +50,6 @@ def export(build) -> None:
     reference.write_bytes(build.int8_tflite)
     build.artifact = build.out / "model.h"
     tflm_arena = measure_arena(build.int8_tflite)["arena_bytes"]
-    flash_budget, ram_budget = model_budget(build.target)
     build.report["memory"] = {
         "arena_bytes": info["arena_bytes"],
         "tflm_arena_bytes": tflm_arena,

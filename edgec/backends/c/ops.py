@@ -126,11 +126,17 @@ def _conv_like(e, op, depthwise: bool) -> int:
     params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw) = conv_params(e, op, filt, depthwise)
     bias = bias_array(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
     k = fh * fw * ic
-    filt_c = (e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs") if not depthwise and k % 4 == 0
-              else e.const(op.inputs[1]))
+    if depthwise:
+        filt_c = e.const(op.inputs[1])
+    elif k % 4 == 0:
+        filt_c = e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs")
+    elif (fh, fw) != (1, 1):  # im2col windows padded to whole words: the SIMD pair loop takes them
+        filt_c = e.const(op.inputs[1], pack=lambda w: pack_conv_pairs(pad_windows(w)), tag="pairs, padded")
+    else:
+        filt_c = e.const(op.inputs[1])
     args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
             f"{e.ptr(op.outputs[0])}")
-    patches = 0 if depthwise or (fh, fw) == (1, 1) else 2 * fh * fw * ic
+    patches = 0 if depthwise or (fh, fw) == (1, 1) else 2 * window_bytes(fh * fw * ic)
     base = e.plan.scratch(op.index).offset if patches or op.index in e.plan.in_place else 0
     scratch = f"({e.prefix}_arena + {base})" if patches else "0"
     ring = f"({e.prefix}_arena + {base + patches})" if op.index in e.plan.in_place else "0"
@@ -175,7 +181,7 @@ def scratch_bytes(model, op, in_place: bool) -> int:
     if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
         return 0  # the int4 kernels read the input window in place
     _, fh, fw, ic = model.tensors[op.inputs[1]].shape
-    patches = 2 * fh * fw * ic if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
+    patches = 2 * window_bytes(fh * fw * ic) if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
     return patches + (_ring_bytes(model, op) if in_place else 0)
 
 
@@ -187,6 +193,20 @@ def conv_2d(e, op) -> int:
 def depthwise_conv_2d(e, op) -> int:
     """DEPTHWISE_CONV_2D (any depth multiplier)."""
     return _conv_like(e, op, depthwise=True)
+
+
+def window_bytes(k: int) -> int:
+    """Bytes of one im2col window of ``k`` taps in edgec_conv_s8's scratch: rounded up to whole
+    4-byte words (the padding bytes meet zero weights, see :func:`pad_windows`)."""
+    return (k + 3) // 4 * 4
+
+
+def pad_windows(w: np.ndarray) -> np.ndarray:
+    """CONV_2D filters [out_c, f_h, f_w, in_c] as rows of :func:`window_bytes` weights, the added
+    ones zero, so that a window whose length is not a multiple of 4 runs through the word loops;
+    the sums (and the folded bias) are unchanged."""
+    w = np.asarray(w).reshape(w.shape[0], -1)
+    return np.pad(w, ((0, 0), (0, window_bytes(w.shape[1]) - w.shape[1])))
 
 
 def pack_conv_pairs(w: np.ndarray) -> np.ndarray:
@@ -216,6 +236,22 @@ def pack_fc_weights(w: np.ndarray) -> np.ndarray:
     return np.concatenate([np.concatenate([groups, tails], axis=1).reshape(-1), w[blocks * 4:].reshape(-1)])
 
 
+def pack_fc_weights16(w: np.ndarray) -> np.ndarray:
+    """FULLY_CONNECTED weights [out_depth, in_depth] widened to int16 in the order edgec_fc_s8_w16
+    reads them: blocks of four rows as in :func:`pack_fc_weights`, but per group of four inputs
+    each row's weights 0, 2, 1, 3 (the two SMLAD operands SXTB16 would make of the row's word), so
+    the kernel loads them ready; the rows' last in_depth % 4 weights and the last out_depth % 4
+    rows as they are. Twice the bytes of the int8 layout."""
+    w = np.asarray(w).reshape(w.shape[0], -1).astype(np.int16)
+    rows, depth = w.shape
+    blocks, full = rows // 4, depth // 4 * 4
+    b = w[:blocks * 4].reshape(blocks, 4, depth)
+    groups = b[:, :, :full].reshape(blocks, 4, full // 4, 4)[..., [0, 2, 1, 3]]
+    groups = groups.transpose(0, 2, 1, 3).reshape(blocks, 4 * full)
+    tails = b[:, :, full:].reshape(blocks, 4 * (depth - full))
+    return np.concatenate([np.concatenate([groups, tails], axis=1).reshape(-1), w[blocks * 4:].reshape(-1)])
+
+
 def fully_connected(e, op) -> int:
     """FULLY_CONNECTED with per-tensor or per-channel int8 weights (int4: :mod:`.int4`)."""
     inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -239,8 +275,11 @@ def fully_connected(e, op) -> int:
                                           -zp(inp), zp(out), lo, hi, mode])
     m, s = e.array("int32_t", mults), e.array("int32_t", shifts)
     bias = _folded_bias(e, op, -zp(inp))
-    filt_c = e.const(op.inputs[1], pack=pack_fc_weights, tag="fc4")
-    e.call(f"edgec_fc_s8(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, "
+    if e.wide_fc:
+        filt_c, kernel = e.const(op.inputs[1], pack=pack_fc_weights16, tag="fc4, int16"), "edgec_fc_s8_w16"
+    else:
+        filt_c, kernel = e.const(op.inputs[1], pack=pack_fc_weights, tag="fc4"), "edgec_fc_s8"
+    e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")
     return batches * out_depth * in_depth
 

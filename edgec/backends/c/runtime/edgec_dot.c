@@ -201,14 +201,17 @@ static void expand2(const int8_t *x0, const int8_t *x1, int32_t k, int32_t *dst)
     [xo] "=&r"(xo)
 
 /* dot2x2 over expanded windows (expand2) and a packed channel pair `w`, `words` >= 1 words long;
- * two words per loop iteration after an odd first one. Written out because GCC spills here. */
-static inline void dot2x2_x16(const int32_t *xs, const int8_t *w, int32_t words, int32_t acc[4]) {
+ * four words per loop iteration (its compare and taken branch cost 4 cycles) after the first
+ * words % 4. Written out because GCC spills here. */
+EDGEC_SPECIALIZE void dot2x2_x16(const int32_t *xs, const int8_t *w, int32_t words, int32_t acc[4]) {
   int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3], wa, wao, wb, wbo, xe, xo;
   const int32_t *const end = xs + 4 * words;
   if (words & 1)
     __asm__(X16_WORD X16_OPERANDS : : "memory");
+  if (words & 2)
+    __asm__(X16_WORD X16_WORD X16_OPERANDS : : "memory");
   if (xs != end)
-    __asm__("1:\n\t" X16_WORD X16_WORD
+    __asm__("1:\n\t" X16_WORD X16_WORD X16_WORD X16_WORD
             "cmp    %[x], %[end]\n\t"
             "bne    1b"
             X16_OPERANDS
@@ -371,6 +374,130 @@ void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
   fc_s8(p, in, filt, bias, mult, shift, out, 0);
 }
 
+/* ---------------------------------------------------------------- fully connected, 16-bit weights */
+
+/* Four rows of FULLY_CONNECTED over weights the generator widened to int16 (ops.pack_fc_weights16:
+ * per group of four inputs each row's weights 0, 2, 1, 3, the SMLAD operands SXTB16 would make of
+ * the input word; then the rows' last in_depth % 4 weights one row after the other). Twice the
+ * flash of the int8 layout, for 2 fewer instructions per weight word. */
+#if defined(EDGEC_USE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+/* One group: one input word expanded in registers, two chains of pipelined loads of two rows'
+ * weights each, 16 multiply-accumulates in 21 cycles on the Cortex-M4 in 12 registers. */
+#define FC4W_GROUP                                \
+  "ldr    %[xe], [%[x]], #4\n\t"                  \
+  "ldr    %[w0], [%[w]], #4\n\t"                  \
+  "ldr    %[w1], [%[w]], #4\n\t"                  \
+  "ldr    %[w2], [%[w]], #4\n\t"                  \
+  "ldr    %[w3], [%[w]], #4\n\t"                  \
+  "sxtb16 %[xo], %[xe], ror #8\n\t"               \
+  "sxtb16 %[xe], %[xe]\n\t"                       \
+  "smlad  %[a0], %[xe], %[w0], %[a0]\n\t"         \
+  "smlad  %[a0], %[xo], %[w1], %[a0]\n\t"         \
+  "smlad  %[a1], %[xe], %[w2], %[a1]\n\t"         \
+  "smlad  %[a1], %[xo], %[w3], %[a1]\n\t"         \
+  "ldr    %[w0], [%[w]], #4\n\t"                  \
+  "ldr    %[w1], [%[w]], #4\n\t"                  \
+  "ldr    %[w2], [%[w]], #4\n\t"                  \
+  "ldr    %[w3], [%[w]], #4\n\t"                  \
+  "smlad  %[a2], %[xe], %[w0], %[a2]\n\t"         \
+  "smlad  %[a2], %[xo], %[w1], %[a2]\n\t"         \
+  "smlad  %[a3], %[xe], %[w2], %[a3]\n\t"         \
+  "smlad  %[a3], %[xo], %[w3], %[a3]\n\t"
+
+#define FC4W_OPERANDS                                                                             \
+  : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),        \
+    [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3)
+
+EDGEC_SPECIALIZE void fc_rows4_w16(const int8_t *x, const int16_t *w, int32_t n, int32_t acc[4]) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], xe, xo, w0, w1, w2, w3, g;
+  const int8_t *const end4 = x + (n & ~15);
+  if (x != end4)
+    __asm__("1:\n\t" FC4W_GROUP FC4W_GROUP FC4W_GROUP FC4W_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b"
+            FC4W_OPERANDS
+            : [end] "r"(end4)
+            : "cc", "memory");
+  for (g = (n >> 2) & 3; g > 0; --g)
+    __asm__(FC4W_GROUP FC4W_OPERANDS : : "memory");
+  for (g = 0; g < (n & 3); ++g) {
+    const int32_t xv = x[g];
+    a0 += xv * w[g];
+    a1 += xv * w[(n & 3) + g];
+    a2 += xv * w[2 * (n & 3) + g];
+    a3 += xv * w[3 * (n & 3) + g];
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+#undef FC4W_OPERANDS
+#else
+EDGEC_SPECIALIZE void fc_rows4_w16(const int8_t *x, const int16_t *w, int32_t n, int32_t acc[4]) {
+  const int32_t tail = n & 3;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], g, j;
+  for (g = n >> 2; g > 0; --g, x += 4, w += 16) {
+    const int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];  /* each row's weights: 0, 2, 1, 3 */
+    a0 += x0 * w[0] + x2 * w[1] + x1 * w[2] + x3 * w[3];
+    a1 += x0 * w[4] + x2 * w[5] + x1 * w[6] + x3 * w[7];
+    a2 += x0 * w[8] + x2 * w[9] + x1 * w[10] + x3 * w[11];
+    a3 += x0 * w[12] + x2 * w[13] + x1 * w[14] + x3 * w[15];
+  }
+  for (j = 0; j < tail; ++j) {
+    const int32_t xv = x[j];
+    a0 += xv * w[j];
+    a1 += xv * w[tail + j];
+    a2 += xv * w[2 * tail + j];
+    a3 += xv * w[3 * tail + j];
+  }
+  acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+#endif
+
+EDGEC_SPECIALIZE void fc_s8_w16(const edgec_fc_params *p, const int8_t *in, const int16_t *filt,
+                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                int8_t *out, const int mode) {
+  const int32_t k = p->in_depth, rows4 = p->out_depth & ~3, off = p->out_offset;
+  const int32_t lo = p->act_min, hi = p->act_max, qstep = p->per_channel ? 1 : 0;
+  int32_t b, o, i;
+  for (b = 0; b < p->batches; ++b) {
+    const int8_t *x = in + b * k;
+    const int32_t *m = mult, *s = shift;
+    for (o = 0; o < rows4; o += 4, out += 4) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      if (bias) {
+        acc[0] = bias[o]; acc[1] = bias[o + 1]; acc[2] = bias[o + 2]; acc[3] = bias[o + 3];
+      }
+      fc_rows4_w16(x, filt + o * k, k, acc);
+      out[0] = edgec_requant_mode(acc[0], m[0], s[0], off, lo, hi, mode);
+      out[1] = edgec_requant_mode(acc[1], m[qstep], s[qstep], off, lo, hi, mode);
+      out[2] = edgec_requant_mode(acc[2], m[2 * qstep], s[2 * qstep], off, lo, hi, mode);
+      out[3] = edgec_requant_mode(acc[3], m[3 * qstep], s[3 * qstep], off, lo, hi, mode);
+      m += 4 * qstep;
+      s += 4 * qstep;
+    }
+    for (; o < p->out_depth; ++o) {  /* the last out_depth % 4 rows, row after row */
+      const int16_t *w = filt + o * k;
+      int32_t acc = bias ? bias[o] : 0;
+      for (i = 0; i < k; ++i) acc += x[i] * w[i];
+      *out++ = edgec_requant_mode(acc, mult[o * qstep], shift[o * qstep], off, lo, hi, mode);
+    }
+  }
+}
+
+void edgec_fc_s8_w16(const edgec_fc_params *p, const int8_t *in, const int16_t *filt,
+                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    fc_s8_w16(p, in, filt, bias, mult, shift, out, 2);
+    return;
+  }
+  if (p->rq_mode == 1) {
+    fc_s8_w16(p, in, filt, bias, mult, shift, out, 1);
+    return;
+  }
+#endif
+  fc_s8_w16(p, in, filt, bias, mult, shift, out, 0);
+}
+
 int32_t edgec_dot_s8(const int8_t *x, const int8_t *w, int32_t n, int32_t x_offset) {
   return dot1(x, w, n, x_offset);
 }
@@ -427,6 +554,47 @@ static inline void dot2x2_packed(const int8_t *x0, const int8_t *x1, const int8_
 }
 #endif
 
+#if defined(EDGEC_X16)
+/* Channel pairs per pass of x16_channels: the raw sums of a pass wait in 4 * 64 int32 on the stack. */
+#define EDGEC_X16_PASS 64
+
+/* The channel-pair loop of conv_channels over two windows expanded by expand2 or expand_windows:
+ * every output channel of the two pixels, channel pairs packed (ops.pack_conv_pairs). Up to
+ * EDGEC_X16_PASS pairs run back to back, only storing their four sums; then one loop requantizes
+ * them channel by channel with that channel's constants read once for both pixels (after the
+ * SMLAD loop GCC would otherwise spill and reload them per pair). Returns the number of channels
+ * done (an odd last one is left to the caller). */
+EDGEC_SPECIALIZE int32_t x16_channels(const edgec_conv_params *p, const int32_t *xs,
+                                      const int8_t *filt, int32_t k, const int32_t *bias,
+                                      const int32_t *mult, const int32_t *shift, int8_t *o0,
+                                      int8_t *o1, const int mode) {
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, pairs = p->out_c >> 1;
+  const int32_t words = k >> 2;
+  int32_t raw[4 * EDGEC_X16_PASS], first, n, i;
+  for (first = 0; first < pairs; first += n) {
+    const int32_t *r = raw;
+    const int8_t *w = filt + 2 * first * k;
+    n = pairs - first < EDGEC_X16_PASS ? pairs - first : EDGEC_X16_PASS;
+    for (i = 0; i < n; ++i, w += 2 * k) {
+      int32_t *acc = raw + 4 * i;
+      acc[0] = acc[2] = bias[2 * (first + i)];
+      acc[1] = acc[3] = bias[2 * (first + i) + 1];
+      dot2x2_x16(xs, w, words, acc);
+    }
+    /* raw per pair: pixel 0 channel 0, pixel 0 channel 1, pixel 1 channel 0, pixel 1 channel 1 */
+    for (i = 2 * first; i < 2 * (first + n); i += 2, r += 4) {
+      const int32_t m0 = mult[i], m1 = mult[i + 1], s0 = shift[i], s1 = shift[i + 1];
+      const int32_t r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+      o0[i] = edgec_requant_mode(r0, m0, s0, off, lo, hi, mode);
+      o1[i] = edgec_requant_mode(r2, m0, s0, off, lo, hi, mode);
+      o0[i + 1] = edgec_requant_mode(r1, m1, s1, off, lo, hi, mode);
+      o1[i + 1] = edgec_requant_mode(r3, m1, s1, off, lo, hi, mode);
+    }
+  }
+  return 2 * pairs;
+}
+#endif
+
 /* edgec_conv_channels for one requantization path; `mode` is a constant at each call below, so
  * every path compiles to its own straight-line code. Windows whose length k is a multiple of 4
  * come with channel pairs packed (ops.pack_conv_pairs); other filters are row after row. Either
@@ -447,18 +615,7 @@ EDGEC_SPECIALIZE void conv_channels(const edgec_conv_params *p, const int8_t *x0
     if (k <= EDGEC_X16_MAX_K) {
       int32_t xs[EDGEC_X16_MAX_K];
       expand2(x0, x1, k, xs);
-      for (; oc + 2 <= out_c; oc += 2) {
-        /* In locals: the int8 stores below may alias the tables, each would be read again. */
-        const int32_t m0 = mult[oc], m1 = mult[oc + 1], s0 = shift[oc], s1 = shift[oc + 1];
-        int32_t acc[4];
-        acc[0] = acc[2] = bias[oc];
-        acc[1] = acc[3] = bias[oc + 1];
-        dot2x2_x16(xs, filt + oc * k, k >> 2, acc);
-        o0[oc] = edgec_requant_mode(acc[0], m0, s0, off, lo, hi, mode);
-        o0[oc + 1] = edgec_requant_mode(acc[1], m1, s1, off, lo, hi, mode);
-        o1[oc] = edgec_requant_mode(acc[2], m0, s0, off, lo, hi, mode);
-        o1[oc + 1] = edgec_requant_mode(acc[3], m1, s1, off, lo, hi, mode);
-      }
+      oc = x16_channels(p, xs, filt, k, bias, mult, shift, o0, o1, mode);
     }
 #endif
     for (; oc + 2 <= out_c; oc += 2) {
@@ -512,6 +669,123 @@ void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int
   conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1, 0);
 }
 
+
+/* Sign-extend the windows of output pixels q0 and q1 of image b straight from the input, as expand2
+ * does from im2col copies: per 4-byte word of the window {x0 even bytes, x0 odd, x1 even, x1 odd};
+ * taps in the padding read as the input zero point (the folded bias cancels them, see
+ * conv_patch). `in_c` is a multiple of 4. */
+#if defined(EDGEC_X16)
+static void expand_windows(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q0,
+                           int32_t q1, int32_t *dst) {
+  const int32_t in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, f_h = p->f_h, f_w = p->f_w;
+  const int32_t oy0 = q0 / p->out_w, ox0 = q0 % p->out_w, oy1 = q1 / p->out_w, ox1 = q1 % p->out_w;
+  const int32_t iy0 = oy0 * p->stride_h - p->pad_h, ix0 = ox0 * p->stride_w - p->pad_w;
+  const int32_t iy1 = oy1 * p->stride_h - p->pad_h, ix1 = ox1 * p->stride_w - p->pad_w;
+  const uint32_t zp = (uint8_t)(-p->in_offset) * 0x01010101u;
+  const int32_t ze = __sxtb16((int32_t)zp), zo = sxtb16_ror8((int32_t)zp);
+  const int8_t *const image = in + b * in_h * in_w * in_c;
+  const int32_t run = f_w * in_c, span = (f_w - 1) * p->dil_w;
+  /* Whole window rows inside the input for both pixels: one contiguous run each (dilation 1). */
+  const int rows_inside = p->dil_w == 1 && ix0 >= 0 && ix0 + span < in_w && ix1 >= 0 && ix1 + span < in_w;
+  int32_t ky, kx, c;
+  for (ky = 0; ky < f_h; ++ky) {
+    const int32_t ya = iy0 + ky * p->dil_h, yb = iy1 + ky * p->dil_h;
+    if (rows_inside && ya >= 0 && ya < in_h && yb >= 0 && yb < in_h) {
+      const int8_t *pa = image + (ya * in_w + ix0) * in_c, *pb = image + (yb * in_w + ix1) * in_c;
+      const int8_t *const end = pa + run;
+#define EXPAND_WORD(o)                         \
+  {                                            \
+    const int32_t va = load4(pa + (o)), vb = load4(pb + (o)); \
+    dst[0] = __sxtb16(va);                     \
+    dst[1] = sxtb16_ror8(va);                  \
+    dst[2] = __sxtb16(vb);                     \
+    dst[3] = sxtb16_ror8(vb);                  \
+    dst += 4;                                  \
+  }
+      if (run & 4) {
+        EXPAND_WORD(0)
+        pa += 4;
+        pb += 4;
+      }
+      for (; pa != end; pa += 8, pb += 8) {
+        EXPAND_WORD(0)
+        EXPAND_WORD(4)
+      }
+#undef EXPAND_WORD
+      continue;
+    }
+    for (kx = 0; kx < f_w; ++kx) {
+      const int32_t xa = ix0 + kx * p->dil_w, xb = ix1 + kx * p->dil_w;
+      const int8_t *pa = ya >= 0 && ya < in_h && xa >= 0 && xa < in_w ? image + (ya * in_w + xa) * in_c : 0;
+      const int8_t *pb = yb >= 0 && yb < in_h && xb >= 0 && xb < in_w ? image + (yb * in_w + xb) * in_c : 0;
+      if (pa && pb) {
+        for (c = 0; c < in_c; c += 4, dst += 4) {
+          const int32_t va = load4(pa + c), vb = load4(pb + c);
+          dst[0] = __sxtb16(va);
+          dst[1] = sxtb16_ror8(va);
+          dst[2] = __sxtb16(vb);
+          dst[3] = sxtb16_ror8(vb);
+        }
+      } else {
+        for (c = 0; c < in_c; c += 4, dst += 4) {
+          const int32_t va = pa ? load4(pa + c) : 0, vb = pb ? load4(pb + c) : 0;
+          dst[0] = pa ? __sxtb16(va) : ze;
+          dst[1] = pa ? sxtb16_ror8(va) : zo;
+          dst[2] = pb ? __sxtb16(vb) : ze;
+          dst[3] = pb ? sxtb16_ror8(vb) : zo;
+        }
+      }
+    }
+  }
+}
+
+EDGEC_SPECIALIZE void conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b,
+                                  int32_t q0, int32_t q1, const int8_t *filt, int32_t k,
+                                  const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                  int8_t *o0, int8_t *o1, const int mode) {
+  int32_t xs[EDGEC_X16_MAX_K], oc;
+  expand_windows(p, in, b, q0, q1, xs);
+  oc = x16_channels(p, xs, filt, k, bias, mult, shift, o0, o1, mode);
+  if (oc < p->out_c) {  /* an odd last channel, row-major after the pairs */
+    const int32_t *x = xs;
+    const int8_t *f = filt + oc * k;
+    int32_t a0 = bias[oc], a1 = bias[oc], i;
+    for (i = 0; i < k; i += 4, x += 4, f += 4) {
+      const int32_t wv = load4(f), we = __sxtb16(wv), wo = sxtb16_ror8(wv);
+      a0 = __smlad(x[1], wo, __smlad(x[0], we, a0));
+      a1 = __smlad(x[3], wo, __smlad(x[2], we, a1));
+    }
+    o0[oc] = edgec_requant_mode(a0, mult[oc], shift[oc], p->out_offset, p->act_min, p->act_max, mode);
+    o1[oc] = edgec_requant_mode(a1, mult[oc], shift[oc], p->out_offset, p->act_min, p->act_max, mode);
+  }
+}
+#endif
+
+int edgec_conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q0,
+                      int32_t q1, const int8_t *filt, const int32_t *bias, const int32_t *mult,
+                      const int32_t *shift, int8_t *o0, int8_t *o1) {
+#if defined(EDGEC_X16)
+  const int32_t k = p->f_h * p->f_w * p->in_c;
+  if ((p->in_c & 3) || k > EDGEC_X16_MAX_K) return 0;
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    conv_pixels(p, in, b, q0, q1, filt, k, bias, mult, shift, o0, o1, 2);
+    return 1;
+  }
+  if (p->rq_mode == 1) {
+    conv_pixels(p, in, b, q0, q1, filt, k, bias, mult, shift, o0, o1, 1);
+    return 1;
+  }
+#endif
+  conv_pixels(p, in, b, q0, q1, filt, k, bias, mult, shift, o0, o1, 0);
+  return 1;
+#else
+  (void)p; (void)in; (void)b; (void)q0; (void)q1; (void)filt; (void)bias; (void)mult; (void)shift;
+  (void)o0; (void)o1;
+  return 0;
+#endif
+}
+
 #if defined(EDGEC_HAVE_DSP)
 /* SXTAB16 of the word rotated by 8 (bytes 1 and 3) plus `a`, in one instruction (see sxtb16_ror8). */
 static inline int32_t sxtab16_ror8(int32_t a, int32_t v) {
@@ -524,22 +798,60 @@ static inline int32_t sxtab16_ror8(int32_t a, int32_t v) {
 #endif
 }
 
-/* edgec_dw_pixel for one requantization path (`mode` constant at each call). Channels (0, 2) and
- * (1, 3) sit in the halves of two registers: one 16x16 MAC per channel and tap; the bias starts
- * the sums (int32 addition is associative) and the four results are requantized in registers. */
-EDGEC_SPECIALIZE void dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col,
-                               int32_t x_row, const int8_t *w, int32_t w_row, int32_t rows,
-                               int32_t cols, const int32_t *bias, const int32_t *mult,
-                               const int32_t *shift, int8_t *out, const int mode) {
+/* Valid filter columns [*k0, *k1) of output column ox (dilation 1 without a division). */
+static inline void dw_cols(const edgec_conv_params *p, int32_t ox, int32_t *k0, int32_t *k1) {
+  const int32_t ix0 = ox * p->stride_w - p->pad_w;
+  if (p->dil_w == 1) {
+    *k0 = ix0 < 0 ? -ix0 : 0;
+    *k1 = p->in_w - ix0 < p->f_w ? p->in_w - ix0 : p->f_w;
+  } else {
+    *k0 = ix0 >= 0 ? 0 : (-ix0 + p->dil_w - 1) / p->dil_w;
+    *k1 = p->in_w - ix0 <= 0 ? 0 : (p->in_w - ix0 - 1) / p->dil_w + 1;
+    if (*k1 > p->f_w) *k1 = p->f_w;
+  }
+}
+
+/* edgec_dw_row for one requantization path (`mode` constant at each call). Per group of four
+ * channels the bias, multipliers and shifts are read once for the whole output row, then every
+ * pixel of the row runs its valid taps: channels (0, 2) and (1, 3) sit in the halves of two
+ * registers, one 16x16 MAC per channel and tap. Interior pixels (the whole window inside the input)
+ * run without bounds, a 3x3 window fully unrolled; rows of 3 and 2 taps (the edges of a 3x3) are
+ * unrolled too. The bias starts the sums (int32 addition is associative). The geometry is copied
+ * into locals: the int8 output stores could alias *p, which GCC would then read again per pixel. */
+EDGEC_SPECIALIZE void dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w,
+                             int32_t rows, const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int8_t *out, const int mode) {
   const uint32_t off2 = ((uint32_t)(uint16_t)p->in_offset << 16) | (uint16_t)p->in_offset;
-  const int32_t w_col = p->out_c, off = p->out_offset, lo = p->act_min, hi = p->act_max;
-  int32_t c, r, k;
-  for (c = 0; c < p->out_c; c += 4) {
-    const int8_t *xr = x + c, *wr = w + c;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    if (bias) {
-      a0 = bias[c]; a1 = bias[c + 1]; a2 = bias[c + 2]; a3 = bias[c + 3];
-    }
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
+  const int32_t in_c = p->in_c, in_w = p->in_w, f_w = p->f_w, dil_w = p->dil_w;
+  const int32_t stride_w = p->stride_w, pad_w = p->pad_w, out_w = p->out_w;
+  const int32_t x_col = in_c * dil_w, x_row = in_w * in_c * p->dil_h, w_col = out_c;
+  const int32_t w_row = f_w * out_c, span = (f_w - 1) * dil_w;
+  const int full3 = f_w == 3 && rows == 3;  /* interior pixels: all nine taps */
+  /* Interior output columns [ox_a, ox_b): ox * stride_w - pad_w >= 0 and + span < in_w. */
+  const int32_t ox_a = (pad_w + stride_w - 1) / stride_w;
+  int32_t ox_b = in_w - 1 - span + pad_w < 0 ? 0 : (in_w - 1 - span + pad_w) / stride_w + 1;
+  int32_t c, ox, r, k;
+  if (ox_b > out_w) ox_b = out_w;
+  if (ox_b < ox_a) ox_b = ox_a;
+  for (c = 0; c < out_c; c += 4) {
+    const int32_t b0 = bias ? bias[c] : 0, b1 = bias ? bias[c + 1] : 0;
+    const int32_t b2 = bias ? bias[c + 2] : 0, b3 = bias ? bias[c + 3] : 0;
+    const int32_t m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
+    const int32_t s0 = shift[c], s1 = shift[c + 1], s2 = shift[c + 2], s3 = shift[c + 3];
+    const int8_t *const xc = x + c, *const wc = w + c;
+    int8_t *o = out + c;
+    for (ox = 0; ox < out_w; ++ox, o += out_c) {
+      const int32_t ix0 = ox * stride_w - pad_w;
+      int32_t k0 = 0, cols = f_w, a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+      const int8_t *xr, *wr;
+      if (ox < ox_a || ox >= ox_b) {
+        int32_t k1;
+        dw_cols(p, ox, &k0, &k1);
+        cols = k1 > k0 ? k1 - k0 : 0;
+      }
+      xr = xc + (ix0 + k0 * dil_w) * in_c;
+      wr = wc + k0 * w_col;
 #define DW_TAP(xp, wp)                                                   \
   {                                                                      \
     const int32_t xv = load4(xp), wv = load4(wp);                        \
@@ -550,54 +862,77 @@ EDGEC_SPECIALIZE void dw_pixel(const edgec_conv_params *p, const int8_t *x, int3
     a1 = __smlabb(xo, wo, a1);                                           \
     a3 = __smlatt(xo, wo, a3);                                           \
   }
-    for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
-      const int8_t *xp = xr, *wp = wr;
-      if (cols == 3) {  /* the common 3-wide window, unrolled */
-        DW_TAP(xp, wp)
-        DW_TAP(xp + x_col, wp + w_col)
-        DW_TAP(xp + 2 * x_col, wp + 2 * w_col)
-        continue;
+#define DW_TAP3(xp, wp)                    \
+  {                                        \
+    DW_TAP(xp, wp)                         \
+    DW_TAP((xp) + x_col, (wp) + w_col)     \
+    DW_TAP((xp) + 2 * x_col, (wp) + 2 * w_col) \
+  }
+      if (cols == 3) {
+        if (full3) {
+          DW_TAP3(xr, wr)
+          DW_TAP3(xr + x_row, wr + w_row)
+          DW_TAP3(xr + 2 * x_row, wr + 2 * w_row)
+        } else {
+          for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) DW_TAP3(xr, wr)
+        }
+      } else if (cols == 2) {
+        for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
+          DW_TAP(xr, wr)
+          DW_TAP(xr + x_col, wr + w_col)
+        }
+      } else {
+        for (r = 0; r < rows; ++r, xr += x_row, wr += w_row) {
+          const int8_t *xp = xr, *wp = wr;
+          for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) DW_TAP(xp, wp)
+        }
       }
-      for (k = 0; k < cols; ++k, xp += x_col, wp += w_col) DW_TAP(xp, wp)
-    }
+#undef DW_TAP3
 #undef DW_TAP
-    out[c] = edgec_requant_mode(a0, mult[c], shift[c], off, lo, hi, mode);
-    out[c + 1] = edgec_requant_mode(a1, mult[c + 1], shift[c + 1], off, lo, hi, mode);
-    out[c + 2] = edgec_requant_mode(a2, mult[c + 2], shift[c + 2], off, lo, hi, mode);
-    out[c + 3] = edgec_requant_mode(a3, mult[c + 3], shift[c + 3], off, lo, hi, mode);
+      o[0] = edgec_requant_mode(a0, m0, s0, off, lo, hi, mode);
+      o[1] = edgec_requant_mode(a1, m1, s1, off, lo, hi, mode);
+      o[2] = edgec_requant_mode(a2, m2, s2, off, lo, hi, mode);
+      o[3] = edgec_requant_mode(a3, m3, s3, off, lo, hi, mode);
+    }
   }
 }
 
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out) {
+void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
 #if defined(EDGEC_DSP_REQUANT)
   if (p->rq_mode == 2) {
-    dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 2);
+    dw_row(p, x, w, rows, bias, mult, shift, out, 2);
     return;
   }
   if (p->rq_mode == 1) {
-    dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 1);
+    dw_row(p, x, w, rows, bias, mult, shift, out, 1);
     return;
   }
 #endif
-  dw_pixel(p, x, x_col, x_row, w, w_row, rows, cols, bias, mult, shift, out, 0);
+  dw_row(p, x, w, rows, bias, mult, shift, out, 0);
 }
 #else
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out) {
-  int32_t c, r, k, j;
-  for (c = 0; c < p->out_c; c += 4) {
-    int32_t acc[4] = {0, 0, 0, 0};
-    for (r = 0; r < rows; ++r)
-      for (k = 0; k < cols; ++k) {
-        const int8_t *xp = x + r * x_row + k * x_col + c, *wp = w + r * w_row + k * p->out_c + c;
-        for (j = 0; j < 4; ++j) acc[j] += ((int32_t)xp[j] + p->in_offset) * (int32_t)wp[j];
-      }
-    for (j = 0; j < 4; ++j)
-      out[c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j], shift[c + j],
-                                 p->out_offset, p->act_min, p->act_max);
+void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out) {
+  const int32_t x_row = p->in_w * p->in_c * p->dil_h;
+  int32_t ox, c, r, k, j;
+  for (ox = 0; ox < p->out_w; ++ox) {
+    const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    int32_t k0 = 0, k1 = p->f_w;
+    while (k0 < k1 && ix0 + k0 * p->dil_w < 0) ++k0;
+    while (k1 > k0 && ix0 + (k1 - 1) * p->dil_w >= p->in_w) --k1;
+    for (c = 0; c < p->out_c; c += 4) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      for (r = 0; r < rows; ++r)
+        for (k = k0; k < k1; ++k) {
+          const int8_t *xp = x + r * x_row + (ix0 + k * p->dil_w) * p->in_c + c;
+          const int8_t *wp = w + (r * p->f_w + k) * p->out_c + c;
+          for (j = 0; j < 4; ++j) acc[j] += ((int32_t)xp[j] + p->in_offset) * (int32_t)wp[j];
+        }
+      for (j = 0; j < 4; ++j)
+        out[ox * p->out_c + c + j] = edgec_requant(acc[j] + (bias ? bias[c + j] : 0), mult[c + j],
+                                                   shift[c + j], p->out_offset, p->act_min, p->act_max);
+    }
   }
 }
 #endif

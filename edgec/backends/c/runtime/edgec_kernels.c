@@ -20,11 +20,18 @@ static const int8_t *conv_patch(const edgec_conv_params *p, const int8_t *in, in
   int32_t ky, kx;
   if (dst == 0)  /* 1x1 without padding: the window is the input pixel itself */
     return in + ((b * p->in_h + iy0) * p->in_w + ix0) * p->in_c;
+  /* Window rows wholly inside the input (dilation 1) are one contiguous run of f_w * in_c bytes. */
+  const int inside = p->dil_w == 1 && ix0 >= 0 && ix0 + p->f_w <= p->in_w;
   for (ky = 0; ky < p->f_h; ++ky) {
     const int32_t iy = iy0 + ky * p->dil_h;
     const int8_t *row = in + (b * p->in_h + iy) * p->in_w * p->in_c;
     if (iy < 0 || iy >= p->in_h) {
       memset(d, zp, (size_t)(p->f_w * p->in_c));
+      d += p->f_w * p->in_c;
+      continue;
+    }
+    if (inside) {
+      memcpy(d, row + ix0 * p->in_c, (size_t)(p->f_w * p->in_c));
       d += p->f_w * p->in_c;
       continue;
     }
@@ -53,18 +60,22 @@ static void ring_commit(const edgec_conv_params *p, int8_t *ring, int8_t *out, i
 
 /* CONV_2D: output pixels two at a time, output channels two at a time, so that every loaded input
  * and weight word feeds two multiply-accumulates. `scratch` holds two windows (2 * f_h * f_w * in_c
- * bytes), or is NULL for 1x1 filters. With `ring` (pad_h + 2 output rows) the output overwrites
+ * bytes rounded up to a multiple of 4 each), or is NULL for 1x1 filters. With `ring` (pad_h + 2 output rows) the output overwrites
  * the input (`out == in`), see ring_row. */
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                    int8_t *scratch, int8_t *ring) {
-  const int32_t k = p->f_h * p->f_w * p->in_c, pixels = p->out_h * p->out_w;
+  /* im2col windows are padded to whole words (ops.window_bytes), the filters with zeros to match. */
+  const int32_t taps = p->f_h * p->f_w * p->in_c, k = scratch ? (taps + 3) & ~3 : taps;
+  const int32_t pixels = p->out_h * p->out_w;
   int32_t b, q, done = 0;
+  if (scratch && k != taps) {  /* the padding bytes meet zero weights; defined values all the same */
+    memset(scratch + taps, 0, (size_t)(k - taps));
+    memset(scratch + k + taps, 0, (size_t)(k - taps));
+  }
   for (b = 0; b < p->batches; ++b) {  /* one image when in place (the generator guarantees it) */
     for (q = 0; q < pixels; q += 2) {
       const int pair = q + 1 < pixels;
-      const int8_t *x0 = conv_patch(p, in, b, q, scratch);
-      const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
       int8_t *o0, *o1;
       if (ring) {
         o0 = ring_row(p, ring, q / p->out_w) + (q % p->out_w) * p->out_c;
@@ -73,7 +84,12 @@ void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *f
         o0 = out + (b * pixels + q) * p->out_c;
         o1 = pair ? o0 + p->out_c : 0;
       }
-      edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1);
+      /* Windows beyond 1x1 straight from the input where the build has that path, else im2col. */
+      if (!scratch || !edgec_conv_pixels(p, in, b, q, q + pair, filt, bias, mult, shift, o0, pair ? o1 : o0)) {
+        const int8_t *x0 = conv_patch(p, in, b, q, scratch);
+        const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
+        edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1);
+      }
       /* Row `done` is final once the pad_h rows below it, which read it, are complete. */
       while (ring && done + p->pad_h < (q + 1 + pair) / p->out_w) ring_commit(p, ring, out, done++);
     }
@@ -119,11 +135,11 @@ static int32_t end_valid(int32_t origin, int32_t dil, int32_t size, int32_t taps
 }
 
 /* DEPTHWISE_CONV_2D. With depth multiplier 1 and a channel count divisible by 4, each output pixel
- * runs its channels four at a time over its valid taps (edgec_dw_pixel). */
+ * runs its channels four at a time over its valid taps, a row at a time (edgec_dw_row). */
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                         const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                         int8_t *ring) {
-  int32_t b, oy, ox;
+  int32_t b, oy;
   if (p->depth_mult != 1 || (p->in_c & 3)) {
     depthwise_generic(p, in, filt, bias, mult, shift, out);
     return;
@@ -132,16 +148,9 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
     for (oy = 0; oy < p->out_h; ++oy) {
       const int32_t iy0 = oy * p->stride_h - p->pad_h;
       const int32_t ky0 = first_valid(iy0, p->dil_h), ky1 = end_valid(iy0, p->dil_h, p->in_h, p->f_h);
-      for (ox = 0; ox < p->out_w; ++ox) {
-        const int32_t ix0 = ox * p->stride_w - p->pad_w;
-        const int32_t kx0 = first_valid(ix0, p->dil_w), kx1 = end_valid(ix0, p->dil_w, p->in_w, p->f_w);
-        const int8_t *x = in + ((b * p->in_h + iy0 + ky0 * p->dil_h) * p->in_w + ix0 + kx0 * p->dil_w) * p->in_c;
-        const int8_t *w = filt + (ky0 * p->f_w + kx0) * p->out_c;
-        int8_t *o = ring ? ring_row(p, ring, oy) + ox * p->out_c
-                         : out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
-        edgec_dw_pixel(p, x, p->in_c * p->dil_w, p->in_w * p->in_c * p->dil_h, w, p->f_w * p->out_c,
-                       ky1 > ky0 ? ky1 - ky0 : 0, kx1 > kx0 ? kx1 - kx0 : 0, bias, mult, shift, o);
-      }
+      const int8_t *x = in + (b * p->in_h + iy0 + ky0 * p->dil_h) * p->in_w * p->in_c;
+      int8_t *o = ring ? ring_row(p, ring, oy) : out + (b * p->out_h + oy) * p->out_w * p->out_c;
+      edgec_dw_row(p, x, filt + ky0 * p->f_w * p->out_c, ky1 > ky0 ? ky1 - ky0 : 0, bias, mult, shift, o);
       if (ring && oy >= p->pad_h) ring_commit(p, ring, out, oy - p->pad_h);
     }
   if (ring)
@@ -224,8 +233,77 @@ static void broadcast(const edgec_binary_params *p, const int8_t *a, const int8_
                      b[i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3]]);
 }
 
+/* ADD's rescaling x * m * 2^-r (r >= 0, |x| < 2^30): the reference's doubling high multiply, then
+ * its rounding division by 2^r, with rnd = 2^(r-1) and neg = -1 for r > 0 (both 0 for r = 0):
+ * (y + 2^(r-1) - (y < 0)) >> r rounds half away from zero (see edgec_mbqm_dsp). */
+EDGEC_INLINE int32_t add_rescale(int32_t x, int32_t m, int32_t r, int32_t rnd, int32_t neg) {
+  int32_t y;
+#if defined(EDGEC_DSP_REQUANT)
+  __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(x * 2), "r"(m));
+#else
+  y = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);  /* = the doubling high multiply */
+#endif
+  return (y + rnd + ((y >> 31) & neg)) >> r;
+}
+
+/* ADD through two tables: each input's rescaled value (times 2, the doubling of the output's high
+ * multiply) depends on its int8 value only, so the 256 of each input are computed once and every
+ * output is two loads, an add and the output's rescaling. Valid (returns 1) when every shift is a
+ * right shift or none and left_shift <= 21, which TFLite's int8 ADD always has (left_shift 20,
+ * input multipliers <= 1/2, the output's < 1 unless the output scale is 2^19 times finer than the
+ * inputs'): then |(x + offset) << left_shift| < 2^29, each rescaled input is no larger and twice
+ * their sum is below 2^31, so add_rescale is exact (edgec_mbqm with a shift <= 0). Tensors of
+ * fewer than 256 elements take the per-element path (the tables would cost more than they save). */
+static int add_fast(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  const int32_t ls = p->left_shift, oo = p->out_offset, mo = p->out_mult, ro = -p->out_shift;
+  const int32_t rndo = ro ? 1 << (ro - 1) : 0, nego = ro ? -1 : 0, lo = p->act_min, hi = p->act_max;
+  const int32_t r1 = -p->in1_shift, r2 = -p->in2_shift;
+  const int32_t *s = p->out_shape, *s1 = p->in1_strides, *s2 = p->in2_strides;
+  int32_t lut[512], i0, i1, i2, i3, n = s[0] * s[1] * s[2] * s[3];
+  const int32_t *const t1 = lut + 128, *const t2 = lut + 384;  /* indexed by the int8 value */
+  if (ls < 0 || ls > 21 || r1 < 0 || r2 < 0 || ro < 0 || r1 > 31 || r2 > 31 || ro > 31 || n < 256)
+    return 0;
+  for (i0 = -128; i0 < 128; ++i0) {
+    lut[i0 + 128] = 2 * add_rescale((i0 + p->in1_offset) << ls, p->in1_mult, r1, r1 ? 1 << (r1 - 1) : 0,
+                                    r1 ? -1 : 0);
+    lut[i0 + 384] = 2 * add_rescale((i0 + p->in2_offset) << ls, p->in2_mult, r2, r2 ? 1 << (r2 - 1) : 0,
+                                    r2 ? -1 : 0);
+  }
+#if defined(EDGEC_DSP_REQUANT)
+#define ADD_HIGH(sum2, y) __asm__("smmulr %0, %1, %2" : "=r"(y) : "r"(sum2), "r"(mo))
+#else
+#define ADD_HIGH(sum2, y) y = (int32_t)(((int64_t)(sum2) * mo + ((int64_t)1 << 31)) >> 32)
+#endif
+#define ADD_ELEM(va, vb)                                                               \
+  {                                                                                    \
+    int32_t y;                                                                         \
+    ADD_HIGH(t1[va] + t2[vb], y);                                                      \
+    *out++ = (int8_t)edgec_clamp(((y + rndo + ((y >> 31) & nego)) >> ro) + oo, lo, hi); \
+  }
+  if (s1[3] == 1 && s2[3] == 1 && s1[2] == s[3] && s2[2] == s[3] && s1[1] == s[2] * s[3] &&
+      s2[1] == s[2] * s[3] && s1[0] == s[1] * s[2] * s[3] && s2[0] == s[1] * s[2] * s[3]) {
+    const int8_t *const end = a + n;  /* no broadcasting: one flat loop */
+    while (a != end) {
+      ADD_ELEM(*a, *b)
+      ++a;
+      ++b;
+    }
+    return 1;
+  }
+  for (i0 = 0; i0 < s[0]; ++i0)
+    for (i1 = 0; i1 < s[1]; ++i1)
+      for (i2 = 0; i2 < s[2]; ++i2) {
+        const int8_t *pa = a + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+        const int8_t *pb = b + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+        for (i3 = 0; i3 < s[3]; ++i3) ADD_ELEM(pa[i3 * s1[3]], pb[i3 * s2[3]])
+      }
+  return 1;
+}
+#undef ADD_ELEM
+#undef ADD_HIGH
+
 void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
-  broadcast(p, a, b, out, add_one);
+  if (!add_fast(p, a, b, out)) broadcast(p, a, b, out, add_one);
 }
 
 void edgec_mul_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out) {

@@ -46,23 +46,31 @@ void edgec_dot_2x2(const int8_t *x0, const int8_t *x1, const int8_t *w0, const i
 void edgec_conv_channels(const edgec_conv_params *p, const int8_t *x0, const int8_t *x1,
                          const int8_t *filt, int32_t k, const int32_t *bias, const int32_t *mult,
                          const int32_t *shift, int8_t *o0, int8_t *o1);
+/* Every output channel of output pixels q0 and q1 (equal for a lone last pixel) of image b, the
+ * windows read straight from the input (no im2col copy): 1 when done, 0 when this build or layer
+ * has no such path (in_c % 4 != 0, a window over EDGEC_X16_MAX_K bytes, no DSP). */
+int edgec_conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q0,
+                      int32_t q1, const int8_t *filt, const int32_t *bias, const int32_t *mult,
+                      const int32_t *shift, int8_t *o0, int8_t *o1);
 /* CONV_2D and FULLY_CONNECTED take a folded bias, bias + in_offset * sum(filter of the channel);
- * their in_offset only fills padding. `scratch`: 2 * f_h * f_w * in_c bytes for the im2col
- * windows, or NULL for 1x1 filters. `ring`: NULL, or (pad_h + 2) output rows when the output
+ * their in_offset only fills padding. `scratch`: two im2col windows of f_h * f_w * in_c bytes
+ * rounded up to a multiple of 4 (the filters zero-padded to match), or NULL for 1x1 filters. `ring`: NULL, or (pad_h + 2) output rows when the output
  * overwrites the input (out == in; one image, vertical stride 1, rows of equal length). */
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                    int8_t *scratch, int8_t *ring);
-/* One depthwise output pixel (depth multiplier 1, channels % 4 == 0): x and w point at the first
- * valid tap, taps form a rows x cols grid, x_row/w_row and x_col/out_c bytes apart. */
-void edgec_dw_pixel(const edgec_conv_params *p, const int8_t *x, int32_t x_col, int32_t x_row,
-                    const int8_t *w, int32_t w_row, int32_t rows, int32_t cols, const int32_t *bias,
-                    const int32_t *mult, const int32_t *shift, int8_t *out);
+/* One depthwise output row (depth multiplier 1, channels % 4 == 0): x points at column 0 of the
+ * first valid input row of the window, w at the filter row that reads it; `rows` valid rows. */
+void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                         const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                         int8_t *ring);
 void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+/* FULLY_CONNECTED over weights widened to int16 by the generator (ops.pack_fc_weights16). */
+void edgec_fc_s8_w16(const edgec_fc_params *p, const int8_t *in, const int16_t *filt,
+                     const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
 void edgec_maxpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
 void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out);
