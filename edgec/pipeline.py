@@ -34,7 +34,7 @@ from edgec.frontend.load import load
 from edgec.frontend.onnx.lower import check
 from edgec.quantize import converter as quantize
 from edgec.quantize import layer_error, layer_error_onnx
-from edgec.quantize import flash_bound, stem
+from edgec.quantize import flash_bound, flat_softmax, stem
 from edgec.quantize.spec import QuantSpec
 from edgec.report.artifact_stats import stats
 from edgec.report.write import write_index, write_reports
@@ -337,8 +337,25 @@ def _quantize_int8(build: Build) -> bytes:
     value = spec.stem
     # Tensor names of the model being quantized: compression (fusion) renames them, so not the
     # user's float .tflite.
-    found = stem.tflite_stem(quantize.float_tflite(build.keras_model)) if value != "int8" else {}
+    float_tflite = None
+    if value != "int8":
+        float_tflite = quantize.float_tflite(build.keras_model)
+        found = stem.tflite_stem(float_tflite)
+    else:
+        found = {}
     float_layers, build.report["stem"] = stem.choose(value, found)
+    softmax = flat_softmax.softmax_outputs(build.keras_model)
+    if softmax:  # a classifier head too flat for int8's fixed softmax scale stays float (flat_softmax.py)
+        reference = reference_outputs(build.keras_model, build.calibration.arrays())
+        flat = [i for i in softmax if flat_softmax.is_flat(reference[i])]
+        if flat:
+            float_tflite = float_tflite or quantize.float_tflite(build.keras_model)
+            kept, section = flat_softmax.choose(flat, float_tflite, reference)
+            if kept:
+                build.report["flat_softmax"] = section
+                log.warning("%s: the softmax output is too flat for int8 (median top probability %s): kept in "
+                            "float", build.target["id"], section["median_top_probability"])
+                float_layers = [*float_layers, *[k for k in kept if k not in float_layers]]
     return int8(float_layers)
 
 
