@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import InputError
-from edgec.frontend.onnx.lowering import NHWC, STAGE, Lowering, Value, attrs
+from edgec.frontend.onnx.lowering import NHWC, SAMPLE, STAGE, Lowering, Value, attrs
 
 
 def refuse(node: Any, why: str) -> InputError:
@@ -34,22 +34,26 @@ def concat(state: Lowering, node: Any, index: int) -> None:
         raise refuse(node, "constant inputs are not supported")
     perm = state.values[node.input[0]].perm
     tensors = [state.layout(n, perm) for n in node.input]
-    axis = list(perm).index(attrs(node)["axis"] % len(perm))
+    axis = list(perm).index(attrs(node)["axis"] % len(state.shape(node.input[0])))
     y = state.keras.layers.Concatenate(axis=axis, name=state.name(node))(tensors)
     state.set(node.output[0], y, perm)
 
 
 def reshape_like(state: Lowering, node: Any, index: int) -> None:
-    """Reshape / Flatten / Squeeze / Unsqueeze: a Keras Reshape to the inferred output shape."""
+    """Reshape / Flatten / Squeeze / Unsqueeze: a Keras Reshape to the inferred output shape.
+
+    In a batch-1 graph the ONNX batch may be reshaped like any unit axis (attention's (L, 1, E) ->
+    (L, H, D)): the output's batch axis is then one of its unit axes, or :data:`SAMPLE` if it has none.
+    """
     src, out = state.shape(node.input[0]), state.shape(node.output[0])
-    if -1 in out or out[0] != src[0]:
+    if -1 in out or (not state.batch_one and out[0] != src[0]):
         raise refuse(node, f"reshape {src} -> {out} changes the batch or is not static")
-    value = state.values[node.input[0]]
-    big = [p for p in value.perm if src[p] != 1]
-    # When the non-unit axes already lie in ONNX order, memory order is the same: no Permute needed.
-    x = value.tensor if big == sorted(big) else state.onnx_layout(node.input[0])
+    # Non-unit axes in ONNX order have ONNX memory order: then no Permute is needed.
+    x, _ = state.ordered(node.input[0])
     perm = tuple(range(len(out)))
-    if len(out) == 4 and [p for p in NHWC if out[p] != 1] == sorted(p for p in NHWC if out[p] != 1):
+    if out[0] != 1 and state.batch_one:
+        perm = (out.index(1), *(a for a in perm if a != out.index(1))) if 1 in out else (SAMPLE, *perm)
+    elif len(out) == 4 and [p for p in NHWC if out[p] != 1] == sorted(p for p in NHWC if out[p] != 1):
         perm = NHWC  # e.g. (1, H, W, 1) -> (1, 1, H, W): the NHWC form is the same bytes, so keep NHWC
     target = [int(out[p]) for p in perm[1:]]
     # A constant -1 batch keeps TFLite at one RESHAPE; Keras' Reshape layer would read the batch at run
@@ -64,13 +68,16 @@ def reshape_like(state: Lowering, node: Any, index: int) -> None:
 
 
 def transpose(state: Lowering, node: Any, index: int) -> None:
-    """Transpose: only the tracked layout changes; no Keras op."""
+    """Transpose: only the tracked layout changes; no Keras op.
+
+    The batch axis may move only in a batch-1 graph (it is then an ordinary axis of size 1).
+    """
     value = state.values[node.input[0]]
-    t = list(attrs(node).get("perm") or reversed(range(len(value.perm))))
-    if t[0] != 0:
+    t = list(attrs(node).get("perm") or reversed(range(len(state.shape(node.input[0])))))
+    if t[0] != 0 and not state.batch_one:
         raise refuse(node, f"perm {t} moves the batch axis")
     inv = _inverse(t)
-    state.set(node.output[0], value.tensor, tuple(inv[p] for p in value.perm))
+    state.set(node.output[0], value.tensor, tuple(p if p == SAMPLE else inv[p] for p in value.perm))
 
 
 def pad(state: Lowering, node: Any, index: int) -> None:
@@ -118,8 +125,8 @@ def split(state: Lowering, node: Any, index: int) -> None:
     """Split along one axis into given (or equal) parts."""
     a = attrs(node)
     value = state.values[node.input[0]]
-    onnx_axis = a.get("axis", 0) % len(value.perm)
-    if onnx_axis == 0:
+    onnx_axis = a.get("axis", 0) % len(state.shape(node.input[0]))
+    if onnx_axis == value.perm[0]:
         raise refuse(node, "splitting the batch axis is not supported")
     sizes = state.const(node, 1, what="split") if len(node.input) > 1 and node.input[1] else a.get("split")
     if sizes is None:
