@@ -73,7 +73,7 @@ def gelu(state: Lowering, node: Any, index: int) -> None:
     ok = add is not None and _scalar(state, _other(add, node.output[0]) or "") == 1.0
     first = _single_user(state, add.output[0], "Mul") if ok else None
     second = _single_user(state, first.output[0], "Mul") if first is not None else None
-    factors = (_other(first, add.output[0]), _other(second, first.output[0])) if second is not None else ()
+    factors = (_other(first, add.output[0]), _other(second, first.output[0])) if second is not None else (None,) * 2
     if not any(f == x and _scalar(state, h or "") == 0.5 for f, h in (factors, factors[::-1])):
         raise refuse(node, "Erf is supported only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)))")
     value = state.values[x]

@@ -111,10 +111,21 @@ def conv_transpose(state: Lowering, node: Any, index: int) -> None:
 
 
 def _dense(state: Lowering, node: Any, index: int, x: Any, kernel: np.ndarray, bias) -> None:
+    """A Dense layer on the last axis of ``x``; rows of a rank > 2 tensor are flattened around it.
+
+    Keras' Dense on a rank-3 input with an unknown batch is a ``tensordot`` whose shapes are computed
+    at run time (SHAPE, GATHER, REDUCE_PROD, PACK: TFLite Micro has no REDUCE_PROD); RESHAPE,
+    FULLY_CONNECTED, RESHAPE with constant shapes is the same product.
+    """
     layer = state.keras.layers.Dense(kernel.shape[1], use_bias=bias is not None, name=state.name(node))
+    rows = [int(d) for d in x.shape[1:-1]]
+    if rows:
+        x = state.tf.reshape(x, [-1, int(x.shape[-1])], name=state.name(node, "_rows"))
     y = layer(x)
     layer.set_weights([kernel.astype(np.float32)] + ([np.broadcast_to(bias, (kernel.shape[1],))
                                                       .astype(np.float32)] if bias is not None else []))
+    if rows:
+        y = state.tf.reshape(y, [-1, *rows, kernel.shape[1]], name=state.name(node, "_unrows"))
     return y
 
 
