@@ -111,22 +111,28 @@ def conv_transpose(state: Lowering, node: Any, index: int) -> None:
 
 
 def _dense(state: Lowering, node: Any, index: int, x: Any, kernel: np.ndarray, bias) -> None:
-    """A Dense layer on the last axis of ``x``; rows of a rank > 2 tensor are flattened around it.
+    """A product with ``kernel`` over the last axis of ``x``: a Dense layer, or a 1x1 Conv2D for rank > 2.
 
-    Keras' Dense on a rank-3 input with an unknown batch is a ``tensordot`` whose shapes are computed
-    at run time (SHAPE, GATHER, REDUCE_PROD, PACK: TFLite Micro has no REDUCE_PROD); RESHAPE,
-    FULLY_CONNECTED, RESHAPE with constant shapes is the same product.
+    Keras' Dense on a rank-3 input with an unknown batch is a ``tensordot`` whose shapes are computed at
+    run time (SHAPE, GATHER, REDUCE_PROD, PACK: TFLite Micro has no REDUCE_PROD), and folding the rows
+    into the batch would leave RESHAPEs whose stored shapes say batch 1. A 1x1 convolution over the rows
+    as an (rows, 1) image keeps the samples' axis and constant shapes (RESHAPE, CONV_2D, RESHAPE) and
+    is still a layer TF-MOT prunes and clusters.
     """
-    layer = state.keras.layers.Dense(kernel.shape[1], use_bias=bias is not None, name=state.name(node))
+    layers = state.keras.layers
     rows = [int(d) for d in x.shape[1:-1]]
-    if rows:
-        x = state.tf.reshape(x, [-1, int(x.shape[-1])], name=state.name(node, "_rows"))
-    y = layer(x)
-    layer.set_weights([kernel.astype(np.float32)] + ([np.broadcast_to(bias, (kernel.shape[1],))
-                                                      .astype(np.float32)] if bias is not None else []))
-    if rows:
-        y = state.tf.reshape(y, [-1, *rows, kernel.shape[1]], name=state.name(node, "_unrows"))
-    return y
+    weights = [kernel.astype(np.float32)] + ([np.broadcast_to(bias, (kernel.shape[1],)).astype(np.float32)]
+                                             if bias is not None else [])
+    if not rows:
+        layer = layers.Dense(kernel.shape[1], use_bias=bias is not None, name=state.name(node))
+        y = layer(x)
+        layer.set_weights(weights)
+        return y
+    image = state.tf.reshape(x, [-1, int(np.prod(rows)), 1, int(x.shape[-1])], name=state.name(node, "_rows"))
+    layer = layers.Conv2D(kernel.shape[1], 1, use_bias=bias is not None, name=state.name(node))
+    y = layer(image)
+    layer.set_weights([weights[0].reshape(1, 1, *kernel.shape)] + weights[1:])
+    return state.tf.reshape(y, [-1, *rows, kernel.shape[1]], name=state.name(node, "_unrows"))
 
 
 def gemm(state: Lowering, node: Any, index: int) -> None:
