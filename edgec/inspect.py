@@ -51,7 +51,7 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Tanh": (("TANH",),), "Transpose": (), "Unsqueeze": (("RESHAPE",),),
     "Cast": (), "GlobalMaxPool": (("REDUCE_MAX",),), "Max": (("MAXIMUM",),), "Min": (("MINIMUM",),),
     "PRelu": (("PRELU",),), "ReduceMax": (("REDUCE_MAX",),), "ReduceMean": (("MEAN",),),
-    "Slice": (("STRIDED_SLICE", "SLICE"),), "Sum": (("ADD",),), "Erf": (("GELU",),), "Expand": (("MUL",),),
+    "Slice": (("STRIDED_SLICE", "SLICE"),), "Sum": (("ADD",),), "Erf": (("LOGISTIC",), ("MUL",), ("ADD",), ("MAXIMUM",), ("MINIMUM",)), "Expand": (("MUL",),),
     "Gather": (("GATHER",),), "LayerNormalization": (("MEAN",), ("SQUARED_DIFFERENCE",), ("RSQRT",)),
 }
 

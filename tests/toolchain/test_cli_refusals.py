@@ -196,3 +196,16 @@ def test_model_whose_int8_weights_exceed_every_flash_target_is_refused_before_qu
                            "--calibration", tmp_path / "calib.npz", "-o", out)
     assert code == 1 and "need at least 2107392 B" in err and "refused before quantizing" in err, err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_operator_tflite_micro_lacks_is_refused_by_name_before_any_tflm_run(run_cli, tmp_path):
+    # Keras' built-in GELU becomes TFLite's int8 GELU, which TFLite Micro has no kernel for: the export
+    # once reached the slimming check's interpreter first and ended in its allocation traceback.
+    from edgec.core.tf import keras
+
+    k = keras()
+    model = k.Sequential([k.Input((8,)), k.layers.Dense(16), k.layers.Activation("gelu"), k.layers.Dense(4)])
+    model.save(tmp_path / "gelu.h5")
+    assert_refused(_compile(run_cli, tmp_path / "out", model=tmp_path / "gelu.h5", calibration="random"), 2,
+                   "[export / cortex-m4] operators GELU are not available on this target")
+    assert not (tmp_path / "out" / "cortex-m4" / "model.tflite").exists()

@@ -29,16 +29,24 @@ def _model(tmp_path, extra_op: str = "Erf", domain: str = ""):
     return path
 
 
-def test_erf_runs_in_onnx_runtime_and_openvino_but_not_on_a_microcontroller(tmp_path):
-    result = inspect_ops.inspect(_model(tmp_path), ["onnx-cpu", "intel-cpu", "cortex-m4"], work=tmp_path / "w")
-    assert result["operators"] == {"Conv": 1, "Erf": 1, "Relu": 1}
+def test_sign_runs_in_onnx_runtime_and_openvino_but_not_on_a_microcontroller(tmp_path):
+    result = inspect_ops.inspect(_model(tmp_path, "Sign"), ["onnx-cpu", "intel-cpu", "cortex-m4"], work=tmp_path / "w")
+    assert result["operators"] == {"Conv": 1, "Relu": 1, "Sign": 1}
     assert result["targets"]["onnx-cpu"]["ok"] and result["targets"]["intel-cpu"]["ok"]
     m4 = result["targets"]["cortex-m4"]
     assert m4["supported"] == ["Conv", "Relu"] and not m4["ok"]
-    # The lowering takes Erf only inside GELU, a builtin cortex-m4's TFLite Micro op list lacks.
-    assert "GELU" in m4["unsupported"]["Erf"]
+    assert "not lowerable to TFLite" in m4["unsupported"]["Sign"]
     table = inspect_ops.render(result)
-    assert "Erf" in table and "NO" in table and "cortex-m4: Erf:" in table
+    assert "Sign" in table and "NO" in table and "cortex-m4: Sign:" in table
+
+
+def test_erf_names_its_gelu_pattern_and_the_builtins_it_needs(tmp_path):
+    # GELU is lowered to MUL, ADD, MAXIMUM/MINIMUM and LOGISTIC (TFLite Micro has no GELU kernel).
+    model = onnx.load(str(_model(tmp_path)))
+    verdicts = inspect_ops.tflite_support(model, ["CONV_2D", "RELU", "MUL", "ADD", "MAXIMUM", "MINIMUM"])
+    assert "lowered only inside GELU" in verdicts["Erf"] and "LOGISTIC" in verdicts["Erf"]
+    allowed = ["CONV_2D", "RELU", "MUL", "ADD", "MAXIMUM", "MINIMUM", "LOGISTIC"]
+    assert inspect_ops.tflite_support(model, allowed)["Erf"] is None
 
 
 def test_custom_domain_operator_is_unsupported_everywhere(tmp_path):
@@ -59,11 +67,11 @@ def test_tflite_builtins_missing_from_the_profile_are_named(tmp_path):
 def test_inspect_command_answers_for_a_model_the_lowering_cannot_take(run_cli, tmp_path):
     # `edgec inspect` once lowered every ONNX model first, and so refused exactly the models whose
     # unsupported operators it is there to name.
-    code, out, err = run_cli("inspect", _model(tmp_path), "-t", "onnx-cpu", "-t", "cortex-m4")
+    code, out, err = run_cli("inspect", _model(tmp_path, "Sign"), "-t", "onnx-cpu", "-t", "cortex-m4")
     assert code == 0, err
     assert "108 parameters" in out and "input x: [1, 3, 6, 6] float32" in out
-    assert re.search(r"^Erf +1 +yes +NO *$", out, re.M) and re.search(r"^Conv +1 +yes +yes *$", out, re.M), out
-    assert "cortex-m4: Erf: lowered only inside GELU" in out and "needs GELU" in out
+    assert re.search(r"^Sign +1 +yes +NO *$", out, re.M) and re.search(r"^Conv +1 +yes +yes *$", out, re.M), out
+    assert "cortex-m4: Sign: not lowerable to TFLite" in out
 
 
 def test_inspect_command_on_the_keras_example_and_an_unknown_target(run_cli):

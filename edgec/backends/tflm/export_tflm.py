@@ -213,6 +213,10 @@ def export(build) -> None:
         raise ToolchainError("no int8 model to export", stage=STAGE, target=build.target["id"])
 
     model = build.int8_tflite
+    # Before any TFLite Micro run (slimming, LUT checks): an operator it has no kernel for fails there
+    # as an allocation error instead of this refusal naming it.
+    allowed = build.target.get("operators", {}).get("allowed", [])
+    check_operators(model, allowed, build.target["id"])
     samples = int8_samples(model, build.evaluation)
     if (build.settings.get("clusters") or build.settings.get("cluster_bits")) and build.settings.get("lut", True):
         model = lut_compress(build, model, samples)
@@ -221,7 +225,7 @@ def export(build) -> None:
     if tflite is not model and "lut" in build.report["compression"]:
 
         check_bit_exact(build.int8_tflite, tflite, samples)
-    ops = check_operators(tflite, build.target.get("operators", {}).get("allowed", []), build.target["id"])
+    ops = check_operators(tflite, allowed, build.target["id"])
     arena = measure_arena(tflite, stage=STAGE, model="the shipped model")
     reserve, note = arena_reserve(arena["arena_bytes"], build.target)
     header, source = render_model_data(tflite, arena_bytes=reserve, arena_note=note, io=io_comment(tflite),

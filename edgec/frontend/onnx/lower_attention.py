@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgec.frontend.onnx.lower_shape import refuse
-from edgec.frontend.onnx.lowering import Lowering, attrs
+from edgec.frontend.onnx.lowering import SAMPLE, Lowering, attrs
 
 
 def _scalar(state: Lowering, name: str) -> float | None:
@@ -28,11 +28,11 @@ def layer_norm(state: Lowering, node: Any, index: int) -> None:
     """LayerNormalization over the last axis with constant scale/bias: a Keras LayerNormalization."""
     shape = state.shape(node.input[0])
     axis = attrs(node).get("axis", -1) % len(shape)
-    if axis != len(shape) - 1 or axis == 0:
-        raise refuse(node, "only normalization over the last axis is supported")
+    value = state.values[node.input[0]]
+    if value.is_const or axis != len(shape) - 1 or axis == value.perm[0]:
+        raise refuse(node, "only normalization of a tensor over its last axis is supported")
     scale = state.const(node, 1, what="scale")
     bias = state.const(node, 2, what="bias")
-    value = state.values[node.input[0]]
     keras_axis = list(value.perm).index(axis)
     layer = state.keras.layers.LayerNormalization(axis=keras_axis, epsilon=attrs(node).get("epsilon", 1e-5),
                                                   name=state.name(node))
@@ -55,10 +55,12 @@ def _other(node: Any, name: str) -> str | None:
 
 
 def gelu(state: Lowering, node: Any, index: int) -> None:
-    """Erf inside ``0.5 * x * (1 + erf(x / sqrt(2)))``, as both torch.onnx exporters write GELU: tf.nn.gelu.
+    """Erf inside ``0.5 * x * (1 + erf(x / sqrt(2)))``, as both torch.onnx exporters write GELU: see
+    :func:`_gelu_sigmoid`.
 
-    A bare Erf is refused: TFLite has no ERF builtin. The pattern's Add and Muls are folded into
-    this one op (skipped when the lowering reaches them).
+    The two final products come in either order: TorchScript writes ``(x * (1 + erf)) * 0.5``, the
+    dynamo exporter ``x * (0.5 * (1 + erf))``. A bare Erf is refused: TFLite has no ERF builtin. The
+    pattern's Add and Muls are folded into this one op (skipped when the lowering reaches them).
     """
     nodes = list(state.model.graph.node)
     producer = next((n for n in nodes if node.input[0] in n.output), None)
@@ -70,15 +72,34 @@ def gelu(state: Lowering, node: Any, index: int) -> None:
                                             rel_tol=1e-4)
     add = _single_user(state, node.output[0], "Add") if ok else None
     ok = add is not None and _scalar(state, _other(add, node.output[0]) or "") == 1.0
-    mul = _single_user(state, add.output[0], "Mul") if ok else None
-    ok = mul is not None and _other(mul, add.output[0]) == x
-    half = _single_user(state, mul.output[0], "Mul") if ok else None
-    if not ok or half is None or _scalar(state, _other(half, mul.output[0]) or "") != 0.5:
+    first = _single_user(state, add.output[0], "Mul") if ok else None
+    second = _single_user(state, first.output[0], "Mul") if first is not None else None
+    factors = (_other(first, add.output[0]), _other(second, first.output[0])) if second is not None else (None,) * 2
+    if not any(f == x and _scalar(state, h or "") == 0.5 for f, h in (factors, factors[::-1])):
         raise refuse(node, "Erf is supported only inside GELU, 0.5 * x * (1 + erf(x / sqrt(2)))")
     value = state.values[x]
-    y = state.tf.nn.gelu(value.tensor, approximate=False, name=state.name(node, "_gelu"))
-    state.skip.update(nodes.index(n) for n in (add, mul, half))
-    state.set(half.output[0], y, value.perm)
+    y = _gelu_sigmoid(state, value.tensor, state.name(node, "_gelu"))
+    state.skip.update(nodes.index(n) for n in (add, first, second))
+    state.set(second.output[0], y, value.perm)
+
+
+# GELU(x) ~ x * sigmoid(z(x)), z(x) = x * (A + x^2 * (B + C * x^2)): tanh's approximation (0.5 * (1 + tanh(z))
+# == sigmoid(2 z)) with a fifth-order term, constants fit for the least maximum error against the exact erf
+# form on [-10, 10]: 2.5e-5 absolute (tanh's cubic: 4.7e-4, above the lowering check's 1e-4 of the output
+# range on a two-layer ViT). z's argument is clipped to that interval, where the gate is already 0 or 1.
+GELU_A, GELU_B, GELU_C, GELU_CLIP = 1.59501577, 0.074011292, -0.00070303358, 10.0
+
+
+def _gelu_sigmoid(state: Lowering, x: Any, name: str) -> Any:
+    """GELU from MAXIMUM/MINIMUM, MUL, ADD and LOGISTIC: TFLite Micro has no GELU kernel (LiteRT has;
+    the converter would fuse ``tf.nn.gelu`` or the tanh pattern into one), and both run these int8 builtins."""
+    tf = state.tf
+    xc = tf.clip_by_value(x, -GELU_CLIP, GELU_CLIP, name=name + "_clip")
+    x2 = tf.math.multiply(xc, xc, name=name + "_sq")  # MUL: SQUARE has no int8 kernel
+    inner = tf.math.add(tf.math.multiply(x2, GELU_C, name=name + "_c"), GELU_B, name=name + "_b")
+    inner = tf.math.add(tf.math.multiply(x2, inner, name=name + "_x2"), GELU_A, name=name + "_a")
+    gate = tf.math.sigmoid(tf.math.multiply(xc, inner, name=name + "_z"), name=name + "_gate")
+    return tf.math.multiply(x, gate, name=name)
 
 
 def gather(state: Lowering, node: Any, index: int) -> None:
@@ -87,13 +108,13 @@ def gather(state: Lowering, node: Any, index: int) -> None:
     indices = state.const(node, 1, what="indices")
     rank = len(state.shape(node.input[0]))
     axis = attrs(node).get("axis", 0) % rank
-    if value.is_const or np.ndim(indices) != 0 or axis == 0:
+    if value.is_const or np.ndim(indices) != 0 or axis == value.perm[0]:
         raise refuse(node, "only a scalar constant index into a tensor, not on the batch axis, is supported")
     keras_axis = list(value.perm).index(axis)
     position = int(indices) % state.shape(node.input[0])[axis]
     y = state.tf.gather(value.tensor, position, axis=keras_axis, name=state.name(node))
     left = [p for p in value.perm if p != axis]
-    state.set(node.output[0], y, tuple(p - (p > axis) for p in left))
+    state.set(node.output[0], y, tuple(p if p == SAMPLE else p - (p > axis) for p in left))
 
 
 def batch_matmul(state: Lowering, node: Any, index: int) -> None:
@@ -103,14 +124,15 @@ def batch_matmul(state: Lowering, node: Any, index: int) -> None:
         raise refuse(node, "only MatMul of two tensors with equal batch dimensions is supported")
     a, b = state.onnx_layout(node.input[0]), state.onnx_layout(node.input[1])
     y = state.tf.linalg.matmul(a, b, name=state.name(node))
-    state.set(node.output[0], y, tuple(range(ra)))
+    state.set(node.output[0], y, state.onnx_perm(node.output[0]))
 
 
 def expand(state: Lowering, node: Any, index: int) -> None:
     """Expand to the inferred static shape, batch unchanged: a multiplication by ones (batch-agnostic)."""
     src, out = state.shape(node.input[0]), state.shape(node.output[0])
     value = state.values[node.input[0]]
-    if value.is_const or len(src) != len(out) or -1 in out or out[0] != src[0]:
+    batch = value.perm[0] if value.perm and value.perm[0] != SAMPLE else None
+    if value.is_const or len(src) != len(out) or -1 in out or (batch is not None and out[batch] != src[batch]):
         raise refuse(node, f"expand {src} -> {out} of a constant, of the rank or of the batch is not supported")
     ones = np.ones([1, *(out[p] for p in value.perm[1:])], np.float32)
     y = state.tf.math.multiply(value.tensor, ones, name=state.name(node))

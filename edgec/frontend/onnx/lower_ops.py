@@ -111,11 +111,28 @@ def conv_transpose(state: Lowering, node: Any, index: int) -> None:
 
 
 def _dense(state: Lowering, node: Any, index: int, x: Any, kernel: np.ndarray, bias) -> None:
-    layer = state.keras.layers.Dense(kernel.shape[1], use_bias=bias is not None, name=state.name(node))
-    y = layer(x)
-    layer.set_weights([kernel.astype(np.float32)] + ([np.broadcast_to(bias, (kernel.shape[1],))
-                                                      .astype(np.float32)] if bias is not None else []))
-    return y
+    """A product with ``kernel`` over the last axis of ``x``: a Dense layer, or a 1x1 Conv2D for rank > 2.
+
+    Keras' Dense on a rank-3 input with an unknown batch is a ``tensordot`` whose shapes are computed at
+    run time (SHAPE, GATHER, REDUCE_PROD, PACK: TFLite Micro has no REDUCE_PROD), and folding the rows
+    into the batch would leave RESHAPEs whose stored shapes say batch 1. A 1x1 convolution over the rows
+    as an (rows, 1) image keeps the samples' axis and constant shapes (RESHAPE, CONV_2D, RESHAPE) and
+    is still a layer TF-MOT prunes and clusters.
+    """
+    layers = state.keras.layers
+    rows = [int(d) for d in x.shape[1:-1]]
+    weights = [kernel.astype(np.float32)] + ([np.broadcast_to(bias, (kernel.shape[1],)).astype(np.float32)]
+                                             if bias is not None else [])
+    if not rows:
+        layer = layers.Dense(kernel.shape[1], use_bias=bias is not None, name=state.name(node))
+        y = layer(x)
+        layer.set_weights(weights)
+        return y
+    image = state.tf.reshape(x, [-1, int(np.prod(rows)), 1, int(x.shape[-1])], name=state.name(node, "_rows"))
+    layer = layers.Conv2D(kernel.shape[1], 1, use_bias=bias is not None, name=state.name(node))
+    y = layer(image)
+    layer.set_weights([weights[0].reshape(1, 1, *kernel.shape)] + weights[1:])
+    return state.tf.reshape(y, [-1, *rows, kernel.shape[1]], name=state.name(node, "_unrows"))
 
 
 def gemm(state: Lowering, node: Any, index: int) -> None:
@@ -129,8 +146,8 @@ def gemm(state: Lowering, node: Any, index: int) -> None:
     bias = state.const(node, 2, what="C")
     if bias is not None:
         bias = bias * a.get("beta", 1.0)
-    y = _dense(state, node, index, state.onnx_layout(node.input[0]), weight, bias)
-    state.set(node.output[0], y, (0, 1))
+    x, perm = state.last_axis_last(node.input[0])
+    state.set(node.output[0], _dense(state, node, index, x, weight, bias), perm)
 
 
 def matmul(state: Lowering, node: Any, index: int) -> None:
@@ -154,9 +171,8 @@ def matmul(state: Lowering, node: Any, index: int) -> None:
             bias = value.const.reshape(-1)
             state.skip.add(list(state.model.graph.node).index(add))
             out = add.output[0]
-    x = state.onnx_layout(node.input[0])
-    y = _dense(state, node, index, x, weight, bias)
-    state.set(out, y, tuple(range(len(state.shape(node.input[0])))))
+    x, perm = state.last_axis_last(node.input[0])  # Dense contracts the last Keras axis
+    state.set(out, _dense(state, node, index, x, weight, bias), perm)
 
 
 def batch_norm(state: Lowering, node: Any, index: int) -> None:
@@ -226,19 +242,18 @@ def _binary(op: str):
         if a.is_const or b.is_const:
             x, c = (b, a.const) if a.is_const else (a, b.const)
             rank = len(state.shape(node.output[0]))
-            if np.ndim(c) > len(x.perm):
+            if np.ndim(c) > len(state.shape(node.input[1 if a.is_const else 0])):
                 raise refuse(node, "a constant of higher rank than the tensor operand is not supported")
-            c = np.asarray(c, np.float32).reshape((1,) * (rank - np.ndim(c)) + np.shape(c))
-            c = np.transpose(c, x.perm)
+            c = state.const_layout(c, x.perm, rank)
             fn = {"Add": tf.math.add, "Mul": tf.math.multiply, "Sub": tf.math.subtract}[op_]
             args = (c, x.tensor) if a.is_const else (x.tensor, c)
             y = fn(*args, name=state.name(node))
             state.set(node.output[0], y, x.perm)
             return
         ra, rb = len(state.shape(node.input[0])), len(state.shape(node.input[1]))
-        perm = a.perm if ra == rb else tuple(range(ra))
+        perm = a.perm if ra == rb else state.onnx_perm(node.input[0])
         xa = state.layout(node.input[0], perm)
-        xb = state.layout(node.input[1], perm if ra == rb else tuple(range(rb)))
+        xb = state.layout(node.input[1], perm if ra == rb else state.onnx_perm(node.input[1]))
         same = state.shape(node.input[0]) == state.shape(node.input[1])
         if same:
             layer = {"Add": layers.Add, "Sub": layers.Subtract, "Mul": layers.Multiply}[op_]
@@ -246,7 +261,7 @@ def _binary(op: str):
         else:
             fn = {"Add": tf.math.add, "Mul": tf.math.multiply, "Sub": tf.math.subtract}[op_]
             y = fn(xa, xb, name=state.name(node))
-        state.set(node.output[0], y, perm if ra == rb else tuple(range(len(state.shape(node.output[0])))))
+        state.set(node.output[0], y, perm if ra == rb else state.onnx_perm(node.output[0]))
     handler.__doc__ = f"{op}: element-wise, Keras merge layer when shapes agree, else a broadcasting op."
     return handler
 
@@ -326,3 +341,23 @@ HANDLERS = {
     "Slice": slice_, "Cast": cast, "LayerNormalization": layer_norm, "Erf": gelu, "Gather": gather,
     "Expand": expand,
 }
+# Handlers that take their inputs in any layout, including one whose batch axis an earlier Transpose
+# or Reshape moved (a batch-1 graph's attention): the rest get their inputs with the batch first again.
+ANY_LAYOUT = frozenset((
+    "Add", "Sub", "Mul", "Div", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Relu", "Sigmoid", "Tanh",
+    "Concat", "Constant", "Dropout", "Identity", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Gemm", "MatMul",
+    "Softmax", "Split", "Transpose", "Cast", "LayerNormalization", "Erf", "Gather", "Expand",
+))
+
+
+def _batch_first(handler):
+    def wrapped(state: Lowering, node: Any, index: int) -> None:
+        for name in node.input:
+            if name and name in state.values:
+                state.batch_first(name)
+        handler(state, node, index)
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+HANDLERS = {op: h if op in ANY_LAYOUT else _batch_first(h) for op, h in HANDLERS.items()}

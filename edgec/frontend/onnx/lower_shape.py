@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgec.core.errors import InputError
-from edgec.frontend.onnx.lowering import NHWC, STAGE, Lowering, Value, attrs
+from edgec.frontend.onnx.lowering import NHWC, SAMPLE, STAGE, Lowering, Value, attrs
 
 
 def refuse(node: Any, why: str) -> InputError:
@@ -34,23 +34,29 @@ def concat(state: Lowering, node: Any, index: int) -> None:
         raise refuse(node, "constant inputs are not supported")
     perm = state.values[node.input[0]].perm
     tensors = [state.layout(n, perm) for n in node.input]
-    axis = list(perm).index(attrs(node)["axis"] % len(perm))
+    axis = list(perm).index(attrs(node)["axis"] % len(state.shape(node.input[0])))
     y = state.keras.layers.Concatenate(axis=axis, name=state.name(node))(tensors)
     state.set(node.output[0], y, perm)
 
 
 def reshape_like(state: Lowering, node: Any, index: int) -> None:
-    """Reshape / Flatten / Squeeze / Unsqueeze: a Keras Reshape to the inferred output shape."""
+    """Reshape / Flatten / Squeeze / Unsqueeze: a Keras Reshape to the inferred output shape.
+
+    In a batch-1 graph the ONNX batch may be reshaped like any unit axis (attention's (L, 1, E) ->
+    (L, H, D)): the output's batch axis is then one of its unit axes, or :data:`SAMPLE` if it has none;
+    and a reshape that only merges or splits axes lying next to each other in the current layout keeps
+    that layout (e.g. an NHWC patch grid flattened to tokens), without a Permute.
+    """
     src, out = state.shape(node.input[0]), state.shape(node.output[0])
-    if -1 in out or out[0] != src[0]:
+    if -1 in out or (not state.batch_one and out[0] != src[0]):
         raise refuse(node, f"reshape {src} -> {out} changes the batch or is not static")
-    value = state.values[node.input[0]]
-    big = [p for p in value.perm if src[p] != 1]
-    # When the non-unit axes already lie in ONNX order, memory order is the same: no Permute needed.
-    x = value.tensor if big == sorted(big) else state.onnx_layout(node.input[0])
-    perm = tuple(range(len(out)))
-    if len(out) == 4 and [p for p in NHWC if out[p] != 1] == sorted(p for p in NHWC if out[p] != 1):
-        perm = NHWC  # e.g. (1, H, W, 1) -> (1, 1, H, W): the NHWC form is the same bytes, so keep NHWC
+    order = _kept_order(state, node.input[0], src, out) if state.batch_one else None
+    if order is not None:
+        x = state.values[node.input[0]].tensor
+    else:  # non-unit axes in ONNX order have ONNX memory order
+        x, _ = state.ordered(node.input[0])
+        order = [a for a in range(len(out)) if out[a] != 1]
+    perm = _with_units(order, out, state.batch_one)
     target = [int(out[p]) for p in perm[1:]]
     # A constant -1 batch keeps TFLite at one RESHAPE; Keras' Reshape layer would read the batch at run
     # time (SHAPE, STRIDED_SLICE, PACK ops that TFLite Micro graphs do not need).
@@ -63,14 +69,66 @@ def reshape_like(state: Lowering, node: Any, index: int) -> None:
     state.set(node.output[0], y, perm)
 
 
+def _kept_order(state: Lowering, name: str, src, out) -> list[int] | None:
+    """The output's non-unit axes in memory order when the reshape keeps the input's layout, else None.
+
+    A row-major reshape maps runs of consecutive non-unit input axes to runs of output axes of equal
+    size; when every input run lies in the layout in ONNX order and side by side, the bytes need not
+    move and each output run takes the place of its input run.
+    """
+    groups, ins, outs = [], [a for a in range(len(src)) if src[a] != 1], [a for a in range(len(out)) if out[a] != 1]
+    i = j = 0
+    while i < len(ins):
+        g_in, g_out, p_in, p_out = [ins[i]], [outs[j]], src[ins[i]], out[outs[j]]
+        i, j = i + 1, j + 1
+        while p_in != p_out:
+            if p_in < p_out:
+                g_in.append(ins[i])
+                p_in, i = p_in * src[ins[i]], i + 1
+            else:
+                g_out.append(outs[j])
+                p_out, j = p_out * out[outs[j]], j + 1
+        groups.append((g_in, g_out))
+    seq = state.big_axes(name, state.values[name].perm)
+    placed = []
+    for g_in, g_out in groups:
+        at = seq.index(g_in[0])
+        if seq[at:at + len(g_in)] != g_in:
+            return None
+        placed.append((at, g_out))
+    return [a for _, g_out in sorted(placed) for a in g_out]
+
+
+def _with_units(order: list[int], out, batch_one: bool) -> tuple[int, ...]:
+    """A layout of the output: its batch axis, then the non-unit axes in ``order`` with the unit axes
+    beside their ONNX neighbours (NHWC for a 4-D output whose non-unit axes allow it)."""
+    units = [a for a in range(len(out)) if out[a] == 1]
+    if not batch_one or 0 in units:
+        batch = 0
+    else:
+        batch = units[0] if units else SAMPLE
+    if batch == 0 and len(out) == 4 and [p for p in NHWC if out[p] != 1] == order:
+        return NHWC  # e.g. (1, H, W, 1) -> (1, 1, H, W): the NHWC form is the same bytes, so keep NHWC
+    rest = list(order)
+    for u in units:
+        if u != batch:
+            rest.insert(next((k + 1 for k in range(len(rest) - 1, -1, -1) if rest[k] < u), 0), u)
+    if not batch_one:
+        rest = [a for a in rest if a != 0]
+    return (batch, *rest)
+
+
 def transpose(state: Lowering, node: Any, index: int) -> None:
-    """Transpose: only the tracked layout changes; no Keras op."""
+    """Transpose: only the tracked layout changes; no Keras op.
+
+    The batch axis may move only in a batch-1 graph (it is then an ordinary axis of size 1).
+    """
     value = state.values[node.input[0]]
-    t = list(attrs(node).get("perm") or reversed(range(len(value.perm))))
-    if t[0] != 0:
+    t = list(attrs(node).get("perm") or reversed(range(len(state.shape(node.input[0])))))
+    if t[0] != 0 and not state.batch_one:
         raise refuse(node, f"perm {t} moves the batch axis")
     inv = _inverse(t)
-    state.set(node.output[0], value.tensor, tuple(inv[p] for p in value.perm))
+    state.set(node.output[0], value.tensor, tuple(p if p == SAMPLE else inv[p] for p in value.perm))
 
 
 def pad(state: Lowering, node: Any, index: int) -> None:
@@ -118,8 +176,8 @@ def split(state: Lowering, node: Any, index: int) -> None:
     """Split along one axis into given (or equal) parts."""
     a = attrs(node)
     value = state.values[node.input[0]]
-    onnx_axis = a.get("axis", 0) % len(value.perm)
-    if onnx_axis == 0:
+    onnx_axis = a.get("axis", 0) % len(state.shape(node.input[0]))
+    if onnx_axis == value.perm[0]:
         raise refuse(node, "splitting the batch axis is not supported")
     sizes = state.const(node, 1, what="split") if len(node.input) > 1 and node.input[1] else a.get("split")
     if sizes is None:
