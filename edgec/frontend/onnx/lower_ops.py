@@ -12,7 +12,7 @@ import numpy as np
 
 from edgec.frontend.onnx.lower_attention import batch_matmul, expand, gather, gelu, layer_norm
 from edgec.frontend.onnx.lower_shape import keras_axis, refuse, concat, constant, pad, passthrough, reshape_like, resize, split, transpose
-from edgec.frontend.onnx.lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
+from edgec.frontend.onnx.lower_zoo import cast, global_pool, lrn, prelu, reduce, slice_, variadic
 from edgec.frontend.onnx.lowering import NHWC, Lowering, Value, attrs
 
 
@@ -324,5 +324,5 @@ HANDLERS = {
     "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_pool("GlobalMaxPooling2D"),
     "Sum": variadic("Sum"), "Min": variadic("Min"), "Max": variadic("Max"), "PRelu": prelu,
     "Slice": slice_, "Cast": cast, "LayerNormalization": layer_norm, "Erf": gelu, "Gather": gather,
-    "Expand": expand,
+    "Expand": expand, "LRN": lrn,
 }
