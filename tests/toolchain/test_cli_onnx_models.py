@@ -125,7 +125,8 @@ def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_pat
 
     rng = np.random.default_rng(0)
     n = helper.make_node
-    nodes = [n("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv1"),
+    # ZFNet-512's input name, 'gpu_0/data_0', is no Keras name: the lowered model's input is 'gpu_0_data_0'.
+    nodes = [n("Conv", ["gpu_0/data_0", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv1"),
              n("Relu", ["c1"], ["r1"], name="relu1"),
              # alpha 1 (AlexNet's 1e-4 is for 0..255 pixels): bias + alpha/size * sum from 1 to 6.1 here.
              n("LRN", ["r1"], ["l1"], name="lrn5", size=5, alpha=1.0, beta=0.75, bias=1.0),
@@ -133,7 +134,8 @@ def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_pat
     inits = [numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32), "w1"),
              numpy_helper.from_array((rng.standard_normal(8) * 0.1).astype(np.float32), "b1"),
              numpy_helper.from_array((rng.standard_normal((4, 8, 1, 1)) * 0.5).astype(np.float32), "w2")]
-    graph = helper.make_graph(nodes, "lrn", [_value("x", 1, 3, 16, 16)], [_value("y", 1, 4, 16, 16)], inits)
+    graph = helper.make_graph(nodes, "lrn", [_value("gpu_0/data_0", 1, 3, 16, 16)], [_value("y", 1, 4, 16, 16)],
+                              inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "lrn.onnx"))
     np.save(tmp_path / "cal.npy", rng.uniform(0, 1, (48, 3, 16, 16)).astype(np.float32))
     np.save(tmp_path / "eval.npy", rng.uniform(0, 1, (16, 3, 16, 16)).astype(np.float32))

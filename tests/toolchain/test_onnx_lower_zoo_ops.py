@@ -160,3 +160,20 @@ def test_lrn_without_an_int8_range_or_on_other_ranks_is_refused(tmp_path):
                   [_value("y", 1, 4, 7)], [])
     with pytest.raises(InputError, match="lrn_1d.*only 4-D"):
         onnx_lower.lower(model)
+
+
+def test_googlenet_padded_average_pool_over_the_whole_input_matches_onnx_runtime(tmp_path):
+    from edgec.core.errors import InputError
+
+    n = helper.make_node
+    # Caffe's GoogLeNet (the zoo's inception_v1): 7x7 average on 6x6 with pads (0, 0, 1, 1), not counted.
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[1, 1]),
+             n("AveragePool", ["c"], ["y"], name="pool5", kernel_shape=[7, 7], strides=[1, 1], pads=[0, 0, 1, 1])]
+    keras_model = _lowered_matches(tmp_path, nodes, [_value("x", 1, 3, 6, 6)], [_value("y", 1, 4, 1, 1)],
+                                   [_w("w", 4, 3, 1, 1)])
+    assert "GlobalAveragePooling2D" in {type(layer).__name__ for layer in keras_model.layers}
+    nodes[1] = n("AveragePool", ["c"], ["y"], name="pool_counted", kernel_shape=[7, 7], pads=[0, 0, 1, 1],
+                 count_include_pad=1)  # the padding counts: not the input's mean
+    model = _read(tmp_path, nodes, [_value("x", 1, 3, 6, 6)], [_value("y", 1, 4, 1, 1)], [_w("w", 4, 3, 1, 1)])
+    with pytest.raises(InputError, match="pool_counted.*only 'same' or 'valid' pads"):
+        onnx_lower.lower(model)
