@@ -3,8 +3,8 @@
 What ``torch.onnx`` and the ONNX model zoo emit for vision and audio models beyond plain CNN layers:
 ``ReduceMean``/``ReduceMax`` (the dynamo exporter's global pooling), ``GlobalMaxPool``, ``Sum``,
 ``Min``/``Max``, ``PRelu``, ``Slice`` on constant bounds (TorchScript's channel split), ``Cast``
-between float types, ``LRN`` (AlexNet, ZFNet, GoogLeNet) decomposed into ops TFLite runs in int8. ``handler(state, node, index)``, listed in ``HANDLERS`` of
-:mod:`edgec.frontend.onnx.lower_ops`.
+between float types, ``LRN`` (AlexNet, ZFNet, GoogLeNet) decomposed into ops TFLite runs in int8.
+``handler(state, node, index)``, listed in ``HANDLERS`` of :mod:`edgec.frontend.onnx.lower_ops`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def lrn(state: Lowering, node: Any, index: int) -> None:
     holding ``alpha/size`` plus ``bias`` (CONV_2D); ``t ** -beta`` from RSQRT and MUL when ``beta``
     is a multiple of 1/4 up to :data:`LRN_MAX_RSQRT_BETA` (0.75 in every zoo model), which LiteRT and
     TFLite Micro both run in int8, else ``exp(-beta * log t)`` (LOG, EXP: int8 in LiteRT only; TFLite
-    Micro targets refuse LOG); then ``x * t ** -beta`` (MUL). The window convolution is a TensorFlow
+    Micro targets refuse LOG); then x times each factor of ``t ** -beta`` (MULs). The window convolution is a TensorFlow
     op, not a Keras Conv2D: it is a fixed part of the operator, which pruning and clustering must not
     touch.
     """
@@ -181,24 +181,27 @@ def lrn(state: Lowering, node: Any, index: int) -> None:
     square = layers.Multiply(name=state.name(node, "_square"))([x, x])
     summed = tf.nn.conv2d(square, window, strides=1, padding="VALID", name=state.name(node, "_window"))
     base = tf.math.add(summed, np.float32(bias), name=state.name(node, "_bias"))  # folded into the conv
-    scale = _inverse_power(state, node, base, beta)
-    y = layers.Multiply(name=state.name(node))([x, scale])
+    # x times each factor of t ** -beta in turn, not x * (product of the factors): the converter gave
+    # that product the scale of the final MUL's output (AlexNet's second LRN: 0.31 for values in
+    # 0.12..1, SNR 8 dB), while every partial product of x has about the output's range.
+    y = x
+    factors = _inverse_power_factors(state, node, base, beta)
+    for i, factor in enumerate(factors):
+        last = i == len(factors) - 1
+        y = layers.Multiply(name=state.name(node, "" if last else "_scale"))([y, factor])
     state.set(node.output[0], y, NHWC)
 
 
-def _inverse_power(state: Lowering, node: Any, t: Any, beta: float) -> Any:
-    """``t ** -beta`` (t > 0): RSQRT and MUL for beta in quarters (int8 in TFLite Micro too), else LOG, EXP."""
-    tf, layers = state.tf, state.keras.layers
+def _inverse_power_factors(state: Lowering, node: Any, t: Any, beta: float) -> list[Any]:
+    """Factors whose product is ``t ** -beta`` (t > 0): RSQRTs for beta in quarters (int8 in TFLite Micro
+    too), else ``exp(-beta * log t)``."""
+    tf = state.tf
     quarters = round(beta * 4)
     if abs(beta * 4 - quarters) > 1e-6 or beta > LRN_MAX_RSQRT_BETA:
         log_t = tf.math.log(t, name=state.name(node, "_log"))
-        return tf.math.exp(tf.math.multiply(log_t, np.float32(-beta), name=state.name(node, "_scale_log")),
-                           name=state.name(node, "_exp"))
+        return [tf.math.exp(tf.math.multiply(log_t, np.float32(-beta), name=state.name(node, "_scale_log")),
+                            name=state.name(node, "_exp"))]
     # t^(-q/4) = r^h * s^(2h - q) with r = t^(-1/2) (RSQRT), s = rsqrt(r) = t^(1/4), h = ceil(q/2).
     r = tf.math.rsqrt(t, name=state.name(node, "_rsqrt"))
     halves = -(-quarters // 2)
-    factors = [r] * halves + ([tf.math.rsqrt(r, name=state.name(node, "_quarter"))] if 2 * halves > quarters else [])
-    product = factors[0]
-    for factor in factors[1:]:  # int8 MULs (the converter keeps r * r a MUL: the artifact test checks)
-        product = layers.Multiply(name=state.name(node, "_power"))([product, factor])
-    return product
+    return [r] * halves + ([tf.math.rsqrt(r, name=state.name(node, "_quarter"))] if 2 * halves > quarters else [])
