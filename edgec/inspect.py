@@ -53,6 +53,8 @@ TFLITE_BUILTINS: dict[str, tuple[tuple[str, ...], ...]] = {
     "PRelu": (("PRELU",),), "ReduceMax": (("REDUCE_MAX",),), "ReduceMean": (("MEAN",),),
     "Slice": (("STRIDED_SLICE", "SLICE"),), "Sum": (("ADD",),), "Erf": (("LOGISTIC",), ("MUL",), ("ADD",), ("MAXIMUM",), ("MINIMUM",)), "Expand": (("MUL",),),
     "Gather": (("GATHER",),), "LayerNormalization": (("MEAN",), ("SQUARED_DIFFERENCE",), ("RSQRT",)),
+    # beta in quarters (every zoo model): RSQRT; any other beta: LOG and EXP (no int8 LOG in TFLite Micro).
+    "LRN": (("MUL",), ("CONV_2D",), ("RSQRT", "LOG")),
 }
 
 

@@ -143,7 +143,7 @@ def _converter(model, calibration, *, ops, per_channel: bool):
         log.warning("calibrating on random samples: int8 ranges will not match real data")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _representative(calibration)
+    converter.representative_dataset = _representative(calibration, list(model.input_names))
     converter.target_spec.supported_ops = [ops]
     converter._experimental_disable_per_channel = not per_channel
     return converter
@@ -168,17 +168,31 @@ def _full_integer(model, calibration, *, activations: str, io_dtype: str, per_ch
     return result
 
 
-def _representative(calibration):
+def _representative(calibration, keras_names: list[str] | None = None):
     """The converter's representative dataset: one sample per step, keyed by input name.
 
     Keyed by name because the converter may order a multi-input model's inputs differently.
-    ``calibration`` is an edgec Dataset or a dict of arrays by input name.
+    ``calibration`` is an edgec Dataset or a dict of arrays by input name. ``keras_names`` are the
+    model's input names, which the converter keys by (see :func:`_converter_keys`).
     """
     if isinstance(calibration, dict):
         names, count = list(calibration), len(next(iter(calibration.values())))
-        return lambda: ({n: calibration[n][i:i + 1] for n in names} for i in range(count))
+        keys = _converter_keys(names, keras_names)
+        return lambda: ({keys[n]: calibration[n][i:i + 1] for n in names} for i in range(count))
     names = list(calibration.inputs)
-    return lambda: ({n: batch[n] for n in names} for batch in calibration.batches(CALIBRATION_BATCH))
+    keys = _converter_keys(names, keras_names)
+    return lambda: ({keys[n]: batch[n] for n in names} for batch in calibration.batches(CALIBRATION_BATCH))
+
+
+def _converter_keys(names: list[str], keras_names: list[str] | None) -> dict[str, str]:
+    """Sample input name -> the Keras model's input name: the same name, or the one at the same position.
+
+    Samples are named after the user's model inputs; a lowered ONNX model's Keras inputs carry
+    Keras-safe names in the ONNX graph's order ('gpu_0/data_0' becomes 'gpu_0_data_0', ZFNet-512's).
+    """
+    if keras_names is None or set(names) <= set(keras_names) or len(names) != len(keras_names):
+        return {n: n for n in names}
+    return dict(zip(names, keras_names))
 
 
 def check_fully_quantized(tflite: bytes, allowed_float: Sequence[str] = ()) -> None:

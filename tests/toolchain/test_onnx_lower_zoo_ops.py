@@ -123,3 +123,57 @@ def test_bare_erf_is_refused_with_the_gelu_form(tmp_path):
                   [_value("y", 1, 4)], [])
     with pytest.raises(InputError, match="Erf is supported only inside GELU"):
         onnx_lower.lower(model)
+
+
+def test_lrn_sizes_3_5_and_7_match_onnx_runtime(tmp_path):
+    n = helper.make_node
+    # alpha large enough that the denominators reach several times bias: a wrong window or power shows.
+    nodes = [
+        n("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("Relu", ["c"], ["r"], name="relu"),
+        n("LRN", ["r"], ["l3"], name="lrn3", size=3, alpha=2.0, beta=0.75, bias=1.0),  # RSQRT, MUL
+        n("LRN", ["l3"], ["l5"], name="lrn5", size=5, alpha=4.0, beta=0.5, bias=2.0),  # one RSQRT
+        n("LRN", ["l5"], ["y"], name="lrn7", size=7, alpha=3.0, beta=0.6),  # not in quarters: LOG, EXP
+    ]
+    keras_model = _lowered_matches(tmp_path, nodes, [_value("x", 1, 3, 6, 5)], [_value("y", 1, 10, 6, 5)],
+                                   [_w("w", 10, 3, 3, 3, scale=1.0)])
+    functions = {layer.get_config().get("function") for layer in keras_model.layers}
+    assert {"math.rsqrt", "math.log", "math.exp"} <= functions, functions
+    assert any(str(f).endswith("nn.conv2d") for f in functions), functions  # tf_keras names compat.v1's
+    # The window is a fixed part of LRN: no Keras Conv2D that pruning or clustering would change.
+    assert [type(layer).__name__ for layer in keras_model.layers].count("Conv2D") == 1
+
+
+def test_lrn_without_an_int8_range_or_on_other_ranks_is_refused(tmp_path):
+    from edgec.core.errors import InputError
+
+    n = helper.make_node
+    model = _read(tmp_path, [n("LRN", ["x"], ["y"], name="lrn_bias0", size=3, bias=0.0)],
+                  [_value("x", 1, 4, 2, 2)], [_value("y", 1, 4, 2, 2)], [])
+    with pytest.raises(InputError, match="lrn_bias0.*bias > 0"):
+        onnx_lower.lower(model)
+    model = _read(tmp_path, [n("LRN", ["x"], ["y"], name="lrn_even", size=4)], [_value("x", 1, 4, 2, 2)],
+                  [_value("y", 1, 4, 2, 2)], [])
+    with pytest.raises(InputError, match="lrn_even.*only an odd positive 'size'"):  # ONNX Runtime refuses it too
+        onnx_lower.lower(model)
+    model = _read(tmp_path, [n("LRN", ["x"], ["y"], name="lrn_1d", size=3)], [_value("x", 1, 4, 7)],
+                  [_value("y", 1, 4, 7)], [])
+    with pytest.raises(InputError, match="lrn_1d.*only 4-D"):
+        onnx_lower.lower(model)
+
+
+def test_googlenet_padded_average_pool_over_the_whole_input_matches_onnx_runtime(tmp_path):
+    from edgec.core.errors import InputError
+
+    n = helper.make_node
+    # Caffe's GoogLeNet (the zoo's inception_v1): 7x7 average on 6x6 with pads (0, 0, 1, 1), not counted.
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[1, 1]),
+             n("AveragePool", ["c"], ["y"], name="pool5", kernel_shape=[7, 7], strides=[1, 1], pads=[0, 0, 1, 1])]
+    keras_model = _lowered_matches(tmp_path, nodes, [_value("x", 1, 3, 6, 6)], [_value("y", 1, 4, 1, 1)],
+                                   [_w("w", 4, 3, 1, 1)])
+    assert "GlobalAveragePooling2D" in {type(layer).__name__ for layer in keras_model.layers}
+    nodes[1] = n("AveragePool", ["c"], ["y"], name="pool_counted", kernel_shape=[7, 7], pads=[0, 0, 1, 1],
+                 count_include_pad=1)  # the padding counts: not the input's mean
+    model = _read(tmp_path, nodes, [_value("x", 1, 3, 6, 6)], [_value("y", 1, 4, 1, 1)], [_w("w", 4, 3, 1, 1)])
+    with pytest.raises(InputError, match="pool_counted.*only 'same' or 'valid' pads"):
+        onnx_lower.lower(model)

@@ -19,14 +19,14 @@ pytestmark = pytest.mark.toolchain
 ZOO = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
-def _lrn_model(path: Path) -> None:
-    """A CNN with LRN (AlexNet/GoogLeNet era; not in the lowering) and TorchScript-style shape arithmetic."""
+def _native_only_model(path: Path) -> None:
+    """A CNN with Softplus (not in the lowering) and TorchScript-style shape arithmetic."""
     n = helper.make_node
     nodes = [
         n("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         n("Relu", ["c1"], ["r1"], name="relu1"),
-        n("LRN", ["r1"], ["lrn"], name="lrn", size=3),
-        n("GlobalAveragePool", ["lrn"], ["gap"], name="gap"),
+        n("Softplus", ["r1"], ["soft"], name="softplus"),
+        n("GlobalAveragePool", ["soft"], ["gap"], name="gap"),
         # Shape -> Gather -> Unsqueeze -> Concat -> Reshape: the flatten torch.jit leaves behind.
         n("Shape", ["gap"], ["shape"], name="shape"),
         n("Gather", ["shape", "zero"], ["batch"], name="gather", axis=0),
@@ -37,17 +37,17 @@ def _lrn_model(path: Path) -> None:
     ]
     inits = [_w("w1", 8, 3, 3, 3), _w("b1", 8), numpy_helper.from_array(np.int64(0), "zero"),
              _ints("axis0", [0]), _ints("minus1", [-1]), _w("wg", 5, 8), _w("bg", 5)]
-    graph = helper.make_graph(nodes, "lrn_cnn", [_value("x", "N", 3, 16, 16)], [_value("y", "N", 5)], inits)
+    graph = helper.make_graph(nodes, "softplus_cnn", [_value("x", "N", 3, 16, 16)], [_value("y", "N", 5)], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
 def test_folding_removes_shape_arithmetic_and_keeps_outputs(tmp_path):
-    _lrn_model(tmp_path / "m.onnx")
+    _native_only_model(tmp_path / "m.onnx")
     original = load_onnx.read(tmp_path / "m.onnx")
     folded = load_onnx.fold(original)
     ops = {node.op_type for node in folded.graph.node}
     assert not ops & {"Shape", "Gather", "Concat", "Unsqueeze"}, ops
-    assert {"Conv", "LRN", "Gemm"} <= ops
+    assert {"Conv", "Softplus", "Gemm"} <= ops
     x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
     from edgec.frontend.onnx.lower import run_onnx
 
@@ -55,7 +55,7 @@ def test_folding_removes_shape_arithmetic_and_keeps_outputs(tmp_path):
 
 
 def test_onnx_model_outside_the_lowering_compiles_natively_and_only_tflite_targets_need_lowering(run_cli, tmp_path):
-    _lrn_model(tmp_path / "m.onnx")
+    _native_only_model(tmp_path / "m.onnx")
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(-1, 1, (24, 3, 16, 16)).astype(np.float32))
     out = tmp_path / "out"
     code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "onnx-cpu", "-t", "intel-cpu",
@@ -70,7 +70,7 @@ def test_onnx_model_outside_the_lowering_compiles_natively_and_only_tflite_targe
         assert report["model"]["params"] == 8 * 3 * 9 + 8 + 5 * 8 + 5
     shipped = onnx.load(str(out / "onnx-cpu" / "model.onnx"))
     ops = {node.op_type for node in shipped.graph.node}
-    assert {"LRN", "QuantizeLinear", "DequantizeLinear"} <= ops  # the user's operator, int8 around it
+    assert {"Softplus", "QuantizeLinear", "DequantizeLinear"} <= ops  # the user's operator, int8 around it
     assert json.loads((out / "onnx-cpu" / "report.json").read_text())["onnx"]["fusion"]["source"].startswith(
         "the model's own ONNX graph")
     # Same inputs, same bytes: folding and quantize_static of the user's graph are deterministic.
@@ -81,10 +81,10 @@ def test_onnx_model_outside_the_lowering_compiles_natively_and_only_tflite_targe
     # `edgec verify` re-runs the check against the ONNX model (no lowering needed either).
     code, _, err = run_cli("verify", out / "onnx-cpu")
     assert code == 0 and json.loads((out / "onnx-cpu" / "verify.json").read_text())["passed"], err
-    # A TFLite Micro target needs the lowering, which does not cover LRN: one clear line, exit 2.
+    # A TFLite Micro target needs the lowering, which does not cover Softplus: one clear line, exit 2.
     code, _, err = run_cli("compile", tmp_path / "m.onnx", "-t", "cortex-m4", "--calibration",
                            tmp_path / "calib.npz", "-o", tmp_path / "out_m4")
-    assert code == 2 and "operator LRN is not supported by the ONNX lowering" in err
+    assert code == 2 and "operator Softplus is not supported by the ONNX lowering" in err
     assert "Traceback" not in err and not (tmp_path / "out_m4" / "cortex-m4").exists()
 
 

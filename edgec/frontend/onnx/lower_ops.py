@@ -12,7 +12,7 @@ import numpy as np
 
 from edgec.frontend.onnx.lower_attention import batch_matmul, expand, gather, gelu, layer_norm
 from edgec.frontend.onnx.lower_shape import keras_axis, refuse, concat, constant, pad, passthrough, reshape_like, resize, split, transpose
-from edgec.frontend.onnx.lower_zoo import cast, global_pool, prelu, reduce, slice_, variadic
+from edgec.frontend.onnx.lower_zoo import cast, global_pool, lrn, prelu, reduce, slice_, variadic
 from edgec.frontend.onnx.lowering import NHWC, Lowering, Value, attrs
 
 
@@ -277,6 +277,12 @@ def _pool(kind: str):
             raise refuse(node, "dilated pooling is not supported")
         if kind == "max" and (w["explicit"] is not None or a.get("ceil_mode", 0)):
             x, w = _max_pool_edges(state, node, x, w), {**w, "padding": "valid"}
+        elif w["explicit"] is not None and _one_window_over_all(state, node, w):
+            # Caffe's GoogLeNet ends in a 7x7 average on 6x6 with pads (0, 0, 1, 1): padding is not
+            # counted, so the one window's average is the mean of the whole input.
+            y = layers.GlobalAveragePooling2D(keepdims=True, name=state.name(node))(x)
+            state.set(node.output[0], y, NHWC)
+            return
         elif w["explicit"] is not None:
             raise refuse(node, "only 'same' or 'valid' pads are supported for average pooling")
         if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
@@ -286,6 +292,13 @@ def _pool(kind: str):
         state.set(node.output[0], y, NHWC)
     handler.__doc__ = f"{kind} pooling (2-D): a Keras pooling layer on NHWC."
     return handler
+
+
+def _one_window_over_all(state: Lowering, node: Any, w: dict) -> bool:
+    """An average pool with one output position whose window covers the whole input, padding not counted."""
+    in_hw, out_hw = state.shape(node.input[0])[2:], state.shape(node.output[0])[2:]
+    return (not attrs(node).get("count_include_pad", 0) and tuple(out_hw) == (1, 1)
+            and all(k - begin >= size for size, k, (begin, _) in zip(in_hw, w["kernel"], w["explicit"])))
 
 
 def _max_pool_edges(state: Lowering, node: Any, x: Any, w: dict) -> Any:
@@ -339,7 +352,7 @@ HANDLERS = {
     "ReduceMean": reduce("mean"), "ReduceMax": reduce("max"), "GlobalMaxPool": global_pool("GlobalMaxPooling2D"),
     "Sum": variadic("Sum"), "Min": variadic("Min"), "Max": variadic("Max"), "PRelu": prelu,
     "Slice": slice_, "Cast": cast, "LayerNormalization": layer_norm, "Erf": gelu, "Gather": gather,
-    "Expand": expand,
+    "Expand": expand, "LRN": lrn,
 }
 # Handlers that take their inputs in any layout, including one whose batch axis an earlier Transpose
 # or Reshape moved (a batch-1 graph's attention): the rest get their inputs with the batch first again.

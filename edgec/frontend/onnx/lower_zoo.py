@@ -3,8 +3,8 @@
 What ``torch.onnx`` and the ONNX model zoo emit for vision and audio models beyond plain CNN layers:
 ``ReduceMean``/``ReduceMax`` (the dynamo exporter's global pooling), ``GlobalMaxPool``, ``Sum``,
 ``Min``/``Max``, ``PRelu``, ``Slice`` on constant bounds (TorchScript's channel split), ``Cast``
-between float types. ``handler(state, node, index)``, listed in ``HANDLERS`` of
-:mod:`edgec.frontend.onnx.lower_ops`.
+between float types, ``LRN`` (AlexNet, ZFNet, GoogLeNet) decomposed into ops TFLite runs in int8.
+``handler(state, node, index)``, listed in ``HANDLERS`` of :mod:`edgec.frontend.onnx.lower_ops`.
 """
 
 from __future__ import annotations
@@ -137,3 +137,71 @@ def cast(state: Lowering, node: Any, index: int) -> None:
     if attrs(node).get("to") not in FLOAT_TYPES:
         raise refuse(node, "only casts between float types are supported")
     state.values[node.output[0]] = state.values[node.input[0]]
+
+
+# The largest LRN beta written as RSQRTs and MULs: beta in quarters takes ceil(2 * beta) + 1 MULs.
+LRN_MAX_RSQRT_BETA = 2.0
+
+
+def lrn(state: Lowering, node: Any, index: int) -> None:
+    """LRN, ``y = x / (bias + alpha/size * sum of x^2 over the channel window)^beta``, as int8-capable ops.
+
+    TFLite's LOCAL_RESPONSE_NORMALIZATION is float only (a full-int8 conversion leaves it in float
+    between DEQUANTIZE and QUANTIZE) and TFLite Micro has no kernel for it, so it is decomposed:
+    ``x * x`` (MUL); the channel-window sum as a 1x1 convolution with a constant banded matrix
+    holding ``alpha/size`` plus ``bias`` (CONV_2D); ``t ** -beta`` from RSQRT and MUL when ``beta``
+    is a multiple of 1/4 up to :data:`LRN_MAX_RSQRT_BETA` (0.75 in every zoo model), which LiteRT and
+    TFLite Micro both run in int8, else ``exp(-beta * log t)`` (LOG, EXP: int8 in LiteRT only; TFLite
+    Micro targets refuse LOG); then x times each factor of ``t ** -beta`` (MULs). The window convolution is a TensorFlow
+    op, not a Keras Conv2D: it is a fixed part of the operator, which pruning and clustering must not
+    touch.
+    """
+    a = attrs(node)
+    shape = state.shape(node.input[0])
+    size, alpha = int(a.get("size", 0)), float(a.get("alpha", 1e-4))
+    if size < 1 or size % 2 != 1:
+        # The spec's window for an even size is lopsided; ONNX Runtime, which checks every lowering,
+        # runs odd sizes only (as Caffe, where LRN comes from), so an even one could not be checked.
+        raise refuse(node, f"only an odd positive 'size' is supported, got {a.get('size')}")
+    beta, bias = float(a.get("beta", 0.75)), float(a.get("bias", 1.0))
+    if len(shape) != 4:
+        raise refuse(node, f"only 4-D (NCHW) inputs are supported, got rank {len(shape)}")
+    if bias <= 0 or alpha < 0 or beta <= 0:
+        # bias > 0 keeps the base away from 0, where t ** -beta has no int8 range; ONNX Runtime
+        # itself refuses beta <= 0.
+        raise refuse(node, f"only bias > 0, alpha >= 0 and beta > 0 are supported (got bias {bias:g}, "
+                           f"alpha {alpha:g}, beta {beta:g})")
+    tf, layers = state.tf, state.keras.layers
+    x = state.layout(node.input[0], NHWC)
+    # ONNX's window of channel c, [c - floor((size-1)/2), c + ceil((size-1)/2)] clipped to the channels,
+    # is [c - (size-1)/2, c + (size-1)/2] for an odd size: column c of the banded matrix.
+    source, target = np.arange(shape[1])[:, None], np.arange(shape[1])[None, :]
+    band = np.abs(source - target) <= (size - 1) // 2
+    window = (band * np.float32(alpha / size)).astype(np.float32)[None, None]
+    square = layers.Multiply(name=state.name(node, "_square"))([x, x])
+    summed = tf.nn.conv2d(square, window, strides=1, padding="VALID", name=state.name(node, "_window"))
+    base = tf.math.add(summed, np.float32(bias), name=state.name(node, "_bias"))  # folded into the conv
+    # x times each factor of t ** -beta in turn, not x * (product of the factors): the converter gave
+    # that product the scale of the final MUL's output (AlexNet's second LRN: 0.31 for values in
+    # 0.12..1, SNR 8 dB), while every partial product of x has about the output's range.
+    y = x
+    factors = _inverse_power_factors(state, node, base, beta)
+    for i, factor in enumerate(factors):
+        last = i == len(factors) - 1
+        y = layers.Multiply(name=state.name(node, "" if last else "_scale"))([y, factor])
+    state.set(node.output[0], y, NHWC)
+
+
+def _inverse_power_factors(state: Lowering, node: Any, t: Any, beta: float) -> list[Any]:
+    """Factors whose product is ``t ** -beta`` (t > 0): RSQRTs for beta in quarters (int8 in TFLite Micro
+    too), else ``exp(-beta * log t)``."""
+    tf = state.tf
+    quarters = round(beta * 4)
+    if abs(beta * 4 - quarters) > 1e-6 or beta > LRN_MAX_RSQRT_BETA:
+        log_t = tf.math.log(t, name=state.name(node, "_log"))
+        return [tf.math.exp(tf.math.multiply(log_t, np.float32(-beta), name=state.name(node, "_scale_log")),
+                            name=state.name(node, "_exp"))]
+    # t^(-q/4) = r^h * s^(2h - q) with r = t^(-1/2) (RSQRT), s = rsqrt(r) = t^(1/4), h = ceil(q/2).
+    r = tf.math.rsqrt(t, name=state.name(node, "_rsqrt"))
+    halves = -(-quarters // 2)
+    return [r] * halves + ([tf.math.rsqrt(r, name=state.name(node, "_quarter"))] if 2 * halves > quarters else [])
