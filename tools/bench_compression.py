@@ -136,16 +136,14 @@ SIXTH_INT4 = ["conv2d_3", "conv2d_4", "conv2d_6", "conv2d_7"]
 
 
 def resnet8_int4_sixth_full_case() -> dict:
-    """ResNet-8 within 1/6 of its float file with int4 weights only (no LUT: our C backend runs it too)."""
+    """ResNet-8 within 1/6 of its float file with int4 weights only (no LUT: our C backend runs it too).
+
+    Measured (all 10,000 test images, TFLite Micro): 51,480 B (1/6.2), top-1 85.07% against float 87.19%
+    and converter int8 87.08% (agreement 92.7%); our C bit-exact with TFLite Micro on all 10,000. The
+    recovered Keras model scores 86.0% on the first 2,000 (float 87.9%): the loss is the int4 grid, not
+    the int8 activations. 10 epochs took 44 min of wall clock on the shared 2-core machine."""
     return {**resnet8_full_case(), "recipe": Recipe(int4=SIXTH_INT4, finetune_epochs=10, batch_size=64,
                                                     learning_rate=1e-4)}
-
-
-def resnet8_int4_small_full_case() -> dict:
-    """ResNet-8 within 1/8 of its float file (LUT clusters, int4 or int8 per layer), recovered on all 50,000
-    training images."""
-    return {**resnet8_full_case(), "recipe": Recipe(cluster_bits=2.85, int4=["auto"], cluster_per_channel=True,
-                                                    finetune_epochs=5, batch_size=64, learning_rate=3e-5)}
 
 
 def _synthetic_mfcc(n: int, seed: int) -> np.ndarray:
@@ -188,7 +186,6 @@ def ww_case() -> dict:
 CASES = {"digits": digits_case, "resnet8": resnet8_case, "resnet8-small": resnet8_small_case,
          "resnet8-int4": resnet8_int4_case, "resnet8-int4-small": resnet8_int4_small_case,
          "resnet8-int4-sixth": resnet8_int4_sixth_case, "resnet8-int4-sixth-full": resnet8_int4_sixth_full_case,
-         "resnet8-int4-small-full": resnet8_int4_small_full_case,
          "kws": kws_case,
          "ww": ww_case}
 
@@ -310,8 +307,10 @@ def run_case(case: dict, cache: Path | None = None) -> dict:
     packed, final, int4_report, lut_report, slim_report = ship(compressed_model, case["train"], int4_layers,
                                                                x_eval[:50])
     stats = artifact_stats.stats(final)
-    inputs = quantize_samples(final, [np.asarray(x_eval, np.float32)])[0]
+    # quantize_samples gives one (1, ...) array per sample: the batch is their concatenation.
+    inputs = np.concatenate(quantize_samples(final, [np.asarray(x_eval, np.float32)]))
     outputs = hostcheck.tflm_outputs(final, inputs)  # scored, and the C backend compared with, once
+    assert outputs.shape[0] == len(x_eval), outputs.shape
     return {
         "model": case["name"], "settings": _settings(case["recipe"]),
         **_top1_scores(case, float_top1, int8_top1, outputs.argmax(1)),
