@@ -15,6 +15,7 @@ from edgec.compress import int4 as quantize_int4
 from edgec.backends.c import generate
 from edgec.backends.c.hostcheck import compile_host, device_check, random_inputs, run_host, tflm_outputs
 from edgec.core.errors import InputError
+from edgec.compress.fuse import fuse
 from edgec.compress.optimize import optimize
 from edgec.compress.recipe import Recipe
 from edgec.core.tf import keras, seed_everything
@@ -23,6 +24,7 @@ from edgec.runtimes.tflm_arena import measure_arena
 from edgec.runtimes.tflm import run_tflm
 
 import cbackend_support as models
+from tests.conftest import MLPERF, needs_mlperf
 
 pytestmark = pytest.mark.toolchain
 
@@ -125,3 +127,24 @@ def test_int4_c_is_bit_exact_on_emulated_cortex_m4(int8_and_int4, tmp_path):
     x = random_inputs(int4, 20, seed=13, extremes=True)
     result = device_check(tmp_path, "qemu-mps2-an386", x, tflm_outputs(int4, x), macs=info["macs"])
     assert result["qemu_bit_exact"] == len(x)
+
+
+@needs_mlperf
+def test_resnet8_int4_at_a_sixth_of_the_float_file_runs_bit_exact_in_our_c(tmp_path):
+    """The 1/6 point of the README's ResNet-8 front (tools/bench_compression.py resnet8-int4-sixth-full)
+    without its training: the same layers on the int4 grid fit 1/6 of the float .tflite, and the generated
+    C is bit-exact with TFLite Micro on that file (the bench checks all 10,000 CIFAR-10 test images)."""
+    from tools.bench_compression import SIXTH_INT4, convert, ship
+
+    model = keras().models.load_model(MLPERF / "pretrainedResnet.h5", compile=False)
+    fused, _ = fuse(model)  # as the optimize stage does before choosing layers
+    quantize_int4.project_layers(fused, SIXTH_INT4)
+    x = np.random.default_rng(0).uniform(0, 255, (32, 32, 32, 3)).astype(np.float32)
+    _, final, report, _, _ = ship(fused, x, SIXTH_INT4, x[:8])
+    assert sorted(report["layers"]) == sorted(SIXTH_INT4)
+    assert b"TFLM_DECODE" not in final  # int4 alone, no LUT: our C backend runs the very file
+    assert len(final) * 6 <= len(convert(model, None))
+    generate(final, tmp_path)
+    exe = compile_host(tmp_path)
+    inputs = random_inputs(final, 6, seed=5, extremes=True)
+    assert np.array_equal(run_host(exe, inputs), tflm_outputs(final, inputs))
