@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS") or ROOT.parent / "shared" / "models" / "mlperf-tiny")
+sys.path.insert(0, str(ROOT))
+from tools.corpus.sources import MLPERF  # noqa: E402
 DIGITS = ["edgec/examples/digits_cnn.keras", "--calibration", "calibration/digits/calibration.npz",
           "--eval", "calibration/digits/eval.npz"]
 NOT_ARTIFACTS = {"report.json", "report.html", "manifest.json"}

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -42,11 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 # EDGEC_MLPERF_MODELS names the folder when it is not beside the repository (a git worktree), as for the tests
-MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS")
-              or Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny")
-DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
-DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
+from tools.corpus.sources import DIGITS_CALIBRATION, DIGITS_MODEL, MLPERF  # noqa: E402
 
 # name -> (table label, MLPerf .tflite file or None for the digits example converted here)
 MODELS = {

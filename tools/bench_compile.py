@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MLPERF = ROOT.parent / "shared" / "models" / "mlperf-tiny"
+from tools.corpus.sources import MLPERF  # noqa: E402
 
 from tools.cifar10 import load as cifar10  # noqa: E402
 

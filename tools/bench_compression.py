@@ -30,7 +30,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ from edgec.core.tflite_model import parse  # noqa: E402
 from edgec.runtimes.tflm import top1_tflm as tflm_top1  # noqa: E402
 from tools import cifar10  # noqa: E402
 
-MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS", ROOT.parent / "shared/models/mlperf-tiny"))
+from tools.corpus.sources import MLPERF  # noqa: E402
 log = logging.getLogger("bench_compression")
 
 

@@ -67,8 +67,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tools.cifar10
 # The team's shared models (beside the main checkout; a worktree elsewhere sets EDGEC_SHARED_MODELS).
-SHARED = Path(os.environ.get("EDGEC_SHARED_MODELS", ROOT.parent / "shared" / "models"))
-MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS", SHARED / "mlperf-tiny"))
+from tools.corpus.sources import MLPERF, SHARED  # noqa: E402
 TARGETS = ("cortex-m7", "android-arm64", "intel-cpu", "onnx-cpu")
 CALIBRATION_SAMPLES = 48
 EVAL_SAMPLES = 32

@@ -31,7 +31,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH = ROOT.parent / "shared" / "models" / "torch-onnx"
+sys.path.insert(0, str(ROOT))
+from tools.corpus.sources import SHARED  # noqa: E402
+
+TORCH = SHARED / "torch-onnx"
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 

@@ -36,7 +36,7 @@ from edgec.runtimes import bench  # noqa: E402
 from tools.photo_crops import photo_crops  # noqa: E402
 from edgec.core.tf import keras, seed_everything, tensorflow  # noqa: E402
 
-MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
+from tools.corpus.sources import MLPERF  # noqa: E402
 log = logging.getLogger("bench_runtimes")
 
 

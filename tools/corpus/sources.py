@@ -1,4 +1,5 @@
-"""The real files the corpus mutates: the repository's example model and calibration set, MLPerf Tiny's models.
+"""Where the real models are: the repository's example model and calibration set, the shared models (MLPerf Tiny's,
+the PyTorch exports), for the corpus, the tests and every tool.
 
 ``tests/conftest.py`` imports these paths from here, so the tests and the corpus read the same files.
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS_MODEL = ROOT / "edgec" / "examples" / "digits_cnn.keras"
 DIGITS_CALIBRATION = ROOT / "calibration" / "digits" / "calibration.npz"
-# Real pretrained MLPerf Tiny models live beside the repository (../shared), never inside it;
-# EDGEC_MLPERF_MODELS points elsewhere (a git worktree, say).
-MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS") or ROOT.parent / "shared" / "models" / "mlperf-tiny")
+# The team's shared models live beside the repository (../shared/models), never inside it; from a checkout
+# elsewhere (a git worktree, say) EDGEC_SHARED_MODELS names that folder and EDGEC_MLPERF_MODELS the MLPerf Tiny
+# one. Every tool and the tests read these two, so one variable moves them all.
+SHARED = Path(os.environ.get("EDGEC_SHARED_MODELS") or ROOT.parent / "shared" / "models")
+MLPERF = Path(os.environ.get("EDGEC_MLPERF_MODELS") or SHARED / "mlperf-tiny")
