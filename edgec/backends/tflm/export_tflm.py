@@ -213,6 +213,9 @@ def export(build) -> None:
         raise ToolchainError("no int8 model to export", stage=STAGE, target=build.target["id"])
 
     model = build.int8_tflite
+    # Before anything runs it in TFLite Micro: an operator the target lacks is a refusal, not a failure
+    # to allocate tensors in slimming (an LRN with a beta outside quarters lowers to LOG and EXP).
+    check_operators(model, build.target.get("operators", {}).get("allowed", []), build.target["id"])
     samples = int8_samples(model, build.evaluation)
     if (build.settings.get("clusters") or build.settings.get("cluster_bits")) and build.settings.get("lut", True):
         model = lut_compress(build, model, samples)
