@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from edgec.core.tflite_model import parse as parse_tflite
 from tests.conftest import MLPERF, assert_verdict_follows_agreement, needs_mlperf, resnet8_calibration
 from tests.toolchain.test_onnx_lower import _cnn_nodes, _value
 
@@ -115,22 +116,15 @@ def test_resnet8_openvino_accuracy_control_reverts_a_layer_and_keeps_the_rest_in
     assert report["openvino"]["quantizer"] == "nncf.quantize_with_accuracy_control"
 
 
-def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_path):
-    """AlexNet's conv -> relu -> LRN as int8 TFLite: MUL, a window CONV_2D and RSQRT, no float op.
-
-    TFLite's LOCAL_RESPONSE_NORMALIZATION is float only and TFLite Micro has no kernel for it; the
-    lowering's decomposition runs in int8 in both runtimes (measured: SNR 35.0 dB to the float model,
-    LiteRT and TFLite Micro alike).
-    """
-    from edgec.core.tflite_model import parse
-
+def _lrn_cnn(tmp_path, beta: float) -> None:
+    """conv -> relu -> LRN(size 5) -> 1x1 conv as lrn.onnx, with cal.npy and eval.npy beside it."""
     rng = np.random.default_rng(0)
     n = helper.make_node
     # ZFNet-512's input name, 'gpu_0/data_0', is no Keras name: the lowered model's input is 'gpu_0_data_0'.
     nodes = [n("Conv", ["gpu_0/data_0", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv1"),
              n("Relu", ["c1"], ["r1"], name="relu1"),
              # alpha 1 (AlexNet's 1e-4 is for 0..255 pixels): bias + alpha/size * sum from 1 to 6.1 here.
-             n("LRN", ["r1"], ["l1"], name="lrn5", size=5, alpha=1.0, beta=0.75, bias=1.0),
+             n("LRN", ["r1"], ["l1"], name="lrn5", size=5, alpha=1.0, beta=beta, bias=1.0),
              n("Conv", ["l1", "w2"], ["y"], kernel_shape=[1, 1], name="conv2")]
     inits = [numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32), "w1"),
              numpy_helper.from_array((rng.standard_normal(8) * 0.1).astype(np.float32), "b1"),
@@ -140,6 +134,16 @@ def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_pat
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "lrn.onnx"))
     np.save(tmp_path / "cal.npy", rng.uniform(0, 1, (48, 3, 16, 16)).astype(np.float32))
     np.save(tmp_path / "eval.npy", rng.uniform(0, 1, (16, 3, 16, 16)).astype(np.float32))
+
+
+def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_path):
+    """AlexNet's conv -> relu -> LRN as int8 TFLite: MUL, a window CONV_2D and RSQRT, no float op.
+
+    TFLite's LOCAL_RESPONSE_NORMALIZATION is float only and TFLite Micro has no kernel for it; the
+    lowering's decomposition runs in int8 in both runtimes (measured: SNR 35.0 dB to the float model,
+    LiteRT and TFLite Micro alike).
+    """
+    _lrn_cnn(tmp_path, beta=0.75)
     targets = {"android-arm64": "litert", "cortex-m7": "tflm"}
     code, _, err = run_cli("compile", tmp_path / "lrn.onnx", *[a for t in targets for a in ("-t", t)],
                            "--calibration", tmp_path / "cal.npy", "--eval", tmp_path / "eval.npy",
@@ -150,7 +154,7 @@ def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_pat
         verification = report["verification"]
         assert verification["runtime"] == runtime and verification["passed"], verification
         assert verification["output_kind"] == "regression" and verification["snr_db"] >= 30, verification
-        model = parse((tmp_path / "out" / target / "model.tflite").read_bytes())
+        model = parse_tflite((tmp_path / "out" / target / "model.tflite").read_bytes())
         ops = [(op.name, model.tensors[op.outputs[0]].type) for op in model.operators
                if op.name not in ("QUANTIZE", "DEQUANTIZE")]
         assert {name for name, _ in ops} == {"TRANSPOSE", "CONV_2D", "MUL", "RSQRT"}, ops
@@ -158,3 +162,20 @@ def test_lrn_model_compiles_to_int8_for_litert_and_tflite_micro(run_cli, tmp_pat
     # The conv1 + relu1 fusion rebuilt the lowered model from its config, window convolution included.
     fuse = next(s for s in report["stages"] if s["name"] == "fuse")
     assert fuse["fusions"] == [{"activation": "relu", "into": "conv1", "kind": "activation", "removed": "relu1"}]
+
+
+def test_lrn_with_beta_outside_quarters_runs_on_litert_and_is_refused_on_tflite_micro(run_cli, tmp_path):
+    """beta 0.6 needs LOG and EXP: int8 in LiteRT (measured SNR 35.6 dB). LOG is not in cortex-m7's
+    operators.allowed (and TFLite Micro's EXP is float only: it failed to prepare), so cortex-m7 refuses
+    before TFLite Micro runs the model (it used to end in a traceback from slimming)."""
+    _lrn_cnn(tmp_path, beta=0.6)
+    common = ["--calibration", tmp_path / "cal.npy", "--eval", tmp_path / "eval.npy"]
+    code, _, err = run_cli("compile", tmp_path / "lrn.onnx", "-t", "android-arm64", *common, "-o", tmp_path / "out")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "android-arm64" / "report.json").read_text())
+    assert report["verification"]["passed"] and report["verification"]["snr_db"] >= 30, report["verification"]
+    ops = {op.name for op in parse_tflite((tmp_path / "out" / "android-arm64" / "model.tflite").read_bytes()).operators}
+    assert {"LOG", "EXP"} <= ops, ops
+    code, _, err = run_cli("compile", tmp_path / "lrn.onnx", "-t", "cortex-m7", *common, "-o", tmp_path / "out_m7")
+    assert code == 2 and "operators LOG are not available on this target" in err, err
+    assert "Traceback" not in err and not (tmp_path / "out_m7" / "cortex-m7").exists()
