@@ -163,8 +163,6 @@ def test_lrn_without_an_int8_range_or_on_other_ranks_is_refused(tmp_path):
 
 
 def test_googlenet_padded_average_pool_over_the_whole_input_matches_onnx_runtime(tmp_path):
-    from edgec.core.errors import InputError
-
     n = helper.make_node
     # Caffe's GoogLeNet (the zoo's inception_v1): 7x7 average on 6x6 with pads (0, 0, 1, 1), not counted.
     nodes = [n("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[1, 1]),
@@ -173,7 +171,18 @@ def test_googlenet_padded_average_pool_over_the_whole_input_matches_onnx_runtime
                                    [_w("w", 4, 3, 1, 1)])
     assert "GlobalAveragePooling2D" in {type(layer).__name__ for layer in keras_model.layers}
     nodes[1] = n("AveragePool", ["c"], ["y"], name="pool_counted", kernel_shape=[7, 7], pads=[0, 0, 1, 1],
-                 count_include_pad=1)  # the padding counts: not the input's mean
-    model = _read(tmp_path, nodes, [_value("x", 1, 3, 6, 6)], [_value("y", 1, 4, 1, 1)], [_w("w", 4, 3, 1, 1)])
-    with pytest.raises(InputError, match="pool_counted.*only 'same' or 'valid' pads"):
-        onnx_lower.lower(model)
+                 count_include_pad=1)  # the padding counts: not the input's mean, zero padding then 'valid'
+    _lowered_matches(tmp_path, nodes, [_value("x", 1, 3, 6, 6)], [_value("y", 1, 4, 1, 1)], [_w("w", 4, 3, 1, 1)],
+                     name="counted")
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_symmetric_padded_average_pool_matches_onnx_runtime(tmp_path, count_include_pad):
+    """ShuffleNet's 3x3 stride-2 average with pads 1 on an even input: TensorFlow's 'same' would pad (0, 1)."""
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[1, 1]),
+             n("AveragePool", ["c"], ["y"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+               count_include_pad=count_include_pad)]
+    keras_model = _lowered_matches(tmp_path, nodes, [_value("x", 1, 3, 8, 8)], [_value("y", 1, 4, 4, 4)],
+                                   [_w("w", 4, 3, 1, 1)])
+    assert "ZeroPadding2D" in {type(layer).__name__ for layer in keras_model.layers}

@@ -284,7 +284,8 @@ def _pool(kind: str):
             state.set(node.output[0], y, NHWC)
             return
         elif w["explicit"] is not None:
-            raise refuse(node, "only 'same' or 'valid' pads are supported for average pooling")
+            _avg_pool_explicit(state, node, x, w)
+            return
         if kind == "avg" and w["padding"] == "same" and a.get("count_include_pad", 0):
             raise refuse(node, "count_include_pad=1 with padding is not supported")
         layer = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
@@ -292,6 +293,26 @@ def _pool(kind: str):
         state.set(node.output[0], y, NHWC)
     handler.__doc__ = f"{kind} pooling (2-D): a Keras pooling layer on NHWC."
     return handler
+
+
+def _avg_pool_explicit(state: Lowering, node: Any, x: Any, w: dict) -> None:
+    """An average pool with explicit pads TensorFlow's 'same' does not make (ONNX pads symmetrically, e.g.
+    ShuffleNet's 3x3 stride-2 pool with pads 1 on an even input): zero padding, a 'valid' average, and
+    unless ``count_include_pad`` a constant per output position, kernel area / the window's real
+    elements, so that padding is not counted (PAD, AVERAGE_POOL_2D and MUL, all int8 in TFLite)."""
+    layers, tf = state.keras.layers, state.tf
+    (top, _), (left, _) = w["explicit"]
+    padded = _pad_explicit(state, node, x, w["explicit"])
+    y = layers.AveragePooling2D(w["kernel"], strides=w["strides"], padding="valid", name=state.name(node))(padded)
+    if not attrs(node).get("count_include_pad", 0):
+        (h, wd), (kh, kw), (sh, sw) = state.shape(node.input[0])[2:], w["kernel"], w["strides"]
+        oh, ow = state.shape(node.output[0])[2:]
+        rows = np.array([min(i * sh - top + kh, h) - max(i * sh - top, 0) for i in range(oh)], np.float32)
+        cols = np.array([min(j * sw - left + kw, wd) - max(j * sw - left, 0) for j in range(ow)], np.float32)
+        scale = (kh * kw) / np.outer(rows, cols)
+        if np.any(scale != 1.0):
+            y = tf.math.multiply(y, scale.reshape(1, oh, ow, 1).astype(np.float32), name=state.name(node, "_count"))
+    state.set(node.output[0], y, NHWC)
 
 
 def _one_window_over_all(state: Lowering, node: Any, w: dict) -> bool:
