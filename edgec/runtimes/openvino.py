@@ -16,6 +16,14 @@ from edgec.runtimes.base import batches, fit_layout, order_inputs
 STAGE = "verify"
 
 
+def openvino_reason(error: Exception) -> str:
+    """The line of an OpenVINO exception that says why: its text starts with a source location
+    (``Exception from src/inference/src/cpp/core.cpp:117:``) and puts the reason on the lines after."""
+    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+    useful = [l for l in lines if not l.startswith(("Exception from src/", "Check '"))] or lines or [""]
+    return useful[0][:400]
+
+
 def predict_openvino(artifact: Path, inputs: dict[str, np.ndarray], *, device: str = "CPU"
                      ) -> list[np.ndarray]:
     """Run an OpenVINO IR (``model.xml`` beside ``model.bin``) on ``device`` (verification: CPU)."""
@@ -29,7 +37,7 @@ def predict_openvino(artifact: Path, inputs: dict[str, np.ndarray], *, device: s
         compiled = core.compile_model(core.read_model(str(artifact)), device,
                                       {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})
     except RuntimeError as e:
-        raise ToolchainError(f"OpenVINO cannot compile {artifact} for {device}: {str(e).splitlines()[0]}",
+        raise ToolchainError(f"OpenVINO cannot compile {artifact} for {device}: {openvino_reason(e)}",
                              stage=STAGE) from None
     ports = compiled.inputs
     names = [p.get_any_name() for p in ports]

@@ -32,6 +32,7 @@ from edgec.backends.openvino.keep_float import fit, resolve_ops
 from edgec.backends.openvino.nncf_quantize import RANGE_ESTIMATORS, bias_correction, quantize
 from edgec.core import targets
 from edgec.core.errors import InputError, ToolchainError
+from edgec.runtimes.openvino import openvino_reason
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def onnx_to_openvino(onnx_path: Path) -> Any:
     try:
         return ov.convert_model(str(onnx_path))
     except (RuntimeError, ValueError) as e:  # OpConversionFailure is a RuntimeError
-        raise ToolchainError(f"openvino.convert_model failed on {onnx_path}: {str(e).splitlines()[0]}",
+        raise ToolchainError(f"openvino.convert_model failed on {onnx_path}: {openvino_reason(e)}",
                              stage=STAGE) from None
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from edgec.backends.openvino.nncf_quantize import bias_correction, model_inputs, nncf_items, nncf_settings, quantize
 from edgec.core.errors import InputError, ToolchainError
 from edgec.quantize.spec import QuantSpec
+from edgec.runtimes.openvino import openvino_reason
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
             validate, max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib),
             advanced_quantization_parameters=advanced, **rest)
     except (RuntimeError, ValueError, nncf.ValidationError) as e:
-        raise ToolchainError(f"nncf.quantize_with_accuracy_control failed: {str(e).splitlines()[0]}",
+        raise ToolchainError(f"nncf.quantize_with_accuracy_control failed: {openvino_reason(e)}",
                              stage=STAGE) from None
     reference = float((float_top1 == labels).mean())
     remaining = quantized_ops(model)

@@ -13,6 +13,7 @@ from edgec.backends.onnx.export_onnx import feeds
 from edgec.core.errors import ToolchainError
 from edgec.quantize.spec import QuantSpec
 from edgec.runtimes.base import fit_layout
+from edgec.runtimes.openvino import openvino_reason
 
 STAGE = "export-openvino"
 # edgec's calibration methods -> NNCF's activation range estimators (the ONNX path's meaning).
@@ -91,4 +92,4 @@ def quantize(ov_model: Any, samples: Any, *, limit: int = QuantSpec.nncf_calibra
         return nncf.quantize(ov_model, nncf.Dataset(items, model_inputs), subset_size=len(items),
                              advanced_parameters=advanced, **settings)
     except (RuntimeError, ValueError, nncf.ValidationError) as e:
-        raise ToolchainError(f"nncf.quantize failed: {str(e).splitlines()[0]}", stage=STAGE) from None
+        raise ToolchainError(f"nncf.quantize failed: {openvino_reason(e)}", stage=STAGE) from None
