@@ -20,7 +20,7 @@ def openvino_reason(error: Exception) -> str:
     """The line of an OpenVINO exception that says why: its text starts with a source location
     (``Exception from src/inference/src/cpp/core.cpp:117:``) and puts the reason on the lines after."""
     lines = [l.strip() for l in str(error).splitlines() if l.strip()]
-    useful = [l for l in lines if not l.startswith(("Exception from src/", "Check '"))] or lines or [""]
+    useful = [l for l in lines if not l.startswith("Exception from src/")] or lines or [""]
     return useful[0][:400]
 
 
