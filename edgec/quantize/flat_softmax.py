@@ -72,20 +72,21 @@ def is_flat(outputs: np.ndarray) -> bool:
     return median_top_probability(outputs) < FLAT_STEPS * _STEP
 
 
-def tflite_softmax_outputs(float_tflite: bytes) -> list[list[str]]:
-    """For each output of the float ``.tflite`` written by SOFTMAX (directly or through RESHAPE / TRANSPOSE
-    / SQUEEZE / EXPAND_DIMS), in output order, the names of the SOFTMAX output and the layout tensors after
-    it: what the TFLite quantizer's ``denylisted_nodes`` match."""
+def tflite_softmax_outputs(float_tflite: bytes) -> dict[int, tuple[list[str], tuple[int, ...]]]:
+    """Output position -> (the names of the SOFTMAX output and the layout tensors after it, the output's
+    shape without the batch), for each output of the float ``.tflite`` written by SOFTMAX (directly or
+    through RESHAPE / TRANSPOSE / SQUEEZE / EXPAND_DIMS). The names are what the TFLite quantizer's
+    ``denylisted_nodes`` match."""
     model = parse(float_tflite)
     producer = {op.outputs[0]: op for op in model.operators if op.outputs}
-    found = []
-    for t in model.outputs:
+    found = {}
+    for position, t in enumerate(model.outputs):
         chain, op = [t], producer.get(t)
         while op is not None and op.name in _LAYOUT_OPS:
             chain.append(op.inputs[0])
             op = producer.get(op.inputs[0])
         if op is not None and op.name == "SOFTMAX":
-            found.append([model.tensors[i].name for i in reversed(chain)])
+            found[position] = ([model.tensors[i].name for i in reversed(chain)], tuple(model.tensors[t].shape[1:]))
     return found
 
 
@@ -93,16 +94,23 @@ def choose(flat: Sequence[int], float_tflite: bytes, reference: Sequence[np.ndar
     """The SOFTMAX output tensors to keep in float and the report's ``flat_softmax`` section.
 
     ``flat`` are the Keras output positions :func:`is_flat` found; ``reference`` the float outputs on the
-    calibration samples. With one softmax output in both models they are matched directly; otherwise by
-    order (the converter keeps the Keras output order).
+    calibration samples. The converter may order a multi-output model's outputs its own way, so a flat
+    Keras output is matched to the one softmax output of its shape; when that is ambiguous it stays int8.
     """
     chains = tflite_softmax_outputs(float_tflite)
-    if not flat or not chains:
+    matched = {}
+    for i in flat:
+        shape = tuple(np.asarray(reference[i]).shape[1:])
+        same = [p for p, (_, s) in chains.items() if s == shape]
+        if len(chains) == 1 and len(reference) == 1:
+            same = list(chains)
+        if len(same) == 1:
+            matched[i] = chains[same[0]][0]
+    if not matched:
         return [], {}
-    picked = chains if len(chains) == 1 and len(flat) == 1 else [chains[i] for i in range(len(chains)) if i in flat]
-    keep = [name for chain in picked for name in chain]
+    keep = [name for chain in matched.values() for name in chain]
     section = {"nodes": keep,
-               "median_top_probability": [round(median_top_probability(reference[i]), 6) for i in flat],
+               "median_top_probability": [round(median_top_probability(reference[i]), 6) for i in matched],
                "why": f"a Softmax output whose median top probability is under {FLAT_STEPS}/256: TFLite's int8 "
                       "softmax writes at a fixed 1/256 step, which rounds such probabilities to 0"}
     return keep, section

@@ -39,7 +39,8 @@ def test_the_rule_finds_a_flat_softmax_output_through_layout_layers_and_in_the_t
     model = _head_model(flat=True, layout=True)
     assert flat_softmax.softmax_outputs(model) == [0]
     chains = flat_softmax.tflite_softmax_outputs(quantize.float_tflite(model))
-    assert len(chains) == 1 and len(chains[0]) == 2  # SOFTMAX's output, then the RESHAPE's
+    assert list(chains) == [0] and len(chains[0][0]) == 2  # output 0: SOFTMAX's output, then the RESHAPE's
+    assert chains[0][1] == (1000, 1, 1)
     probabilities = np.full((8, 1000), 1e-3)
     assert flat_softmax.is_flat(probabilities)
     peaked = probabilities.copy()
@@ -66,3 +67,22 @@ def test_litert_keeps_a_flat_softmax_in_float_and_verifies(tmp_path, run_cli, fl
         assert report["verification"]["cosine"] >= 0.99
     else:  # a peaked head is int8 as before
         assert "flat_softmax" not in report
+
+
+def test_a_flat_softmax_among_several_outputs_is_matched_by_shape():
+    from edgec.core.tf import keras, seed_everything
+    from edgec.quantize import converter as quantize
+    from edgec.quantize import flat_softmax
+
+    seed_everything(0)
+    K = keras()
+    x = K.Input((8, 8, 3), name="image")
+    y = K.layers.GlobalAveragePooling2D(name="pool")(K.layers.Conv2D(8, 3, name="conv")(x))
+    score = K.layers.Dense(4, name="score")(y)
+    prob = K.layers.Softmax(name="prob")(K.layers.Dense(1000, name="logits")(y))
+    model = K.Model(x, [score, prob])
+    assert flat_softmax.softmax_outputs(model) == [1]
+    reference = [np.zeros((8, 4)), np.full((8, 1000), 1e-3)]
+    kept, section = flat_softmax.choose([1], quantize.float_tflite(model), reference)
+    assert len(kept) == 1 and section["median_top_probability"] == [0.001]
+    assert flat_softmax.choose([0], quantize.float_tflite(model), reference) == ([], {})  # not a softmax
