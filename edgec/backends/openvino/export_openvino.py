@@ -101,13 +101,14 @@ def export(build: Any) -> None:
         arithmetic = targets.int8_arithmetic(build.target)  # resolve() has checked the values
         overflow_fix = arithmetic["overflow_fix"]
         correction = bias_correction(ov_model)  # before quantizing: NNCF's output has more MatMuls
-        ov_model = _quantize_build(build, ov_model, method, overflow_fix, model)
+        notes: dict[str, Any] = {}
+        ov_model = _quantize_build(build, ov_model, method, overflow_fix, model, notes)
         info.update(calibration_samples=min(sample_count(build.calibration), spec.nncf_calibration_samples),
                     quantizer="nncf.quantize" if spec.max_accuracy_drop is None
                     else "nncf.quantize_with_accuracy_control",
                     preset="performance", bias_correction=correction, calibration_method=method,
                     activation_range_estimator=RANGE_ESTIMATORS[method], overflow_fix=overflow_fix,
-                    isa=arithmetic["isa"])
+                    isa=arithmetic["isa"], **notes)
     xml = save(ov_model, build.out, compress_to_fp16=scheme == "fp16")
     weights = xml.with_suffix(".bin")
     build.artifact = xml
@@ -119,14 +120,16 @@ def export(build: Any) -> None:
     log.info("wrote %s (+ .bin, %d bytes, %s)", xml, len(raw), scheme)
 
 
-def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str, onnx_model: Any = None) -> Any:
-    """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control."""
+def _quantize_build(build: Any, ov_model: Any, method: str, overflow_fix: str, onnx_model: Any = None,
+                    notes: dict | None = None) -> Any:
+    """INT8 for a build: plain, with ``--keep-float`` operations ignored, or NNCF's accuracy control;
+    ``notes`` receives what :func:`~edgec.backends.openvino.nncf_quantize.quantize` reports."""
     keep, max_drop, limit = list(build.quant.keep_float), build.quant.max_accuracy_drop, \
         build.quant.nncf_calibration_samples
     ignored = resolve_ops(ov_model, keep, onnx_model) if keep else []
     if max_drop is None:
         model = quantize(ov_model, build.calibration, limit=limit, calibration_method=method,
-                         overflow_fix=overflow_fix, ignored=ignored)
+                         overflow_fix=overflow_fix, ignored=ignored, notes=notes)
         if keep:
             build.report["keep_float"] = {"tool": "nncf.IgnoredScope", "kept_float": ignored}
         return model

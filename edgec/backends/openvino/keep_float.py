@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edgec.backends.openvino.nncf_quantize import bias_correction, model_inputs, nncf_items, nncf_settings, quantize
+from edgec.backends.openvino.nncf_quantize import (bias_correction, model_inputs, nncf_items, nncf_settings,
+                                                    per_tensor_misplaced, quantize)
 from edgec.core.errors import InputError, ToolchainError
 from edgec.quantize.spec import QuantSpec
 from edgec.runtimes.openvino import openvino_reason
@@ -136,6 +137,7 @@ def fit(ov_model: Any, calibration: Any, evaluation: Any, *, max_drop: float, ke
     except (RuntimeError, ValueError, nncf.ValidationError) as e:
         raise ToolchainError(f"nncf.quantize_with_accuracy_control failed: {openvino_reason(e)}",
                              stage=STAGE) from None
+    per_tensor_misplaced(model)
     reference = float((float_top1 == labels).mean())
     remaining = quantized_ops(model)
     all_reverted = not remaining

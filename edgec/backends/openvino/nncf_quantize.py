@@ -73,14 +73,16 @@ def nncf_settings(*, preset: str = "performance", calibration_method: str = "min
 def quantize(ov_model: Any, samples: Any, *, limit: int = QuantSpec.nncf_calibration_samples,
              preset: str = "performance",
              calibration_method: str = "minmax", overflow_fix: str = "disable",
-             ignored: list[str] | None = None) -> Any:
+             ignored: list[str] | None = None, notes: dict | None = None) -> Any:
     """INT8 post-training quantization with ``nncf.quantize`` on edgec samples (one per batch).
 
     ``preset`` "performance" gives symmetric activations (fastest on Intel CPUs); "mixed" asymmetric.
     ``calibration_method`` picks the activation range estimator (see ``RANGE_ESTIMATORS``);
     ``overflow_fix`` "disable" keeps 8-bit weights everywhere (CPUs with VNNI), "first_layer" or
     "enable" use 7-bit weights there or everywhere (older AVX2-only CPUs). ``ignored`` names
-    operations to leave in float (``--keep-float``).
+    operations to leave in float (``--keep-float``). ``notes``, when given, receives
+    ``per_tensor_activations``: how many of NNCF's activation quantizers :func:`per_tensor_misplaced`
+    made per-tensor.
     """
     import nncf
 
@@ -89,7 +91,80 @@ def quantize(ov_model: Any, samples: Any, *, limit: int = QuantSpec.nncf_calibra
                              ignored=ignored, correction=bias_correction(ov_model))
     advanced = settings.pop("advanced")
     try:
-        return nncf.quantize(ov_model, nncf.Dataset(items, model_inputs), subset_size=len(items),
-                             advanced_parameters=advanced, **settings)
+        quantized = nncf.quantize(ov_model, nncf.Dataset(items, model_inputs), subset_size=len(items),
+                                  advanced_parameters=advanced, **settings)
     except (RuntimeError, ValueError, nncf.ValidationError) as e:
         raise ToolchainError(f"nncf.quantize failed: {openvino_reason(e)}", stage=STAGE) from None
+    fixed = per_tensor_misplaced(quantized)
+    if notes is not None:
+        notes["per_tensor_activations"] = fixed
+    return quantized
+
+
+# Operations a per-channel activation range passes through unchanged on its way to the convolution
+# that reads it (its axes move only through a Transpose).
+_SAME_AXES = {"Pad", "Convert", "Relu", "Clamp"}
+
+
+def _channel_axis_reaches(output: Any, axis: int) -> bool:
+    """Whether ``axis`` of ``output`` is the channel axis (1) of every convolution that reads it."""
+    import numpy as np
+
+    readers = list(output.get_target_inputs())
+    if not readers:
+        return False
+    for port in readers:
+        node = port.get_node()
+        kind = node.get_type_name()
+        if kind in ("Convolution", "GroupConvolution") and port.get_index() == 0:
+            if axis != 1:
+                return False
+        elif kind == "Transpose" and port.get_index() == 0:
+            order = node.input_value(1).get_node()
+            if order.get_type_name() != "Constant":
+                return False
+            perm = [int(v) for v in np.asarray(order.get_data()).reshape(-1)]
+            if axis not in perm or not _channel_axis_reaches(node.output(0), perm.index(axis)):
+                return False
+        elif kind in _SAME_AXES and port.get_index() == 0:
+            if not _channel_axis_reaches(node.output(0), axis):
+                return False
+        else:
+            return False
+    return True
+
+
+def per_tensor_misplaced(ov_model: Any) -> int:
+    """Make per-tensor any activation FakeQuantize whose per-channel axis is not its readers' channels.
+
+    NNCF quantizes a (depthwise) convolution's input per channel, on axis 1, and then moves that
+    quantizer up through the Transpose and Pad before it without moving the axis. On a graph converted
+    from Keras (channels last, with tf2onnx's layout Transposes) the ranges then run along the image's
+    rows: MobileNetV3Small has a [1, 12, 1, 1] range on a [1, 12, 12, 88] tensor. OpenVINO's CPU plugin
+    refuses to compile that once it fuses the quantizer into the convolution before it (``Check
+    'any_of(scale.size(), OC, 1U)' failed``, dnnl_postops_composer.cpp). The replacement covers every
+    slice's range (lowest low, highest high), as NNCF's per-tensor activations do. Returns how many.
+    """
+    import numpy as np
+    import openvino as ov
+
+    changed = 0
+    for op in ov_model.get_ordered_ops():
+        if op.get_type_name() != "FakeQuantize":
+            continue
+        ranges = [op.input_value(i).get_node() for i in range(1, 5)]
+        if any(r.get_type_name() != "Constant" for r in ranges):
+            continue  # a weight's quantizer reads its ranges through other operations
+        values = [np.asarray(r.get_data(), np.float32) for r in ranges]
+        axes = [a for a, n in enumerate(values[0].shape) if n > 1]
+        if not axes or op.input_value(0).get_node().get_type_name() == "Constant":
+            continue  # per-tensor already, or a weight
+        if len(axes) == 1 and _channel_axis_reaches(op.output(0), axes[0]):
+            continue
+        if not (np.array_equal(values[0], values[2]) and np.array_equal(values[1], values[3])):
+            continue  # a quantizer that also rescales is left as NNCF made it
+        low, high = float(values[0].min()), float(values[1].max())
+        for index, value in ((1, low), (2, high), (3, low), (4, high)):
+            op.input(index).replace_source_output(ov.opset13.constant(np.float32(value)).output(0))
+        changed += 1
+    return changed
