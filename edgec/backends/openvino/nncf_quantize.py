@@ -106,32 +106,28 @@ def quantize(ov_model: Any, samples: Any, *, limit: int = QuantSpec.nncf_calibra
 _SAME_AXES = {"Pad", "Convert", "Relu", "Clamp"}
 
 
-def _channel_axis_reaches(output: Any, axis: int) -> bool:
-    """Whether ``axis`` of ``output`` is the channel axis (1) of every convolution that reads it."""
+def _lands_off_channels(output: Any, axis: int) -> bool:
+    """Whether ``axis`` of ``output`` reaches a convolution's data input as anything but its channel
+    axis (1), following Transposes (which move it) and element-wise ops (which keep it)."""
     import numpy as np
 
-    readers = list(output.get_target_inputs())
-    if not readers:
-        return False
-    for port in readers:
-        node = port.get_node()
+    for port in output.get_target_inputs():
+        node, index = port.get_node(), port.get_index()
         kind = node.get_type_name()
-        if kind in ("Convolution", "GroupConvolution") and port.get_index() == 0:
+        if index != 0:
+            continue
+        if kind in ("Convolution", "GroupConvolution"):
             if axis != 1:
-                return False
-        elif kind == "Transpose" and port.get_index() == 0:
+                return True
+        elif kind == "Transpose":
             order = node.input_value(1).get_node()
-            if order.get_type_name() != "Constant":
-                return False
-            perm = [int(v) for v in np.asarray(order.get_data()).reshape(-1)]
-            if axis not in perm or not _channel_axis_reaches(node.output(0), perm.index(axis)):
-                return False
-        elif kind in _SAME_AXES and port.get_index() == 0:
-            if not _channel_axis_reaches(node.output(0), axis):
-                return False
-        else:
-            return False
-    return True
+            if order.get_type_name() == "Constant":
+                perm = [int(v) for v in np.asarray(order.get_data()).reshape(-1)]
+                if axis in perm and _lands_off_channels(node.output(0), perm.index(axis)):
+                    return True
+        elif kind in _SAME_AXES and _lands_off_channels(node.output(0), axis):
+            return True
+    return False
 
 
 def per_tensor_misplaced(ov_model: Any) -> int:
@@ -143,7 +139,8 @@ def per_tensor_misplaced(ov_model: Any) -> int:
     rows: MobileNetV3Small has a [1, 12, 1, 1] range on a [1, 12, 12, 88] tensor. OpenVINO's CPU plugin
     refuses to compile that once it fuses the quantizer into the convolution before it (``Check
     'any_of(scale.size(), OC, 1U)' failed``, dnnl_postops_composer.cpp). The replacement covers every
-    slice's range (lowest low, highest high), as NNCF's per-tensor activations do. Returns how many.
+    slice's range (lowest low, highest high), as NNCF's per-tensor activations do; per-channel ranges
+    that do reach a convolution's channels, or no convolution, are left alone. Returns how many.
     """
     import numpy as np
     import openvino as ov
@@ -159,8 +156,8 @@ def per_tensor_misplaced(ov_model: Any) -> int:
         axes = [a for a, n in enumerate(values[0].shape) if n > 1]
         if not axes or op.input_value(0).get_node().get_type_name() == "Constant":
             continue  # per-tensor already, or a weight
-        if len(axes) == 1 and _channel_axis_reaches(op.output(0), axes[0]):
-            continue
+        if len(axes) != 1 or not _lands_off_channels(op.output(0), axes[0]):
+            continue  # NNCF's per-channel ranges where it means them
         if not (np.array_equal(values[0], values[2]) and np.array_equal(values[1], values[3])):
             continue  # a quantizer that also rescales is left as NNCF made it
         low, high = float(values[0].min()), float(values[1].max())
