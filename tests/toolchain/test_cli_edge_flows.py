@@ -39,6 +39,16 @@ def test_broken_int8_layer_fails_verification_and_is_named(run_cli, outlier_file
     assert "layer_error" in (tmp_path / "raspberry-pi-4" / "report.html").read_text()
 
 
+def test_an_output_judged_by_snr_gets_no_top1_search_as_the_hint(run_cli, outlier_files, tmp_path):
+    recipe = tmp_path / "regression.toml"
+    recipe.write_text('output_kind = "regression"\n')
+    code, _, err = run_cli("compile", outlier_files / "outlier.keras", "-t", "raspberry-pi-4",
+                           "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
+                           "--recipe", recipe, "-o", tmp_path / "out")
+    assert code == 1 and "SNR" in err and "worst int8 layers: mixer" in err
+    assert "try --keep-float mixer" in err and "--max-accuracy-drop" not in err
+
+
 def test_max_accuracy_drop_keeps_the_worst_layer_in_float_and_passes(run_cli, outlier_files, tmp_path):
     code, _, err = run_cli("compile", outlier_files / "outlier.keras", "-t", "raspberry-pi-4",
                            "--calibration", outlier_files / "calib.npz", "--eval", outlier_files / "eval.npz",
