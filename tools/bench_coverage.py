@@ -422,7 +422,25 @@ def markdown(results: dict, targets: list[str]) -> str:
     rows.append(f"Of the verified cells, {constant + low} are weak: {constant} have a float output that is the same "
                 f"for every held-out sample, and {low} an input-dependent SNR under {WEAK_SNR_DB:.0f} dB (the int8 "
                 "error is over a third of what the output computes from its input).")
+    codes: dict[str, int] = {}
+    for c in cells:
+        codes[c.get("code", "unrecorded")] = codes.get(c.get("code", "unrecorded"), 0) + 1
+    rows.append("Code the cells ran on: " + ", ".join(f"{k} ({v} cell{'s' if v != 1 else ''})"
+                                                      for k, v in sorted(codes.items())) + ".")
     return "\n".join(rows)
+
+
+def code_version() -> str:
+    """The commit the cells run on (``-dirty`` with uncommitted changes), recorded per cell so that a
+    table merged from slices says which code each cell ran; ``unknown`` outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short=7", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", "edgec") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> int:
@@ -450,6 +468,7 @@ def main() -> int:
                     cell.update(numbers(json.loads(path.read_text())))
             mine = results.setdefault(name, {"family": entry["family"], "cells": {}})
             mine["cells"] = {**entry["cells"], **mine["cells"]}
+    version = code_version()
     for case in cases(work):
         if not re.search(args.models, case.name):
             continue
@@ -465,6 +484,7 @@ def main() -> int:
         for target in todo:
             cell = ({"status": "failed", "reason": why, "exit": None, "seconds": 0.0} if why
                     else run_cell(case, target, work, args.timeout))
+            cell["code"] = version
             entry["cells"][target] = cell
             print(f"{case.name:40s} {target:14s} {short(cell)}", flush=True)
             results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")

@@ -40,6 +40,18 @@ def test_weak_verified_cells_are_marked_and_counted():
                for name, cell in (("a", constant), ("b", low), ("c", strong), ("d", failed))}
     table = bench_coverage.markdown(results, ["onnx-cpu"])
     assert "Of the verified cells, 2 are weak: 1 have a float output" in table and "and 1 an input-dependent" in table
+    assert table.splitlines()[-1] == "Code the cells ran on: unrecorded (4 cells)."
+
+
+def test_each_cell_records_the_code_it_ran_on_and_the_table_counts_them():
+    version = bench_coverage.code_version()
+    assert version == "unknown" or len(version.removesuffix("-dirty")) == 7
+    cells = {"a": {"status": "verified", "reason": "", "code": "1234567"},
+             "b": {"status": "refused", "reason": "over budget: x", "code": "89abcde"},
+             "c": {"status": "failed", "reason": "y", "code": "1234567"}}
+    results = {name: {"family": "f", "cells": {"onnx-cpu": cell}} for name, cell in cells.items()}
+    table = bench_coverage.markdown(results, ["onnx-cpu"])
+    assert table.splitlines()[-1] == "Code the cells ran on: 1234567 (2 cells), 89abcde (1 cell)."
 
 
 def test_random_weight_rows_are_judged_as_regression_with_a_recipe(tmp_path):
