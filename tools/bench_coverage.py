@@ -383,7 +383,8 @@ def weak(cell: dict) -> str | None:
         return "float output constant over the samples"
     dependent = (cell.get("metrics") or {}).get("input_dependent_snr_db")
     if dependent is not None and dependent < WEAK_SNR_DB:
-        return f"input-dependent SNR {dependent:.0f} dB < {WEAK_SNR_DB:.0f} dB"
+        shown = f"{dependent:.0f}" if round(dependent) < WEAK_SNR_DB else f"{dependent:.1f}"  # 9.6 is not "10 < 10"
+        return f"input-dependent SNR {shown} dB < {WEAK_SNR_DB:.0f} dB"
     return None
 
 

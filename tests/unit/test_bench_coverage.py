@@ -36,6 +36,7 @@ def test_weak_verified_cells_are_marked_and_counted():
     assert bench_coverage.short(low).startswith("verified, weak: input-dependent SNR 4 dB < 10 dB (SNR 30 dB")
     assert bench_coverage.short(strong) == "verified (SNR 30 dB, input-dependent SNR 24 dB)"
     assert bench_coverage.weak(failed) is None
+    assert bench_coverage.weak({**low, "metrics": {"input_dependent_snr_db": 9.6}}) == "input-dependent SNR 9.6 dB < 10 dB"
     results = {name: {"family": "f", "cells": {"onnx-cpu": cell}}
                for name, cell in (("a", constant), ("b", low), ("c", strong), ("d", failed))}
     table = bench_coverage.markdown(results, ["onnx-cpu"])
