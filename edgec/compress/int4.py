@@ -88,6 +88,8 @@ def projection_callback(names: list[str]):
     kernel (re-projecting the stepped weights instead would snap most small steps back)."""
     class _Project(keras().callbacks.Callback):
         def on_train_begin(self, logs=None):
+            if getattr(self, "latent", None) is not None:  # a later epoch's fit (augmentation): keep the latent
+                return
             self.latent, self.shown = {}, {}
             for name in names:
                 kernel = self.model.get_layer(name).weights[0]

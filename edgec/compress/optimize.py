@@ -64,10 +64,16 @@ def _auto_qat(recipe: Recipe) -> str:
 
 def _finetune(model, recipe: Recipe, teacher, train_x, train_y, callbacks, stages: _Stages, after: str):
 
-    labels = None if recipe.distill else train_y
+    if recipe.distill and recipe.label_weight and train_y is None:
+        log.warning("finetune: label_weight %g but the samples have no labels: distillation alone",
+                    recipe.label_weight)
+    # Labels alone without distill; with distill, labels only as the label_weight share of the loss.
+    labels = None if recipe.distill and not recipe.label_weight else train_y
     model, report = finetune.finetune(model, x=train_x, y=labels, teacher=teacher, epochs=recipe.finetune_epochs,
                                       batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
-                                      temperature=recipe.temperature, seed=recipe.seed, callbacks=callbacks)
+                                      temperature=recipe.temperature, seed=recipe.seed, callbacks=callbacks,
+                                      label_weight=recipe.label_weight if recipe.distill else 1.0,
+                                      lr_schedule=recipe.lr_schedule, augment=recipe.augment)
     report.pop("seconds", None)
     stages.done("finetune", after=after, **report)
     return model
@@ -167,6 +173,9 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
         raise InputError("fine-tuning needs training samples: pass calibration data or set finetune_epochs = 0",
                          stage="optimize")
     steps = recipe.finetune_epochs * -(-n // recipe.batch_size) if n else 0
+    if steps and recipe.augment != "none" and finetune.augmentable(train_x) is not None:
+        raise InputError(f"augment = {recipe.augment!r}: {finetune.augmentable(train_x)}; use augment = \"none\"",
+                         stage="optimize")
     stages = _Stages()
     if recipe.fuse:
 

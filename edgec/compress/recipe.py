@@ -13,6 +13,9 @@ of range are an :class:`InputError`); command-line flags of the same meaning ove
     low_rank = 0.95             # --low-rank 0.95  (retained singular-value energy)
     finetune_epochs = 5         # --finetune-epochs 5
     distill = true              # --distill
+    label_weight = 0.5          # with distill and labelled samples: half distillation, half labels
+    lr_schedule = "cosine"      # learning rate decaying to zero over the fine-tuning
+    augment = "shift-flip"      # image inputs: random shifts and horizontal flips, new each epoch
     output_kind = "regression"  # verify every output by SNR/cosine (default: inferred per output)
     output_kinds = {recon = "regression", label = "classifier"}   # or per output name
 
@@ -33,6 +36,8 @@ from edgec.core.errors import InputError
 PRUNE_STRUCTURES = ("unstructured", "2:4")
 PRUNE_SCHEDULES = ("constant", "polynomial")
 OUTPUT_KINDS = ("classifier", "regression")  # edgec.core.metrics.KINDS (no NumPy import here)
+LR_SCHEDULES = ("constant", "cosine")
+AUGMENTS = ("none", "shift", "shift-flip")
 QAT_CHOICES = ("none", "auto", "plain", "prune_preserve", "cluster_preserve", "pcqat")
 
 
@@ -59,6 +64,9 @@ class Recipe:
     learning_rate: float = 1e-3
     distill: bool = False                   # distill from the float model even when labels exist
     temperature: float = 4.0                # distillation temperature
+    label_weight: float = 0.0               # with distill and labels: weight of the labels' cross-entropy
+    lr_schedule: str = "constant"           # or "cosine" (decays to zero over the fine-tuning steps)
+    augment: str = "none"                   # image inputs: "shift" or "shift-flip", drawn anew each epoch
     qat: str = "none"                       # none | auto | plain | prune_preserve | cluster_preserve | pcqat
     lut: bool = True                        # TFLite Micro LUT compression of clustered weights
     output_kind: str | None = None          # classifier | regression for every output; None = inferred
@@ -94,6 +102,10 @@ class Recipe:
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "1 or more")
         _require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive number")
         _require(self.temperature > 0, "temperature", self.temperature, "a positive number")
+        _require(0.0 <= self.label_weight < 1.0, "label_weight", self.label_weight,
+                 "a weight in [0, 1) (without distill, labels alone are used)")
+        _require(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, " or ".join(LR_SCHEDULES))
+        _require(self.augment in AUGMENTS, "augment", self.augment, " or ".join(AUGMENTS))
         _require(self.prune_structure != "2:4" or self.prune in (0.0, 0.5), "prune", self.prune,
                  "0.5 (or unset) with prune_structure 2:4, which keeps 2 of every 4 weights")
         _require(self.qat in QAT_CHOICES, "qat", self.qat, ", ".join(QAT_CHOICES))

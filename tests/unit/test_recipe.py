@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 
 from edgec.compress import recipe
@@ -74,6 +75,9 @@ def test_printed_recipe_loads_back_to_the_same_recipe(tmp_path):
     ('int4 = ["auto"]\n', "'int4' = \\['auto'\\] is not allowed; use \\[\"auto\"\\] with cluster_bits"),
     ('int4 = ["auto", "conv2"]\ncluster_bits = 3\n', "'int4'"),
     ('int4 = ["conv2"]\nprune = 0.5\n', "unset when pruning"),
+    ("label_weight = 1.0\n", "'label_weight' = 1.0 is not allowed; use a weight in \\[0, 1\\)"),
+    ('lr_schedule = "step"\n', "'lr_schedule' = 'step' is not allowed; use constant or cosine"),
+    ('augment = "mixup"\n', "'augment' = 'mixup' is not allowed; use none or shift or shift-flip"),
 ])
 def test_bad_recipe_is_a_one_line_input_error(tmp_path, text, message):
     path = tmp_path / "edgec.toml"
@@ -81,6 +85,39 @@ def test_bad_recipe_is_a_one_line_input_error(tmp_path, text, message):
     with pytest.raises(InputError, match=message) as err:
         recipe.load(path)
     assert err.value.exit_code == 2 and "\n" not in str(err.value)
+
+
+def test_recovery_schedule_keys_load_and_print_back(tmp_path):
+    r = recipe.from_dict({"finetune_epochs": 10, "distill": True, "label_weight": 0.5, "lr_schedule": "cosine",
+                          "augment": "shift-flip"})
+    path = tmp_path / "printed.toml"
+    path.write_text(r.to_toml())
+    assert recipe.load(path) == r and 'augment = "shift-flip"' in r.to_toml()
+
+
+def test_augmentation_shifts_and_flips_each_image_within_an_eighth_and_is_seeded():
+    from edgec.compress.finetune import augment_images, augmentable
+
+    x = np.arange(2 * 16 * 16 * 3, dtype=np.float32).reshape(2, 16, 16, 3)
+    x = np.repeat(x[:1], 64, axis=0)  # one image, 64 draws
+    a = augment_images(x, np.random.default_rng(7), flip=True)
+    assert a.shape == x.shape and np.array_equal(a, augment_images(x, np.random.default_rng(7), flip=True))
+    # Every output is the image shifted by at most 2 pixels (16 / 8), edge-padded, maybe mirrored.
+    padded = np.pad(x[0], ((2, 2), (2, 2), (0, 0)), mode="edge")
+    windows = {(dy, dx, f) for dy in range(5) for dx in range(5) for f in (False, True)}
+    found = set()
+    for img in a:
+        match = [(dy, dx, f) for dy, dx, f in windows
+                 if np.array_equal(img, (padded[dy:dy + 16, dx:dx + 16])[:, ::-1] if f else padded[dy:dy + 16, dx:dx + 16])]
+        assert match, "an augmented image that is no shifted or mirrored copy"
+        found.add(match[0])
+    assert len(found) > 10 and any(f for _, _, f in found) and any(not f for _, _, f in found)
+    unflipped = augment_images(x, np.random.default_rng(7), flip=False)
+    assert all(any(np.array_equal(img, padded[dy:dy + 16, dx:dx + 16]) for dy in range(5) for dx in range(5))
+               for img in unflipped)
+    assert augmentable(x) is None
+    assert "not an image" in augmentable(np.zeros((4, 640), np.float32))
+    assert "2 inputs" in augmentable({"a": x, "b": x})
 
 
 def test_missing_recipe_file_is_an_input_error(tmp_path):
