@@ -18,7 +18,8 @@ sha512-pinned, decoded into ``build/cifar10/``): a seeded subset of 5,000 images
 batch for calibration and distillation (without labels), and the first 2,000 test images for
 evaluation, reporting agreement with the float Keras model and, in brackets, top-1 against the CIFAR-10
 labels. The ``-full`` ResNet-8 cases recover on all 50,000 training images (still unlabelled: the float
-model is the teacher) and are scored on all 10,000 test images. The wake-word model has only 45 real
+model is the teacher) and are scored on all 10,000 test images; ``resnet8-int4-sixth-labels`` recovers on
+the same images with their labels (distillation plus labels, augmentation, a cosine learning rate). The wake-word model has only 45 real
 labelled samples, used for calibration, distillation and evaluation alike (so its accuracy is optimistic). KWS has no data here: synthetic 1 s clips (voiced
 harmonics with moving formants, noise, silence) through MLPerf's MFCC front end; only fidelity
 (agreement) is meaningful for it.
@@ -132,7 +133,12 @@ def resnet8_full_case() -> dict:
 def resnet8_int4_sixth_labels_case() -> dict:
     """ResNet-8 within 1/6 of its float file, int4 on the four largest convolutions, recovered on all
     50,000 labelled CIFAR-10 training images: distillation plus the labels (half each), random shifts and
-    flips drawn anew each epoch, a cosine-decaying learning rate; scored on all 10,000 test images."""
+    flips drawn anew each epoch, a cosine-decaying learning rate; scored on all 10,000 test images.
+
+    Measured (TFLite Micro, n=10,000): 51,480 B (1/6.2), top-1 86.33% against float 87.19% (-0.86) and the
+    converter's int8 87.07%; agreement with float 93.5%; our C bit-exact with TFLite Micro on all 10,000.
+    The same layers with distillation alone at a constant 1e-4 (``resnet8-int4-sixth-full``): 85.07%.
+    10 epochs took 34 min of training (43 min in all) on the 2-core machine."""
     x_train, y_train = cifar10.load("train_all")
     return {**resnet8_full_case(), "train_labels": y_train,
             "recipe": Recipe(int4=SIXTH_INT4, finetune_epochs=10, batch_size=64, learning_rate=3e-4,
@@ -227,7 +233,10 @@ def _settings(r: Recipe) -> str:
     elif r.clusters:
         parts.append(f"{r.clusters} clusters" + (" per channel" if r.cluster_per_channel else ""))
     if r.finetune_epochs:
-        parts.append(f"distill {r.finetune_epochs} ep (T={r.temperature:g}, lr {r.learning_rate:g})")
+        extra = "".join([f", labels {r.label_weight:g}" if r.label_weight else "",
+                         f", {r.lr_schedule}" if r.lr_schedule != "constant" else "",
+                         f", {r.augment}" if r.augment != "none" else ""])
+        parts.append(f"distill {r.finetune_epochs} ep (T={r.temperature:g}, lr {r.learning_rate:g}{extra})")
     return ", ".join(parts) + ", int8, LUT"
 
 
