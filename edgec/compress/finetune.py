@@ -87,6 +87,13 @@ def augmentable(x) -> str | None:
     return None
 
 
+def require_augmentable(x, augment: str, stage: str) -> None:
+    """Raise :class:`InputError` (exit 2) when ``augment`` is set and ``x`` is no image input."""
+    why = augmentable(x) if augment != "none" else None
+    if why is not None:
+        raise InputError(f"augment = {augment!r}: {why}; use augment = \"none\"", stage=stage)
+
+
 def augment_images(x: np.ndarray, rng: np.random.Generator, *, flip: bool) -> np.ndarray:
     """Random shifts of up to 1/8 of each side (edge padding: no black borders the model never saw)
     and, with ``flip``, random horizontal flips; one draw per image from ``rng``."""
@@ -139,6 +146,11 @@ def _as_inputs(x):
     return np.asarray(x, np.float32)
 
 
+def _head(inputs, n: int):
+    """The first ``n`` samples of one input array or of each input of a dict."""
+    return {a: b[:n] for a, b in inputs.items()} if isinstance(inputs, dict) else inputs[:n]
+
+
 def finetune(model, *, x, y: np.ndarray | None = None, teacher=None, epochs: int = 3, batch_size: int = 32,
              learning_rate: float = 1e-3, temperature: float = 4.0, seed: int = 0,
              callbacks: list | None = None, label_weight: float = 1.0, lr_schedule: str = "constant",
@@ -161,21 +173,19 @@ def finetune(model, *, x, y: np.ndarray | None = None, teacher=None, epochs: int
     if len(model.outputs) != 1:
         raise InputError("fine-tuning supports single-output models; disable it (finetune_epochs = 0)",
                          stage="finetune")
-    if augment != "none" and augmentable(inputs) is not None:
-        raise InputError(f"augment = {augment!r}: {augmentable(inputs)}; use augment = \"none\"", stage="finetune")
+    require_augmentable(inputs, augment, "finetune")
     seed_everything(seed)
     k = keras()
     if y is not None and label_weight >= 1.0:
         mode, labels = "supervised", np.asarray(y)
-        loss = k.losses.SparseCategoricalCrossentropy(from_logits=not _is_probability(model.predict(
-            inputs[:8] if not isinstance(inputs, dict) else {a: b[:8] for a, b in inputs.items()}, verbose=0)))
+        loss = k.losses.SparseCategoricalCrossentropy(from_logits=not _is_probability(
+            model.predict(_head(inputs, 8), verbose=0)))
     else:
         if teacher is None:
             raise InputError("distillation without labels needs the float model as teacher", stage="finetune")
         mode, labels = ("distillation", None) if y is None else ("distillation+labels", np.asarray(y))
-        probabilities = _is_probability(np.asarray(teacher.predict(
-            inputs[:256] if not isinstance(inputs, dict) else {a: b[:256] for a, b in inputs.items()},
-            verbose=0), np.float32))
+        # Decided once, so the loss and every epoch's targets read the teacher's output alike.
+        probabilities = _is_probability(np.asarray(teacher.predict(_head(inputs, 256), verbose=0), np.float32))
         loss = (distillation_loss(temperature, probabilities) if labels is None
                 else mixed_loss(temperature, probabilities, label_weight))
 
@@ -183,7 +193,7 @@ def finetune(model, *, x, y: np.ndarray | None = None, teacher=None, epochs: int
         if mode == "supervised":
             return labels
         out = np.asarray(teacher.predict(batch_inputs, batch_size=256, verbose=0), np.float32)
-        soft = _softened(_logits(out, _is_probability(out)), temperature)
+        soft = _softened(_logits(out, probabilities), temperature)
         return soft if labels is None else np.concatenate([soft, labels.reshape(-1, 1).astype(np.float32)], 1)
 
     steps = -(-n // batch_size)

@@ -173,9 +173,8 @@ def optimize(model, recipe: Recipe, *, train_x=None, train_y: np.ndarray | None 
         raise InputError("fine-tuning needs training samples: pass calibration data or set finetune_epochs = 0",
                          stage="optimize")
     steps = recipe.finetune_epochs * -(-n // recipe.batch_size) if n else 0
-    if steps and recipe.augment != "none" and finetune.augmentable(train_x) is not None:
-        raise InputError(f"augment = {recipe.augment!r}: {finetune.augmentable(train_x)}; use augment = \"none\"",
-                         stage="optimize")
+    if steps:  # before any compression runs, not after it at the fine-tuning
+        finetune.require_augmentable(train_x, recipe.augment, "optimize")
     stages = _Stages()
     if recipe.fuse:
 
