@@ -93,11 +93,9 @@ def model_tflite(name: str) -> bytes:
     return (MLPERF / file).read_bytes()
 
 
-def model_figures(name: str, tflite: bytes, info: dict, inputs, reference) -> dict:
-    """The per-model columns: MACs, our static arena, TFLite Micro's .tflite bytes and measured arena."""
-    from edgec.runtimes.tflm_arena import measure_arena
-
-    tflm_arena = measure_arena(tflite)["arena_bytes"]
+def model_figures(name: str, tflite: bytes, info: dict, inputs, reference, tflm_arena: int) -> dict:
+    """The per-model columns: MACs, our static arena, TFLite Micro's .tflite bytes and its measured
+    arena ``tflm_arena``."""
     # TFLite Micro keeps the input and output tensors in its arena; ours live in the caller's buffers.
     io_bytes = int(inputs[0].size + reference.shape[1])
     return {"model": name, "label": MODELS[name][0], "macs": info["macs"], "ops": len(info["ops"]),
@@ -108,24 +106,32 @@ def model_figures(name: str, tflite: bytes, info: dict, inputs, reference) -> di
 
 
 def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, seed: int, jobs: int) -> list[dict]:
-    """Generate the C once, then build and run it on every machine and kernel variant; one row each."""
+    """Generate the C per machine, then build and run it on every machine and kernel variant; one row each."""
     from edgec.backends.c import generate
+    from edgec.runtimes.tflm_arena import measure_arena
     from edgec.backends.c.hostcheck import device_check, random_inputs, tflm_outputs
 
+    from edgec.device.firmware.boards import board
+
     with tempfile.TemporaryDirectory() as tmp:
-        info = generate(tflite, Path(tmp), flash_bytes=flash_budget(machines))
+        # The C is generated per machine: the layout of the weights depends on the core
+        # (edgec.backends.c.codegen.wide_conv_fits) and on the flash budget of its profile.
+        infos = {m: generate(tflite, Path(tmp) / m, flash_bytes=flash_budget([m]), core=board(m).core)
+                 for m in machines}
         x = random_inputs(tflite, count, seed=seed, extremes=True)
         reference = tflm_outputs(tflite, x)
-        common = model_figures(name, tflite, info, x, reference)
+        tflm_arena = measure_arena(tflite)["arena_bytes"]
+        common = {m: model_figures(name, tflite, info, x, reference, tflm_arena) for m, info in infos.items()}
         runs = [(m, v, portable) for m in machines for v, portable in VARIANTS]
 
         def one(run):
             machine, variant, portable = run
+            info = infos[machine]
             t0 = time.perf_counter()
-            result = device_check(Path(tmp), machine, x, reference, macs=info["macs"], portable=portable,
-                                  clock_hz=clock_hz(machine))
+            result = device_check(Path(tmp) / machine, machine, x, reference, macs=info["macs"],
+                                  portable=portable, clock_hz=clock_hz(machine))
             log.info("%s on %s (%s): %.1f s", name, machine, variant, time.perf_counter() - t0)
-            return {**common, **result}
+            return {**common[machine], **result, "int16_weights": info["int16_weights"]}
 
         # Each run is its own gcc and QEMU process: threads only wait on them.
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -115,6 +115,30 @@ def residual_model():
     return keras().Model(inp, out)
 
 
+def odd_conv_model():
+    """CONV_2D shapes for the int16-weight kernel's edges: 35 pixels (groups of four with three
+    left over), odd channel counts, a window over in_c % 4 == 0 run in place (its ring of rows),
+    a 1x1 over 5 channels (k % 4 != 0: the int8 layout), 3x3 depthwise layers over 84 channels
+    (rows of 5 pixels; 'same' in place, 'valid' with RELU6), a window of 3 * 3 * 84 = 756 taps
+    (longer than the DSP kernel expands) with RELU6, and a column of width 1 run in place."""
+    seed_everything(5)
+    L = keras().layers
+    x = inp = L.Input((7, 5, 4))
+    x = L.Conv2D(5, 3, padding="same", activation="relu")(x)
+    x = L.Conv2D(5, 3, padding="same")(x)
+    x = L.Conv2D(84, 1)(x)
+    # 3x3 depthwise over 84 channels, rows of 5 (two pixel pairs and one alone): in place, then
+    # 'valid' with RELU6 (a clamped requantization)
+    x = L.DepthwiseConv2D(3, padding="same")(x)
+    x = L.DepthwiseConv2D(3, activation="relu6")(x)
+    x = L.Conv2D(7, 3, padding="same", activation="relu6")(x)
+    x = L.Conv2D(7, (1, 3))(x)  # 5 x 1: rows of one pixel
+    x = L.Conv2D(7, (3, 1), padding="same")(x)
+    x = L.Flatten()(x)
+    out = L.Dense(3)(x)
+    return keras().Model(inp, out)
+
+
 def small_conv_model():
     """A little CONV_2D + FULLY_CONNECTED network, for the float32-I/O conversions."""
     seed_everything(6)

@@ -244,6 +244,42 @@ def test_fully_connected_weights_widen_to_int16_only_with_flash_to_spare(tflites
         np.testing.assert_array_equal(ours, expected, err_msg=machine)
 
 
+def test_conv_weights_widen_to_int16_only_for_dsp_cores_with_flash_to_spare(tflites, tmp_path):
+    tflite = tflites["conv"]
+    weights = generate(tflite, tmp_path / "int8", flash_bytes=1 << 20)["weight_bytes"]  # no core named
+    for name, kwargs in {"m55": {"core": "cortex-m55"}, "small": {"core": "cortex-m4", "flash_bytes": weights}}.items():
+        info = generate(tflite, tmp_path / name, **{"flash_bytes": 1 << 20, **kwargs})
+        assert "conv" not in info["int16_weights"], name
+        assert "edgec_conv_s8_w16" not in (tmp_path / name / "model.c").read_text(), name
+    wide = generate(tflite, tmp_path / "wide", flash_bytes=1 << 20, core="cortex-m4")
+    assert "conv" in wide["int16_weights"] and wide["weight_bytes"] > weights
+    assert "edgec_conv_s8_w16" in (tmp_path / "wide" / "model.c").read_text()
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+def test_int16_conv_weights_are_bit_exact_on_the_host_and_every_core(tflites, tmp_path):
+    """The four-pixel DSP kernel (the M4's; the M7 and M33 build the same C) and its portable loop
+    (host gcc for every test model; the M55, whose MVE build takes it, for the odd shapes of
+    cbackend_support.odd_conv_model and the conv model)."""
+    from edgec.device.firmware.build import build_firmware
+    from edgec.device.firmware.run import run_on_device
+
+    cases = {**tflites, "odd": models.to_int8_tflite(models.odd_conv_model())}
+    for name, tflite in cases.items():
+        info = generate(tflite, tmp_path / name, flash_bytes=1 << 20, core="cortex-m4")
+        assert "conv" in info["int16_weights"], name
+        x = _inputs(tflite, 24)
+        expected = tflm_outputs(tflite, x)
+        np.testing.assert_array_equal(run_host(compile_host(tmp_path / name), x), expected, err_msg=name)
+        for machine in ("qemu-mps2-an386", "qemu-mps3-an547") if name in ("odd", "conv") else ("qemu-mps2-an386",):
+            image = build_firmware(tmp_path / name, machine, flash_bytes=1 << 20, ram_bytes=1 << 20,
+                                   out=tmp_path / f"{name}-{machine}")
+            runs = run_on_device(image, [s.tobytes() for s in x])
+            ours = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
+            np.testing.assert_array_equal(ours, expected, err_msg=f"{name} on {machine}")
+
+
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
 def test_float_io_model_is_bit_exact_on_emulated_cortex_m4(float_tflites, tmp_path):

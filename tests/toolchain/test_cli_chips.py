@@ -106,5 +106,6 @@ def test_mlperf_keyword_spotting_verifies_bit_exact_on_qemu_netduinoplus2(run_cl
     assert code == 0, err
     result = json.loads((tmp_path / "stm32f405" / "verify.json").read_text())
     assert result["bit_exact"] is True and result["samples"] == 64 and result["mismatched_samples"] == []
-    # DS-CNN's 2.7 M multiply-accumulates: more than one instruction each, with the DSP kernels.
-    assert 2 * 2_656_000 < result["instructions_per_inference"]["p50"] < 4 * 2_656_000
+    # DS-CNN's 2.7 M multiply-accumulates with the DSP kernels: above one instruction each (SMLAD
+    # does two, the loads and requantization add more; 1.6 measured), below the portable C's 4.6.
+    assert 1 * 2_656_000 < result["instructions_per_inference"]["p50"] < 3 * 2_656_000

@@ -42,7 +42,8 @@ def export(build) -> None:
         raise ToolchainError("no int8 model to generate C from", stage=STAGE, target=target)
     flash_budget, ram_budget = model_budget(build.target)
     try:
-        info = generate(build.int8_tflite, build.out, flash_bytes=flash_budget)
+        info = generate(build.int8_tflite, build.out, flash_bytes=flash_budget,
+                        core=build.target.get("cpu", {}).get("core"))
     except InputError as e:
         raise InputError(str(e).removeprefix(f"[{e.stage}] "), stage=STAGE, target=target) from None
     reference = build.out / REFERENCE_MODEL  # build.work is build.out / "intermediate"

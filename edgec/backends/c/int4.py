@@ -29,7 +29,7 @@ def _weights(e, op):
 def conv_like(e, op, depthwise: bool) -> int:
     """CONV_2D / DEPTHWISE_CONV_2D with per-channel int4 weights."""
     filt = _weights(e, op)
-    params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw) = ops.conv_params(e, op, filt, depthwise)
+    params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw), _ = ops.conv_params(e, op, filt, depthwise)
     kernel = "edgec_depthwise_s4" if depthwise else "edgec_conv_s4"
     e.call(f"{kernel}(&{params}, {e.ptr(op.inputs[0])}, {e.const(op.inputs[1])}, {ops.bias_array(e, op)}, "
            f"{m}, {s}, {e.ptr(op.outputs[0])});")

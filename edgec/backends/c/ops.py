@@ -47,8 +47,9 @@ def act_bounds(e, op, out) -> tuple[int, int]:
     return activation_range(act, scale(out), zp(out), op=op.name)
 
 
-def _folded_bias(e, op, in_offset: int) -> str:
-    """bias + in_offset * sum(weights of the channel), wrapped to int32 like the kernel's sums.
+def _folded_bias(e, op, in_offset: int, factor: int = 1) -> str:
+    """bias + in_offset * sum(weights of the channel), wrapped to int32 like the kernel's sums
+    (times ``factor``: 2 for the doubled int16 convolution weights, see :func:`pack_conv_pairs16`).
 
     Conv and fully-connected kernels then multiply raw int8 inputs, which lets the SIMD loops skip
     the per-element offset; the int32 total is unchanged (integer addition is associative).
@@ -63,7 +64,7 @@ def _folded_bias(e, op, in_offset: int) -> str:
                              "use the tflm format for this model", stage="export")
         bias = np.asarray(t.data, np.int64).reshape(-1)
     sums = np.asarray(filt.data, np.int64).reshape(channels, -1).sum(axis=1)
-    folded = (bias + in_offset * sums) & 0xFFFFFFFF
+    folded = (factor * (bias + in_offset * sums)) & 0xFFFFFFFF
     return e.array("int32_t", np.where(folded >= 1 << 31, folded - (1 << 32), folded))
 
 
@@ -93,10 +94,10 @@ def _require_4d(e, op, *tensors) -> None:
                              f"{t.shape}; use the tflm format for this model", stage="export")
 
 
-def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int, ...]]:
+def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int, ...], int]:
     """The ``edgec_conv_params`` struct, multipliers and shifts of a CONV_2D / DEPTHWISE_CONV_2D whose
     weights are ``filt`` (int8 or int4: the geometry and requantization are the same); returns their C
-    names and the shape ``(n, ih, iw, ic, oh, ow, oc, fh, fw)``."""
+    names, the shape ``(n, ih, iw, ic, oh, ow, oc, fh, fw)`` and the requantization path (rq_mode)."""
     inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
     _require_4d(e, op, inp, filt, out)
     o = op.options
@@ -118,16 +119,38 @@ def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int,
         mode = requant_mode(bias_values(e, op), rows, -zp(inp), shifts, lo, hi)
     params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
                                             oc // ic, -zp(inp), zp(out), lo, hi, mode])
-    return params, e.array("int32_t", mults), e.array("int32_t", shifts), (n, ih, iw, ic, oh, ow, oc, fh, fw)
+    return (params, e.array("int32_t", mults), e.array("int32_t", shifts), (n, ih, iw, ic, oh, ow, oc, fh, fw),
+            mode)
 
 
 def _conv_like(e, op, depthwise: bool) -> int:
     inp, filt = e.model.tensors[op.inputs[0]], e.model.tensors[op.inputs[1]]
-    params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw) = conv_params(e, op, filt, depthwise)
-    bias = bias_array(e, op) if depthwise else _folded_bias(e, op, -zp(inp))
+    params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw), mode = conv_params(e, op, filt, depthwise)
     k = fh * fw * ic
     if depthwise:
+        wide = e.wide_conv and dw16_fits(op, filt, ic, oc)
+    else:
+        wide = e.wide_conv and (k % 4 == 0 or (fh, fw) != (1, 1))
+    # int16 weights (and bias) doubled where the requantization takes 2 * acc (rq_mode 1, 2)
+    factor = 2 if wide and mode else 1
+    if depthwise and wide:
+        values = bias_values(e, op)
+        bias = "0" if values is None else e.array("int32_t", [int(v) * factor for v in values])
+        filt_c = e.const(op.inputs[1], pack=lambda w: pack_dw16(w, factor),
+                         tag=f"dw, int16{', doubled' if factor == 2 else ''}")
+        table = conv_rq_table(e, op, mode) if mode else None
+        base = e.plan.scratch(op.index).offset
+        ring = f"({e.prefix}_arena + {base + dw16_scratch_bytes(e.model, op)})" if op.index in e.plan.in_place else "0"
+        e.call(f"edgec_depthwise_s8_w16(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
+               f"{e.array('int32_t', table) if table is not None else '0'}, {e.ptr(op.outputs[0])}, "
+               f"({e.prefix}_arena + {base}), {ring});")
+        return n * oh * ow * oc * fh * fw
+    bias = bias_array(e, op) if depthwise else _folded_bias(e, op, -zp(inp), factor)
+    if depthwise:
         filt_c = e.const(op.inputs[1])
+    elif wide:
+        filt_c = e.const(op.inputs[1], pack=lambda w: pack_conv_pairs16(w, factor),
+                         tag=f"pairs, int16{', doubled' if factor == 2 else ''}")
     elif k % 4 == 0:
         filt_c = e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs")
     elif (fh, fw) != (1, 1):  # im2col windows padded to whole words: the SIMD pair loop takes them
@@ -136,15 +159,48 @@ def _conv_like(e, op, depthwise: bool) -> int:
         filt_c = e.const(op.inputs[1])
     args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
             f"{e.ptr(op.outputs[0])}")
-    patches = 0 if depthwise or (fh, fw) == (1, 1) else 2 * window_bytes(fh * fw * ic)
+    patches = scratch_bytes(e.model, op, False, wide=e.wide_conv)
     base = e.plan.scratch(op.index).offset if patches or op.index in e.plan.in_place else 0
     scratch = f"({e.prefix}_arena + {base})" if patches else "0"
     ring = f"({e.prefix}_arena + {base + patches})" if op.index in e.plan.in_place else "0"
     if depthwise:
         e.call(f"edgec_depthwise_s8({args}, {ring});")
+    elif wide:
+        table = conv_rq_table(e, op, mode) if mode else None
+        wide_args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
+                     f"{e.array('int32_t', table) if table is not None else '0'}, {e.ptr(op.outputs[0])}")
+        e.call(f"edgec_conv_s8_w16({wide_args}, {scratch}, {ring});")
     else:
         e.call(f"edgec_conv_s8({args}, {scratch}, {ring});")
     return n * oh * ow * oc * fh * fw * (1 if depthwise else ic)
+
+
+def dw16_fits(op, filt, ic: int, oc: int) -> bool:
+    """Whether a DEPTHWISE_CONV_2D takes the int16-weight 3x3 kernel (edgec_depthwise_s8_w16): 3x3,
+    stride and dilation 1, depth multiplier 1, channels a multiple of 4."""
+    o = op.options
+    return (tuple(filt.shape[1:3]) == (3, 3) and ic == oc and ic % 4 == 0
+            and (int(o.strideH), int(o.strideW)) == (1, 1)
+            and (int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)) == (1, 1))
+
+
+def dw16_scratch_bytes(model, op) -> int:
+    """Scratch of edgec_depthwise_s8_w16's DSP kernel: four expanded rows (three input rows and a
+    zero row) of in_c int16 per padded column, and one output row of raw int32 sums."""
+    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    _, _, iw, ic = inp.shape
+    pw = _padding(iw, 3, 1, 1, out.shape[2])
+    return 4 * (iw + 2 * pw) * ic * 2 + 4 * out.shape[2] * 4
+
+
+def pack_dw16(w: np.ndarray, factor: int = 1) -> np.ndarray:
+    """DEPTHWISE_CONV_2D 3x3 weights [1, 3, 3, C] (C a multiple of 4) widened to int16 in the order
+    edgec_depthwise_s8_w16 reads them: per group of four channels, per tap (row-major), the pairs
+    {c0, c2} and {c1, c3} (the SMLAxy operands of the input word SXTAB16 makes); times ``factor``
+    (2: doubled, for the requantization's 2 * acc)."""
+    w = np.asarray(w).reshape(9, -1).astype(np.int16) * np.int16(factor)
+    groups = w.shape[1] // 4
+    return w.reshape(9, groups, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
 
 
 def _geometry(model, op):
@@ -175,13 +231,19 @@ def _ring_bytes(model, op) -> int:
     return (ph + 2) * out.shape[2] * out.shape[3]
 
 
-def scratch_bytes(model, op, in_place: bool) -> int:
-    """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1, plus
-    the ring of pending output rows when a convolution runs in place."""
+def scratch_bytes(model, op, in_place: bool, *, wide: bool = False) -> int:
+    """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1 (one for
+    the int16-weight kernel, ``wide``), plus the ring of pending output rows when a convolution
+    runs in place."""
     if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
         return 0  # the int4 kernels read the input window in place
     _, fh, fw, ic = model.tensors[op.inputs[1]].shape
     patches = 2 * window_bytes(fh * fw * ic) if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
+    if wide and patches:  # builds without the four-pixel kernel take one im2col window at a time
+        patches = window_bytes(fh * fw * ic)
+    if wide and op.name == "DEPTHWISE_CONV_2D" and dw16_fits(op, model.tensors[op.inputs[1]], ic,
+                                                            model.tensors[op.outputs[0]].shape[3]):
+        patches = dw16_scratch_bytes(model, op)
     return patches + (_ring_bytes(model, op) if in_place else 0)
 
 
@@ -219,6 +281,40 @@ def pack_conv_pairs(w: np.ndarray) -> np.ndarray:
     pairs = channels // 2
     packed = w[:2 * pairs].reshape(pairs, 2, k // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     return np.concatenate([packed, w[2 * pairs:].reshape(-1)])
+
+
+# Largest right shift whose rounding constant can also carry the output offset: (out << r) + the
+# shifted value stays within int32 (|value| < 2^30, 128 << 22 = 2^29).
+FOLD_SHIFT_MAX = 22
+
+
+def conv_rq_table(e, op, mode: int) -> list[int] | None:
+    """edgec_conv_s8_w16's requantization constants for rq_mode 1 and 2: per output channel the
+    multiplier m, k = 2^(r-1) + out_offset * 2^r and r (the right shift), so that an output is
+    saturate((SMMULR(2 * acc, m) + sign + k) >> r), the reference's rounding and offset in one add;
+    None when a shift is over :data:`FOLD_SHIFT_MAX` (the kernel then derives them per call)."""
+    inp, filt, out = (e.model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), out.shape[3])
+    rights = [-int(v) for v in shifts]
+    if mode == 0 or max(rights) > FOLD_SHIFT_MAX or min(rights) < 1:
+        return None
+    return [v for m, r in zip(mults, rights) for v in (int(m), (1 << (r - 1)) + zp(out) * (1 << r), r)]
+
+
+def pack_conv_pairs16(w: np.ndarray, factor: int = 1) -> np.ndarray:
+    """CONV_2D filters [out_c, f_h, f_w, in_c] widened to int16 in the order edgec_conv_s8_w16 reads
+    them, windows zero-padded to whole words (:func:`pad_windows`): output channels in pairs, per
+    4-byte word g of the window the pair's even weights {0, 2} (first channel, then second), then
+    its odd weights {1, 3}, the SMLAD operands SXTB16 makes of the input word; an odd last channel
+    per word its even weights then its odd ones. Twice the bytes of :func:`pack_conv_pairs`.
+    ``factor`` 2 doubles them (and the kernel's sums), for the requantization's 2 * acc."""
+    w = pad_windows(w).astype(np.int16) * np.int16(factor)
+    channels, k = w.shape
+    pairs, groups = channels // 2, k // 4
+    # lane = 2 * i + half: even (half 0) lanes 0, 2, odd (half 1) lanes 1, 3
+    packed = w[:2 * pairs].reshape(pairs, 2, groups, 2, 2).transpose(0, 2, 4, 1, 3).reshape(-1)
+    odd = w[2 * pairs:].reshape(-1, groups, 2, 2).transpose(0, 1, 3, 2).reshape(-1)
+    return np.concatenate([packed, odd])
 
 
 def pack_fc_weights(w: np.ndarray) -> np.ndarray:

@@ -936,3 +936,810 @@ void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, 
   }
 }
 #endif
+
+/* ---------------------------------------------------------------- convolution, 16-bit weights */
+
+/* CONV_2D over weights the generator widened to int16 (ops.pack_conv_pairs16), four output pixels
+ * at a time: the windows of the four pixels are sign-extended once into `xs` (per 4-byte word of
+ * the window: the four pixels' even bytes {0, 2}, then their odd bytes {1, 3}, the SMLAD operands
+ * SXTB16 makes), and every channel pair then streams its ready-made weights against them. Per half
+ * word (16 multiply-accumulates) two weight words and four pixel words are loaded in two chains of
+ * pipelined loads and feed 8 SMLAD: 16 cycles on the Cortex-M4 in 14 registers, against 20 for
+ * two pixels with int8 weights (dot2x2_x16). Twice the weight flash of the int8 layout. */
+#if defined(EDGEC_USE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+#define EDGEC_QUAD 1
+/* Longest window (taps, a multiple of 4) edgec_conv_quad expands on the stack: 8 * 576 bytes. */
+#define EDGEC_QUAD_MAX_K 576
+
+#define QUAD_HALF                                 \
+  "ldr    %[wa], [%[w]], #4\n\t"                  \
+  "ldr    %[wb], [%[w]], #4\n\t"                  \
+  "ldr    %[xa], [%[x]], #4\n\t"                  \
+  "ldr    %[xb], [%[x]], #4\n\t"                  \
+  "smlad  %[a00], %[xa], %[wa], %[a00]\n\t"       \
+  "smlad  %[a01], %[xa], %[wb], %[a01]\n\t"       \
+  "smlad  %[a10], %[xb], %[wa], %[a10]\n\t"       \
+  "smlad  %[a11], %[xb], %[wb], %[a11]\n\t"       \
+  "ldr    %[xa], [%[x]], #4\n\t"                  \
+  "ldr    %[xb], [%[x]], #4\n\t"                  \
+  "smlad  %[a20], %[xa], %[wa], %[a20]\n\t"       \
+  "smlad  %[a21], %[xa], %[wb], %[a21]\n\t"       \
+  "smlad  %[a30], %[xb], %[wa], %[a30]\n\t"       \
+  "smlad  %[a31], %[xb], %[wb], %[a31]\n\t"
+
+#define QUAD_OPERANDS                                                                             \
+  : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [a20] "+r"(a20),          \
+    [a21] "+r"(a21), [a30] "+r"(a30), [a31] "+r"(a31), [x] "+r"(x), [w] "+r"(w), [wa] "=&r"(wa),  \
+    [wb] "=&r"(wb), [xa] "=&r"(xa), [xb] "=&r"(xb)
+
+/* Requantize one channel's four sums into dst[0], dst[step], dst[2 * step], dst[3 * step]. For
+ * rq_mode 1 and 2 the sums are doubled (the generator doubled the weights and the bias, see
+ * ops.pack_conv_pairs16), so edgec_mbqm_dsp's 2 * acc is the sum itself: one SMMULR, then the
+ * rounding shift, whose rounding constant also carries the output offset (out << r) when that
+ * cannot overflow (r <= 22: |y| < 2^30 and 128 << 22 = 2^29). */
+EDGEC_SPECIALIZE void quad_requant4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, int32_t m, int32_t s,
+                                    int32_t off, int32_t lo, int32_t hi, int8_t *dst, int32_t step,
+                                    const int mode) {
+#if defined(EDGEC_DSP_REQUANT)
+  if (mode != 0) {
+    const int32_t r = -s;
+    int32_t k = 1 << ~s, o = off, y0, y1, y2, y3;
+    if (r <= 22) {
+      k += off * (1 << r);
+      o = 0;
+    }
+    __asm__("smmulr %0, %1, %2" : "=r"(y0) : "r"(a0), "r"(m));
+    __asm__("smmulr %0, %1, %2" : "=r"(y1) : "r"(a1), "r"(m));
+    __asm__("smmulr %0, %1, %2" : "=r"(y2) : "r"(a2), "r"(m));
+    __asm__("smmulr %0, %1, %2" : "=r"(y3) : "r"(a3), "r"(m));
+    y0 = ((y0 + (y0 >> 31) + k) >> r) + o;
+    y1 = ((y1 + (y1 >> 31) + k) >> r) + o;
+    y2 = ((y2 + (y2 >> 31) + k) >> r) + o;
+    y3 = ((y3 + (y3 >> 31) + k) >> r) + o;
+    if (mode == 2) {
+      dst[0] = (int8_t)__ssat(y0, 8);
+      dst[step] = (int8_t)__ssat(y1, 8);
+      dst[2 * step] = (int8_t)__ssat(y2, 8);
+      dst[3 * step] = (int8_t)__ssat(y3, 8);
+    } else {
+      dst[0] = (int8_t)edgec_clamp(y0, lo, hi);
+      dst[step] = (int8_t)edgec_clamp(y1, lo, hi);
+      dst[2 * step] = (int8_t)edgec_clamp(y2, lo, hi);
+      dst[3 * step] = (int8_t)edgec_clamp(y3, lo, hi);
+    }
+    return;
+  }
+#endif
+  dst[0] = edgec_requant(a0, m, s, off, lo, hi);
+  dst[step] = edgec_requant(a1, m, s, off, lo, hi);
+  dst[2 * step] = edgec_requant(a2, m, s, off, lo, hi);
+  dst[3 * step] = edgec_requant(a3, m, s, off, lo, hi);
+}
+
+/* Channel pairs per pass of quad_channels: a pass's raw sums wait in 8 * 32 int32 on the stack. */
+#define EDGEC_QUAD_PASS 32
+
+/* Every output channel of the four pixels whose windows `xs` holds (k taps, a multiple of 4). Up
+ * to EDGEC_QUAD_PASS channel pairs run back to back, only storing their eight sums (GCC spills
+ * everything around the 14-register loop, so the requantization is kept out of it); then one loop
+ * requantizes them channel by channel with that channel's constants read once for four pixels. */
+EDGEC_SPECIALIZE void quad_channels(const edgec_conv_params *p, const int32_t *xs, const int16_t *filt,
+                                    int32_t k, const int32_t *bias, const int32_t *mult,
+                                    const int32_t *shift, const int32_t *rq, int8_t *const o[4],
+                                    const int mode) {
+  const int32_t off = p->out_offset, lo = p->act_min, hi = p->act_max, out_c = p->out_c;
+  const int32_t groups = k >> 2, pairs = out_c >> 1;
+  int8_t *const o0 = o[0], *const o1 = o[1], *const o2 = o[2], *const o3 = o[3];
+  const int16_t *w = filt;
+  const int32_t *const end = xs + 8 * groups;
+  int32_t raw[8 * EDGEC_QUAD_PASS], first, n, i, c;
+  int8_t staged[4 * 2 * EDGEC_QUAD_PASS];
+#if defined(EDGEC_DSP_REQUANT)
+  if (mode == 2 && rq) {
+    /* The whole channel pair in one block of assembly, so that nothing is spilled around it: the
+     * bias starts the eight sums, the words % 8 and the eight-word loop run, and the sums are
+     * requantized from the registers (per channel its three constants of ops.conv_rq_table, then
+     * per pixel SMMULR, the rounding shift with the output offset folded in, SSAT) into the
+     * staging rows (pixel j at j * 2 * EDGEC_QUAD_PASS), copied out once per pass. The pointers
+     * that move from pair to pair live on the stack. */
+    const int32_t *bp = bias, *tp = rq;
+    const int16_t *wp = filt;
+    const int32_t rem = groups & 7;
+    int8_t *sp8;  /* at function scope: GCC then addresses it from SP like the others */
+    for (first = 0; first < pairs; first += n) {
+      sp8 = staged;
+      n = pairs - first < EDGEC_QUAD_PASS ? pairs - first : EDGEC_QUAD_PASS;
+      for (i = 0; i < n; ++i) {
+        int32_t a00, a01, a10, a11, a20, a21, a30, a31, wa, wb, xa, xb;
+        const int32_t *x;
+        const int16_t *w;
+#define QUAD_REQ(a, o)                                 \
+  "smmulr %[" #a "], %[" #a "], %[wb]\n\t"              \
+  "add    %[" #a "], %[" #a "], %[" #a "], asr #31\n\t" \
+  "add    %[" #a "], %[" #a "], %[xa]\n\t"              \
+  "asr    %[" #a "], %[" #a "], %[xb]\n\t"              \
+  "ssat   %[" #a "], #8, %[" #a "]\n\t"                 \
+  "strb   %[" #a "], [%[x], #" #o "]\n\t"
+        __asm__ volatile(
+            "ldr    %[wa], %[bp]\n\t"
+            "ldr    %[a00], [%[wa]], #4\n\t"
+            "ldr    %[a01], [%[wa]], #4\n\t"
+            "str    %[wa], %[bp]\n\t"
+            "mov    %[a10], %[a00]\n\t"
+            "mov    %[a20], %[a00]\n\t"
+            "mov    %[a30], %[a00]\n\t"
+            "mov    %[a11], %[a01]\n\t"
+            "mov    %[a21], %[a01]\n\t"
+            "mov    %[a31], %[a01]\n\t"
+            "ldr    %[x], %[xs]\n\t"
+            "ldr    %[w], %[wp]\n\t"
+            "ldr    %[wa], %[rem]\n\t"
+            "tst    %[wa], #1\n\t"
+            "beq    2f\n\t"
+            QUAD_HALF QUAD_HALF
+            "ldr    %[wa], %[rem]\n"
+            "2:\n\t"
+            "tst    %[wa], #2\n\t"
+            "beq    3f\n\t"
+            QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+            "ldr    %[wa], %[rem]\n"
+            "3:\n\t"
+            "tst    %[wa], #4\n\t"
+            "beq    4f\n\t"
+            QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+            "4:\n\t"
+            "ldr    %[wa], %[end]\n\t"
+            "cmp    %[x], %[wa]\n\t"
+            "beq    6f\n"
+            "5:\n\t"
+            QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+            QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+            "ldr    %[wa], %[end]\n\t"
+            "cmp    %[x], %[wa]\n\t"
+            "bne    5b\n"
+            "6:\n\t"
+            "str    %[w], %[wp]"
+            : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11), [a20] "=&r"(a20),
+              [a21] "=&r"(a21), [a30] "=&r"(a30), [a31] "=&r"(a31), [x] "=&r"(x), [w] "=&r"(w),
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [xa] "=&r"(xa), [xb] "=&r"(xb), [bp] "+m"(bp), [wp] "+m"(wp)
+            : [xs] "m"(xs), [end] "m"(end), [rem] "m"(rem)
+            : "cc", "memory");
+        /* 13 registers: GCC keeps one for the address of the staging pointer */
+        __asm__ volatile(
+            "ldr    %[wa], %[tp]\n\t"
+            "ldr    %[x], %[sp8]\n\t"
+            "ldr    %[wb], [%[wa]], #4\n\t"
+            "ldr    %[xa], [%[wa]], #4\n\t"
+            "ldr    %[xb], [%[wa]], #4\n\t"
+            QUAD_REQ(a00, 0) QUAD_REQ(a10, 64) QUAD_REQ(a20, 128) QUAD_REQ(a30, 192)
+            "ldr    %[wb], [%[wa]], #4\n\t"
+            "ldr    %[xa], [%[wa]], #4\n\t"
+            "ldr    %[xb], [%[wa]], #4\n\t"
+            QUAD_REQ(a01, 1) QUAD_REQ(a11, 65) QUAD_REQ(a21, 129) QUAD_REQ(a31, 193)
+            "str    %[wa], %[tp]\n\t"
+            "add    %[x], %[x], #2\n\t"
+            "str    %[x], %[sp8]"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [a20] "+r"(a20),
+              [a21] "+r"(a21), [a30] "+r"(a30), [a31] "+r"(a31), [x] "=&r"(x), [wa] "=&r"(wa),
+              [wb] "=&r"(wb), [xa] "=&r"(xa), [xb] "=&r"(xb), [tp] "+m"(tp), [sp8] "+m"(sp8)
+            :
+            : "memory");
+#undef QUAD_REQ
+      }
+      memcpy(o0 + 2 * first, staged, (size_t)(2 * n));
+      memcpy(o1 + 2 * first, staged + 2 * EDGEC_QUAD_PASS, (size_t)(2 * n));
+      memcpy(o2 + 2 * first, staged + 4 * EDGEC_QUAD_PASS, (size_t)(2 * n));
+      memcpy(o3 + 2 * first, staged + 6 * EDGEC_QUAD_PASS, (size_t)(2 * n));
+    }
+    w = wp;
+    c = 2 * pairs;
+    goto odd;
+  }
+#endif
+  for (first = 0; first < pairs; first += n) {
+    const int32_t *r = raw;
+    n = pairs - first < EDGEC_QUAD_PASS ? pairs - first : EDGEC_QUAD_PASS;
+    for (i = 0; i < n; ++i) {
+      int32_t a00 = bias[2 * (first + i)], a01 = bias[2 * (first + i) + 1], a10 = a00, a11 = a01,
+              a20 = a00, a21 = a01, a30 = a00, a31 = a01, wa, wb, xa, xb;
+      const int32_t *x = xs;
+      int32_t *acc = raw + 8 * i;
+      /* groups % 8 first, then eight groups (sixteen halves, 256 multiply-accumulates) per
+       * iteration; the loop's end is read from the stack (all 14 registers are operands). */
+      if (groups & 1)
+        __asm__(QUAD_HALF QUAD_HALF QUAD_OPERANDS : : "memory");
+      if (groups & 2)
+        __asm__(QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_OPERANDS : : "memory");
+      if (groups & 4)
+        __asm__(QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+                QUAD_OPERANDS : : "memory");
+      if (x != end)
+        __asm__("1:\n\t" QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+                QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF QUAD_HALF
+                "ldr    %[wa], %[end]\n\t"
+                "cmp    %[x], %[wa]\n\t"
+                "bne    1b"
+                QUAD_OPERANDS
+                : [end] "m"(end)
+                : "cc", "memory");
+#if defined(EDGEC_DSP_REQUANT)
+      if (mode == 2 && rq) {
+        /* Requantized from the registers into the staging rows (pixel j at j * 2 * PASS): per
+         * channel its three constants (ops.conv_rq_table), then per pixel SMMULR, the rounding
+         * shift with the offset folded in, SSAT and a byte store: 6 cycles an output. */
+        const int32_t *tp = rq + 3 * 2 * (first + i);
+        int8_t *sp8 = staged + 2 * i;
+#define QUAD_REQ(a, o)                                 \
+  "smmulr %[" #a "], %[" #a "], %[wb]\n\t"              \
+  "add    %[" #a "], %[" #a "], %[" #a "], asr #31\n\t" \
+  "add    %[" #a "], %[" #a "], %[xa]\n\t"              \
+  "asr    %[" #a "], %[" #a "], %[xb]\n\t"              \
+  "ssat   %[" #a "], #8, %[" #a "]\n\t"                 \
+  "strb   %[" #a "], [%[x], #" #o "]\n\t"
+        __asm__ volatile(
+            "ldr    %[wa], %[tp]\n\t"
+            "ldr    %[x], %[sp8]\n\t"
+            "ldr    %[wb], [%[wa]], #4\n\t"
+            "ldr    %[xa], [%[wa]], #4\n\t"
+            "ldr    %[xb], [%[wa]], #4\n\t"
+            QUAD_REQ(a00, 0) QUAD_REQ(a10, 64) QUAD_REQ(a20, 128) QUAD_REQ(a30, 192)
+            "ldr    %[wb], [%[wa]], #4\n\t"
+            "ldr    %[xa], [%[wa]], #4\n\t"
+            "ldr    %[xb], [%[wa]]\n\t"
+            QUAD_REQ(a01, 1) QUAD_REQ(a11, 65) QUAD_REQ(a21, 129) QUAD_REQ(a31, 193)
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [a20] "+r"(a20),
+              [a21] "+r"(a21), [a30] "+r"(a30), [a31] "+r"(a31), [x] "=&r"(x), [wa] "=&r"(wa),
+              [wb] "=&r"(wb), [xa] "=&r"(xa), [xb] "=&r"(xb)
+            : [tp] "m"(tp), [sp8] "m"(sp8)
+            : "memory");
+#undef QUAD_REQ
+        continue;
+      }
+#endif
+      acc[0] = a00; acc[1] = a10; acc[2] = a20; acc[3] = a30;
+      acc[4] = a01; acc[5] = a11; acc[6] = a21; acc[7] = a31;
+    }
+    /* raw per pair: the first channel's four pixels, then the second's. The outputs wait in
+     * `staged` (pixel after pixel) so that the loop holds no output pointer per pixel. */
+    {
+      const int32_t count = 2 * n;
+#if defined(EDGEC_DSP_REQUANT)
+      if (mode == 2 && rq) {  /* requantized in the pair loop */
+        memcpy(o0 + 2 * first, staged, (size_t)count);
+        memcpy(o1 + 2 * first, staged + 2 * EDGEC_QUAD_PASS, (size_t)count);
+        memcpy(o2 + 2 * first, staged + 4 * EDGEC_QUAD_PASS, (size_t)count);
+        memcpy(o3 + 2 * first, staged + 6 * EDGEC_QUAD_PASS, (size_t)count);
+        continue;
+      }
+      if (mode != 0 && rq) {  /* the generator's constants (ops.conv_rq_table) */
+        int8_t *const p0 = o0 + 2 * first, *const p1 = o1 + 2 * first, *const p2 = o2 + 2 * first,
+               *const p3 = o3 + 2 * first;
+        const int32_t *t = rq + 3 * 2 * first;
+        for (c = 0; c < count; ++c, r += 4, t += 3) {
+          const int32_t m = t[0], kr = t[1], sr = t[2];
+          int32_t y0 = r[0], y1 = r[1], y2 = r[2], y3 = r[3];  /* one chain of pipelined loads */
+          __asm__("smmulr %0, %0, %1" : "+r"(y0) : "r"(m));
+          __asm__("smmulr %0, %0, %1" : "+r"(y1) : "r"(m));
+          __asm__("smmulr %0, %0, %1" : "+r"(y2) : "r"(m));
+          __asm__("smmulr %0, %0, %1" : "+r"(y3) : "r"(m));
+          y0 = edgec_ssat8((y0 + (y0 >> 31) + kr) >> sr);
+          y1 = edgec_ssat8((y1 + (y1 >> 31) + kr) >> sr);
+          y2 = edgec_ssat8((y2 + (y2 >> 31) + kr) >> sr);
+          y3 = edgec_ssat8((y3 + (y3 >> 31) + kr) >> sr);
+          if (mode == 1) {
+            y0 = edgec_clamp(y0, lo, hi);
+            y1 = edgec_clamp(y1, lo, hi);
+            y2 = edgec_clamp(y2, lo, hi);
+            y3 = edgec_clamp(y3, lo, hi);
+          }
+          p0[c] = (int8_t)y0;
+          p1[c] = (int8_t)y1;
+          p2[c] = (int8_t)y2;
+          p3[c] = (int8_t)y3;
+        }
+        continue;  /* written in place: nothing staged */
+      }
+#endif
+      for (c = 0; c < count; ++c, r += 4)
+        quad_requant4(r[0], r[1], r[2], r[3], mult[2 * first + c], shift[2 * first + c], off, lo, hi,
+                      staged + c, 2 * EDGEC_QUAD_PASS, mode);
+      memcpy(o0 + 2 * first, staged, (size_t)count);
+      memcpy(o1 + 2 * first, staged + 2 * EDGEC_QUAD_PASS, (size_t)count);
+      memcpy(o2 + 2 * first, staged + 4 * EDGEC_QUAD_PASS, (size_t)count);
+      memcpy(o3 + 2 * first, staged + 6 * EDGEC_QUAD_PASS, (size_t)count);
+    }
+  }
+  c = 2 * pairs;
+  w = filt + 2 * pairs * k;
+#if defined(EDGEC_DSP_REQUANT)
+odd:
+#endif
+  if (c < out_c) {  /* an odd last channel: per word its even weights, then its odd ones */
+    int32_t a0 = bias[c], a1 = a0, a2 = a0, a3 = a0, g;
+    const int32_t *x = xs;
+    for (g = 0; g < groups; ++g, x += 8, w += 4) {
+      int32_t we, wo;
+      memcpy(&we, w, 4);
+      memcpy(&wo, w + 2, 4);
+      a0 = __smlad(x[4], wo, __smlad(x[0], we, a0));
+      a1 = __smlad(x[5], wo, __smlad(x[1], we, a1));
+      a2 = __smlad(x[6], wo, __smlad(x[2], we, a2));
+      a3 = __smlad(x[7], wo, __smlad(x[3], we, a3));
+    }
+    {
+      int8_t out4[4];
+      quad_requant4(a0, a1, a2, a3, mult[c], shift[c], off, lo, hi, out4, 1, mode);
+      o0[c] = out4[0];
+      o1[c] = out4[1];
+      o2[c] = out4[2];
+      o3[c] = out4[3];
+    }
+  }
+}
+#undef QUAD_OPERANDS
+#undef QUAD_HALF
+
+/* quad_channels per requantization path, each its own function: its stack frame stays small, so
+ * the loop's end (an "m" operand, all registers being taken) is within reach of SP; the window
+ * buffer lives in the caller's frame. */
+#define QUAD_CHANNELS_MODE(m)                                                                       \
+  static __attribute__((noinline)) void quad_channels##m(                                          \
+      const edgec_conv_params *p, const int32_t *xs, const int16_t *filt, int32_t k,               \
+      const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *rq,           \
+      int8_t *const o[4]) {                                                                        \
+    quad_channels(p, xs, filt, k, bias, mult, shift, rq, o, m);                                    \
+  }
+QUAD_CHANNELS_MODE(0)
+#if defined(EDGEC_DSP_REQUANT)
+QUAD_CHANNELS_MODE(1)
+QUAD_CHANNELS_MODE(2)
+#endif
+#undef QUAD_CHANNELS_MODE
+
+/* Sign-extend `words` words of `src` into the quad layout at `dst` (one pixel's slot). */
+static inline int32_t *quad_words(const int8_t *src, int32_t words, int32_t *dst) {
+  for (; words >= 4; words -= 4, src += 16, dst += 32) {  /* a chain of four pipelined loads */
+    const int32_t v0 = load4(src), v1 = load4(src + 4), v2 = load4(src + 8), v3 = load4(src + 12);
+    dst[0] = __sxtb16(v0);
+    dst[4] = sxtb16_ror8(v0);
+    dst[8] = __sxtb16(v1);
+    dst[12] = sxtb16_ror8(v1);
+    dst[16] = __sxtb16(v2);
+    dst[20] = sxtb16_ror8(v2);
+    dst[24] = __sxtb16(v3);
+    dst[28] = sxtb16_ror8(v3);
+  }
+  for (; words > 0; --words, src += 4, dst += 8) {
+    const int32_t v = load4(src);
+    dst[0] = __sxtb16(v);
+    dst[4] = sxtb16_ror8(v);
+  }
+  return dst;
+}
+
+/* The window of output pixel q of `image` (in_c a multiple of 4) into its slot of the quad layout;
+ * taps in the padding read as the input zero point (the folded bias cancels them, see conv_patch). */
+static void quad_window(const edgec_conv_params *p, const int8_t *image, int32_t q, int32_t *dst) {
+  const int32_t in_c = p->in_c, in_h = p->in_h, in_w = p->in_w, f_h = p->f_h, f_w = p->f_w;
+  const int32_t iy0 = q / p->out_w * p->stride_h - p->pad_h, ix0 = q % p->out_w * p->stride_w - p->pad_w;
+  const uint32_t zp = (uint8_t)(-p->in_offset) * 0x01010101u;
+  const int32_t ze = __sxtb16((int32_t)zp), zo = sxtb16_ror8((int32_t)zp), words = in_c >> 2;
+  const int rows_inside = p->dil_w == 1 && ix0 >= 0 && ix0 + f_w <= in_w;
+  int32_t ky, kx, i;
+  for (ky = 0; ky < f_h; ++ky) {
+    const int32_t y = iy0 + ky * p->dil_h;
+    if (y >= 0 && y < in_h && rows_inside) {
+      dst = quad_words(image + (y * in_w + ix0) * in_c, f_w * words, dst);
+      continue;
+    }
+    for (kx = 0; kx < f_w; ++kx) {
+      const int32_t xx = ix0 + kx * p->dil_w;
+      if (y >= 0 && y < in_h && xx >= 0 && xx < in_w) {
+        dst = quad_words(image + (y * in_w + xx) * in_c, words, dst);
+      } else {
+        for (i = 0; i < words; ++i, dst += 8) {
+          dst[0] = ze;
+          dst[4] = zo;
+        }
+      }
+    }
+  }
+}
+
+int edgec_conv_quad(const edgec_conv_params *p, const int8_t *in, int32_t b, const int32_t q[4],
+                    const int16_t *filt, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    const int32_t *rq, int8_t *const o[4], int8_t *scratch) {
+  const int32_t taps = p->f_h * p->f_w * p->in_c, k = (taps + 3) & ~3;
+  int32_t xs[2 * EDGEC_QUAD_MAX_K], j;
+  if (k > EDGEC_QUAD_MAX_K) return 0;
+  if ((p->in_c & 3) == 0) {
+    const int8_t *const image = in + b * p->in_h * p->in_w * p->in_c;
+    for (j = 0; j < 4; ++j) quad_window(p, image, q[j], xs + j);
+  } else {
+    /* Taps that straddle words. Window rows that are whole words (f_w * in_c % 4 == 0, e.g. KWS's
+     * 10x4 first layer over one channel) and lie inside the input come straight from it (rows
+     * above or below read as the zero point); other windows go through im2col, zero-padded to k. */
+    const int32_t run = p->f_w * p->in_c;
+    const uint32_t zp = (uint8_t)(-p->in_offset) * 0x01010101u;
+    const int32_t ze = __sxtb16((int32_t)zp), zo = sxtb16_ror8((int32_t)zp);
+    for (j = 0; j < 4; ++j) {
+      const int32_t iy0 = q[j] / p->out_w * p->stride_h - p->pad_h;
+      const int32_t ix0 = q[j] % p->out_w * p->stride_w - p->pad_w;
+      if ((run & 3) == 0 && p->dil_w == 1 && ix0 >= 0 && ix0 + p->f_w <= p->in_w) {
+        const int8_t *const image = in + b * p->in_h * p->in_w * p->in_c;
+        int32_t *dst = xs + j, ky, i;
+        for (ky = 0; ky < p->f_h; ++ky) {
+          const int32_t y = iy0 + ky * p->dil_h;
+          if (y >= 0 && y < p->in_h) {
+            dst = quad_words(image + (y * p->in_w + ix0) * p->in_c, run >> 2, dst);
+          } else {
+            for (i = 0; i < run >> 2; ++i, dst += 8) {
+              dst[0] = ze;
+              dst[4] = zo;
+            }
+          }
+        }
+      } else {
+        quad_words(edgec_conv_patch(p, in, b, q[j], scratch), k >> 2, xs + j);
+      }
+    }
+  }
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    quad_channels2(p, xs, filt, k, bias, mult, shift, rq, o);
+    return 1;
+  }
+  if (p->rq_mode == 1) {
+    quad_channels1(p, xs, filt, k, bias, mult, shift, rq, o);
+    return 1;
+  }
+#endif
+  quad_channels0(p, xs, filt, k, bias, mult, shift, rq, o);
+  return 1;
+}
+#else
+int edgec_conv_quad(const edgec_conv_params *p, const int8_t *in, int32_t b, const int32_t q[4],
+                    const int16_t *filt, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    const int32_t *rq, int8_t *const o[4], int8_t *scratch) {
+  (void)p; (void)in; (void)b; (void)q; (void)filt; (void)bias; (void)mult; (void)shift; (void)rq;
+  (void)o; (void)scratch;
+  return 0;
+}
+#endif
+
+/* ---------------------------------------------------------------- depthwise 3x3, 16-bit weights */
+
+/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, depth multiplier 1, channels % 4 == 0, over weights
+ * the generator widened to int16 (ops.pack_dw16: per group of four channels and tap, the pairs
+ * {c0, c2} and {c1, c3}; for rq_mode 1 and 2 doubled, with the bias, as for the convolutions).
+ * Each input row is sign-extended once, with the input offset added (SXTAB16), into one of three
+ * rows of the scratch (ops.dw16_scratch_bytes), padding columns as 0 (the reference skips padded
+ * taps: they add nothing), laid out per group of four channels then column, so that within a row
+ * every tap is an immediate offset. Two pixels per weight load: per tap two weight words and four
+ * pixel words in two chains of loads feed 8 SMLAxy, 16 cycles for 8 multiply-accumulates on the
+ * Cortex-M4 in 14 registers (the three rows' addresses are read from the stack). */
+#if defined(EDGEC_USE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+#define EDGEC_DW16 1
+
+/* Tap k of the current row for two pixels: columns k and k + 1. */
+#define DW16_TAP(k)                                   \
+  "ldr    %[we], [%[w]], #4\n\t"                      \
+  "ldr    %[wo], [%[w]], #4\n\t"                      \
+  "ldr    %[xe], [%[x], #(8 * " #k ")]\n\t"           \
+  "ldr    %[xo], [%[x], #(8 * " #k " + 4)]\n\t"       \
+  "smlabb %[a0], %[xe], %[we], %[a0]\n\t"             \
+  "smlatt %[a2], %[xe], %[we], %[a2]\n\t"             \
+  "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"             \
+  "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"             \
+  "ldr    %[xe], [%[x], #(8 * " #k " + 8)]\n\t"       \
+  "ldr    %[xo], [%[x], #(8 * " #k " + 12)]\n\t"      \
+  "smlabb %[b0], %[xe], %[we], %[b0]\n\t"             \
+  "smlatt %[b2], %[xe], %[we], %[b2]\n\t"             \
+  "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"             \
+  "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"
+/* Tap k of the current row for one pixel (an odd last one). */
+#define DW16_TAP1(k)                                  \
+  "ldr    %[we], [%[w]], #4\n\t"                      \
+  "ldr    %[wo], [%[w]], #4\n\t"                      \
+  "ldr    %[xe], [%[x], #(8 * " #k ")]\n\t"           \
+  "ldr    %[xo], [%[x], #(8 * " #k " + 4)]\n\t"       \
+  "smlabb %[a0], %[xe], %[we], %[a0]\n\t"             \
+  "smlatt %[a2], %[xe], %[we], %[a2]\n\t"             \
+  "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"             \
+  "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"
+#define DW16_WINDOW(TAP)                                                    \
+  "ldr    %[x], %[r0]\n\t" TAP(0) TAP(1) TAP(2)                             \
+  "ldr    %[x], %[r1]\n\t" TAP(0) TAP(1) TAP(2)                             \
+  "ldr    %[x], %[r2]\n\t" TAP(0) TAP(1) TAP(2)
+
+/* Sign-extend input row iy (offset added) into `dst`, per group then padded column; rows outside
+ * the input are zeros. (GCC would turn the zero fills into memset calls, dearer than the few
+ * words they write.) */
+static __attribute__((optimize("no-tree-loop-distribute-patterns"))) void dw16_expand(
+    const edgec_conv_params *p, const int8_t *in, int32_t iy, int32_t cols, int32_t *dst) {
+  const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)p->in_offset << 16) | (uint16_t)p->in_offset);
+  const int32_t groups = p->in_c >> 2, in_w = p->in_w, pad = p->pad_w, stride = 2 * cols;
+  int32_t g, j;
+  if (iy < 0 || iy >= p->in_h) {
+    for (j = 0; j < groups * stride; ++j) dst[j] = 0;
+    return;
+  }
+  for (g = 0; g < groups; ++g) {
+    int32_t *d = dst + g * stride;
+    for (j = 0; j < 2 * pad; ++j) d[j] = 0;
+    for (j = 2 * (pad + in_w); j < stride; ++j) d[j] = 0;
+  }
+  {
+    const int8_t *src = in + iy * in_w * p->in_c;
+    int32_t *col = dst + 2 * pad;
+    for (j = 0; j < in_w; ++j, col += 2) {
+      int32_t *d = col;
+      for (g = 0; g < groups; ++g, src += 4, d += stride) {
+        const int32_t v = load4(src);
+        d[0] = __sxtab16(off2, v);
+        d[1] = sxtab16_ror8(off2, v);
+      }
+    }
+  }
+}
+
+/* Every pixel of an output row for one group of four channels: rows[r] + 8 * ox addresses pixel
+ * ox's window in expanded row r. With `fused` 1 or 2 (rq_mode 1 or 2 with the generator's table
+ * `t`, this group's 12 constants) each pixel pair is requantized straight from its registers into
+ * `out` (this group's first channel of pixel 0, pixels out_c apart); with `fused` 0 the raw sums
+ * go to `raw` (four per pixel). */
+EDGEC_SPECIALIZE void dw16_group(const int32_t *const rows[3], const int16_t *w16, const int32_t *bias4,
+                                 int32_t out_w, int32_t *raw, const int32_t *t, int8_t *out, int32_t out_c,
+                                 int32_t lo, int32_t hi, const int fused) {
+  const int32_t b0 = bias4 ? bias4[0] : 0, b1 = bias4 ? bias4[1] : 0;
+  const int32_t b2 = bias4 ? bias4[2] : 0, b3 = bias4 ? bias4[3] : 0;
+  int32_t ox;
+#define DW16_OUT(acc, tc, dst)                                 \
+  {                                                           \
+    int32_t y = (acc);                                        \
+    __asm__("smmulr %0, %0, %1" : "+r"(y) : "r"((tc)[0]));    \
+    y = edgec_ssat8((y + (y >> 31) + (tc)[1]) >> (tc)[2]);    \
+    if (fused == 1) y = edgec_clamp(y, lo, hi);               \
+    (dst) = (int8_t)y;                                        \
+  }
+  for (ox = 0; ox + 2 <= out_w; ox += 2, raw += 8, out += 2 * out_c) {
+    const int32_t *r0 = rows[0] + 2 * ox, *r1 = rows[1] + 2 * ox, *r2 = rows[2] + 2 * ox;
+    int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3, c0 = b0, c1 = b1, c2 = b2, c3 = b3, we, wo, xe, xo;
+    const int32_t *x;
+    const int16_t *w = w16;
+    __asm__(DW16_WINDOW(DW16_TAP)
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(c0), [b1] "+r"(c1),
+              [b2] "+r"(c2), [b3] "+r"(c3), [w] "+r"(w), [x] "=&r"(x), [we] "=&r"(we), [wo] "=&r"(wo),
+              [xe] "=&r"(xe), [xo] "=&r"(xo)
+            : [r0] "m"(r0), [r1] "m"(r1), [r2] "m"(r2)
+            : "memory");
+    if (fused == 2) {
+      /* Both pixels' four channels, each channel's constants loaded once: 16 cycles a channel. */
+      int8_t *oa = out, *ob = out + out_c;
+      const int32_t *tc = t;
+      int32_t m, k, r;
+#define DW16_REQ2(x, y)                               \
+  "ldr    %[m], [%[t]], #4\n\t"                       \
+  "ldr    %[k], [%[t]], #4\n\t"                       \
+  "ldr    %[r], [%[t]], #4\n\t"                       \
+  "smmulr %[" #x "], %[" #x "], %[m]\n\t"              \
+  "smmulr %[" #y "], %[" #y "], %[m]\n\t"              \
+  "add    %[" #x "], %[" #x "], %[" #x "], asr #31\n\t" \
+  "add    %[" #y "], %[" #y "], %[" #y "], asr #31\n\t" \
+  "add    %[" #x "], %[" #x "], %[k]\n\t"              \
+  "add    %[" #y "], %[" #y "], %[k]\n\t"              \
+  "asr    %[" #x "], %[" #x "], %[r]\n\t"              \
+  "asr    %[" #y "], %[" #y "], %[r]\n\t"              \
+  "ssat   %[" #x "], #8, %[" #x "]\n\t"                \
+  "ssat   %[" #y "], #8, %[" #y "]\n\t"                \
+  "strb   %[" #x "], [%[oa]], #1\n\t"                  \
+  "strb   %[" #y "], [%[ob]], #1\n\t"
+      __asm__ volatile(DW16_REQ2(a0, b0) DW16_REQ2(a1, b1) DW16_REQ2(a2, b2) DW16_REQ2(a3, b3)
+              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(c0), [b1] "+r"(c1),
+                [b2] "+r"(c2), [b3] "+r"(c3), [t] "+r"(tc), [oa] "+r"(oa), [ob] "+r"(ob), [m] "=&r"(m),
+                [k] "=&r"(k), [r] "=&r"(r)
+              :
+              : "memory");
+#undef DW16_REQ2
+    } else if (fused) {
+      DW16_OUT(a0, t, out[0])
+      DW16_OUT(c0, t, out[out_c])
+      DW16_OUT(a1, t + 3, out[1])
+      DW16_OUT(c1, t + 3, out[out_c + 1])
+      DW16_OUT(a2, t + 6, out[2])
+      DW16_OUT(c2, t + 6, out[out_c + 2])
+      DW16_OUT(a3, t + 9, out[3])
+      DW16_OUT(c3, t + 9, out[out_c + 3])
+    } else {
+      raw[0] = a0; raw[1] = a1; raw[2] = a2; raw[3] = a3;
+      raw[4] = c0; raw[5] = c1; raw[6] = c2; raw[7] = c3;
+    }
+  }
+  if (ox < out_w) {
+    const int32_t *r0 = rows[0] + 2 * ox, *r1 = rows[1] + 2 * ox, *r2 = rows[2] + 2 * ox;
+    int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3, we, wo, xe, xo;
+    const int32_t *x;
+    const int16_t *w = w16;
+    __asm__(DW16_WINDOW(DW16_TAP1)
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "=&r"(x),
+              [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            : [r0] "m"(r0), [r1] "m"(r1), [r2] "m"(r2)
+            : "memory");
+    if (fused) {
+      DW16_OUT(a0, t, out[0])
+      DW16_OUT(a1, t + 3, out[1])
+      DW16_OUT(a2, t + 6, out[2])
+      DW16_OUT(a3, t + 9, out[3])
+    } else {
+      raw[0] = a0; raw[1] = a1; raw[2] = a2; raw[3] = a3;
+    }
+  }
+#undef DW16_OUT
+}
+
+/* dw16_group per path, each its own function: a small frame keeps the "m" operands within reach
+ * of SP. */
+#define DW16_GROUP_VARIANT(f)                                                                       \
+  static __attribute__((noinline)) void dw16_group##f(                                              \
+      const int32_t *const rows[3], const int16_t *w16, const int32_t *bias4, int32_t out_w,        \
+      int32_t *raw, const int32_t *t, int8_t *out, int32_t out_c, int32_t lo, int32_t hi) {         \
+    dw16_group(rows, w16, bias4, out_w, raw, t, out, out_c, lo, hi, f);                             \
+  }
+DW16_GROUP_VARIANT(0)
+DW16_GROUP_VARIANT(1)
+DW16_GROUP_VARIANT(2)
+#undef DW16_GROUP_VARIANT
+#undef DW16_WINDOW
+#undef DW16_TAP1
+#undef DW16_TAP
+
+/* One output row for one requantization path: the row's raw sums group by group into `raw`
+ * (out_w * 4 int32 of the scratch), then requantized channel by channel. */
+EDGEC_SPECIALIZE void dw16_row(const edgec_conv_params *p, const int16_t *filt, const int32_t *bias,
+                               const int32_t *mult, const int32_t *shift, const int32_t *rq,
+                               const int32_t *const slots[3], int32_t cols, int32_t *raw, int8_t *out,
+                               const int mode) {
+  const int32_t out_w = p->out_w, out_c = p->out_c, off = p->out_offset, lo = p->act_min, hi = p->act_max;
+  int32_t g, c, i;
+  for (g = 0; g < out_c >> 2; ++g) {
+    const int32_t *rows[3];
+    rows[0] = slots[0] + 2 * cols * g;
+    rows[1] = slots[1] + 2 * cols * g;
+    rows[2] = slots[2] + 2 * cols * g;
+#if defined(EDGEC_DSP_REQUANT)
+    if (mode != 0 && rq) {  /* requantized in the group's loop, from the generator's table */
+      if (mode == 2)
+        dw16_group2(rows, filt + 36 * g, bias ? bias + 4 * g : 0, out_w, raw, rq + 12 * g, out + 4 * g,
+                    out_c, lo, hi);
+      else
+        dw16_group1(rows, filt + 36 * g, bias ? bias + 4 * g : 0, out_w, raw, rq + 12 * g, out + 4 * g,
+                    out_c, lo, hi);
+      continue;
+    }
+#endif
+    dw16_group0(rows, filt + 36 * g, bias ? bias + 4 * g : 0, out_w, raw, 0, 0, out_c, lo, hi);
+    for (c = 0; c < 4; ++c) {  /* raw per pixel: its four channels */
+      const int32_t *rr = raw + c, ch = 4 * g + c;
+      int8_t *o = out + ch;
+#if defined(EDGEC_DSP_REQUANT)
+      if (mode != 0 && rq) {
+        const int32_t m = rq[3 * ch], k = rq[3 * ch + 1], r = rq[3 * ch + 2];
+        const int32_t *const end = rr + 4 * out_w;
+        /* Two pixels per iteration; the sums are doubled (ops.pack_dw16): SMMULR takes them as
+         * they are. */
+        for (; rr + 8 <= end; rr += 8, o += 2 * out_c) {
+          int32_t y0 = rr[0], y1 = rr[4];
+          __asm__("smmulr %0, %0, %1" : "+r"(y0) : "r"(m));
+          __asm__("smmulr %0, %0, %1" : "+r"(y1) : "r"(m));
+          y0 = edgec_ssat8((y0 + (y0 >> 31) + k) >> r);
+          y1 = edgec_ssat8((y1 + (y1 >> 31) + k) >> r);
+          o[0] = (int8_t)(mode == 1 ? edgec_clamp(y0, lo, hi) : y0);
+          o[out_c] = (int8_t)(mode == 1 ? edgec_clamp(y1, lo, hi) : y1);
+        }
+        if (rr != end) {
+          int32_t y = rr[0];
+          __asm__("smmulr %0, %0, %1" : "+r"(y) : "r"(m));
+          y = edgec_ssat8((y + (y >> 31) + k) >> r);
+          o[0] = (int8_t)(mode == 1 ? edgec_clamp(y, lo, hi) : y);
+        }
+        continue;
+      }
+#endif
+      {
+        const int32_t m = mult[ch], s = shift[ch];
+        for (i = 0; i < out_w; ++i, rr += 4, o += out_c)
+          *o = edgec_requant_mode(mode ? *rr >> 1 : *rr, m, s, off, lo, hi, mode);
+      }
+    }
+  }
+}
+
+int edgec_dw16_row(const edgec_conv_params *p, const int8_t *in, const int16_t *filt, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, const int32_t *rq, int32_t oy, int8_t *out,
+                   int8_t *scratch) {
+  const int32_t cols = p->in_w + 2 * p->pad_w, row_words = 2 * cols * (p->in_c >> 2);
+  int32_t *const ring = (int32_t *)(void *)scratch, *const raw = ring + 4 * row_words;
+  const int32_t *slots[3];
+  int32_t r;
+  /* Expanded rows: input row iy in slot iy % 3, rows outside the input one zero row (slot 3). The
+   * rows come in order, so each output row after the first expands one new input row. */
+  if (oy == 0) {
+    dw16_expand(p, in, -1, cols, ring + 3 * row_words);
+    for (r = 0; r < 2; ++r) {
+      const int32_t iy = r - p->pad_h;
+      if (iy >= 0 && iy < p->in_h) dw16_expand(p, in, iy, cols, ring + (iy % 3) * row_words);
+    }
+  }
+  {
+    const int32_t iy = oy - p->pad_h + 2;
+    if (iy >= 0 && iy < p->in_h) dw16_expand(p, in, iy, cols, ring + (iy % 3) * row_words);
+  }
+  for (r = 0; r < 3; ++r) {
+    const int32_t iy = oy - p->pad_h + r;
+    slots[r] = ring + (iy >= 0 && iy < p->in_h ? iy % 3 : 3) * row_words;
+  }
+#if defined(EDGEC_DSP_REQUANT)
+  if (p->rq_mode == 2) {
+    dw16_row(p, filt, bias, mult, shift, rq, slots, cols, raw, out, 2);
+    return 1;
+  }
+  if (p->rq_mode == 1) {
+    dw16_row(p, filt, bias, mult, shift, rq, slots, cols, raw, out, 1);
+    return 1;
+  }
+#endif
+  dw16_row(p, filt, bias, mult, shift, rq, slots, cols, raw, out, 0);
+  return 1;
+}
+#else
+int edgec_dw16_row(const edgec_conv_params *p, const int8_t *in, const int16_t *filt, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, const int32_t *rq, int32_t oy, int8_t *out,
+                   int8_t *scratch) {
+  (void)p; (void)in; (void)filt; (void)bias; (void)mult; (void)shift; (void)rq; (void)oy; (void)out;
+  (void)scratch;
+  return 0;
+}
+#endif
+
+/* ---------------------------------------------------------------- average pooling */
+
+/* AVERAGE_POOL_2D with channels % 4 == 0 and windows of at most 256 pixels: four channels at a
+ * time, summed in the 16-bit halves of two registers (SXTAB16: |sum| <= 256 * 128 fits), then the
+ * reference's rounding division per channel. 1 when done, 0 when not applicable. */
+int edgec_avgpool_fast(const edgec_pool_params *p, const int8_t *in, int8_t *out) {
+#if defined(EDGEC_HAVE_DSP)
+  const int32_t ch = p->channels;
+  int32_t b, oy, ox, c, fy, fx;
+  if ((ch & 3) || p->f_h * p->f_w > 256) return 0;
+  for (b = 0; b < p->batches; ++b)
+    for (oy = 0; oy < p->out_h; ++oy)
+      for (ox = 0; ox < p->out_w; ++ox) {
+        const int32_t iy = oy * p->stride_h - p->pad_h, ix = ox * p->stride_w - p->pad_w;
+        const int32_t y0 = iy < 0 ? 0 : iy, y1 = iy + p->f_h < p->in_h ? iy + p->f_h : p->in_h;
+        const int32_t x0 = ix < 0 ? 0 : ix, x1 = ix + p->f_w < p->in_w ? ix + p->f_w : p->in_w;
+        int32_t count = (y1 - y0) * (x1 - x0);
+        if (count <= 0) count = 1;  /* the reference rejects empty windows; never generated */
+        for (c = 0; c < ch; c += 4) {
+          int32_t se = 0, so = 0, j;
+          for (fy = y0; fy < y1; ++fy) {
+            const int8_t *px = in + ((b * p->in_h + fy) * p->in_w + x0) * ch + c;
+            for (fx = x0; fx < x1; ++fx, px += ch) {
+              const int32_t v = load4(px);
+              se = __sxtab16(se, v);
+              so = sxtab16_ror8(so, v);
+            }
+          }
+          for (j = 0; j < 4; ++j) {
+            const int32_t half = (j & 1) ? so : se;
+            int32_t acc = (j & 2) ? half >> 16 : (int32_t)(int16_t)half;
+            acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+            *out++ = (int8_t)edgec_clamp(acc, p->act_min, p->act_max);
+          }
+        }
+      }
+  return 1;
+#else
+  (void)p; (void)in; (void)out;
+  return 0;
+#endif
+}

@@ -52,6 +52,17 @@ EDGEC_INLINE int32_t edgec_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
   return (y >> right) + ((y & mask) > threshold);
 }
 
+/* Saturate to int8 (one SSAT where the DSP extension has it). */
+EDGEC_INLINE int32_t edgec_ssat8(int32_t x) {
+#if !defined(EDGEC_PORTABLE) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
+  int32_t r;
+  __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
+  return r;
+#else
+  return edgec_clamp(x, -128, 127);
+#endif
+}
+
 /* Requantize an int32 accumulator to int8 with the output offset and activation clamp. */
 EDGEC_INLINE int8_t edgec_requant(int32_t acc, int32_t mult, int32_t shift, int32_t offset,
                                   int32_t lo, int32_t hi) {

@@ -11,8 +11,8 @@
 
 /* The input window of output pixel q as one vector (im2col), padded with the input zero point:
  * with the folded bias a padded tap then adds zp * w - zp * w = 0, as the reference skips it. */
-static const int8_t *conv_patch(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q,
-                                int8_t *dst) {
+const int8_t *edgec_conv_patch(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q,
+                               int8_t *dst) {
   const int32_t oy = q / p->out_w, ox = q % p->out_w;
   const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
   const int8_t zp = (int8_t)(-p->in_offset);
@@ -86,12 +86,63 @@ void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *f
       }
       /* Windows beyond 1x1 straight from the input where the build has that path, else im2col. */
       if (!scratch || !edgec_conv_pixels(p, in, b, q, q + pair, filt, bias, mult, shift, o0, pair ? o1 : o0)) {
-        const int8_t *x0 = conv_patch(p, in, b, q, scratch);
-        const int8_t *x1 = pair ? conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
+        const int8_t *x0 = edgec_conv_patch(p, in, b, q, scratch);
+        const int8_t *x1 = pair ? edgec_conv_patch(p, in, b, q + 1, scratch ? scratch + k : 0) : 0;
         edgec_conv_channels(p, x0, x1, filt, k, bias, mult, shift, o0, o1);
       }
       /* Row `done` is final once the pad_h rows below it, which read it, are complete. */
       while (ring && done + p->pad_h < (q + 1 + pair) / p->out_w) ring_commit(p, ring, out, done++);
+    }
+  }
+  while (ring && done < p->out_h) ring_commit(p, ring, out, done++);
+}
+
+/* The weight of output channel c and window tap t in the int16 layout of ops.pack_conv_pairs16
+ * (k taps, a multiple of 4, per channel). */
+static int32_t w16_at(const int16_t *filt, int32_t out_c, int32_t k, int32_t c, int32_t t) {
+  const int32_t g = t >> 2, half = t & 1, i = (t >> 1) & 1;
+  if (c < (out_c & ~1)) return filt[(c >> 1) * 2 * k + g * 8 + half * 4 + (c & 1) * 2 + i];
+  return filt[(out_c >> 1) * 2 * k + g * 4 + half * 2 + i];
+}
+
+/* CONV_2D over weights widened to int16 (ops.pack_conv_pairs16; for rq_mode 1 and 2 they and the
+ * bias are doubled, so the sums are twice the reference's): output pixels four at a time
+ * (edgec_conv_quad, the DSP kernel); a last group of fewer pixels repeats its last pixel, writing
+ * the same bytes again. Builds without that kernel run one pixel at a time from its im2col window.
+ * `scratch` and `ring` as for edgec_conv_s8 (scratch: one window of k bytes at least, NULL for a
+ * 1x1 filter whose in_c is a multiple of 4). */
+void edgec_conv_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16_t *filt,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *rq,
+                       int8_t *out, int8_t *scratch, int8_t *ring) {
+  const int32_t taps = p->f_h * p->f_w * p->in_c, k = (taps + 3) & ~3;
+  const int32_t pixels = p->out_h * p->out_w;
+  /* Four pixels may span four output rows when rows hold fewer than two: the ring keeps two
+   * beyond pad_h, so in place such rows go one pixel at a time. */
+  const int32_t step = ring && p->out_w < 2 ? 1 : 4;
+  int32_t b, q, j, c, t, done = 0;
+  if (scratch && k != taps) memset(scratch + taps, 0, (size_t)(k - taps));
+  for (b = 0; b < p->batches; ++b) {
+    for (q = 0; q < pixels; q += step) {
+      const int32_t n = pixels - q < step ? pixels - q : step;
+      int32_t qs[4];
+      int8_t *o[4];
+      for (j = 0; j < 4; ++j) {
+        qs[j] = q + (j < n ? j : n - 1);
+        o[j] = ring ? ring_row(p, ring, qs[j] / p->out_w) + (qs[j] % p->out_w) * p->out_c
+                    : out + (b * pixels + qs[j]) * p->out_c;
+      }
+      if (!edgec_conv_quad(p, in, b, qs, filt, bias, mult, shift, rq, o, scratch)) {
+        for (j = 0; j < n; ++j) {
+          const int8_t *x = edgec_conv_patch(p, in, b, qs[j], scratch);
+          for (c = 0; c < p->out_c; ++c) {
+            int32_t acc = bias[c];
+            for (t = 0; t < taps; ++t) acc += x[t] * w16_at(filt, p->out_c, k, c, t);
+            if (p->rq_mode) acc >>= 1;  /* weights and bias doubled (exact: the sum is even) */
+            o[j][c] = requant(acc, mult[c], shift[c], p->out_offset, p->act_min, p->act_max);
+          }
+        }
+      }
+      while (ring && done + p->pad_h < (q + n) / p->out_w) ring_commit(p, ring, out, done++);
     }
   }
   while (ring && done < p->out_h) ring_commit(p, ring, out, done++);
@@ -158,6 +209,44 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
       if (oy >= 0) ring_commit(p, ring, out, oy);
 }
 
+/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, depth multiplier 1, channels % 4 == 0, over int16
+ * weights (ops.pack_dw16; doubled with the bias for rq_mode 1 and 2): a row at a time through the
+ * DSP kernel (edgec_dw16_row), or where the build has none through this loop, which skips the
+ * padded taps as the reference does. `rq` as for edgec_conv_s8_w16; `scratch`: the DSP kernel's
+ * expanded rows (ops.dw16_scratch_bytes); `ring` as for edgec_depthwise_s8. */
+void edgec_depthwise_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16_t *filt,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                            const int32_t *rq, int8_t *out, int8_t *scratch, int8_t *ring) {
+  const int32_t image = p->in_h * p->in_w * p->in_c;
+  int32_t b, oy, ox, c, ky, kx;
+  for (b = 0; b < p->batches; ++b)
+    for (oy = 0; oy < p->out_h; ++oy) {
+      int8_t *o = ring ? ring_row(p, ring, oy) : out + (b * p->out_h + oy) * p->out_w * p->out_c;
+      if (!edgec_dw16_row(p, in + b * image, filt, bias, mult, shift, rq, oy, o, scratch)) {
+        for (ox = 0; ox < p->out_w; ++ox)
+          for (c = 0; c < p->out_c; ++c) {
+            int32_t acc = bias ? bias[c] : 0;
+            for (ky = 0; ky < 3; ++ky) {
+              const int32_t iy = oy - p->pad_h + ky;
+              if (iy < 0 || iy >= p->in_h) continue;
+              for (kx = 0; kx < 3; ++kx) {
+                const int32_t ix = ox - p->pad_w + kx;
+                if (ix < 0 || ix >= p->in_w) continue;
+                acc += ((int32_t)in[b * image + (iy * p->in_w + ix) * p->in_c + c] + p->in_offset) *
+                       filt[(c >> 2) * 36 + (ky * 3 + kx) * 4 + (c & 1) * 2 + ((c >> 1) & 1)];
+              }
+            }
+            if (p->rq_mode) acc >>= 1;  /* weights and bias doubled (exact: the sum is even) */
+            o[ox * p->out_c + c] = requant(acc, mult[c], shift[c], p->out_offset, p->act_min, p->act_max);
+          }
+      }
+      if (ring && oy >= p->pad_h) ring_commit(p, ring, out, oy - p->pad_h);
+    }
+  if (ring)
+    for (oy = p->out_h - p->pad_h; oy < p->out_h; ++oy)
+      if (oy >= 0) ring_commit(p, ring, out, oy);
+}
+
 /* ---------------------------------------------------------------- pooling */
 
 static void pool_window(const edgec_pool_params *p, int32_t oy, int32_t ox, int32_t *y0, int32_t *y1,
@@ -172,6 +261,7 @@ static void pool_window(const edgec_pool_params *p, int32_t oy, int32_t ox, int3
 
 void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out) {
   int32_t b, oy, ox, c, fy, fx, y0, y1, x0, x1, iy, ix;
+  if (edgec_avgpool_fast(p, in, out)) return;
   for (b = 0; b < p->batches; ++b)
     for (oy = 0; oy < p->out_h; ++oy)
       for (ox = 0; ox < p->out_w; ++ox) {
@@ -282,7 +372,33 @@ static int add_fast(const edgec_binary_params *p, const int8_t *a, const int8_t 
   }
   if (s1[3] == 1 && s2[3] == 1 && s1[2] == s[3] && s2[2] == s[3] && s1[1] == s[2] * s[3] &&
       s2[1] == s[2] * s[3] && s1[0] == s[1] * s[2] * s[3] && s2[0] == s[1] * s[2] * s[3]) {
-    const int8_t *const end = a + n;  /* no broadcasting: one flat loop */
+    const int8_t *const end = a + n, *const end4 = a + (n & ~3);  /* no broadcasting: one flat loop */
+    if (ro > 0 && ro <= 22 && hi == 127) {
+      /* Four elements per iteration from one word of each input. The rounding needs no mask (nego
+       * is -1) and carries the output offset (oo << ro, which cannot overflow: |y| < 2^30 and
+       * 128 << 22 = 2^29); the clamp is a saturation, then a compare against lo. */
+      const int32_t k = rndo + oo * (1 << ro);
+      while (a != end4) {
+        int32_t va, vb;
+        memcpy(&va, a, 4);
+        memcpy(&vb, b, 4);
+#define ADD_LANE(j)                                                        \
+  {                                                                        \
+    int32_t y;                                                             \
+    ADD_HIGH(t1[(int8_t)(va >> (8 * (j)))] + t2[(int8_t)(vb >> (8 * (j)))], y); \
+    y = edgec_ssat8((y + (y >> 31) + k) >> ro);                            \
+    out[j] = (int8_t)(y < lo ? lo : y);                                    \
+  }
+        ADD_LANE(0)
+        ADD_LANE(1)
+        ADD_LANE(2)
+        ADD_LANE(3)
+#undef ADD_LANE
+        a += 4;
+        b += 4;
+        out += 4;
+      }
+    }
     while (a != end) {
       ADD_ELEM(*a, *b)
       ++a;

@@ -59,6 +59,22 @@ int edgec_conv_pixels(const edgec_conv_params *p, const int8_t *in, int32_t b, i
 void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                    const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                    int8_t *scratch, int8_t *ring);
+/* CONV_2D over weights widened to int16 (ops.pack_conv_pairs16; windows padded to whole words; for
+ * rq_mode 1 and 2 weights and bias doubled), four output pixels at a time. `rq`: NULL, or for
+ * rq_mode 1 and 2 per channel {multiplier, rounding constant plus out_offset << r, r} (ops.conv_rq_table).
+ * `scratch`: one im2col window, NULL for 1x1 filters over in_c % 4 == 0. */
+void edgec_conv_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16_t *filt,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *rq,
+                       int8_t *out, int8_t *scratch, int8_t *ring);
+/* Every output channel of output pixels q[0..3] of image b (edgec_conv_s8_w16's DSP kernel):
+ * 1 when done, 0 when this build has no such kernel or the window is too long. */
+int edgec_conv_quad(const edgec_conv_params *p, const int8_t *in, int32_t b, const int32_t q[4],
+                    const int16_t *filt, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                    const int32_t *rq, int8_t *const o[4], int8_t *scratch);
+/* The im2col window of output pixel q (padded with the input zero point) in dst, or for dst NULL
+ * (a 1x1 filter without padding) the input pixel itself. */
+const int8_t *edgec_conv_patch(const edgec_conv_params *p, const int8_t *in, int32_t b, int32_t q,
+                               int8_t *dst);
 /* One depthwise output row (depth multiplier 1, channels % 4 == 0): x points at column 0 of the
  * first valid input row of the window, w at the filter row that reads it; `rows` valid rows. */
 void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, int32_t rows,
@@ -66,12 +82,24 @@ void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, 
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                         const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                         int8_t *ring);
+/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, multiplier 1, channels % 4 == 0, over int16 weights
+ * (ops.pack_dw16; doubled with the bias for rq_mode 1 and 2); `rq` as for edgec_conv_s8_w16. */
+void edgec_depthwise_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16_t *filt,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                            const int32_t *rq, int8_t *out, int8_t *scratch, int8_t *ring);
+/* Output row oy of edgec_depthwise_s8_w16 into out (one image; rows in order from 0, `scratch` as
+ * ops.dw16_scratch_bytes): 1 when done, 0 when this build has no DSP kernel for it. */
+int edgec_dw16_row(const edgec_conv_params *p, const int8_t *in, const int16_t *filt, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, const int32_t *rq, int32_t oy, int8_t *out,
+                   int8_t *scratch);
 void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 /* FULLY_CONNECTED over weights widened to int16 by the generator (ops.pack_fc_weights16). */
 void edgec_fc_s8_w16(const edgec_fc_params *p, const int8_t *in, const int16_t *filt,
                      const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 void edgec_avgpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
+/* edgec_avgpool_s8's DSP path (channels % 4 == 0, windows of at most 256): 1 when it ran. */
+int edgec_avgpool_fast(const edgec_pool_params *p, const int8_t *in, int8_t *out);
 void edgec_maxpool_s8(const edgec_pool_params *p, const int8_t *in, int8_t *out);
 void edgec_add_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out);
 void edgec_mul_s8(const edgec_binary_params *p, const int8_t *a, const int8_t *b, int8_t *out);
