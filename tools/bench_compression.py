@@ -18,8 +18,8 @@ sha512-pinned, decoded into ``build/cifar10/``): a seeded subset of 5,000 images
 batch for calibration and distillation (without labels), and the first 2,000 test images for
 evaluation, reporting agreement with the float Keras model and, in brackets, top-1 against the CIFAR-10
 labels. The ``-full`` ResNet-8 cases recover on all 50,000 training images (still unlabelled: the float
-model is the teacher) and are scored on all 10,000 test images; ``resnet8-int4-sixth-labels`` recovers on
-the same images with their labels (distillation plus labels, augmentation, a cosine learning rate). The wake-word model has only 45 real
+model is the teacher) and are scored on all 10,000 test images; ``resnet8-int4-sixth-labels`` and
+``resnet8-int4-small-labels`` recover on the same images with their labels (distillation plus labels, augmentation, a cosine learning rate). The wake-word model has only 45 real
 labelled samples, used for calibration, distillation and evaluation alike (so its accuracy is optimistic). KWS has no data here: synthetic 1 s clips (voiced
 harmonics with moving formants, noise, silence) through MLPerf's MFCC front end; only fidelity
 (agreement) is meaningful for it.
@@ -149,7 +149,13 @@ def resnet8_int4_sixth_labels_case() -> dict:
 def resnet8_int4_small_labels_case() -> dict:
     """ResNet-8 within 1/8 of its float file (per layer LUT clusters, int4 or int8 at 2.85 bits, as
     ``resnet8-int4-small``) recovered as ``resnet8-int4-sixth-labels`` is: all 50,000 labelled training
-    images, distillation plus labels, shifts and flips, a cosine rate; scored on all 10,000 test images."""
+    images, distillation plus labels, shifts and flips, a cosine rate; scored on all 10,000 test images.
+
+    Measured (TFLite Micro, n=10,000): 38,712 B (1/8.2 of the float file), top-1 85.86% against float
+    87.19% (-1.33) and the converter's int8 87.07%; agreement with float 90.9%. The allocator gave 8
+    clusters per channel to conv2d_2/3/4/6 and 4 to conv2d_7, int4 to the 1x1 shortcuts conv2d_5/8,
+    int8 to conv2d_1. LUT layers: the C backend does not run them. 10 epochs took 46 min of training
+    (51 min in all) on the 2-core machine."""
     return {**resnet8_full_case(labelled=True),
             "recipe": Recipe(cluster_bits=2.85, int4=["auto"], cluster_per_channel=True, finetune_epochs=10,
                              batch_size=64, learning_rate=3e-4, distill=True, label_weight=0.5,

@@ -1565,7 +1565,28 @@ EDGEC_SPECIALIZE void dw16_group(const int32_t *const rows[3], const int16_t *w1
               [we] "=&r"(we), [wo] "=&r"(wo), [xe] "=&r"(xe), [xo] "=&r"(xo)
             : [r0] "m"(r0), [r1] "m"(r1), [r2] "m"(r2)
             : "memory");
-    if (fused) {
+    if (fused == 2) {
+      /* the pixel's four channels, each with its three constants: 10 cycles a channel */
+      int8_t *oa = out;
+      const int32_t *tc = t;
+      int32_t m, k, r;
+#define DW16_REQ1(x)                                  \
+  "ldr    %[m], [%[t]], #4\n\t"                       \
+  "ldr    %[k], [%[t]], #4\n\t"                       \
+  "ldr    %[r], [%[t]], #4\n\t"                       \
+  "smmulr %[" #x "], %[" #x "], %[m]\n\t"              \
+  "add    %[" #x "], %[" #x "], %[" #x "], asr #31\n\t" \
+  "add    %[" #x "], %[" #x "], %[k]\n\t"              \
+  "asr    %[" #x "], %[" #x "], %[r]\n\t"              \
+  "ssat   %[" #x "], #8, %[" #x "]\n\t"                \
+  "strb   %[" #x "], [%[oa]], #1\n\t"
+      __asm__ volatile(DW16_REQ1(a0) DW16_REQ1(a1) DW16_REQ1(a2) DW16_REQ1(a3)
+                       : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [t] "+r"(tc),
+                         [oa] "+r"(oa), [m] "=&r"(m), [k] "=&r"(k), [r] "=&r"(r)
+                       :
+                       : "memory");
+#undef DW16_REQ1
+    } else if (fused) {
       DW16_OUT(a0, t, out[0])
       DW16_OUT(a1, t + 3, out[1])
       DW16_OUT(a2, t + 6, out[2])
