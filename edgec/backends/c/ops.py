@@ -130,7 +130,7 @@ def _conv_like(e, op, depthwise: bool) -> int:
     if depthwise:
         wide = e.wide_conv and dw16_fits(op, filt, ic, oc)
     else:
-        wide = e.wide_conv and (k % 4 == 0 or (fh, fw) != (1, 1))
+        wide = e.wide_conv and conv16_fits(fh, fw, ic, ow, op.index in e.plan.in_place)
     # int16 weights (and bias) doubled where the requantization takes 2 * acc (rq_mode 1, 2)
     factor = 2 if wide and mode else 1
     if depthwise and wide:
@@ -159,7 +159,8 @@ def _conv_like(e, op, depthwise: bool) -> int:
         filt_c = e.const(op.inputs[1])
     args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
             f"{e.ptr(op.outputs[0])}")
-    patches = scratch_bytes(e.model, op, False, wide=e.wide_conv)
+    in_place = op.index in e.plan.in_place
+    patches = scratch_bytes(e.model, op, in_place, wide=e.wide_conv) - (_ring_bytes(e.model, op) if in_place else 0)
     base = e.plan.scratch(op.index).offset if patches or op.index in e.plan.in_place else 0
     scratch = f"({e.prefix}_arena + {base})" if patches else "0"
     ring = f"({e.prefix}_arena + {base + patches})" if op.index in e.plan.in_place else "0"
@@ -173,6 +174,21 @@ def _conv_like(e, op, depthwise: bool) -> int:
     else:
         e.call(f"edgec_conv_s8({args}, {scratch}, {ring});")
     return n * oh * ow * oc * fh * fw * (1 if depthwise else ic)
+
+
+# Longest window (taps, rounded up to whole words) edgec_conv_quad expands (EDGEC_QUAD_MAX_K in
+# edgec_dot.c); longer ones keep the int8 layout, whose two-pixel loop takes any length.
+QUAD_MAX_K = 576
+
+
+def conv16_fits(fh: int, fw: int, ic: int, ow: int, in_place: bool) -> bool:
+    """Whether a CONV_2D takes the int16-weight four-pixel kernel (edgec_conv_s8_w16): a window of
+    whole words (or an im2col window, padded to them) no longer than :data:`QUAD_MAX_K`, and not in
+    place over rows of one pixel (four pixels would span more rows than the ring holds: the kernel
+    would run them one at a time)."""
+    k = fh * fw * ic
+    return ((k % 4 == 0 or (fh, fw) != (1, 1)) and window_bytes(k) <= QUAD_MAX_K
+            and not (in_place and ow == 1))
 
 
 def dw16_fits(op, filt, ic: int, oc: int) -> bool:
@@ -239,7 +255,8 @@ def scratch_bytes(model, op, in_place: bool, *, wide: bool = False) -> int:
         return 0  # the int4 kernels read the input window in place
     _, fh, fw, ic = model.tensors[op.inputs[1]].shape
     patches = 2 * window_bytes(fh * fw * ic) if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
-    if wide and patches:  # builds without the four-pixel kernel take one im2col window at a time
+    ow = model.tensors[op.outputs[0]].shape[2]
+    if wide and patches and conv16_fits(fh, fw, ic, ow, in_place):  # one window at a time without DSP
         patches = window_bytes(fh * fw * ic)
     if wide and op.name == "DEPTHWISE_CONV_2D" and dw16_fits(op, model.tensors[op.inputs[1]], ic,
                                                             model.tensors[op.outputs[0]].shape[3]):

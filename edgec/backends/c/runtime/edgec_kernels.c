@@ -97,14 +97,6 @@ void edgec_conv_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *f
   while (ring && done < p->out_h) ring_commit(p, ring, out, done++);
 }
 
-/* The weight of output channel c and window tap t in the int16 layout of ops.pack_conv_pairs16
- * (k taps, a multiple of 4, per channel). */
-static int32_t w16_at(const int16_t *filt, int32_t out_c, int32_t k, int32_t c, int32_t t) {
-  const int32_t g = t >> 2, half = t & 1, i = (t >> 1) & 1;
-  if (c < (out_c & ~1)) return filt[(c >> 1) * 2 * k + g * 8 + half * 4 + (c & 1) * 2 + i];
-  return filt[(out_c >> 1) * 2 * k + g * 4 + half * 2 + i];
-}
-
 /* CONV_2D over weights widened to int16 (ops.pack_conv_pairs16; for rq_mode 1 and 2 they and the
  * bias are doubled, so the sums are twice the reference's): output pixels four at a time
  * (edgec_conv_quad, the DSP kernel); a last group of fewer pixels repeats its last pixel, writing
@@ -133,11 +125,26 @@ void edgec_conv_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16
       }
       if (!edgec_conv_quad(p, in, b, qs, filt, bias, mult, shift, rq, o, scratch)) {
         for (j = 0; j < n; ++j) {
+          /* k bytes: the im2col scratch is zero-padded to k, a 1x1 window has k == taps */
           const int8_t *x = edgec_conv_patch(p, in, b, qs[j], scratch);
-          for (c = 0; c < p->out_c; ++c) {
+          const int16_t *w = filt;
+          for (c = 0; c + 2 <= p->out_c; c += 2) {  /* pairs: per word {0, 2} of both, {1, 3} of both */
+            int32_t a0 = bias[c], a1 = bias[c + 1];
+            for (t = 0; t < k; t += 4, w += 8) {
+              a0 += x[t] * w[0] + x[t + 2] * w[1] + x[t + 1] * w[4] + x[t + 3] * w[5];
+              a1 += x[t] * w[2] + x[t + 2] * w[3] + x[t + 1] * w[6] + x[t + 3] * w[7];
+            }
+            if (p->rq_mode) {  /* weights and bias doubled (exact: the sums are even) */
+              a0 >>= 1;
+              a1 >>= 1;
+            }
+            o[j][c] = requant(a0, mult[c], shift[c], p->out_offset, p->act_min, p->act_max);
+            o[j][c + 1] = requant(a1, mult[c + 1], shift[c + 1], p->out_offset, p->act_min, p->act_max);
+          }
+          if (c < p->out_c) {  /* an odd last channel: per word {0, 2}, then {1, 3} */
             int32_t acc = bias[c];
-            for (t = 0; t < taps; ++t) acc += x[t] * w16_at(filt, p->out_c, k, c, t);
-            if (p->rq_mode) acc >>= 1;  /* weights and bias doubled (exact: the sum is even) */
+            for (t = 0; t < k; t += 4, w += 4) acc += x[t] * w[0] + x[t + 2] * w[1] + x[t + 1] * w[2] + x[t + 3] * w[3];
+            if (p->rq_mode) acc >>= 1;
             o[j][c] = requant(acc, mult[c], shift[c], p->out_offset, p->act_min, p->act_max);
           }
         }
