@@ -1162,40 +1162,6 @@ EDGEC_SPECIALIZE void quad_channels(const edgec_conv_params *p, const int32_t *x
                 QUAD_OPERANDS
                 : [end] "m"(end)
                 : "cc", "memory");
-#if defined(EDGEC_DSP_REQUANT)
-      if (mode == 2 && rq) {
-        /* Requantized from the registers into the staging rows (pixel j at j * 2 * PASS): per
-         * channel its three constants (ops.conv_rq_table), then per pixel SMMULR, the rounding
-         * shift with the offset folded in, SSAT and a byte store: 6 cycles an output. */
-        const int32_t *tp = rq + 3 * 2 * (first + i);
-        int8_t *sp8 = staged + 2 * i;
-#define QUAD_REQ(a, o)                                 \
-  "smmulr %[" #a "], %[" #a "], %[wb]\n\t"              \
-  "add    %[" #a "], %[" #a "], %[" #a "], asr #31\n\t" \
-  "add    %[" #a "], %[" #a "], %[xa]\n\t"              \
-  "asr    %[" #a "], %[" #a "], %[xb]\n\t"              \
-  "ssat   %[" #a "], #8, %[" #a "]\n\t"                 \
-  "strb   %[" #a "], [%[x], #" #o "]\n\t"
-        __asm__ volatile(
-            "ldr    %[wa], %[tp]\n\t"
-            "ldr    %[x], %[sp8]\n\t"
-            "ldr    %[wb], [%[wa]], #4\n\t"
-            "ldr    %[xa], [%[wa]], #4\n\t"
-            "ldr    %[xb], [%[wa]], #4\n\t"
-            QUAD_REQ(a00, 0) QUAD_REQ(a10, 64) QUAD_REQ(a20, 128) QUAD_REQ(a30, 192)
-            "ldr    %[wb], [%[wa]], #4\n\t"
-            "ldr    %[xa], [%[wa]], #4\n\t"
-            "ldr    %[xb], [%[wa]]\n\t"
-            QUAD_REQ(a01, 1) QUAD_REQ(a11, 65) QUAD_REQ(a21, 129) QUAD_REQ(a31, 193)
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [a20] "+r"(a20),
-              [a21] "+r"(a21), [a30] "+r"(a30), [a31] "+r"(a31), [x] "=&r"(x), [wa] "=&r"(wa),
-              [wb] "=&r"(wb), [xa] "=&r"(xa), [xb] "=&r"(xb)
-            : [tp] "m"(tp), [sp8] "m"(sp8)
-            : "memory");
-#undef QUAD_REQ
-        continue;
-      }
-#endif
       acc[0] = a00; acc[1] = a10; acc[2] = a20; acc[3] = a30;
       acc[4] = a01; acc[5] = a11; acc[6] = a21; acc[7] = a31;
     }
@@ -1204,13 +1170,6 @@ EDGEC_SPECIALIZE void quad_channels(const edgec_conv_params *p, const int32_t *x
     {
       const int32_t count = 2 * n;
 #if defined(EDGEC_DSP_REQUANT)
-      if (mode == 2 && rq) {  /* requantized in the pair loop */
-        memcpy(o0 + 2 * first, staged, (size_t)count);
-        memcpy(o1 + 2 * first, staged + 2 * EDGEC_QUAD_PASS, (size_t)count);
-        memcpy(o2 + 2 * first, staged + 4 * EDGEC_QUAD_PASS, (size_t)count);
-        memcpy(o3 + 2 * first, staged + 6 * EDGEC_QUAD_PASS, (size_t)count);
-        continue;
-      }
       if (mode != 0 && rq) {  /* the generator's constants (ops.conv_rq_table) */
         int8_t *const p0 = o0 + 2 * first, *const p1 = o1 + 2 * first, *const p2 = o2 + 2 * first,
                *const p3 = o3 + 2 * first;
@@ -1421,23 +1380,7 @@ int edgec_conv_quad(const edgec_conv_params *p, const int8_t *in, int32_t b, con
 #if defined(EDGEC_USE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
 #define EDGEC_DW16 1
 
-/* Tap k of the current row for two pixels: columns k and k + 1. */
-#define DW16_TAP(k)                                   \
-  "ldr    %[we], [%[w]], #4\n\t"                      \
-  "ldr    %[wo], [%[w]], #4\n\t"                      \
-  "ldr    %[xe], [%[x], #(8 * " #k ")]\n\t"           \
-  "ldr    %[xo], [%[x], #(8 * " #k " + 4)]\n\t"       \
-  "smlabb %[a0], %[xe], %[we], %[a0]\n\t"             \
-  "smlatt %[a2], %[xe], %[we], %[a2]\n\t"             \
-  "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"             \
-  "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"             \
-  "ldr    %[xe], [%[x], #(8 * " #k " + 8)]\n\t"       \
-  "ldr    %[xo], [%[x], #(8 * " #k " + 12)]\n\t"      \
-  "smlabb %[b0], %[xe], %[we], %[b0]\n\t"             \
-  "smlatt %[b2], %[xe], %[we], %[b2]\n\t"             \
-  "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"             \
-  "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"
-/* Tap k of the current row for one pixel (an odd last one). */
+/* Tap k of the current row for one pixel (column k): its weights, then its pixel words. */
 #define DW16_TAP1(k)                                  \
   "ldr    %[we], [%[w]], #4\n\t"                      \
   "ldr    %[wo], [%[w]], #4\n\t"                      \
@@ -1447,6 +1390,15 @@ int edgec_conv_quad(const edgec_conv_params *p, const int8_t *in, int32_t b, con
   "smlatt %[a2], %[xe], %[we], %[a2]\n\t"             \
   "smlabb %[a1], %[xo], %[wo], %[a1]\n\t"             \
   "smlatt %[a3], %[xo], %[wo], %[a3]\n\t"
+/* Tap k for two pixels: the first as above, the second (column k + 1) on the same weights. */
+#define DW16_TAP(k)                                   \
+  DW16_TAP1(k)                                        \
+  "ldr    %[xe], [%[x], #(8 * " #k " + 8)]\n\t"       \
+  "ldr    %[xo], [%[x], #(8 * " #k " + 12)]\n\t"      \
+  "smlabb %[b0], %[xe], %[we], %[b0]\n\t"             \
+  "smlatt %[b2], %[xe], %[we], %[b2]\n\t"             \
+  "smlabb %[b1], %[xo], %[wo], %[b1]\n\t"             \
+  "smlatt %[b3], %[xo], %[wo], %[b3]\n\t"
 #define DW16_WINDOW(TAP)                                                    \
   "ldr    %[x], %[r0]\n\t" TAP(0) TAP(1) TAP(2)                             \
   "ldr    %[x], %[r1]\n\t" TAP(0) TAP(1) TAP(2)                             \
