@@ -108,10 +108,9 @@ def model_figures(name: str, tflite: bytes, info: dict, inputs, reference, tflm_
 def bench_model(name: str, tflite: bytes, machines: list[str], *, count: int, seed: int, jobs: int) -> list[dict]:
     """Generate the C per machine, then build and run it on every machine and kernel variant; one row each."""
     from edgec.backends.c import generate
-    from edgec.runtimes.tflm_arena import measure_arena
     from edgec.backends.c.hostcheck import device_check, random_inputs, tflm_outputs
-
     from edgec.device.firmware.boards import board
+    from edgec.runtimes.tflm_arena import measure_arena
 
     with tempfile.TemporaryDirectory() as tmp:
         # The C is generated per machine: the layout of the weights depends on the core

@@ -254,6 +254,14 @@ def test_conv_weights_widen_to_int16_only_for_dsp_cores_with_flash_to_spare(tfli
     wide = generate(tflite, tmp_path / "wide", flash_bytes=1 << 20, core="cortex-m4")
     assert "conv" in wide["int16_weights"] and wide["weight_bytes"] > weights
     assert "edgec_conv_s8_w16" in (tmp_path / "wide" / "model.c").read_text()
+    # The plan and the emitter share one per-layer choice: the depth-multiplier-2 depthwise layer
+    # (8 input channels, 16 out) keeps the int8 kernel, the multiplier-1 one takes the int16 kernel.
+    from edgec.backends.c import ops
+    model = parse(tflite)
+    depthwise = [op for op in model.operators if op.name == "DEPTHWISE_CONV_2D"]
+    channels = [(model.tensors[op.inputs[0]].shape[3], model.tensors[op.outputs[0]].shape[3]) for op in depthwise]
+    assert channels == [(8, 16), (16, 16)]
+    assert [ops.int16_kernel(model, op, False, True) for op in depthwise] == [False, True]
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,

@@ -127,52 +127,41 @@ def _conv_like(e, op, depthwise: bool) -> int:
     inp, filt = e.model.tensors[op.inputs[0]], e.model.tensors[op.inputs[1]]
     params, m, s, (n, ih, iw, ic, oh, ow, oc, fh, fw), mode = conv_params(e, op, filt, depthwise)
     k = fh * fw * ic
-    if depthwise:
-        wide = e.wide_conv and dw16_fits(op, filt, ic, oc)
-    else:
-        wide = e.wide_conv and conv16_fits(fh, fw, ic, ow, op.index in e.plan.in_place)
+    in_place = op.index in e.plan.in_place
+    wide = int16_kernel(e.model, op, in_place, e.wide_conv)
     # int16 weights (and bias) doubled where the requantization takes 2 * acc (rq_mode 1, 2)
     factor = 2 if wide and mode else 1
+    doubled = ", doubled" if factor == 2 else ""
     if depthwise and wide:
         values = bias_values(e, op)
         bias = "0" if values is None else e.array("int32_t", [int(v) * factor for v in values])
-        filt_c = e.const(op.inputs[1], pack=lambda w: pack_dw16(w, factor),
-                         tag=f"dw, int16{', doubled' if factor == 2 else ''}")
-        table = conv_rq_table(e, op, mode) if mode else None
-        base = e.plan.scratch(op.index).offset
-        ring = f"({e.prefix}_arena + {base + dw16_scratch_bytes(e.model, op)})" if op.index in e.plan.in_place else "0"
-        e.call(f"edgec_depthwise_s8_w16(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
-               f"{e.array('int32_t', table) if table is not None else '0'}, {e.ptr(op.outputs[0])}, "
-               f"({e.prefix}_arena + {base}), {ring});")
-        return n * oh * ow * oc * fh * fw
-    bias = bias_array(e, op) if depthwise else _folded_bias(e, op, -zp(inp), factor)
-    if depthwise:
-        filt_c = e.const(op.inputs[1])
-    elif wide:
-        filt_c = e.const(op.inputs[1], pack=lambda w: pack_conv_pairs16(w, factor),
-                         tag=f"pairs, int16{', doubled' if factor == 2 else ''}")
-    elif k % 4 == 0:
-        filt_c = e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs")
-    elif (fh, fw) != (1, 1):  # im2col windows padded to whole words: the SIMD pair loop takes them
-        filt_c = e.const(op.inputs[1], pack=lambda w: pack_conv_pairs(pad_windows(w)), tag="pairs, padded")
+        filt_c = e.const(op.inputs[1], pack=lambda w: pack_dw16(w, factor), tag=f"dw, int16{doubled}")
+    elif depthwise:
+        bias, filt_c = bias_array(e, op), e.const(op.inputs[1])
     else:
-        filt_c = e.const(op.inputs[1])
-    args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
-            f"{e.ptr(op.outputs[0])}")
-    in_place = op.index in e.plan.in_place
-    patches = scratch_bytes(e.model, op, in_place, wide=e.wide_conv) - (_ring_bytes(e.model, op) if in_place else 0)
-    base = e.plan.scratch(op.index).offset if patches or op.index in e.plan.in_place else 0
+        bias = _folded_bias(e, op, -zp(inp), factor)
+        if wide:
+            filt_c = e.const(op.inputs[1], pack=lambda w: pack_conv_pairs16(w, factor), tag=f"pairs, int16{doubled}")
+        elif k % 4 == 0:
+            filt_c = e.const(op.inputs[1], pack=pack_conv_pairs, tag="pairs")
+        elif (fh, fw) != (1, 1):  # im2col windows padded to whole words: the SIMD pair loop takes them
+            filt_c = e.const(op.inputs[1], pack=lambda w: pack_conv_pairs(pad_windows(w)), tag="pairs, padded")
+        else:
+            filt_c = e.const(op.inputs[1])
+    patches = _patch_bytes(e.model, op, in_place, wide)
+    base = e.plan.scratch(op.index).offset if patches or in_place else 0
     scratch = f"({e.prefix}_arena + {base})" if patches else "0"
-    ring = f"({e.prefix}_arena + {base + patches})" if op.index in e.plan.in_place else "0"
-    if depthwise:
-        e.call(f"edgec_depthwise_s8({args}, {ring});")
-    elif wide:
+    ring = f"({e.prefix}_arena + {base + patches})" if in_place else "0"
+    head = f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}"
+    if wide:
         table = conv_rq_table(e, op, mode) if mode else None
-        wide_args = (f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}, "
-                     f"{e.array('int32_t', table) if table is not None else '0'}, {e.ptr(op.outputs[0])}")
-        e.call(f"edgec_conv_s8_w16({wide_args}, {scratch}, {ring});")
+        rq = e.array("int32_t", table) if table is not None else "0"
+        kernel = "edgec_depthwise_s8_w16" if depthwise else "edgec_conv_s8_w16"
+        e.call(f"{kernel}({head}, {rq}, {e.ptr(op.outputs[0])}, {scratch}, {ring});")
+    elif depthwise:
+        e.call(f"edgec_depthwise_s8({head}, {e.ptr(op.outputs[0])}, {ring});")
     else:
-        e.call(f"edgec_conv_s8({args}, {scratch}, {ring});")
+        e.call(f"edgec_conv_s8({head}, {e.ptr(op.outputs[0])}, {scratch}, {ring});")
     return n * oh * ow * oc * fh * fw * (1 if depthwise else ic)
 
 
@@ -247,20 +236,40 @@ def _ring_bytes(model, op) -> int:
     return (ph + 2) * out.shape[2] * out.shape[3]
 
 
+def int16_kernel(model, op, in_place: bool, wide: bool) -> bool:
+    """Whether a convolution runs an int16-weight kernel (edgec_conv_s8_w16, edgec_depthwise_s8_w16):
+    the model's conv weights may be widened (``wide``, :func:`codegen.wide_conv_fits`) and the layer
+    fits the kernel (:func:`conv16_fits`, :func:`dw16_fits`). The memory plan and the emitter both
+    ask here, so the scratch they agree on is the one the kernel gets."""
+    if not wide or op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
+        return False
+    inp, filt, out = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    _, fh, fw, _ = filt.shape
+    ic = inp.shape[3]  # a depthwise filter's last axis is the output channels
+    if op.name == "DEPTHWISE_CONV_2D":
+        return dw16_fits(op, filt, ic, out.shape[3])
+    return conv16_fits(fh, fw, ic, out.shape[2], in_place)
+
+
+def _patch_bytes(model, op, in_place: bool, wide: bool) -> int:
+    """The scratch of a convolution's kernel before its ring: two im2col windows for CONV_2D beyond
+    1x1 (one for the int16 kernel, whose loop without the DSP takes one window at a time), the
+    expanded rows of the int16 depthwise kernel; ``wide`` as :func:`int16_kernel` decided."""
+    _, fh, fw, ic = model.tensors[op.inputs[1]].shape
+    if op.name == "DEPTHWISE_CONV_2D":
+        return dw16_scratch_bytes(model, op) if wide else 0
+    if (fh, fw) == (1, 1):
+        return 0
+    return (1 if wide else 2) * window_bytes(fh * fw * ic)
+
+
 def scratch_bytes(model, op, in_place: bool, *, wide: bool = False) -> int:
-    """Scratch bytes an operator's kernel needs: two im2col windows for CONV_2D beyond 1x1 (one for
-    the int16-weight kernel, ``wide``), plus the ring of pending output rows when a convolution
-    runs in place."""
+    """Scratch bytes an operator's kernel needs (:func:`_patch_bytes`), plus the ring of pending
+    output rows when a convolution runs in place; ``wide``: the model's conv weights may be
+    widened (:func:`int16_kernel` decides per layer)."""
     if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
         return 0  # the int4 kernels read the input window in place
-    _, fh, fw, ic = model.tensors[op.inputs[1]].shape
-    patches = 2 * window_bytes(fh * fw * ic) if op.name == "CONV_2D" and (fh, fw) != (1, 1) else 0
-    ow = model.tensors[op.outputs[0]].shape[2]
-    if wide and patches and conv16_fits(fh, fw, ic, ow, in_place):  # one window at a time without DSP
-        patches = window_bytes(fh * fw * ic)
-    if wide and op.name == "DEPTHWISE_CONV_2D" and dw16_fits(op, model.tensors[op.inputs[1]], ic,
-                                                            model.tensors[op.outputs[0]].shape[3]):
-        patches = dw16_scratch_bytes(model, op)
+    patches = _patch_bytes(model, op, in_place, int16_kernel(model, op, in_place, wide))
     return patches + (_ring_bytes(model, op) if in_place else 0)
 
 
