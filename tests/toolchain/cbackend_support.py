@@ -139,6 +139,47 @@ def odd_conv_model():
     return keras().Model(inp, out)
 
 
+def depthwise_rows_model(width: int):
+    """3x3 depthwise layers (12 channels: three groups of four) whose output rows cover the cases
+    of the DSP row kernel's pixel loop: ``width`` 11 gives rows of 11, 9, 7, 5, 5, 3 and 1 pixels,
+    ``width`` 10 rows of 10, 8, 6, 4 and 2 (quads, then none to three pixels left, or five as one
+    block), 'same' and 'valid' padding, linear and RELU6 layers."""
+    seed_everything(11 + width)
+    L = keras().layers
+    # with clamp_relu6_outputs RELU6 takes the clamped path: every row width on both paths
+    layers = ([("same", None), ("valid", None), ("valid", "relu6"), ("valid", "relu6"), ("same", None),
+               ("valid", "relu6"), ("valid", "relu6")] if width == 11 else
+              [("same", "relu6"), ("valid", None), ("valid", "relu6"), ("valid", "relu6"), ("valid", None)])
+    x = inp = L.Input((16, width, 12))
+    for padding, activation in layers:  # weights large enough that RELU6 clips at 6
+        x = L.DepthwiseConv2D(3, padding=padding, activation=activation,
+                              depthwise_initializer=keras().initializers.RandomNormal(0.0, 0.7))(x)
+    x = L.Flatten()(x)
+    return keras().Model(inp, L.Dense(3)(x))
+
+
+def clamp_relu6_outputs(tflite: bytes) -> bytes:
+    """The model with every RELU6 depthwise layer's output scale doubled and its zero point at -60:
+    the converter's RELU6 outputs span all of int8 (the kernels then only saturate); where they
+    spanned [0, 6] they now clamp to [-60, 68], the requantization path with an activation clamp
+    (rq_mode 1)."""
+    import flatbuffers
+
+    from edgec.core.tflite_model import op_name, schema
+
+    model = schema().ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    relu6 = schema().ActivationFunctionType.RELU6
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if op_name(model, op.opcodeIndex) == "DEPTHWISE_CONV_2D" and op.builtinOptions.fusedActivationFunction == relu6:
+                q = graph.tensors[op.outputs[0]].quantization
+                q.scale = [float(q.scale[0]) * 2]
+                q.zeroPoint = [-60]
+    builder = flatbuffers.Builder(len(tflite) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def small_conv_model():
     """A little CONV_2D + FULLY_CONNECTED network, for the float32-I/O conversions."""
     seed_everything(6)

@@ -291,6 +291,43 @@ def test_int16_conv_weights_are_bit_exact_on_the_host_and_every_core(tflites, tm
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
+def test_depthwise_3x3_rows_of_every_width_are_bit_exact_on_the_host_m4_and_m33(tmp_path):
+    """edgec_depthwise3x3.c's assembly row loop on the emulated Cortex-M4 and M33 and its portable
+    loop on the host, against TFLite Micro: rows of 1 to 11 pixels (every remainder after the four-pixel
+    loop, the five-pixel block), 'same' and 'valid', saturating (rq_mode 2) and clamped (rq_mode 1)
+    requantization, all three rotations of the row slots (every layer has at least six rows)."""
+    from edgec.backends.c import ops
+    from edgec.device.firmware.build import build_firmware
+    from edgec.device.firmware.run import run_on_device
+
+    for width in (11, 10):
+        tflite = models.clamp_relu6_outputs(models.to_int8_tflite(models.depthwise_rows_model(width)))
+        model = parse(tflite)
+        layers = [op for op in model.operators if op.name == "DEPTHWISE_CONV_2D"]
+        rows = []  # (pixels per output row, requantization path)
+        for op in layers:
+            assert ops.int16_kernel(model, op, False, True), op.index
+            bounds = ops.act_bounds(None, op, model.tensors[op.outputs[0]])
+            rows.append((model.tensors[op.outputs[0]].shape[2], 1 if bounds == (-60, 68) else 2))
+        assert rows == ([(11, 2), (9, 2), (7, 1), (5, 1), (5, 2), (3, 1), (1, 1)] if width == 11 else
+                        [(10, 1), (8, 2), (6, 1), (4, 1), (2, 2)]), rows
+        out = tmp_path / str(width)
+        generate(tflite, out, flash_bytes=1 << 20, core="cortex-m4")
+        assert (out / "model.c").read_text().count("edgec_depthwise_s8_w16(") == len(layers)
+        x = _inputs(tflite, 16)
+        expected = tflm_outputs(tflite, x)
+        assert len({row.tobytes() for row in expected}) > 8  # the outputs vary with the input
+        np.testing.assert_array_equal(run_host(compile_host(out), x), expected, err_msg=f"host {width}")
+        for machine in ("qemu-mps2-an386", "qemu-mps2-an505"):  # Cortex-M4, and the M33's ARMv8-M
+            image = build_firmware(out, machine, flash_bytes=1 << 20, ram_bytes=1 << 20,
+                                   out=tmp_path / f"fw-{width}-{machine}")
+            runs = run_on_device(image, [s.tobytes() for s in x])
+            ours = np.stack([np.frombuffer(r.output, np.int8) for r in runs])
+            np.testing.assert_array_equal(ours, expected, err_msg=f"{machine} {width}")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)")
 def test_float_io_model_is_bit_exact_on_emulated_cortex_m4(float_tflites, tmp_path):
     tflite = float_tflites["conv"]
     info = generate(tflite, tmp_path)

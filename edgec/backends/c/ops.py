@@ -7,6 +7,8 @@ count. Parameters mirror what TFLite Micro's ``Prepare`` computes (see :mod:`.fi
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from edgec.core.errors import InputError
@@ -134,8 +136,10 @@ def _conv_like(e, op, depthwise: bool) -> int:
     doubled = ", doubled" if factor == 2 else ""
     if depthwise and wide:
         values = bias_values(e, op)
-        bias = "0" if values is None else e.array("int32_t", [int(v) * factor for v in values])
-        filt_c = e.const(op.inputs[1], pack=lambda w: pack_dw16(w, factor), tag=f"dw, int16{doubled}")
+        table = conv_rq_table(e, op, mode) or [0] * (3 * oc)
+        block = pack_dw3x3(np.asarray(filt.data), np.zeros(oc, np.int64) if values is None else values,
+                           table, factor)
+        filt_c, bias = e.array("int32_t", block), None
     elif depthwise:
         bias, filt_c = bias_array(e, op), e.const(op.inputs[1])
     else:
@@ -152,12 +156,15 @@ def _conv_like(e, op, depthwise: bool) -> int:
     base = e.plan.scratch(op.index).offset if patches or in_place else 0
     scratch = f"({e.prefix}_arena + {base})" if patches else "0"
     ring = f"({e.prefix}_arena + {base + patches})" if in_place else "0"
+    if depthwise and wide:
+        e.call(f"edgec_depthwise_s8_w16(&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {m}, {s}, "
+               f"{e.ptr(op.outputs[0])}, {scratch}, {ring});")
+        return n * oh * ow * oc * fh * fw
     head = f"&{params}, {e.ptr(op.inputs[0])}, {filt_c}, {bias}, {m}, {s}"
     if wide:
         table = conv_rq_table(e, op, mode) if mode else None
         rq = e.array("int32_t", table) if table is not None else "0"
-        kernel = "edgec_depthwise_s8_w16" if depthwise else "edgec_conv_s8_w16"
-        e.call(f"{kernel}({head}, {rq}, {e.ptr(op.outputs[0])}, {scratch}, {ring});")
+        e.call(f"edgec_conv_s8_w16({head}, {rq}, {e.ptr(op.outputs[0])}, {scratch}, {ring});")
     elif depthwise:
         e.call(f"edgec_depthwise_s8({head}, {e.ptr(op.outputs[0])}, {ring});")
     else:
@@ -180,32 +187,50 @@ def conv16_fits(fh: int, fw: int, ic: int, ow: int, in_place: bool) -> bool:
             and not (in_place and ow == 1))
 
 
-def dw16_fits(op, filt, ic: int, oc: int) -> bool:
+def dw3x3_fits(model, op) -> bool:
     """Whether a DEPTHWISE_CONV_2D takes the int16-weight 3x3 kernel (edgec_depthwise_s8_w16): 3x3,
-    stride and dilation 1, depth multiplier 1, channels a multiple of 4."""
+    stride and dilation 1, depth multiplier 1, channels a multiple of 4, and a requantization the
+    DSP shortcut takes with constants from a table (rq_mode 1 or 2, :func:`conv_rq_table`)."""
+    inp, filt, out = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
     o = op.options
-    return (tuple(filt.shape[1:3]) == (3, 3) and ic == oc and ic % 4 == 0
+    ic, oc = inp.shape[3], out.shape[3]  # a depthwise filter's last axis is the output channels
+    if not (tuple(filt.shape[1:3]) == (3, 3) and ic == oc and ic % 4 == 0 and filt.data is not None
             and (int(o.strideH), int(o.strideW)) == (1, 1)
-            and (int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)) == (1, 1))
+            and (int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)) == (1, 1)):
+        return False
+    view = SimpleNamespace(model=model)
+    mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), oc)
+    lo, hi = act_bounds(view, op, out)
+    rows = np.asarray(filt.data).reshape(-1, oc).T
+    mode = requant_mode(bias_values(view, op), rows, -zp(inp), shifts, lo, hi)
+    return mode != 0 and conv_rq_table(view, op, mode) is not None
 
 
-def dw16_scratch_bytes(model, op) -> int:
-    """Scratch of edgec_depthwise_s8_w16's DSP kernel: four expanded rows (three input rows and a
-    zero row) of in_c int16 per padded column, and one output row of raw int32 sums."""
-    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
-    _, _, iw, ic = inp.shape
-    pw = _padding(iw, 3, 1, 1, out.shape[2])
-    return 4 * (iw + 2 * pw) * ic * 2 + 4 * out.shape[2] * 4
+def dw3x3_pairs(out_w: int) -> int:
+    """Pairs of padded columns per expanded row of edgec_depthwise_s8_w16's DSP kernel: the
+    out_w + 2 columns a 3x3 window sweeps, rounded up to pairs."""
+    return (out_w + 3) // 2
 
 
-def pack_dw16(w: np.ndarray, factor: int = 1) -> np.ndarray:
-    """DEPTHWISE_CONV_2D 3x3 weights [1, 3, 3, C] (C a multiple of 4) widened to int16 in the order
-    edgec_depthwise_s8_w16 reads them: per group of four channels, per tap (row-major), the pairs
-    {c0, c2} and {c1, c3} (the SMLAxy operands of the input word SXTAB16 makes); times ``factor``
-    (2: doubled, for the requantization's 2 * acc)."""
-    w = np.asarray(w).reshape(9, -1).astype(np.int16) * np.int16(factor)
-    groups = w.shape[1] // 4
-    return w.reshape(9, groups, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2).reshape(-1)
+def dw3x3_scratch_bytes(model, op) -> int:
+    """Scratch of edgec_depthwise_s8_w16's DSP kernel: three input rows expanded to int16 pairs of
+    padded columns (:func:`dw3x3_pairs`), in_c of them per pair."""
+    return 3 * dw3x3_pairs(model.tensors[op.outputs[0]].shape[2]) * model.tensors[op.inputs[0]].shape[3] * 4
+
+
+def pack_dw3x3(w: np.ndarray, bias, table, factor: int = 1) -> np.ndarray:
+    """DEPTHWISE_CONV_2D 3x3 weights [1, 3, 3, C] as edgec_depthwise_s8_w16 reads them: per output
+    channel 10 int32 words, for filter rows 0..2 the tap pairs {w0, w1} and {w1, w2} as int16 halves
+    (low half first), then the bias and the channel's requantization constants m, k, r from
+    :func:`conv_rq_table` (``table``, 3 per channel); weights and bias times ``factor`` (2: doubled,
+    for the requantization's 2 * acc)."""
+    w = np.asarray(w, np.int64).reshape(3, 3, -1) * factor
+    halves = np.stack([w[:, 0], w[:, 1], w[:, 1], w[:, 2]], axis=1) & 0xFFFF  # [row, 4, C]
+    words = (halves[:, 0::2] | (halves[:, 1::2] << 16)).transpose(2, 0, 1).reshape(-1, 6)  # [C, 6]
+    words = np.where(words >= 1 << 31, words - (1 << 32), words)
+    bias = np.asarray(bias, np.int64).reshape(-1, 1) * factor
+    consts = np.asarray(table, np.int64).reshape(-1, 3)
+    return np.concatenate([words, bias, consts], axis=1).reshape(-1)
 
 
 def _geometry(model, op):
@@ -239,7 +264,7 @@ def _ring_bytes(model, op) -> int:
 def int16_kernel(model, op, in_place: bool, wide: bool) -> bool:
     """Whether a convolution runs an int16-weight kernel (edgec_conv_s8_w16, edgec_depthwise_s8_w16):
     the model's conv weights may be widened (``wide``, :func:`codegen.wide_conv_fits`) and the layer
-    fits the kernel (:func:`conv16_fits`, :func:`dw16_fits`). The memory plan and the emitter both
+    fits the kernel (:func:`conv16_fits`, :func:`dw3x3_fits`). The memory plan and the emitter both
     ask here, so the scratch they agree on is the one the kernel gets."""
     if not wide or op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or is_int4(model, op):
         return False
@@ -247,7 +272,7 @@ def int16_kernel(model, op, in_place: bool, wide: bool) -> bool:
     _, fh, fw, _ = filt.shape
     ic = inp.shape[3]  # a depthwise filter's last axis is the output channels
     if op.name == "DEPTHWISE_CONV_2D":
-        return dw16_fits(op, filt, ic, out.shape[3])
+        return dw3x3_fits(model, op)
     return conv16_fits(fh, fw, ic, out.shape[2], in_place)
 
 
@@ -257,7 +282,7 @@ def _patch_bytes(model, op, in_place: bool, wide: bool) -> int:
     expanded rows of the int16 depthwise kernel; ``wide`` as :func:`int16_kernel` decided."""
     _, fh, fw, ic = model.tensors[op.inputs[1]].shape
     if op.name == "DEPTHWISE_CONV_2D":
-        return dw16_scratch_bytes(model, op) if wide else 0
+        return dw3x3_scratch_bytes(model, op) if wide else 0
     if (fh, fw) == (1, 1):
         return 0
     return (1 if wide else 2) * window_bytes(fh * fw * ic)

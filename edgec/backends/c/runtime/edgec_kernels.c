@@ -216,31 +216,35 @@ void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8
       if (oy >= 0) ring_commit(p, ring, out, oy);
 }
 
-/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, depth multiplier 1, channels % 4 == 0, over int16
- * weights (ops.pack_dw16; doubled with the bias for rq_mode 1 and 2): a row at a time through the
- * DSP kernel (edgec_dw16_row), or where the build has none through this loop, which skips the
- * padded taps as the reference does. `rq` as for edgec_conv_s8_w16; `scratch`: the DSP kernel's
- * expanded rows (ops.dw16_scratch_bytes); `ring` as for edgec_depthwise_s8. */
-void edgec_depthwise_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16_t *filt,
-                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                            const int32_t *rq, int8_t *out, int8_t *scratch, int8_t *ring) {
+/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, depth multiplier 1, channels % 4 == 0, over the
+ * generator's per-channel blocks of int16 weight pairs, bias and requantization constants
+ * (ops.pack_dw3x3; weights and bias doubled for rq_mode 1 and 2): a row at a time through the DSP
+ * kernel (edgec_dw3x3_row, edgec_depthwise3x3.c), or where the build has none through this loop,
+ * which skips the padded taps as the reference does. `scratch`: the DSP kernel's expanded rows
+ * (ops.dw3x3_scratch_bytes); `ring` as for edgec_depthwise_s8. */
+void edgec_depthwise_s8_w16(const edgec_conv_params *p, const int8_t *in, const int32_t *blk,
+                            const int32_t *mult, const int32_t *shift, int8_t *out, int8_t *scratch,
+                            int8_t *ring) {
   const int32_t image = p->in_h * p->in_w * p->in_c;
   int32_t b, oy, ox, c, ky, kx;
   for (b = 0; b < p->batches; ++b)
     for (oy = 0; oy < p->out_h; ++oy) {
       int8_t *o = ring ? ring_row(p, ring, oy) : out + (b * p->out_h + oy) * p->out_w * p->out_c;
-      if (!edgec_dw16_row(p, in + b * image, filt, bias, mult, shift, rq, oy, o, scratch)) {
+      if (!edgec_dw3x3_row(p, in + b * image, blk, oy, o, scratch)) {
         for (ox = 0; ox < p->out_w; ++ox)
           for (c = 0; c < p->out_c; ++c) {
-            int32_t acc = bias ? bias[c] : 0;
+            const int32_t *w = blk + 10 * c;
+            int32_t acc = w[6];
             for (ky = 0; ky < 3; ++ky) {
               const int32_t iy = oy - p->pad_h + ky;
               if (iy < 0 || iy >= p->in_h) continue;
               for (kx = 0; kx < 3; ++kx) {
                 const int32_t ix = ox - p->pad_w + kx;
+                /* tap 0: WA's low half, tap 1: WA's high half, tap 2: WB's high half */
+                const uint32_t word = (uint32_t)w[2 * ky + (kx == 2)];
+                const int32_t tap = (int16_t)(kx == 0 ? word & 0xFFFFu : word >> 16);
                 if (ix < 0 || ix >= p->in_w) continue;
-                acc += ((int32_t)in[b * image + (iy * p->in_w + ix) * p->in_c + c] + p->in_offset) *
-                       filt[(c >> 2) * 36 + (ky * 3 + kx) * 4 + (c & 1) * 2 + ((c >> 1) & 1)];
+                acc += ((int32_t)in[b * image + (iy * p->in_w + ix) * p->in_c + c] + p->in_offset) * tap;
               }
             }
             if (p->rq_mode) acc >>= 1;  /* weights and bias doubled (exact: the sum is even) */

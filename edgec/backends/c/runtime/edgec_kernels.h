@@ -82,16 +82,16 @@ void edgec_dw_row(const edgec_conv_params *p, const int8_t *x, const int8_t *w, 
 void edgec_depthwise_s8(const edgec_conv_params *p, const int8_t *in, const int8_t *filt,
                         const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out,
                         int8_t *ring);
-/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, multiplier 1, channels % 4 == 0, over int16 weights
- * (ops.pack_dw16; doubled with the bias for rq_mode 1 and 2); `rq` as for edgec_conv_s8_w16. */
-void edgec_depthwise_s8_w16(const edgec_conv_params *p, const int8_t *in, const int16_t *filt,
-                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                            const int32_t *rq, int8_t *out, int8_t *scratch, int8_t *ring);
+/* DEPTHWISE_CONV_2D 3x3, stride 1, dilation 1, multiplier 1, channels % 4 == 0, over per-channel
+ * blocks of int16 weight pairs, bias and requantization constants (ops.pack_dw3x3; doubled for
+ * rq_mode 1 and 2). */
+void edgec_depthwise_s8_w16(const edgec_conv_params *p, const int8_t *in, const int32_t *blk,
+                            const int32_t *mult, const int32_t *shift, int8_t *out, int8_t *scratch,
+                            int8_t *ring);
 /* Output row oy of edgec_depthwise_s8_w16 into out (one image; rows in order from 0, `scratch` as
- * ops.dw16_scratch_bytes): 1 when done, 0 when this build has no DSP kernel for it. */
-int edgec_dw16_row(const edgec_conv_params *p, const int8_t *in, const int16_t *filt, const int32_t *bias,
-                   const int32_t *mult, const int32_t *shift, const int32_t *rq, int32_t oy, int8_t *out,
-                   int8_t *scratch);
+ * ops.dw3x3_scratch_bytes): 1 when done, 0 when this build has no DSP kernel for it. */
+int edgec_dw3x3_row(const edgec_conv_params *p, const int8_t *in, const int32_t *blk, int32_t oy,
+                    int8_t *out, int8_t *scratch);
 void edgec_fc_s8(const edgec_fc_params *p, const int8_t *in, const int8_t *filt,
                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 /* FULLY_CONNECTED over weights widened to int16 by the generator (ops.pack_fc_weights16). */
