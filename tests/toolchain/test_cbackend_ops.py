@@ -318,7 +318,8 @@ def test_depthwise_3x3_rows_of_every_width_are_bit_exact_on_the_host_m4_and_m33(
         expected = tflm_outputs(tflite, x)
         assert len({row.tobytes() for row in expected}) > 8  # the outputs vary with the input
         np.testing.assert_array_equal(run_host(compile_host(out), x), expected, err_msg=f"host {width}")
-        for machine in ("qemu-mps2-an386", "qemu-mps2-an505"):  # Cortex-M4, and the M33's ARMv8-M
+        # Cortex-M4; the M33 (ARMv8-M, the same assembly) on the model with the five-pixel block
+        for machine in ("qemu-mps2-an386", "qemu-mps2-an505") if width == 11 else ("qemu-mps2-an386",):
             image = build_firmware(out, machine, flash_bytes=1 << 20, ram_bytes=1 << 20,
                                    out=tmp_path / f"fw-{width}-{machine}")
             runs = run_on_device(image, [s.tobytes() for s in x])
