@@ -159,7 +159,8 @@ def depthwise_rows_model(width: int):
 
 
 def clamp_relu6_outputs(tflite: bytes) -> bytes:
-    """The model with every RELU6 depthwise layer's output scale doubled and its zero point at -60:
+    """The model with every RELU6 conv / depthwise / fully-connected output's scale doubled and its
+    zero point at -60:
     the converter's RELU6 outputs span all of int8 (the kernels then only saturate); where they
     spanned [0, 6] they now clamp to [-60, 68], the requantization path with an activation clamp
     (rq_mode 1)."""
@@ -171,7 +172,8 @@ def clamp_relu6_outputs(tflite: bytes) -> bytes:
     relu6 = schema().ActivationFunctionType.RELU6
     for graph in model.subgraphs:
         for op in graph.operators:
-            if op_name(model, op.opcodeIndex) == "DEPTHWISE_CONV_2D" and op.builtinOptions.fusedActivationFunction == relu6:
+            if (op_name(model, op.opcodeIndex) in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+                    and op.builtinOptions.fusedActivationFunction == relu6):
                 q = graph.tensors[op.outputs[0]].quantization
                 q.scale = [float(q.scale[0]) * 2]
                 q.zeroPoint = [-60]

@@ -270,14 +270,21 @@ def test_int16_conv_weights_are_bit_exact_on_the_host_and_every_core(tflites, tm
     """The four-pixel DSP kernel (the M4's; the M7 and M33 build the same C) and its portable loop
     (host gcc for every test model; the M55, whose MVE build takes it, too), the emulated cores on
     the odd shapes of cbackend_support.odd_conv_model (which also has clamped and saturating
-    depthwise layers); MLPerf's models run on the M4 in test_cli_chips and the bench."""
+    convolution and depthwise layers); MLPerf's models run on the M4 in test_cli_chips and the
+    bench."""
     from edgec.device.firmware.build import build_firmware
     from edgec.device.firmware.run import run_on_device
 
-    cases = {**tflites, "odd": models.to_int8_tflite(models.odd_conv_model())}
+    # the odd model with its RELU6 outputs rewritten to clamp (rq_mode 1, see clamp_relu6_outputs):
+    # both requantization paths of the convolution and depthwise kernels
+    cases = {**tflites, "odd": models.clamp_relu6_outputs(models.to_int8_tflite(models.odd_conv_model()))}
     for name, tflite in cases.items():
         info = generate(tflite, tmp_path / name, flash_bytes=1 << 20, core="cortex-m4")
         assert "conv" in info["int16_weights"], name
+        if name == "odd":  # two layers clamp to [-60, 127] (rq_mode 1), the others saturate (2)
+            modes = re.findall(r"edgec_conv_params \w+ = \{[^}]*, (-?\d+), (-?\d+), ([012])\};",
+                               (tmp_path / name / "model.c").read_text())
+            assert sorted(modes) == [("-128", "127", "2")] * 6 + [("-60", "127", "1")] * 2, modes
         x = _inputs(tflite, 24)
         expected = tflm_outputs(tflite, x)
         np.testing.assert_array_equal(run_host(compile_host(tmp_path / name), x), expected, err_msg=name)
