@@ -146,7 +146,7 @@ def depthwise_rows_model(width: int):
     block), 'same' and 'valid' padding, linear and RELU6 layers."""
     seed_everything(11 + width)
     L = keras().layers
-    # with clamp_relu6_outputs RELU6 takes the clamped path: every row width on both paths
+    # with clamp_relu_outputs RELU6 takes the clamped path: every row width on both paths
     layers = ([("same", None), ("valid", None), ("valid", "relu6"), ("valid", "relu6"), ("same", None),
                ("valid", "relu6"), ("valid", "relu6")] if width == 11 else
               [("same", "relu6"), ("valid", None), ("valid", "relu6"), ("valid", "relu6"), ("valid", None)])
@@ -158,22 +158,21 @@ def depthwise_rows_model(width: int):
     return keras().Model(inp, L.Dense(3)(x))
 
 
-def clamp_relu6_outputs(tflite: bytes) -> bytes:
-    """The model with every RELU6 conv / depthwise / fully-connected output's scale doubled and its
-    zero point at -60:
-    the converter's RELU6 outputs span all of int8 (the kernels then only saturate); where they
-    spanned [0, 6] they now clamp to [-60, 68], the requantization path with an activation clamp
-    (rq_mode 1)."""
+def clamp_relu_outputs(tflite: bytes) -> bytes:
+    """The model with every RELU / RELU6 conv, depthwise or fully-connected output's scale doubled
+    and its zero point at -60: the converter puts such outputs' zero point at -128 (the kernels
+    then only saturate); these clamp at -60 (and at 68 where a RELU6 range spanned [0, 6]), the
+    requantization path with an activation clamp (rq_mode 1)."""
     import flatbuffers
 
     from edgec.core.tflite_model import op_name, schema
 
     model = schema().ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    relu6 = schema().ActivationFunctionType.RELU6
+    relu = (schema().ActivationFunctionType.RELU, schema().ActivationFunctionType.RELU6)
     for graph in model.subgraphs:
         for op in graph.operators:
             if (op_name(model, op.opcodeIndex) in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-                    and op.builtinOptions.fusedActivationFunction == relu6):
+                    and op.builtinOptions.fusedActivationFunction in relu):
                 q = graph.tensors[op.outputs[0]].quantization
                 q.scale = [float(q.scale[0]) * 2]
                 q.zeroPoint = [-60]

@@ -225,13 +225,17 @@ def test_fully_connected_weights_widen_to_int16_only_with_flash_to_spare(tflites
     from edgec.device.firmware.build import build_firmware
     from edgec.device.firmware.run import run_on_device
 
-    tflite = tflites["conv"]  # FULLY_CONNECTED 54 -> 67 -> 16 -> 5: row and input remainders
+    # FULLY_CONNECTED 54 -> 67 -> 16 -> 5: row and input remainders; the RELU outputs rewritten to
+    # clamp at -60 (clamp_relu_outputs): the clamped requantization path of the FC kernels too
+    tflite = models.clamp_relu_outputs(tflites["conv"])
     weights = generate(tflite, tmp_path / "int8")["weight_bytes"]
     assert "edgec_fc_s8_w16" not in (tmp_path / "int8" / "model.c").read_text()
     generate(tflite, tmp_path / "small", flash_bytes=weights)  # no room for twice the FC weights
     assert "edgec_fc_s8_w16" not in (tmp_path / "small" / "model.c").read_text()
     wide = generate(tflite, tmp_path / "wide", flash_bytes=1 << 20)
-    assert "edgec_fc_s8_w16" in (tmp_path / "wide" / "model.c").read_text()
+    source = (tmp_path / "wide" / "model.c").read_text()
+    assert "edgec_fc_s8_w16" in source
+    assert len(re.findall(r"edgec_fc_params \w+ = \{[^}]*, -60, 127, 1\};", source)) == 2  # the RELU layers
     assert wide["weight_bytes"] > weights
     x = _inputs(tflite, 40)
     expected = tflm_outputs(tflite, x)
@@ -275,16 +279,16 @@ def test_int16_conv_weights_are_bit_exact_on_the_host_and_every_core(tflites, tm
     from edgec.device.firmware.build import build_firmware
     from edgec.device.firmware.run import run_on_device
 
-    # the odd model with its RELU6 outputs rewritten to clamp (rq_mode 1, see clamp_relu6_outputs):
+    # the odd model with its RELU/RELU6 outputs rewritten to clamp (rq_mode 1, clamp_relu_outputs):
     # both requantization paths of the convolution and depthwise kernels
-    cases = {**tflites, "odd": models.clamp_relu6_outputs(models.to_int8_tflite(models.odd_conv_model()))}
+    cases = {**tflites, "odd": models.clamp_relu_outputs(models.to_int8_tflite(models.odd_conv_model()))}
     for name, tflite in cases.items():
         info = generate(tflite, tmp_path / name, flash_bytes=1 << 20, core="cortex-m4")
         assert "conv" in info["int16_weights"], name
-        if name == "odd":  # two layers clamp to [-60, 127] (rq_mode 1), the others saturate (2)
+        if name == "odd":  # three layers clamp to [-60, 127] (rq_mode 1), the others saturate (2)
             modes = re.findall(r"edgec_conv_params \w+ = \{[^}]*, (-?\d+), (-?\d+), ([012])\};",
                                (tmp_path / name / "model.c").read_text())
-            assert sorted(modes) == [("-128", "127", "2")] * 6 + [("-60", "127", "1")] * 2, modes
+            assert sorted(modes) == [("-128", "127", "2")] * 5 + [("-60", "127", "1")] * 3, modes
         x = _inputs(tflite, 24)
         expected = tflm_outputs(tflite, x)
         np.testing.assert_array_equal(run_host(compile_host(tmp_path / name), x), expected, err_msg=name)
@@ -308,7 +312,7 @@ def test_depthwise_3x3_rows_of_every_width_are_bit_exact_on_the_host_m4_and_m33(
     from edgec.device.firmware.run import run_on_device
 
     for width in (11, 10):
-        tflite = models.clamp_relu6_outputs(models.to_int8_tflite(models.depthwise_rows_model(width)))
+        tflite = models.clamp_relu_outputs(models.to_int8_tflite(models.depthwise_rows_model(width)))
         model = parse(tflite)
         layers = [op for op in model.operators if op.name == "DEPTHWISE_CONV_2D"]
         rows = []  # (pixels per output row, requantization path)
