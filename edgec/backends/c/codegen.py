@@ -53,7 +53,8 @@ class Emitter:
     def __init__(self, model, plan, prefix: str, *, wide_fc: bool = False, wide_conv: bool = False):
         self.model, self.plan, self.prefix = model, plan, prefix
         self.wide_fc = wide_fc  # FULLY_CONNECTED weights as int16 (ops.pack_fc_weights16)
-        self.wide_conv = wide_conv  # CONV_2D weights as int16 (ops.pack_conv_pairs16)
+        # CONV_2D and 3x3 DEPTHWISE_CONV_2D weights as int16 (ops.pack_conv_pairs16, ops.pack_dw3x3)
+        self.wide_conv = wide_conv
         self.decls: list[str] = []
         self.body: list[str] = []
         self.weight_bytes = 0
@@ -239,11 +240,12 @@ def wide_conv_fits(model, flash_bytes: int | None, core: str | None) -> bool:
     weights; ops.pack_dw3x3: tap pairs for SMLAD, 40 bytes a 3x3 channel instead of 9 and its bias):
     for a DSP core of :data:`WIDE_CONV_CORES` with a known flash budget, when all the model's
     constants, the convolution and fully-connected weights counted twice and the depthwise ones
-    five times, take at most 3/4 of it."""
+    the 3x3 kernel takes (:func:`ops.dw3x3_fits`) five times, take at most 3/4 of it."""
     if flash_bytes is None or core not in WIDE_CONV_CORES:
         return False
     conv, fc = _weight_bytes(model, "CONV_2D"), _weight_bytes(model, "FULLY_CONNECTED")
-    dw = _weight_bytes(model, "DEPTHWISE_CONV_2D")
+    dw = sum(np.asarray(model.tensors[op.inputs[1]].data).nbytes for op in model.operators
+             if op.name == "DEPTHWISE_CONV_2D" and not ops.is_int4(model, op) and ops.dw3x3_fits(model, op))
     return conv + dw > 0 and 4 * (_consts_bytes(model) + conv + fc + 4 * dw) <= 3 * flash_bytes
 
 

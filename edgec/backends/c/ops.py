@@ -136,7 +136,9 @@ def _conv_like(e, op, depthwise: bool) -> int:
     doubled = ", doubled" if factor == 2 else ""
     if depthwise and wide:
         values = bias_values(e, op)
-        table = conv_rq_table(e, op, mode) or [0] * (3 * oc)
+        table = conv_rq_table(e, op, mode)
+        if table is None:  # dw3x3_fits chose the kernel only where the table exists
+            raise RuntimeError(f"DEPTHWISE_CONV_2D (op #{op.index}): int16 kernel without its requantization table")
         block = pack_dw3x3(np.asarray(filt.data), np.zeros(oc, np.int64) if values is None else values,
                            table, factor)
         filt_c, bias = e.array("int32_t", block), None

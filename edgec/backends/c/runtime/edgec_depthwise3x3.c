@@ -45,7 +45,8 @@ typedef struct {
 } dw3x3_args;
 
 /* Register use: r0 x, r1 out, r2 block, r3 out_c, r4-r7 the four sums (r12 a fifth in mode 2),
- * r8 r9 pixel words, r10 a weight word, r11 quads left, r12 lr the bounds (mode 1). */
+ * r8 r9 pixel words, r10 a weight word (while requantizing r8 m, r9 k then a store address, r10
+ * the shift), r11 quads left, r12 lr the bounds (mode 1). */
 __asm__(
     ".syntax unified\n"
     ".thumb\n"
@@ -375,7 +376,7 @@ static void dw3x3_expand(const edgec_conv_params *p, const int8_t *in, int32_t i
   for (j = 0; j < np; ++j) {
     const int32_t ia = 2 * j - p->pad_w, ib = ia + 1;
     const int va = ia >= 0 && ia < in_w, vb = ib >= 0 && ib < in_w;
-    const int8_t *pa = row + ia * in_c, *pb = row + ib * in_c;
+    const int8_t *pa = va ? row + ia * in_c : row, *pb = vb ? row + ib * in_c : row;
     int32_t *d = x + 4 * ((iy + 3) % 3) + 12 * j;
     if (!va && !vb) continue;
     if (outside) {
