@@ -112,6 +112,19 @@ def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int,
     sh, sw = int(o.strideH), int(o.strideW)
     dh, dw = int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)
     ph, pw = _padding(ih, fh, sh, dh, oh), _padding(iw, fw, sw, dw, ow)
+    mults, shifts, lo, hi, mode = conv_requant(e, op, filt, depthwise)
+    params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
+                                            oc // ic, -zp(inp), zp(out), lo, hi, mode])
+    return (params, e.array("int32_t", mults), e.array("int32_t", shifts), (n, ih, iw, ic, oh, ow, oc, fh, fw),
+            mode)
+
+
+def conv_requant(e, op, filt, depthwise: bool) -> tuple[list[int], list[int], int, int, int]:
+    """A CONV_2D / DEPTHWISE_CONV_2D's per-channel multipliers and shifts, its activation bounds and
+    its requantization path (rq_mode, :func:`fixedpoint.requant_mode`; 0 without constant weights).
+    The emitter (:func:`conv_params`) and the kernel choice (:func:`dw3x3_fits`) both ask here."""
+    inp, out = e.model.tensors[op.inputs[0]], e.model.tensors[op.outputs[0]]
+    oc = out.shape[3]
     mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), oc)
     lo, hi = act_bounds(e, op, out)
     mode = 0
@@ -119,10 +132,7 @@ def conv_params(e, op, filt, depthwise: bool) -> tuple[str, str, str, tuple[int,
         w = np.asarray(filt.data)
         rows = w.reshape(-1, oc).T if depthwise else w.reshape(oc, -1)
         mode = requant_mode(bias_values(e, op), rows, -zp(inp), shifts, lo, hi)
-    params = e.struct("edgec_conv_params", [n, ih, iw, ic, oh, ow, oc, fh, fw, sh, sw, dh, dw, ph, pw,
-                                            oc // ic, -zp(inp), zp(out), lo, hi, mode])
-    return (params, e.array("int32_t", mults), e.array("int32_t", shifts), (n, ih, iw, ic, oh, ow, oc, fh, fw),
-            mode)
+    return mults, shifts, lo, hi, mode
 
 
 def _conv_like(e, op, depthwise: bool) -> int:
@@ -200,11 +210,8 @@ def dw3x3_fits(model, op) -> bool:
             and (int(o.strideH), int(o.strideW)) == (1, 1)
             and (int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)) == (1, 1)):
         return False
-    view = SimpleNamespace(model=model)
-    mults, shifts = conv_multipliers(scale(inp), filt.scales, scale(out), oc)
-    lo, hi = act_bounds(view, op, out)
-    rows = np.asarray(filt.data).reshape(-1, oc).T
-    mode = requant_mode(bias_values(view, op), rows, -zp(inp), shifts, lo, hi)
+    view = SimpleNamespace(model=model)  # what conv_requant and conv_rq_table read of an emitter
+    mode = conv_requant(view, op, filt, depthwise=True)[4]
     return mode != 0 and conv_rq_table(view, op, mode) is not None
 
 
